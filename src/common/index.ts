@@ -1,0 +1,7 @@
+export { LashupError, InvalidArgumentError, isLashupError, describeValue } from './errors.js';
+export type { ErrorDetails } from './errors.js';
+export { RealClock } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
+export { SeededRng, randomlySeededRng, hashString32 } from './rng.js';
+export { copyBytes } from './bytes.js';
+export type { Rng } from './rng.js';

@@ -1,0 +1,2 @@
+export { createLogger, componentLogger, silentLogger, LOG_LEVELS } from './logger.js';
+export type { Logger, LoggerOptions } from './logger.js';
