@@ -1,0 +1,30 @@
+import { LashupError, type ErrorDetails } from '../common/index.js';
+
+/**
+ * Transport failure codes. Shared by every transport (in-memory, UDP, libp2p) so protocol code
+ * handles one vocabulary.
+ */
+export const TransportErrorCode = {
+  /** The peer is reachable but nobody accepts this protocol (or the peer process is down). */
+  ConnectionRefused: 'LASHUP_ERR_NET_CONNECTION_REFUSED',
+  /** No answer within the allowed time (partition, overload, or a pre-shared key mismatch on libp2p). */
+  Timeout: 'LASHUP_ERR_NET_TIMEOUT',
+  /** An established stream broke (peer crashed, partition, reset). */
+  ConnectionReset: 'LASHUP_ERR_NET_CONNECTION_RESET',
+  /** The address is not known to the transport. */
+  UnknownAddress: 'LASHUP_ERR_NET_UNKNOWN_ADDRESS',
+  /** A packet exceeds the transport's maximum packet size. */
+  PacketTooLarge: 'LASHUP_ERR_NET_PACKET_TOO_LARGE',
+  /** The transport or stream was closed locally. */
+  Closed: 'LASHUP_ERR_NET_CLOSED',
+} as const;
+
+export type TransportErrorCode = (typeof TransportErrorCode)[keyof typeof TransportErrorCode];
+
+export class TransportError extends LashupError {
+  declare readonly code: TransportErrorCode;
+
+  constructor(code: TransportErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(code, message, details, options);
+  }
+}
