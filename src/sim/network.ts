@@ -430,8 +430,7 @@ export class SimHost {
     counters.bytesReceived += data.byteLength;
     const scheduler = this.scheduler;
     const trace = scheduler.trace;
-    trace.mixInt(from.id);
-    trace.mixInt(this.id);
+    trace.mixInt(from.id * 65536 + this.id);
     trace.mixBytes(data, 8);
     handler(from.address, data, scheduler.nowMs());
   }

@@ -33,11 +33,19 @@ export class TraceHasher {
     for (let i = 0; i < text.length; i++) this.mixWord(text.charCodeAt(i));
   }
 
-  /** Mixes the length and up to `maxBytes` leading bytes of `data`. */
+  /** Mixes the length and up to `maxBytes` leading bytes of `data`, four bytes per word. */
   mixBytes(data: Uint8Array, maxBytes = 32): void {
     this.mixWord(data.byteLength);
     const n = Math.min(maxBytes, data.byteLength);
-    for (let i = 0; i < n; i++) this.mixWord(data[i] as number);
+    let word = 0;
+    for (let i = 0; i < n; i++) {
+      word = (word << 8) | (data[i] as number);
+      if ((i & 3) === 3) {
+        this.mixWord(word);
+        word = 0;
+      }
+    }
+    if ((n & 3) !== 0) this.mixWord(word);
   }
 
   /** 16 hex digits. */
