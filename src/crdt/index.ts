@@ -1,0 +1,14 @@
+export { CrdtError, CrdtErrorCode } from './errors.js';
+export { CausalContext, compareDots, checkActor, MAX_ACTOR_LENGTH } from './context.js';
+export type { Dot } from './context.js';
+export { toPlain, plainEquals, comparePlain, plainToJson, MAX_VALUE_DEPTH } from './plain.js';
+export type { PlainValue, PlainObject } from './plain.js';
+export { compareMarkers } from './registers.js';
+export type { LwwMarker } from './registers.js';
+export { KINDS, KIND_TAGS } from './store.js';
+export type { Kind } from './store.js';
+export { INDEX_MIN_ENTRIES } from './map-store.js';
+export { CausalCrdt, EWFlag, DWFlag, LWWRegister, MVRegister, AWSet, ORMap, MapMutator, join } from './types.js';
+export type { JoinResult } from './types.js';
+export { encodeCrdt, decodeCrdt, CRDT_FORMAT_VERSION, DEFAULT_DECODE_LIMITS } from './codec.js';
+export type { DecodeLimits } from './codec.js';
