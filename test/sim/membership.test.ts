@@ -1,0 +1,293 @@
+/**
+ * SWIM + Lifeguard on the simulated network, deterministic by seed: joins, failure detection,
+ * refutation, leave, partitions and healing, metadata, loss, conflicts, restarts, reaping.
+ */
+import t from 'tap';
+import {
+  SwimCluster,
+  encodeMeta,
+  decodeMeta,
+  membershipConfig,
+  type MembershipConfig,
+  type MembershipEvent,
+} from '../../src/membership/index.js';
+import { createSimTransports } from '../../src/net/index.js';
+
+interface Logged {
+  node: string;
+  type: string;
+  member: string;
+  at: number;
+}
+
+function cluster(seed: number, count: number, options: { config?: MembershipConfig; loss?: number; meta?: (i: number) => Uint8Array } = {}) {
+  const c = new SwimCluster({
+    seed,
+    config: options.config ?? membershipConfig('lan'),
+    link: { latency: { kind: 'uniform', minMs: 0.2, maxMs: 2 }, lossProbability: options.loss ?? 0 },
+  });
+  const log: Logged[] = [];
+  c.onEvent((node, event: MembershipEvent, at) => {
+    if ('member' in event) log.push({ node, type: event.type, member: event.member.name, at });
+    else log.push({ node, type: event.type, member: event.name, at });
+  });
+  for (let i = 0; i < count; i++) {
+    const meta = options.meta?.(i);
+    c.addNode(`n${i}`, { ...(i === 0 ? {} : { seeds: ['n0'] }), ...(meta === undefined ? {} : { meta }) });
+  }
+  return { c, log };
+}
+
+function everyoneSees(c: SwimCluster, member: string, state: string, observers = c.names().filter((n) => n !== member)): boolean {
+  return observers.every((o) => c.view(o, member) === state);
+}
+
+t.test('three nodes: join, see each other alive with metadata, one join event per pair', async (t) => {
+  const meta = (i: number): Uint8Array => encodeMeta({ role: i === 0 ? 'master' : 'agent', underlayIp: `192.0.2.${i + 1}`, version: '0.1.0' });
+  const { c, log } = cluster(1, 3, { meta });
+  c.runFor(3000);
+  t.ok(c.converged(), 'everyone alive everywhere');
+  for (const a of c.names()) {
+    for (const b of c.names()) {
+      if (a === b) continue;
+      const info = c.node(a).member(b);
+      t.equal(info?.state, 'alive');
+      t.equal(decodeMeta(info?.meta as Uint8Array).underlayIp, `192.0.2.${Number(b.slice(1)) + 1}`, `${a} knows ${b}'s underlay IP`);
+      t.equal(log.filter((e) => e.node === a && e.member === b && e.type === 'join').length, 1, `${a} saw ${b} join once`);
+    }
+  }
+  t.equal(log.filter((e) => e.type !== 'join').length, 0, 'nothing but joins');
+  t.ok(c.node('n1').isJoined);
+  t.equal(c.node('n1').liveCount, 3);
+});
+
+t.test('100 nodes join through one seed and converge', async (t) => {
+  const { c, log } = cluster(2, 100);
+  let convergedAt = -1;
+  for (let s = 0; s < 30 && convergedAt < 0; s++) {
+    c.runFor(1000);
+    if (c.converged()) convergedAt = c.sim.nowMs();
+  }
+  t.ok(convergedAt > 0, `converged after ${convergedAt} ms`);
+  t.equal(log.filter((e) => e.type === 'join').length, 100 * 99, 'each node saw each other node join exactly once');
+  t.equal(log.filter((e) => e.type === 'suspect' || e.type === 'failed').length, 0, 'no suspicion while joining');
+});
+
+t.test('a killed node is declared failed by every other node, once', async (t) => {
+  const { c, log } = cluster(3, 30);
+  c.runFor(5000);
+  t.ok(c.converged());
+  const killedAt = c.sim.nowMs();
+  c.crash('n7');
+  c.runFor(60_000);
+  const others = c.names().filter((n) => n !== 'n7');
+  t.ok(everyoneSees(c, 'n7', 'dead', others), 'all others see n7 dead');
+  const failures = log.filter((e) => e.type === 'failed' && e.member === 'n7');
+  t.equal(failures.length, others.length, 'one failed event per observer');
+  t.equal(new Set(failures.map((e) => e.node)).size, others.length);
+  const firstSuspect = Math.min(...log.filter((e) => e.type === 'suspect' && e.member === 'n7').map((e) => e.at));
+  t.ok(firstSuspect - killedAt < 3000, `suspected ${firstSuspect - killedAt} ms after the crash`);
+  t.equal(log.filter((e) => (e.type === 'failed' || e.type === 'suspect') && e.member !== 'n7').length, 0, 'nobody else accused');
+});
+
+t.test('a transiently slow node is suspected, refutes, and is never declared failed', async (t) => {
+  const { c, log } = cluster(4, 12);
+  c.runFor(5000);
+  const before = c.node('n0').member('n3')?.incarnation as number;
+  // Everything to and from n3 takes 600 ms one way for 3 s: its round trip (1.2 s) outlasts the
+  // probe timeout and the probe interval, so probes of n3 fail and n3 is suspected; its
+  // refutation still arrives within the suspicion timeout (2.2 s minimum at 12 members).
+  const slow = { latency: { kind: 'constant', ms: 600 } } as const;
+  c.sim.network.setLink('n3', '*', slow);
+  c.sim.network.setLink('*', 'n3', slow);
+  c.runFor(3000);
+  c.sim.network.clearLinks();
+  c.runFor(60_000);
+  t.ok(log.some((e) => e.type === 'suspect' && e.member === 'n3'), 'n3 was suspected');
+  t.equal(log.filter((e) => e.type === 'failed').length, 0, 'nobody was declared failed');
+  t.ok(c.converged(), 'everyone alive everywhere again');
+  const after = c.node('n0').member('n3')?.incarnation as number;
+  t.ok(after > before, `n3 refuted with a higher incarnation (${before} -> ${after})`);
+  t.ok(c.node('n3').stats.refutations > 0);
+});
+
+t.test('a graceful leave is seen as left, not failed', async (t) => {
+  const { c, log } = cluster(5, 10);
+  c.runFor(5000);
+  let done = false;
+  c.node('n4').leave(() => (done = true));
+  c.runFor(3000);
+  t.ok(done, 'leave completed');
+  t.equal(c.node('n4').state, 'left');
+  c.crash('n4');
+  c.runFor(30_000);
+  t.ok(everyoneSees(c, 'n4', 'left'), 'everyone sees n4 left');
+  t.equal(log.filter((e) => e.type === 'left' && e.member === 'n4').length, 9);
+  t.equal(log.filter((e) => e.type === 'failed' || e.type === 'suspect').length, 0, 'no failure, no suspicion');
+});
+
+t.test('a partition into two halves: each side fails the other; healed, all alive everywhere', async (t) => {
+  const config = membershipConfig('lan', { reconnectIntervalMs: 10_000 });
+  const { c, log } = cluster(6, 20, { config });
+  c.runFor(5000);
+  const a = c.names().slice(0, 10);
+  const b = c.names().slice(10);
+  c.sim.network.partition([a, b]);
+  c.runFor(90_000);
+  t.ok(a.every((x) => b.every((y) => c.view(x, y) === 'dead')), 'side A sees side B dead');
+  t.ok(b.every((x) => a.every((y) => c.view(x, y) === 'dead')), 'side B sees side A dead');
+  t.ok(a.every((x) => a.every((y) => c.view(x, y) === 'alive')), 'side A still sees itself alive');
+  const healedAt = c.sim.nowMs();
+  c.sim.network.heal();
+  let convergedAt = -1;
+  for (let s = 0; s < 120 && convergedAt < 0; s++) {
+    c.runFor(1000);
+    if (c.converged()) convergedAt = c.sim.nowMs();
+  }
+  t.ok(convergedAt > 0, `all alive everywhere ${convergedAt - healedAt} ms after healing`);
+  const alive = log.filter((e) => e.type === 'alive' && e.at >= healedAt);
+  t.ok(alive.length >= 200, `${alive.length} members came back alive in someone's view`);
+});
+
+t.test('metadata changes reach everyone', async (t) => {
+  const meta = (ip: string): Uint8Array => encodeMeta({ role: 'agent', underlayIp: ip, version: '0.1.0' });
+  const { c, log } = cluster(7, 25, { meta: (i) => meta(`198.18.0.${i + 1}`) });
+  c.runFor(5000);
+  c.node('n9').updateMeta(meta('198.18.9.99'));
+  c.runFor(2000);
+  for (const o of c.names()) t.equal(decodeMeta(c.node(o).member('n9')?.meta as Uint8Array).underlayIp, '198.18.9.99', `${o} sees the new IP`);
+  t.equal(log.filter((e) => e.type === 'update' && e.member === 'n9').length, 24, 'one update event per other node');
+});
+
+t.test('10% loss on every link for a long run: no healthy node is ever declared failed', async (t) => {
+  const { c, log } = cluster(8, 50, { loss: 0.1 });
+  c.runFor(30 * 60_000);
+  const nodeHours = (50 * 30) / 60;
+  t.equal(log.filter((e) => e.type === 'failed').length, 0, `no false failure in ${nodeHours} node-hours`);
+  t.ok(c.converged());
+  const probes = c.names().reduce((s, n) => s + c.node(n).stats.probes, 0);
+  const reliable = c.names().reduce((s, n) => s + c.node(n).stats.reliableProbes, 0);
+  t.ok(probes > 50 * 1700, `${probes} probes ran`);
+  t.ok(reliable > 0, `${reliable} probes needed the stream fallback`);
+  t.comment(`suspicions of healthy nodes: ${log.filter((e) => e.type === 'suspect').length}`);
+});
+
+t.test('same seed, same run; another seed, another run', async (t) => {
+  const run = (seed: number): { digest: string; events: string } => {
+    const { c, log } = cluster(seed, 20, { loss: 0.05 });
+    c.runFor(5000);
+    c.crash('n3');
+    c.runFor(30_000);
+    return { digest: c.sim.traceDigest(), events: JSON.stringify(log) };
+  };
+  const a = run(11);
+  const b = run(11);
+  const other = run(12);
+  t.equal(a.digest, b.digest);
+  t.equal(a.events, b.events);
+  t.not(a.digest, other.digest);
+});
+
+t.test('two nodes claiming one name: the live one is kept, the conflict counted', async (t) => {
+  const { c, log } = cluster(9, 5);
+  c.runFor(3000);
+  t.ok(c.converged());
+  c.addNode('impostor', { name: 'n2', seeds: ['n0'] });
+  c.runFor(10_000);
+  for (const o of ['n0', 'n1', 'n3', 'n4']) {
+    t.equal(c.node(o).member('n2')?.address, 'n2', `${o} keeps the original address`);
+    t.equal(c.node(o).member('n2')?.state, 'alive');
+  }
+  const conflicts = ['n0', 'n1', 'n3', 'n4', 'n2'].reduce((s, n) => s + c.node(n).stats.identityConflicts, 0);
+  t.ok(conflicts > 0, `${conflicts} conflicts counted`);
+  t.ok(log.some((e) => e.type === 'conflict' && e.member === 'n2'), 'conflict events emitted');
+  t.equal(log.filter((e) => e.type === 'failed').length, 0, 'the original is not harmed');
+});
+
+t.test('a restarted node rejoins with a higher incarnation than any remembered', async (t) => {
+  const { c, log } = cluster(10, 10);
+  c.runFor(5000);
+  c.node('n5').updateMeta(new Uint8Array([1]));
+  c.node('n5').updateMeta(new Uint8Array([2]));
+  c.runFor(2000);
+  const remembered = c.node('n0').member('n5')?.incarnation as number;
+  t.equal(remembered, 2);
+  c.crash('n5');
+  c.runFor(30_000);
+  t.ok(everyoneSees(c, 'n5', 'dead'));
+  c.restart('n5');
+  t.equal(c.node('n5').incarnation, 0, 'a fresh process starts at 0');
+  c.runFor(5000);
+  t.ok(c.converged(), 'n5 is alive everywhere again');
+  t.ok((c.node('n0').member('n5')?.incarnation as number) > remembered, 'with an incarnation above the remembered one');
+  t.ok(log.filter((e) => e.type === 'alive' && e.member === 'n5').length >= 9);
+});
+
+t.test('dead and left members are reaped after the tombstone timeout', async (t) => {
+  const config = membershipConfig('local', { tombstoneTimeoutMs: 20_000 });
+  const { c, log } = cluster(13, 6, { config });
+  c.runFor(3000);
+  c.crash('n2');
+  c.node('n3').leave();
+  c.runFor(3000);
+  c.crash('n3');
+  c.runFor(15_000);
+  t.equal(c.view('n0', 'n2'), 'dead');
+  t.equal(c.view('n0', 'n3'), 'left');
+  c.runFor(60_000);
+  t.equal(c.view('n0', 'n2'), 'absent', 'dead member reaped');
+  t.equal(c.view('n0', 'n3'), 'absent', 'left member reaped');
+  t.equal(log.filter((e) => e.type === 'reaped').length, 8, 'four observers reaped two members each');
+  c.runFor(30_000);
+  t.equal(c.view('n1', 'n2'), 'absent', 'no stale message brought them back');
+});
+
+t.test('garbage packets are dropped and counted; the node keeps working', async (t) => {
+  const { c } = cluster(14, 4);
+  c.runFor(3000);
+  c.sim.network.addHost('attacker', (host) => {
+    const { packets } = createSimTransports(host);
+    let n = 0;
+    const send = (): void => {
+      if (n++ >= 200) return;
+      const junk = new Uint8Array(1 + host.rng.int(300));
+      for (let i = 0; i < junk.length; i++) junk[i] = host.rng.int(256);
+      if (n % 4 === 0) junk[0] = 0x92; // looks like a packet header
+      packets.send('n1', junk);
+      host.clock.setTimer(10, send);
+    };
+    send();
+  });
+  c.runFor(10_000);
+  const stats = c.node('n1').stats;
+  t.ok(stats.packetsDropped >= 150, `${stats.packetsDropped} bad packets dropped`);
+  t.ok(c.converged(), 'membership unaffected');
+});
+
+t.test('a join that reaches no seed retries with backoff until one answers', async (t) => {
+  const c = new SwimCluster({ seed: 15, config: membershipConfig('lan') });
+  c.addNode('a', { seeds: ['b'] });
+  c.runFor(10_000);
+  t.notOk(c.node('a').isJoined);
+  const attempts = c.node('a').stats.joinAttempts;
+  t.ok(attempts >= 3 && attempts <= 5, `${attempts} attempts in 10 s (1, 2, 4 s backoff with jitter)`);
+  c.addNode('b');
+  c.runFor(20_000);
+  t.ok(c.node('a').isJoined, 'joined once the seed came up');
+  t.ok(c.converged());
+});
+
+t.test('probeNow: a hint of a lost connection gets a dead member suspected within a round trip', async (t) => {
+  const { c, log } = cluster(16, 10);
+  c.runFor(5000);
+  const crashedAt = c.sim.nowMs();
+  c.crash('n4');
+  c.node('n0').probeNow('n4');
+  c.node('n0').probeNow('nobody');
+  c.node('n0').probeNow('n0');
+  c.runFor(50);
+  const first = log.find((e) => e.type === 'suspect' && e.member === 'n4');
+  t.ok(first !== undefined && first.at - crashedAt < 50, `suspected ${first === undefined ? 'never' : `${first.at - crashedAt} ms`} after the crash`);
+  c.runFor(10_000);
+  t.ok(everyoneSees(c, 'n4', 'dead'));
+});
