@@ -172,7 +172,8 @@ const bench: Benchmark = {
     const sizes = ctx.quick ? [100, 1000] : [100, 1000, 10_000];
     const losses = [0, 0.05, 0.1];
     const ours = membershipConfig('lan');
-    const serf = membershipConfig('lan', { gossipEagerDelayMs: 0 });
+    // Serf's defaults are memberlist's LAN profile: no eager gossip, suspicionMult 4 (k = 2).
+    const serf = membershipConfig('lan', { gossipEagerDelayMs: 0, suspicionMult: 4, suspicionConfirmations: 2 });
     const rows: Record<string, Cell>[] = [];
     const targets: TargetCheck[] = [];
     for (const nodes of sizes) {
@@ -247,7 +248,7 @@ const bench: Benchmark = {
         losses,
         link: 'uniform 0.2-1 ms one way, loss as given, on every link',
         lashup: ours,
-        serfBaseline: 'the same with gossipEagerDelayMs = 0 (Serf/memberlist LAN dissemination: 200 ms interval, fanout 3)',
+        serfBaseline: 'the same implementation with memberlist LAN settings: gossipEagerDelayMs 0 (200 ms interval, fanout 3), suspicionMult 4',
         start: 'converged cluster (every node seeded with every member), 3 s warm-up',
         steadyWindowMs: 10_000,
         joinsPerScenario: 3,

@@ -26,3 +26,16 @@ export function copyBytes(data: Uint8Array): Uint8Array {
   copy.set(data);
   return copy;
 }
+
+/** One array holding `parts` end to end. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.byteLength;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}

@@ -2,8 +2,9 @@ export { LashupError, InvalidArgumentError, isLashupError, describeValue } from 
 export type { ErrorDetails } from './errors.js';
 export { RealClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';
-export { SeededRng, randomlySeededRng, hashString32 } from './rng.js';
-export { copyBytes } from './bytes.js';
+export { SeededRng, randomlySeededRng, hashString32, fmix32 } from './rng.js';
+export { copyBytes, concatBytes } from './bytes.js';
 export type { Rng } from './rng.js';
 export { parseIp, isIp, formatIp, canonicalIp } from './ip.js';
 export type { IpAddress, IpFamily } from './ip.js';
+export { crc32 } from './crc32.js';

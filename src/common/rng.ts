@@ -141,3 +141,14 @@ export function randomlySeededRng(): Rng {
   globalThis.crypto.getRandomValues(words);
   return new SeededRng(words[0] as number);
 }
+
+/** The murmur3 32-bit finaliser: spreads every input bit over the output (for digests, not security). */
+export function fmix32(value: number): number {
+  let h = value >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

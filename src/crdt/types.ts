@@ -19,6 +19,7 @@
 import { CausalContext, checkActor, type Dot } from './context.js';
 import type { DotSetStore } from './dot-set.js';
 import type { AwSetStore } from './awset.js';
+import { stateDigest } from './digest.js';
 import { CrdtError, CrdtErrorCode } from './errors.js';
 import { kindMismatch, makeEntry, MapStore, slotOf } from './map-store.js';
 import { plainEquals, toPlain, type PlainValue } from './plain.js';
@@ -191,6 +192,53 @@ export abstract class CausalCrdt<S, V> {
   /** Every dot the store holds (live dots). */
   liveDots(): Dot[] {
     return storeDots(this.kind, this.store);
+  }
+
+  /**
+   * The part of this state that a replica whose context is `seen` lacks: every stored dot not in
+   * `seen` (with its value), and a context holding exactly those dots. Joining it adds what was
+   * missing and removes nothing (its context covers only its own dots). With `removalsFor`
+   * (see below) it repairs a replica in proportion to the difference, not to the state.
+   */
+  unseenBy(seen: CausalContext): this {
+    const dots = new CausalContext();
+    const adopted = this.ops.adopt(this.store, seen, {
+      added: (actor, counter) => dots.add(actor, counter),
+      removed: () => undefined,
+    });
+    return this.make(adopted, dots);
+  }
+
+  /**
+   * The removals this state holds against a replica with live dots `theirLive`: a delta (empty
+   * store) whose context is every dot of `theirLive` this state has seen but no longer stores.
+   * Joining it into that replica drops exactly those dots.
+   */
+  removalsFor(theirLive: CausalContext, maxDots = 4_000_000): this {
+    // A peer's context can claim 2^53 dots in a few bytes: never enumerate one unchecked.
+    const claimed = theirLive.dotCount();
+    if (claimed > maxDots) {
+      throw new CrdtError(CrdtErrorCode.DecodeLimit, `a live-dot set of ${claimed} dots exceeds the limit of ${maxDots}`, { dots: claimed, maxDots });
+    }
+    const mine = new Set<string>();
+    this.ops.forEachDot(this.store, (actor, counter) => mine.add(`${counter}@${actor}`));
+    const removed = new CausalContext();
+    theirLive.forEachDot((actor, counter) => {
+      if (this.context.has(actor, counter) && !mine.has(`${counter}@${actor}`)) removed.add(actor, counter);
+    });
+    return this.make(this.ops.bottom(), removed);
+  }
+
+  /** A 52-bit digest of this state (context and live dots): equal states, equal digests. */
+  digest(): number {
+    return stateDigest(this.context, (fn) => this.ops.forEachDot(this.store, fn));
+  }
+
+  /** The live dots as a (compacting) context: what `removalsFor` needs from a replica. */
+  liveContext(): CausalContext {
+    const live = new CausalContext();
+    this.ops.forEachDot(this.store, (actor, counter) => live.add(actor, counter));
+    return live;
   }
 
   /** @internal The raw store, for the codec and for enclosing structures. */

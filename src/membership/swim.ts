@@ -23,7 +23,7 @@
  */
 import type { Clock, Rng, TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
-import { TransportErrorCode, type Address, type PacketTransport, type ReceivedMessage, type ReceivedPacket, type Stream, type StreamTransport } from '../net/index.js';
+import { startExchange, TransportErrorCode, type Address, type PacketTransport, type ReceivedMessage, type ReceivedPacket, type Stream, type StreamTransport } from '../net/index.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast.js';
 import { Awareness } from './awareness.js';
 import {
@@ -1137,73 +1137,52 @@ export class Membership {
   /** Runs one sync as initiator; `done` gets undefined on success or the error. */
   private sync(to: Address, joining: boolean, done: (error: MembershipError | undefined) => void): void {
     this.stats.syncsStarted++;
-    let finished = false;
-    let stream: Stream | undefined;
-    let timer: TimerHandle | undefined;
+    const buckets = bucketCountFor(this.table.count);
+    let sentMine = false;
     /** The responder's member name, from its DIFF: the "from" of suspicions its records carry. */
     let peer = to;
-    const finish = (error: MembershipError | undefined): void => {
-      if (finished) return;
-      finished = true;
-      timer?.cancel();
-      if (stream !== undefined) {
-        this.openStreams.delete(stream);
-        stream.close();
-      }
-      if (error === undefined) this.stats.syncsCompleted++;
-      else {
-        this.stats.syncsFailed++;
-        this.logger?.debug({ peer: to, err: error.message }, 'sync failed');
-      }
-      done(error);
-    };
-    const fail = (message: string, cause?: unknown): void =>
-      finish(new MembershipError(MembershipErrorCode.SyncFailed, `sync with ${to} failed: ${message}`, { peer: to }, { cause }));
-    timer = this.clock.setTimer(this.config.syncTimeoutMs, () => {
-      cancelOpen();
-      fail(`no answer within ${this.config.syncTimeoutMs} ms`);
-    });
-    const cancelOpen = this.streams.open(to, SYNC_PROTOCOL, (error, opened) => {
-      if (finished) {
-        opened?.close();
-        return;
-      }
-      if (error !== null || opened === undefined) {
-        fail(error?.message ?? 'no stream', error);
-        return;
-      }
-      stream = opened;
-      this.openStreams.add(opened);
-      const buckets = bucketCountFor(this.table.count);
-      let sentMine = false;
-      opened.onClose((closeError) => {
-        this.openStreams.delete(opened);
-        if (!finished) fail(closeError?.message ?? 'the peer closed the stream early', closeError);
-      });
-      opened.onMessage((received) => {
-        if (finished) return;
+    startExchange({
+      streams: this.streams,
+      clock: this.clock,
+      to,
+      protocol: SYNC_PROTOCOL,
+      timeoutMs: this.config.syncTimeoutMs,
+      track: this.openStreams,
+      onOpen: (stream) => {
+        stream.send(encodeSync({ type: SyncMessageType.Hello, joining, from: this.name, buckets, sums: this.table.bucketSums(buckets) }));
+      },
+      onMessage: (received, stream, exchange) => {
         let message: SyncMessage;
         try {
           message = decodeSync(received.data, MAX_SYNC_MESSAGE_BYTES);
         } catch (err) {
           this.stats.syncMessagesDropped++;
-          fail(err instanceof Error ? err.message : String(err), err);
+          exchange.fail(err instanceof Error ? err.message : String(err), err);
           return;
         }
         if (message.type === SyncMessageType.Diff && !sentMine) {
           sentMine = true;
           peer = message.from;
-          this.sendRecords(opened, this.recordsIn(buckets, (b) => bucketDiffers(message.differing, b)));
+          this.sendRecords(stream, this.recordsIn(buckets, (b) => bucketDiffers(message.differing, b)));
         } else if (message.type === SyncMessageType.Records) {
           this.mergeRecords(message.records, peer);
         } else if (message.type === SyncMessageType.Done && sentMine) {
-          finish(undefined);
+          exchange.succeed();
         } else {
           this.stats.syncMessagesDropped++;
-          fail(`unexpected sync message of type ${message.type}`);
+          exchange.fail(`unexpected sync message of type ${message.type}`);
         }
-      });
-      opened.send(encodeSync({ type: SyncMessageType.Hello, joining, from: this.name, buckets, sums: this.table.bucketSums(buckets) }));
+      },
+      onEnd: (failure) => {
+        if (failure === undefined) {
+          this.stats.syncsCompleted++;
+          done(undefined);
+          return;
+        }
+        this.stats.syncsFailed++;
+        this.logger?.debug({ peer: to, err: failure.message }, 'sync failed');
+        done(new MembershipError(MembershipErrorCode.SyncFailed, `sync with ${to} failed: ${failure.message}`, { peer: to }, { cause: failure.cause }));
+      },
     });
   }
 

@@ -9,6 +9,7 @@
  * `pos[list[i]] === i`. Every present row holds one reference to its name, address and
  * metadata ids in the registry.
  */
+import { fmix32 } from '../common/index.js';
 import type { MemberRegistry } from './registry.js';
 
 /** Member states. The numbers are on the wire (sync records): append-only. */
@@ -34,13 +35,7 @@ export const MAX_INCARNATION = 0xffffffff;
 
 /** Mixes a member's name hash, incarnation and state into one 32-bit digest (murmur3 finaliser). */
 export function memberDigest(nameHash: number, incarnation: number, state: number): number {
-  let h = (nameHash ^ Math.imul(incarnation, 0x9e3779b1) ^ Math.imul(state, 0x85ebca6b)) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(nameHash ^ Math.imul(incarnation, 0x9e3779b1) ^ Math.imul(state, 0x85ebca6b));
 }
 
 export class MemberTable {

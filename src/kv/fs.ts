@@ -1,0 +1,124 @@
+/**
+ * The file operations persistence needs, as an interface: the daemon uses the real file system
+ * (`NodeFs`), tests and simulations an in-memory one that can lose what was not fsynced
+ * (`MemoryFs`), which is how "a process killed between any two writes" is tested.
+ *
+ * Synchronous on purpose: writes are small and batched by group commit, and a synchronous
+ * append-then-fsync has no window where a later write overtakes an earlier one.
+ */
+import * as fs from 'node:fs';
+import { KvError, KvErrorCode } from './errors.js';
+
+export interface StorageFs {
+  /** Creates the directory (and parents) when missing. */
+  mkdirp(dir: string): void;
+  /** File names in `dir` (not paths). */
+  list(dir: string): string[];
+  /** The whole file, or undefined when it does not exist. */
+  read(path: string): Uint8Array | undefined;
+  /** Appends, creating the file when missing. */
+  append(path: string, data: Uint8Array): void;
+  /** Creates or replaces the file with `data`. */
+  write(path: string, data: Uint8Array): void;
+  truncate(path: string, length: number): void;
+  /** Makes the file's content durable. */
+  fsync(path: string): void;
+  /** Makes the directory's entries (creations, renames, removals) durable. */
+  fsyncDir(dir: string): void;
+  rename(from: string, to: string): void;
+  remove(path: string): void;
+}
+
+function storageError(op: string, path: string, err: unknown): KvError {
+  const code = (err as { code?: string }).code ?? 'unknown';
+  return new KvError(KvErrorCode.Storage, `${op} ${path} failed: ${code} (${err instanceof Error ? err.message : String(err)})`, { op, path, errno: code }, { cause: err });
+}
+
+/** The real file system (node:fs, synchronous). Errors become LASHUP_ERR_KV_STORAGE. */
+export class NodeFs implements StorageFs {
+  mkdirp(dir: string): void {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw storageError('mkdir', dir, err);
+    }
+  }
+
+  list(dir: string): string[] {
+    try {
+      return fs.readdirSync(dir);
+    } catch (err) {
+      throw storageError('list', dir, err);
+    }
+  }
+
+  read(path: string): Uint8Array | undefined {
+    try {
+      return new Uint8Array(fs.readFileSync(path));
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw storageError('read', path, err);
+    }
+  }
+
+  append(path: string, data: Uint8Array): void {
+    try {
+      fs.appendFileSync(path, data, { mode: 0o600 });
+    } catch (err) {
+      throw storageError('append', path, err);
+    }
+  }
+
+  write(path: string, data: Uint8Array): void {
+    try {
+      fs.writeFileSync(path, data, { mode: 0o600 });
+    } catch (err) {
+      throw storageError('write', path, err);
+    }
+  }
+
+  truncate(path: string, length: number): void {
+    try {
+      fs.truncateSync(path, length);
+    } catch (err) {
+      throw storageError('truncate', path, err);
+    }
+  }
+
+  fsync(path: string): void {
+    this.syncPath(path, 'r+');
+  }
+
+  fsyncDir(dir: string): void {
+    this.syncPath(dir, 'r');
+  }
+
+  private syncPath(path: string, flags: string): void {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(path, flags);
+      fs.fsyncSync(fd);
+    } catch (err) {
+      throw storageError('fsync', path, err);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  rename(from: string, to: string): void {
+    try {
+      fs.renameSync(from, to);
+    } catch (err) {
+      throw storageError('rename', from, err);
+    }
+  }
+
+  remove(path: string): void {
+    try {
+      fs.rmSync(path, { force: true });
+    } catch (err) {
+      throw storageError('remove', path, err);
+    }
+  }
+}
+

@@ -1,0 +1,132 @@
+/**
+ * An in-memory file system that remembers what was made durable, so that tests and simulations
+ * can crash it: `crash(rng)` keeps each file's fsynced bytes plus a random prefix of what was
+ * written after (a torn write, sometimes with garbage at the tear), and forgets directory
+ * changes (creations, renames, removals) not yet made durable by fsyncDir, each with some chance.
+ * Paths are plain strings ("dir/name"); directories are implied by the files in them.
+ */
+import { concatBytes, type Rng } from '../common/index.js';
+import { KvError, KvErrorCode } from './errors.js';
+import type { StorageFs } from './fs.js';
+
+interface FileNode {
+  /** Current content. */
+  data: Uint8Array;
+  /** Content at the last fsync. */
+  durable: Uint8Array;
+}
+
+function dirOf(path: string): string {
+  const at = path.lastIndexOf('/');
+  return at < 0 ? '' : path.slice(0, at);
+}
+
+export class MemoryFs implements StorageFs {
+  /** path -> file, as the process sees it. */
+  private files = new Map<string, FileNode>();
+  /** path -> file, as a crash would leave the directory entries. */
+  private durableEntries = new Map<string, FileNode>();
+  /** Operations counted, for tests that crash "between any two writes". */
+  writes = 0;
+  /** When set, the write with this number fails with EIO (a full or failing disk). */
+  failWriteAt: number | undefined;
+
+  mkdirp(): void {
+    // Directories are implied.
+  }
+
+  list(dir: string): string[] {
+    const prefix = dir === '' ? '' : `${dir}/`;
+    const out: string[] = [];
+    for (const path of this.files.keys()) if (path.startsWith(prefix) && !path.slice(prefix.length).includes('/')) out.push(path.slice(prefix.length));
+    return out.sort();
+  }
+
+  read(path: string): Uint8Array | undefined {
+    const file = this.files.get(path);
+    return file === undefined ? undefined : file.data.slice();
+  }
+
+  private countWrite(path: string): void {
+    this.writes++;
+    if (this.failWriteAt !== undefined && this.writes === this.failWriteAt) {
+      throw new KvError(KvErrorCode.Storage, `write to ${path} failed: EIO (injected)`, { path, errno: 'EIO' });
+    }
+  }
+
+  append(path: string, data: Uint8Array): void {
+    this.countWrite(path);
+    const file = this.files.get(path);
+    if (file === undefined) this.files.set(path, { data: data.slice(), durable: new Uint8Array(0) });
+    else file.data = concatBytes([file.data, data]);
+  }
+
+  write(path: string, data: Uint8Array): void {
+    this.countWrite(path);
+    this.files.set(path, { data: data.slice(), durable: new Uint8Array(0) });
+  }
+
+  truncate(path: string, length: number): void {
+    this.countWrite(path);
+    const file = this.files.get(path);
+    if (file !== undefined) file.data = file.data.slice(0, length);
+  }
+
+  fsync(path: string): void {
+    const file = this.files.get(path);
+    if (file !== undefined) file.durable = file.data.slice();
+  }
+
+  fsyncDir(dir: string): void {
+    for (const path of [...this.durableEntries.keys()]) if (dirOf(path) === dir && !this.files.has(path)) this.durableEntries.delete(path);
+    for (const [path, file] of this.files) if (dirOf(path) === dir) this.durableEntries.set(path, file);
+  }
+
+  rename(from: string, to: string): void {
+    this.countWrite(from);
+    const file = this.files.get(from);
+    if (file === undefined) throw new KvError(KvErrorCode.Storage, `rename ${from} failed: ENOENT`, { path: from, errno: 'ENOENT' });
+    this.files.delete(from);
+    this.files.set(to, file);
+  }
+
+  remove(path: string): void {
+    this.countWrite(path);
+    this.files.delete(path);
+  }
+
+  /**
+   * A power loss (or a kill in the middle of a write): every file falls back to its durable
+   * bytes plus a random prefix of the rest, sometimes followed by a few garbage bytes; every
+   * directory change not made durable survives or not, at random.
+   */
+  crash(rng: Rng): void {
+    const entries = new Map<string, FileNode>();
+    const candidates = new Map<string, FileNode>(this.durableEntries);
+    for (const [path, file] of this.files) if (!candidates.has(path) && rng.chance(0.5)) candidates.set(path, file);
+    for (const [path, file] of this.durableEntries) if (!this.files.has(path) && rng.chance(0.5)) candidates.delete(path);
+    for (const [path, file] of candidates) {
+      let data = file.durable;
+      const current = file.data;
+      const extends_ = current.length > data.length && current.subarray(0, data.length).every((b, i) => b === data[i]);
+      if (extends_) {
+        const kept = rng.int(current.length - data.length + 1);
+        data = current.slice(0, data.length + kept);
+        if (kept > 0 && rng.chance(0.3)) {
+          const garbage = new Uint8Array(1 + rng.int(8));
+          for (let i = 0; i < garbage.length; i++) garbage[i] = rng.int(256);
+          data = concatBytes([data.slice(0, data.length - Math.min(kept, garbage.length)), garbage]);
+        }
+      }
+      entries.set(path, { data: data.slice(), durable: data.slice() });
+    }
+    this.files = entries;
+    this.durableEntries = new Map(entries);
+  }
+
+  /** A process kill without power loss: everything written stays (the kernel has it). */
+  kill(): void {
+    for (const file of this.files.values()) file.durable = file.data.slice();
+    this.durableEntries = new Map(this.files);
+  }
+}

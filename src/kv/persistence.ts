@@ -1,0 +1,383 @@
+/**
+ * Durable storage of the replicated store in a data directory: a snapshot plus an append-only
+ * delta log, every record checksummed.
+ *
+ *   <dir>/snapshot-<gen>   the whole store when generation <gen> began
+ *   <dir>/log-<gen>        every change since, in order
+ *
+ * Record framing (both files): [length u32 LE][crc32 u32 LE][payload]. Log payloads are msgpack
+ * [kind, key, crdt] (kind 1: join the CRDT, 2: merge its context); a snapshot is a header
+ * record, one [key, crdt] record per key and a trailer record with the key count, so a snapshot
+ * cut short is recognised as such.
+ *
+ * Durability: appends are buffered and written by group commit (fsync policy below); the store
+ * learns a record is durable through `whenDurable`, after its fsync. On start, `open` loads the
+ * newest valid snapshot (falling back to the previous generation when it is corrupt, whose log
+ * is kept for exactly this) and replays the logs after it; a torn or corrupt tail of the current
+ * log is truncated and logged. Replaying is joining CRDTs, so it is idempotent and order-free:
+ * a record applied twice, or a log replayed over a snapshot that already holds it, is harmless.
+ *
+ * Compaction writes a new snapshot (to a temporary name, fsynced, then renamed) once the log
+ * exceeds `compactAfterBytes`, starts a new log, and removes generations older than the
+ * previous one.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { concatBytes, crc32, type Clock, type TimerHandle } from '../common/index.js';
+import { decodeCrdt, encodeCrdt, ORMap } from '../crdt/index.js';
+import type { Logger } from '../log/index.js';
+import { KvError, KvErrorCode } from './errors.js';
+import type { StorageFs } from './fs.js';
+import type { Journal, JournalRecordKind } from './store.js';
+
+export interface FsyncPolicy {
+  /**
+   * `always`: write and fsync at every append (durable before update() returns; slowest).
+   * `interval`: group commit, write and fsync every `intervalMs` (default; up to intervalMs of
+   * acknowledged-but-not-yet-durable updates, and `whenDurable` says when they are).
+   * `never`: write every `intervalMs` without fsync (survives a process kill, not a power loss;
+   * `whenDurable` then means "written to the kernel").
+   */
+  mode: 'always' | 'interval' | 'never';
+  /** Group-commit interval in ms. Default 10: at most a hundred fsyncs a second. */
+  intervalMs: number;
+}
+
+export interface PersistenceOptions {
+  fs: StorageFs;
+  dir: string;
+  clock: Clock;
+  fsync?: FsyncPolicy;
+  /** Log size that triggers a new snapshot, in bytes. Default 64 MiB. */
+  compactAfterBytes?: number;
+  logger?: Logger;
+}
+
+export interface RecoveryReport {
+  /** The snapshot generation loaded, or -1 for none. */
+  snapshotGeneration: number;
+  /** Snapshots found unreadable (checksum, truncation) and skipped. */
+  corruptSnapshots: number;
+  recordsReplayed: number;
+  /** Bytes cut off the end of the current log (a torn last write). */
+  truncatedBytes: number;
+  /** Records skipped in older logs after corruption. */
+  skippedRecords: number;
+  keys: number;
+}
+
+export interface PersistenceStats {
+  recordsAppended: number;
+  bytesWritten: number;
+  fsyncs: number;
+  snapshots: number;
+  writeErrors: number;
+}
+
+export const DEFAULT_FSYNC_POLICY: FsyncPolicy = { mode: 'interval', intervalMs: 10 };
+const SNAPSHOT_MAGIC = 'lashup-kv-snapshot';
+const FORMAT_VERSION = 1;
+const KIND_CODES: Record<JournalRecordKind, number> = { join: 1, context: 2 };
+/** Largest record accepted when reading (a corrupt length field must not allocate gigabytes). */
+const MAX_RECORD_BYTES = 512 * 1024 * 1024;
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+
+function frame(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, payload.length, true);
+  view.setUint32(4, crc32(payload), true);
+  out.set(payload, 8);
+  return out;
+}
+
+/** Reads framed records; stops at the first invalid one and says where. */
+function readRecords(data: Uint8Array): { records: Uint8Array[]; validBytes: number } {
+  const records: Uint8Array[] = [];
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  while (at + 8 <= data.length) {
+    const length = view.getUint32(at, true);
+    const sum = view.getUint32(at + 4, true);
+    if (length > MAX_RECORD_BYTES || at + 8 + length > data.length) break;
+    if (crc32(data, at + 8, at + 8 + length) !== sum) break;
+    records.push(data.subarray(at + 8, at + 8 + length));
+    at += 8 + length;
+  }
+  return { records, validBytes: at };
+}
+
+function generationOf(name: string, prefix: string): number | undefined {
+  if (!name.startsWith(prefix)) return undefined;
+  const digits = name.slice(prefix.length);
+  return /^[0-9]{1,15}$/.test(digits) ? Number(digits) : undefined;
+}
+
+function pad(gen: number): string {
+  return String(gen).padStart(9, '0');
+}
+
+function decodeState(bytes: unknown): ORMap {
+  if (!(bytes instanceof Uint8Array)) throw new Error('a record holds no CRDT');
+  const crdt = decodeCrdt(bytes, { maxBytes: MAX_RECORD_BYTES });
+  if (!(crdt instanceof ORMap)) throw new Error(`a record holds a ${crdt.kind}, not an OR-map`);
+  return crdt;
+}
+
+export class KvPersistence implements Journal {
+  readonly stats: PersistenceStats = { recordsAppended: 0, bytesWritten: 0, fsyncs: 0, snapshots: 0, writeErrors: 0 };
+  private readonly fs: StorageFs;
+  private readonly dir: string;
+  private readonly clock: Clock;
+  private readonly policy: FsyncPolicy;
+  private readonly compactAfterBytes: number;
+  private readonly logger: Logger | undefined;
+  private generation: number;
+  private logBytes: number;
+  private buffer: Uint8Array[] = [];
+  private bufferedSeq = 0;
+  private durableSeq = 0;
+  private nextSeq = 1;
+  private readonly waiters: { seq: number; callback: () => void }[] = [];
+  private timer: TimerHandle | undefined;
+  private snapshotSource: (() => Iterable<[string, ORMap]>) | undefined;
+  private closed = false;
+  /** The newest snapshot was unusable at open: write a good one at the next flush. */
+  private compactPending = false;
+
+  private constructor(options: PersistenceOptions, generation: number, logBytes: number) {
+    this.fs = options.fs;
+    this.dir = options.dir;
+    this.clock = options.clock;
+    this.policy = options.fsync ?? DEFAULT_FSYNC_POLICY;
+    this.compactAfterBytes = options.compactAfterBytes ?? 64 * 1024 * 1024;
+    this.logger = options.logger;
+    this.generation = generation;
+    this.logBytes = logBytes;
+  }
+
+  /**
+   * Opens (creating when missing) the data directory and recovers the store's state. Never
+   * fails for bad content (it is skipped, truncated and reported); fails with
+   * LASHUP_ERR_KV_STORAGE only when the directory cannot be read or written.
+   */
+  static open(options: PersistenceOptions): { persistence: KvPersistence; state: Map<string, ORMap>; report: RecoveryReport } {
+    const { fs, dir } = options;
+    fs.mkdirp(dir);
+    const names = fs.list(dir);
+    for (const name of names) if (name.endsWith('.tmp')) fs.remove(`${dir}/${name}`);
+    const snapshots = names.map((n) => generationOf(n, 'snapshot-')).filter((g): g is number => g !== undefined).sort((a, b) => b - a);
+    const logs = names.map((n) => generationOf(n, 'log-')).filter((g): g is number => g !== undefined).sort((a, b) => a - b);
+    const report: RecoveryReport = { snapshotGeneration: -1, corruptSnapshots: 0, recordsReplayed: 0, truncatedBytes: 0, skippedRecords: 0, keys: 0 };
+    const state = new Map<string, ORMap>();
+    const join = (key: string, crdt: ORMap): void => {
+      const existing = state.get(key);
+      if (existing === undefined) state.set(key, crdt);
+      else existing.join(crdt);
+    };
+    for (const gen of snapshots) {
+      const loaded = KvPersistence.readSnapshot(fs.read(`${dir}/snapshot-${pad(gen)}`));
+      if (loaded === undefined) {
+        report.corruptSnapshots++;
+        options.logger?.warn({ dir, generation: gen }, 'kv snapshot is corrupt or incomplete; falling back to the previous one');
+        continue;
+      }
+      for (const [key, crdt] of loaded) state.set(key, crdt);
+      report.snapshotGeneration = gen;
+      break;
+    }
+    const base = report.snapshotGeneration;
+    const current = Math.max(0, snapshots[0] ?? 0, logs[logs.length - 1] ?? 0);
+    let currentLogBytes = 0;
+    for (const gen of logs) {
+      if (gen < base) continue;
+      const path = `${dir}/log-${pad(gen)}`;
+      const data = fs.read(path) ?? new Uint8Array(0);
+      const { records, validBytes } = readRecords(data);
+      for (const record of records) {
+        try {
+          const raw = unpackr.unpack(record) as unknown[];
+          const crdt = decodeState(raw[2]);
+          const key = raw[1];
+          if (typeof key !== 'string') throw new Error('a record holds no key');
+          if (raw[0] === KIND_CODES.context) {
+            const existing = state.get(key);
+            if (existing === undefined) state.set(key, new ORMap(undefined, crdt.context));
+            else existing.context.merge(crdt.context);
+          } else join(key, crdt);
+          report.recordsReplayed++;
+        } catch (err) {
+          // A record whose checksum matched but whose content does not decode: a bug or a
+          // format change, not a torn write. Skip it and say so; anti-entropy will repair.
+          report.skippedRecords++;
+          options.logger?.warn({ path, err: (err as Error).message }, 'kv log record skipped');
+        }
+      }
+      if (validBytes < data.length) {
+        if (gen === current) {
+          fs.truncate(path, validBytes);
+          fs.fsync(path);
+          report.truncatedBytes += data.length - validBytes;
+          options.logger?.warn({ path, truncatedBytes: data.length - validBytes, keptBytes: validBytes }, 'kv log had a torn tail; truncated');
+        } else {
+          report.skippedRecords++;
+          options.logger?.warn({ path, offset: validBytes }, 'kv log of an older generation is corrupt after this offset; rest skipped');
+        }
+      }
+      if (gen === current) currentLogBytes = validBytes;
+    }
+    report.keys = state.size;
+    const persistence = new KvPersistence(options, current, currentLogBytes);
+    // A fallback means the newest snapshot is unusable: write a good one as soon as possible.
+    if (report.corruptSnapshots > 0) persistence.markCompactPending();
+    return { persistence, state, report };
+  }
+
+  private static readSnapshot(data: Uint8Array | undefined): Map<string, ORMap> | undefined {
+    if (data === undefined) return undefined;
+    const { records, validBytes } = readRecords(data);
+    if (validBytes !== data.length || records.length < 2) return undefined;
+    try {
+      const header = unpackr.unpack(records[0] as Uint8Array) as unknown[];
+      if (header[0] !== SNAPSHOT_MAGIC || header[1] !== FORMAT_VERSION) return undefined;
+      const trailer = unpackr.unpack(records[records.length - 1] as Uint8Array) as unknown[];
+      if (trailer[0] !== 'end' || trailer[1] !== records.length - 2) return undefined;
+      const out = new Map<string, ORMap>();
+      for (const record of records.slice(1, -1)) {
+        const raw = unpackr.unpack(record) as unknown[];
+        if (typeof raw[0] !== 'string') return undefined;
+        out.set(raw[0], decodeState(raw[1]));
+      }
+      return out;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private markCompactPending(): void {
+    this.compactPending = true;
+  }
+
+  /** Where compaction reads the whole store from (the store's keys and states). */
+  setSnapshotSource(source: () => Iterable<[string, ORMap]>): void {
+    this.snapshotSource = source;
+  }
+
+  private get logPath(): string {
+    return `${this.dir}/log-${pad(this.generation)}`;
+  }
+
+  append(key: string, kind: JournalRecordKind, crdt: ORMap): number {
+    const seq = this.nextSeq++;
+    if (this.closed) return seq;
+    this.buffer.push(frame(packr.pack([KIND_CODES[kind], key, encodeCrdt(crdt)])));
+    this.bufferedSeq = seq;
+    this.stats.recordsAppended++;
+    if (this.policy.mode === 'always') this.flush();
+    else this.timer ??= this.clock.setTimer(this.policy.intervalMs, () => this.flush());
+    return seq;
+  }
+
+  whenDurable(seq: number, callback: () => void): void {
+    if (seq <= this.durableSeq) callback();
+    else this.waiters.push({ seq, callback });
+  }
+
+  /** Writes (and, per policy, fsyncs) what is buffered, then tells the waiters. */
+  flush(): void {
+    this.writeBuffered();
+    if ((this.logBytes >= this.compactAfterBytes || this.compactPending) && this.snapshotSource !== undefined && !this.closed) this.compact();
+  }
+
+  private writeBuffered(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    if (this.buffer.length > 0) {
+      const chunks = this.buffer;
+      const seq = this.bufferedSeq;
+      this.buffer = [];
+      const data = concatBytes(chunks);
+      const size = data.length;
+      try {
+        const created = this.logBytes === 0;
+        this.fs.append(this.logPath, data);
+        if (this.policy.mode !== 'never') {
+          this.fs.fsync(this.logPath);
+          if (created) this.fs.fsyncDir(this.dir);
+          this.stats.fsyncs++;
+        }
+      } catch (err) {
+        // The records stay unacknowledged (no durable callback); the state is still in memory
+        // and on other replicas. Keep them for the next attempt.
+        this.stats.writeErrors++;
+        this.buffer = [...chunks, ...this.buffer];
+        this.logger?.error({ err: (err as Error).message, path: this.logPath }, 'kv log write failed; will retry');
+        if (!this.closed) this.timer = this.clock.setTimer(Math.max(100, this.policy.intervalMs), () => this.flush());
+        return;
+      }
+      this.logBytes += size;
+      this.stats.bytesWritten += size;
+      this.durableSeq = seq;
+    }
+    this.notify();
+  }
+
+  private notify(): void {
+    let kept = 0;
+    const ready: (() => void)[] = [];
+    for (const w of this.waiters) {
+      if (w.seq <= this.durableSeq) ready.push(w.callback);
+      else this.waiters[kept++] = w;
+    }
+    this.waiters.length = kept;
+    for (const callback of ready) callback();
+  }
+
+  /** Writes a snapshot of the whole store as a new generation and starts a new log. */
+  compact(): void {
+    if (this.snapshotSource === undefined) return;
+    // Everything buffered goes to the old log first: the snapshot holds it too, but its
+    // waiters are told once it is durable somewhere.
+    this.writeBuffered();
+    const next = this.generation + 1;
+    const parts: Uint8Array[] = [frame(packr.pack([SNAPSHOT_MAGIC, FORMAT_VERSION, next]))];
+    let count = 0;
+    for (const [key, crdt] of this.snapshotSource()) {
+      parts.push(frame(packr.pack([key, encodeCrdt(crdt)])));
+      count++;
+    }
+    parts.push(frame(packr.pack(['end', count])));
+    const data = concatBytes(parts);
+    const size = data.length;
+    const tmp = `${this.dir}/snapshot-${pad(next)}.tmp`;
+    try {
+      this.fs.write(tmp, data);
+      this.fs.fsync(tmp);
+      this.fs.rename(tmp, `${this.dir}/snapshot-${pad(next)}`);
+      this.fs.fsyncDir(this.dir);
+    } catch (err) {
+      this.stats.writeErrors++;
+      this.logger?.error({ err: (err as Error).message }, 'kv snapshot failed; keeping the current log');
+      return;
+    }
+    this.generation = next;
+    this.logBytes = 0;
+    this.compactPending = false;
+    this.stats.snapshots++;
+    // Keep the previous generation (snapshot and log) as the fallback; older ones go.
+    for (const name of this.fs.list(this.dir)) {
+      const gen = generationOf(name, 'snapshot-') ?? generationOf(name, 'log-');
+      if (gen !== undefined && gen < next - 1) this.fs.remove(`${this.dir}/${name}`);
+    }
+    this.fs.fsyncDir(this.dir);
+    this.logger?.info({ generation: next, keys: count, bytes: size }, 'kv snapshot written');
+  }
+
+  /** Flushes and stops; later appends are ignored. */
+  close(): void {
+    this.flush();
+    this.closed = true;
+    this.timer?.cancel();
+  }
+}
