@@ -3,14 +3,15 @@
  *
  * 1. Propagation: N = 100 and 1,000 replicas (0.2-1 ms links); one update at a random replica;
  *    the time until every replica has applied it, by push (every delta to every replica) and
- *    with push lost (anti-entropy alone: one round with one random peer every 5 s per replica).
+ *    with push lost (anti-entropy alone: one round with one random peer per replica every
+ *    antiEntropyIntervalMs, the default 30 s).
  * 2. Anti-entropy cost between two replicas of 10,000 keys: equal, and with 1, 100 and 1,000
  *    keys differing (each differing key rewritten on one side): bytes both ways, round trips,
  *    keys repaired; against the size of the whole store (what a full-state exchange would send).
  */
 import '../src/polyfills.js';
 import { encodeCrdt } from '../src/crdt/index.js';
-import { KvCluster, type KvError, type RoundReport } from '../src/kv/index.js';
+import { DEFAULT_KV_CONFIG, KvCluster, type KvError, type RoundReport } from '../src/kv/index.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
 
@@ -37,7 +38,7 @@ function propagation(nodes: number, push: boolean, updates: number, seed: number
     const t0 = c.sim.nowMs();
     writer.update(key, (m) => m.lww('v').write(writer.marker(), u));
     const deadline = t0 + 600_000;
-    while ((seen.get(key)?.size ?? 0) < nodes && c.sim.nowMs() < deadline) c.runFor(push ? 5 : 500);
+    while ((seen.get(key)?.size ?? 0) < nodes && c.sim.nowMs() < deadline) c.runFor(push ? 5 : 1000);
     const at = seen.get(key) as Map<string, number>;
     times.push(Math.max(...at.values()) - t0);
   }
@@ -140,7 +141,7 @@ const bench: Benchmark = {
       parameters: {
         propagationSizes: sizes,
         link: 'uniform 0.2-1 ms one way, no loss',
-        antiEntropyIntervalMs: 5000,
+        antiEntropyIntervalMs: DEFAULT_KV_CONFIG.antiEntropyIntervalMs,
         pushUpdates: 20,
         antiEntropyOnlyUpdates: 5,
         antiEntropyKeys: keys,

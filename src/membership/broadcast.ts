@@ -4,14 +4,22 @@
  *
  * Each update is sent at most `limit` times in all (SWIM's retransmit limit,
  * retransmitMult * ceil(log10(N + 1))), then dropped. Packets take the least-sent updates first
- * and, among equals, the newest, so fresh news spreads first and nothing starves. A newer update
- * about a member replaces any queued one about it (the old one is stale: sending it would only
- * make receivers ignore it).
+ * and, among equals, the newest, so fresh news spreads first and nothing starves.
+ *
+ * Updates carry a key and a group (the member they are about). A newer update replaces the
+ * queued one with its key; an update that supersedes everything about a member (alive, dead)
+ * also retires the rest of its group. Suspicions are keyed by member and accuser, so that
+ * independent suspicions of one member travel side by side: they are Lifeguard's
+ * confirmations. (Keyed by member alone, a node's own suspicion was overwritten by the first one
+ * it heard, and dogpile timeouts never got their confirmations: a crash took 5.7 s to detect
+ * with four nodes instead of 2.)
  */
 
 export interface Broadcast {
-  /** Member name the update is about: a newer update with the same key replaces this one. */
+  /** A newer update with the same key replaces this one. */
   readonly key: string;
+  /** The member the update is about. */
+  readonly group: string;
   readonly bytes: Uint8Array;
   transmits: number;
   live: boolean;
@@ -30,6 +38,7 @@ export class BroadcastQueue {
   /** levels[t]: live (or stale, removed lazily) updates sent t times, oldest enqueued first. */
   private levels: Broadcast[][] = [[]];
   private readonly byKey = new Map<string, Broadcast>();
+  private readonly byGroup = new Map<string, Set<Broadcast>>();
   private freshCount = 0;
   private enqueued = 0;
 
@@ -43,19 +52,27 @@ export class BroadcastQueue {
     return this.freshCount > 0;
   }
 
-  enqueue(key: string, bytes: Uint8Array, onTransmit?: (transmits: number) => void): void {
+  /**
+   * Queues an update. `supersedes`: it replaces everything queued about `group`, not only the
+   * update with the same key.
+   */
+  enqueue(key: string, bytes: Uint8Array, options: { group?: string; supersedes?: boolean; onTransmit?: (transmits: number) => void } = {}): void {
+    const group = options.group ?? key;
+    if (options.supersedes === true) for (const old of [...(this.byGroup.get(group) ?? [])]) this.retire(old);
     const old = this.byKey.get(key);
     if (old !== undefined) this.retire(old);
-    const item: Broadcast = { key, bytes, transmits: 0, live: true, onTransmit, order: this.enqueued++ };
+    const item: Broadcast = { key, group, bytes, transmits: 0, live: true, onTransmit: options.onTransmit, order: this.enqueued++ };
     this.byKey.set(key, item);
+    let members = this.byGroup.get(group);
+    if (members === undefined) this.byGroup.set(group, (members = new Set()));
+    members.add(item);
     (this.levels[0] as Broadcast[]).push(item);
     this.freshCount++;
   }
 
-  /** Drops any queued update about `key`. */
-  forget(key: string): void {
-    const old = this.byKey.get(key);
-    if (old !== undefined) this.retire(old);
+  /** Drops every queued update about `group`. */
+  forget(group: string): void {
+    for (const old of [...(this.byGroup.get(group) ?? [])]) this.retire(old);
   }
 
   /**
@@ -104,6 +121,9 @@ export class BroadcastQueue {
     item.live = false;
     if (item.transmits === 0) this.freshCount--;
     if (this.byKey.get(item.key) === item) this.byKey.delete(item.key);
+    const members = this.byGroup.get(item.group);
+    members?.delete(item);
+    if (members?.size === 0) this.byGroup.delete(item.group);
   }
 }
 

@@ -209,6 +209,8 @@ export class Membership {
   private reapTimer: TimerHandle | undefined;
   private joinTimer: TimerHandle | undefined;
   private joined = false;
+  /** Why the last join attempt failed (for status and logs). */
+  lastJoinError: MembershipError | undefined;
   private lastConflictLogMs = -Infinity;
   private lastDropLogMs = -Infinity;
 
@@ -291,7 +293,6 @@ export class Membership {
     const cfg = this.config;
     // Random phases: nodes started together must not probe and gossip in lockstep.
     this.probeTimer = this.clock.setTimer(this.rng.int(cfg.probeIntervalMs), () => this.probeTick());
-    this.gossipTimer = this.clock.setTimer(this.rng.int(cfg.gossipIntervalMs), () => this.gossipTick());
     if (cfg.pushPullIntervalMs > 0) {
       this.pushPullTimer = this.clock.setTimer(this.rng.int(this.pushPullIntervalMs()) + 1, () => this.pushPullTick());
     }
@@ -323,9 +324,11 @@ export class Membership {
       this.stats.joinAttempts++;
       let pending = targets.length;
       let succeeded = false;
+      let lastError: MembershipError | undefined;
       for (const seed of targets) {
         this.sync(seed, true, (error) => {
           pending--;
+          lastError = error ?? lastError;
           if (error === undefined && !succeeded) {
             succeeded = true;
             const first = !this.joined;
@@ -337,7 +340,8 @@ export class Membership {
             if (first) onJoined?.();
           }
           if (pending === 0 && !succeeded && this.lifecycle === 'running') {
-            this.logger?.warn({ seeds: targets, retryInMs: delayMs }, 'join reached no seed; retrying');
+            this.lastJoinError = lastError;
+            this.logger?.warn({ seeds: targets, retryInMs: delayMs, reason: lastError?.message }, 'join reached no seed; retrying');
             const jitter = this.rng.int(Math.max(1, Math.floor(delayMs / 4)));
             this.joinTimer = this.clock.setTimer(delayMs + jitter, attempt);
             delayMs = Math.min(this.config.joinRetryMaxMs, delayMs * 2);
@@ -408,8 +412,11 @@ export class Membership {
     };
     const others = this.table.liveCount;
     const wanted = Math.min(this.config.gossipNodes, retransmitLimit(this.config.retransmitMult, Math.max(1, others)));
-    this.broadcasts.enqueue(this.name, encodeMessage({ type: MessageType.Dead, incarnation: inc, name: this.name, from: this.name }), (transmits) => {
-      if (transmits >= wanted) finish();
+    this.broadcasts.enqueue(this.name, encodeMessage({ type: MessageType.Dead, incarnation: inc, name: this.name, from: this.name }), {
+      supersedes: true,
+      onTransmit: (transmits) => {
+        if (transmits >= wanted) finish();
+      },
     });
     if (others === 0) {
       finish();
@@ -417,6 +424,7 @@ export class Membership {
     }
     timer = this.clock.setTimer(this.config.leavePropagateMs, finish);
     this.gossip();
+    this.armGossip();
   }
 
   /** Stops everything: timers, handlers, open syncs. The node sends nothing afterwards. */
@@ -485,8 +493,14 @@ export class Membership {
     this.stats.packetsSent++;
   }
 
-  private enqueue(key: string, bytes: Uint8Array): void {
-    this.broadcasts.enqueue(key, bytes);
+  /**
+   * Queues an update about `member`. Alive and dead supersede everything queued about the
+   * member; a suspicion is keyed by its accuser too, so confirmations travel side by side.
+   */
+  private enqueue(member: string, bytes: Uint8Array, accuser?: string): void {
+    if (accuser === undefined) this.broadcasts.enqueue(member, bytes, { supersedes: true });
+    else this.broadcasts.enqueue(`${member}\u0000${accuser}`, bytes, { group: member });
+    this.armGossip();
     this.scheduleEagerGossip();
   }
 
@@ -511,8 +525,9 @@ export class Membership {
       // The eager round stands in for the next tick: the tick is pushed a full interval out, so
       // eager gossip brings rounds forward rather than adding rounds (and packets).
       this.gossipTimer?.cancel();
-      this.gossipTimer = this.clock.setTimer(this.config.gossipIntervalMs, () => this.gossipTick());
+      this.gossipTimer = undefined;
       this.gossip();
+      this.armGossip();
     });
   }
 
@@ -680,12 +695,12 @@ export class Membership {
       if (running !== undefined && running.suspicion.confirm(message.from)) {
         this.armSuspicion(id, running.suspicion);
         // Pass confirmations on: they shorten the others' timeouts too.
-        this.enqueue(message.name, encodeMessage(message));
+        this.enqueue(message.name, encodeMessage(message), message.from);
       }
       return;
     }
     this.startSuspicion(id, message.incarnation, message.from);
-    this.enqueue(message.name, encodeMessage(message));
+    this.enqueue(message.name, encodeMessage(message), message.from);
     this.emit('suspect', id);
     // Confirmation probes: a few members (3k of N on average) probe a newly suspected member at
     // once instead of in their turn, so a dead member collects its k confirmations within a
@@ -1004,10 +1019,20 @@ export class Membership {
 
   // ------------------------------------------------------------ gossip
 
+  /**
+   * Gossip rounds run every gossipIntervalMs only while updates are waiting; an idle node arms
+   * no gossip timer at all (60 nodes ticking five times a second for nothing was measurable).
+   */
   private gossipTick(): void {
+    this.gossipTimer = undefined;
     if (this.lifecycle === 'stopped' || this.lifecycle === 'left') return;
-    this.gossipTimer = this.clock.setTimer(this.config.gossipIntervalMs, () => this.gossipTick());
     this.gossip();
+    this.armGossip();
+  }
+
+  private armGossip(): void {
+    if (this.gossipTimer !== undefined || this.broadcasts.size === 0 || this.lifecycle === 'stopped' || this.lifecycle === 'left') return;
+    this.gossipTimer = this.clock.setTimer(this.config.gossipIntervalMs, () => this.gossipTick());
   }
 
   private gossip(): void {

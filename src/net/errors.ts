@@ -15,6 +15,14 @@ export const TransportErrorCode = {
   UnknownAddress: 'LASHUP_ERR_NET_UNKNOWN_ADDRESS',
   /** A packet exceeds the transport's maximum packet size. */
   PacketTooLarge: 'LASHUP_ERR_NET_PACKET_TOO_LARGE',
+  /** A cluster key is malformed (not 32 bytes of base64) or the keyring is empty. */
+  InvalidKey: 'LASHUP_ERR_NET_INVALID_KEY',
+  /** An address is not one this transport can use ("host:port", a multiaddr, a peer id). */
+  InvalidAddress: 'LASHUP_ERR_NET_INVALID_ADDRESS',
+  /** The libp2p handshake failed: most often a pre-shared key (cluster key) mismatch. */
+  HandshakeFailed: 'LASHUP_ERR_NET_HANDSHAKE_FAILED',
+  /** A socket could not be bound (address in use, permission). */
+  BindFailed: 'LASHUP_ERR_NET_BIND_FAILED',
   /** The transport or stream was closed locally. */
   Closed: 'LASHUP_ERR_NET_CLOSED',
 } as const;

@@ -13,3 +13,13 @@ export { SimPacketTransport, SimStreamTransport, createSimTransports, DEFAULT_MA
 export type { SimTransports } from './memory.js';
 export { startExchange } from './exchange.js';
 export type { Exchange, ExchangeOptions } from './exchange.js';
+export { UdpTransport, parseHostPort, formatHostPort, UDP_OVERHEAD_BYTES, UDP_WIRE_VERSION } from './udp.js';
+export type { UdpTransportOptions, UdpStats } from './udp.js';
+export { Libp2pNode, mapLibp2pError, DEFAULT_MAX_FRAME_BYTES } from './libp2p.js';
+export type { Libp2pNodeOptions, Libp2pStats } from './libp2p.js';
+export { StreamPacketTransport, PACKET_PROTOCOL } from './stream-packets.js';
+export type { StreamPacketStats } from './stream-packets.js';
+export { RpcClient, RpcServer } from './rpc.js';
+export type { RpcCallback, RpcRequestOptions, RpcHandler } from './rpc.js';
+export { generateClusterKey, parseClusterKey, keyringFrom, deriveKey, pskFromClusterKey, CLUSTER_KEY_BYTES } from './keyring.js';
+export type { Keyring } from './keyring.js';

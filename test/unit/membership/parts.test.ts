@@ -43,7 +43,7 @@ t.test('broadcast queue: least sent first, newest first among equals, limited, r
   t.same(q.take(100, 3), []);
   t.equal(q.size, 0);
   const counts: number[] = [];
-  q.enqueue('leave', bytes(3), (n) => counts.push(n));
+  q.enqueue('leave', bytes(3), { onTransmit: (n) => counts.push(n) });
   q.take(10, 2);
   q.take(10, 2);
   t.same(counts, [1, 2], 'onTransmit sees every transmission');
@@ -52,6 +52,20 @@ t.test('broadcast queue: least sent first, newest first among equals, limited, r
   q.forget('x');
   t.equal(q.size, 0);
   t.same(q.take(0, 5), []);
+});
+
+t.test('broadcast queue groups: suspicions by different accusers coexist; alive supersedes them all', async (t) => {
+  const q = new BroadcastQueue();
+  q.enqueue('m\u0000a', bytes(4, 1), { group: 'm' });
+  q.enqueue('m\u0000b', bytes(4, 2), { group: 'm' });
+  q.enqueue('m\u0000a', bytes(4, 3), { group: 'm' });
+  t.equal(q.size, 2, 'same accuser replaces, another accuser adds');
+  q.enqueue('other', bytes(4, 9));
+  q.enqueue('m', bytes(4, 4), { supersedes: true });
+  t.equal(q.size, 2, 'alive about m retired both suspicions');
+  t.same(q.take(100, 5).map((b) => b[0]).sort(), [4, 9]);
+  q.forget('m');
+  t.same(q.take(100, 5).map((b) => b[0]), [9]);
 });
 
 t.test('suspicion timeout starts at max and shrinks to min with confirmations', async (t) => {

@@ -1,0 +1,75 @@
+/** Spawning and driving cluster workers (bench/lib/cluster-worker.ts) from a parent process. */
+import { fork, type ChildProcess } from 'node:child_process';
+
+export interface WorkerEvent {
+  evt: string;
+  [field: string]: unknown;
+}
+
+export class WorkerHandle {
+  readonly events: WorkerEvent[] = [];
+  private readonly waiters: { match: (e: WorkerEvent) => boolean; resolve: (e: WorkerEvent) => void }[] = [];
+  private exited = false;
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (raw) => {
+      const event = raw as WorkerEvent;
+      this.events.push(event);
+      for (const w of [...this.waiters]) {
+        if (w.match(event)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(event);
+        }
+      }
+      for (const l of this.listeners) l(event);
+    });
+    child.on('exit', () => (this.exited = true));
+  }
+
+  private readonly listeners = new Set<(e: WorkerEvent) => void>();
+
+  /** Spawns a worker: `script` is the worker module, `execArgv` the Node flags (loaders, polyfills). */
+  static spawn(script: string, execArgv: string[]): WorkerHandle {
+    const child = fork(script, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    return new WorkerHandle(child);
+  }
+
+  onEvent(listener: (e: WorkerEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  send(command: unknown): void {
+    if (!this.exited) this.child.send(command as never);
+  }
+
+  /** The next event matching `match`, or a rejection after `timeoutMs`. */
+  waitFor(match: (e: WorkerEvent) => boolean, timeoutMs: number): Promise<WorkerEvent> {
+    const seen = this.events.find(match);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const waiter = { match, resolve };
+      this.waiters.push(waiter);
+      setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) {
+          this.waiters.splice(i, 1);
+          reject(new Error(`worker ${this.child.pid}: no matching event within ${timeoutMs} ms`));
+        }
+      }, timeoutMs).unref();
+    });
+  }
+
+  /** Ends the worker the hard way. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.exited) this.child.kill(signal);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get hasExited(): boolean {
+    return this.exited;
+  }
+}

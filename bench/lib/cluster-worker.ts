@@ -1,0 +1,115 @@
+/**
+ * A child process running one or more lashup nodes on 127.0.0.1, driven over IPC by a parent
+ * (the cross-process tests and the cluster benchmark). Timestamps are absolute milliseconds
+ * (performance.timeOrigin + performance.now()), comparable across processes on one machine.
+ *
+ * parent -> worker:  { cmd: 'start', nodes: WorkerNodeSpec[] }
+ *                    { cmd: 'update', node, key, value }
+ *                    { cmd: 'stats' }   { cmd: 'stop' }
+ * worker -> parent:  { evt: 'started', nodes: [{ name, libp2p, udp }] }
+ *                    { evt: 'applied', node, key, atMs }      (a kv change under 'bench/')
+ *                    { evt: 'member', node, type, member, atMs }
+ *                    { evt: 'stats', cpuUserUs, cpuSystemUs, rssBytes, nodes: [...] }
+ *                    { evt: 'error', message }
+ */
+import '../../src/polyfills.js';
+import { LashupNode, type NodeOptions } from '../../src/daemon/index.js';
+
+export interface WorkerNodeSpec {
+  name: string;
+  dataDir: string;
+  seeds: string[];
+  clusterKey: string;
+  label: string;
+  packetTransport: 'udp' | 'libp2p';
+}
+
+type Command =
+  | { cmd: 'start'; nodes: WorkerNodeSpec[] }
+  | { cmd: 'update'; node: string; key: string; value: unknown }
+  | { cmd: 'stats' }
+  | { cmd: 'stop' };
+
+const now = (): number => performance.timeOrigin + performance.now();
+const nodes = new Map<string, LashupNode>();
+
+function send(message: unknown): void {
+  process.send?.(message);
+}
+
+async function start(specs: WorkerNodeSpec[]): Promise<void> {
+  const started = await Promise.all(
+    specs.map(async (spec) => {
+      const options: NodeOptions = {
+        name: spec.name,
+        dataDir: spec.dataDir,
+        role: 'agent',
+        underlayIp: '127.0.0.1',
+        clusterKeys: [spec.clusterKey],
+        label: spec.label,
+        bindHost: '127.0.0.1',
+        udpPort: 0,
+        libp2pPort: 0,
+        seeds: spec.seeds,
+        packetTransport: spec.packetTransport,
+      };
+      const node = await LashupNode.start(options);
+      nodes.set(spec.name, node);
+      node.kv.subscribe('bench/', (change) => {
+        if (!change.initial) send({ evt: 'applied', node: spec.name, key: change.key, atMs: now() });
+      });
+      node.membership.on((event) => {
+        if ('member' in event) send({ evt: 'member', node: spec.name, type: event.type, member: event.member.name, atMs: now() });
+      });
+      return { name: spec.name, libp2p: node.libp2p.multiaddrs[0], udp: node.udp?.localAddress };
+    }),
+  );
+  send({ evt: 'started', nodes: started });
+}
+
+function stats(): void {
+  const cpu = process.cpuUsage();
+  send({
+    evt: 'stats',
+    cpuUserUs: cpu.user,
+    cpuSystemUs: cpu.system,
+    rssBytes: process.memoryUsage().rss,
+    nodes: [...nodes.values()].map((n) => ({
+      name: n.name,
+      live: n.membership.liveCount,
+      connections: n.libp2p.connectedPeers().length,
+      subscribers: (n.libp2p.libp2p.services.pubsub as unknown as { getSubscribers(topic: string): unknown[] }).getSubscribers('lashup/kv/1').length,
+      udp: n.udp?.stats,
+      libp2p: n.libp2p.stats,
+      membership: n.membership.stats,
+      kv: n.kv.stats,
+    })),
+  });
+}
+
+process.on('message', (raw) => {
+  const command = raw as Command;
+  const run = async (): Promise<void> => {
+    switch (command.cmd) {
+      case 'start':
+        await start(command.nodes);
+        return;
+      case 'update': {
+        const node = nodes.get(command.node);
+        if (node === undefined) throw new Error(`no node ${command.node} here`);
+        const marker = node.kv.marker();
+        node.kv.update(command.key, (m) => m.lww('v').write(marker, command.value));
+        return;
+      }
+      case 'stats':
+        stats();
+        return;
+      case 'stop':
+        await Promise.all([...nodes.values()].map((n) => n.stop()));
+        process.exit(0);
+    }
+  };
+  run().catch((err: unknown) => send({ evt: 'error', message: err instanceof Error ? err.message : String(err) }));
+});
+
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,285 @@
+/**
+ * The node runtime: membership, the replicated store and both transports, assembled with real
+ * timers and sockets. The daemon wraps it (config, allocator, dataplane, API); tests and the
+ * cluster benchmark run it directly.
+ *
+ *   UDP (or libp2p streams) <- SWIM packets -> Membership --events--> libp2p dials, probe hints
+ *   libp2p streams          <- syncs, pings ->
+ *   gossipsub topic         <- kv deltas    -> KvStore <- anti-entropy (libp2p streams)
+ *   data directory          <- peer key, kv snapshot + log
+ *
+ * Members find each other's libp2p addresses in membership metadata (peer id and multiaddrs),
+ * so there is no separate discovery. A reset libp2p connection to a member (a killed process
+ * resets its TCP connections at once) makes membership probe it out of turn.
+ */
+import { existsSync, readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { randomlySeededRng, RealClock, type Clock, type Rng, LashupError } from '../common/index.js';
+import { AntiEntropy, KvPersistence, KvStore, NodeFs, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
+import type { Logger } from '../log/index.js';
+import { silentLogger, componentLogger } from '../log/index.js';
+import {
+  Membership,
+  decodeMeta,
+  encodeMeta,
+  membershipConfig,
+  type MemberMeta,
+  type MemberRole,
+  type MembershipConfig,
+  type MembershipProfile,
+} from '../membership/index.js';
+import {
+  Libp2pNode,
+  StreamPacketTransport,
+  UdpTransport,
+  keyringFrom,
+  parseClusterKey,
+  pskFromClusterKey,
+  type PacketTransport,
+} from '../net/index.js';
+
+export const KV_TOPIC = 'lashup/kv/1';
+
+export interface NodeOptions {
+  /** Member name: unique in the cluster, stable across restarts. */
+  name: string;
+  /** Data directory (peer key, kv snapshot and log). */
+  dataDir: string;
+  role: MemberRole;
+  /** The address other agents send VXLAN traffic to. */
+  underlayIp: string;
+  version?: string;
+  tags?: Record<string, string>;
+  /** Base64 cluster keys, the first one primary (others accepted while rotating). */
+  clusterKeys: readonly string[];
+  /** Base64 key for libp2p's private network; default the primary cluster key. */
+  networkKey?: string;
+  /** Cluster label, authenticated in every packet and mixed into derived keys. */
+  label: string;
+  /** Address to bind UDP and libp2p to. */
+  bindHost: string;
+  /** Address others reach this node at, when it differs from bindHost. */
+  advertiseHost?: string;
+  /** UDP port for SWIM (0: any free port). */
+  udpPort: number;
+  /** TCP port for libp2p (0: any free port). */
+  libp2pPort: number;
+  /** Seeds: libp2p multiaddrs, or "host:port" of a seed's libp2p port. */
+  seeds: readonly string[];
+  /** SWIM packets over UDP (default) or over libp2p streams (one TCP port only). */
+  packetTransport: 'udp' | 'libp2p';
+  membershipProfile?: MembershipProfile;
+  membership?: Partial<MembershipConfig>;
+  kv?: Partial<KvConfig>;
+  fsync?: FsyncPolicy;
+  logger?: Logger;
+  clock?: Clock;
+  rng?: Rng;
+}
+
+/** Loads the node's Ed25519 peer key, creating it (mode 0600) on first start. */
+export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
+  const path = join(dataDir, 'peer.key');
+  if (existsSync(path)) {
+    try {
+      return privateKeyFromProtobuf(new Uint8Array(readFileSync(path)));
+    } catch (err) {
+      throw new LashupError('LASHUP_ERR_PEER_KEY_CORRUPT', `${path} does not hold a libp2p private key (${(err as Error).message}); restore it, or delete it to start as a new peer`, { path });
+    }
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = await generateKeyPair('Ed25519');
+  writeFileSync(`${path}.tmp`, privateKeyToProtobuf(key), { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+  return key;
+}
+
+/** A seed address as a multiaddr ("host:port" becomes /ip4|ip6/host/tcp/port). */
+export function seedMultiaddr(seed: string): string {
+  if (seed.startsWith('/')) return seed;
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(seed) ?? /^([^:]+):(\d+)$/.exec(seed);
+  if (m === null) throw new LashupError('LASHUP_ERR_INVALID_SEED', `seed ${JSON.stringify(seed)} is not a multiaddr or "host:port"`, { seed });
+  const host = m[1] as string;
+  const proto = host.includes(':') ? 'ip6' : /^[0-9.]+$/.test(host) ? 'ip4' : 'dns';
+  return `/${proto}/${host}/tcp/${m[2]}`;
+}
+
+export class LashupNode {
+  readonly membership: Membership;
+  readonly kv: KvStore;
+  readonly antiEntropy: AntiEntropy;
+  readonly persistence: KvPersistence;
+  private stopped = false;
+  /** peer id -> member name, from metadata. */
+  private readonly peerNames = new Map<string, string>();
+  private readonly metaCache = new WeakMap<Uint8Array, MemberMeta | null>();
+
+  private constructor(
+    readonly options: NodeOptions,
+    readonly libp2p: Libp2pNode,
+    readonly packets: PacketTransport,
+    readonly udp: UdpTransport | undefined,
+    readonly logger: Logger,
+    clock: Clock,
+    rng: Rng,
+  ) {
+    const meta = encodeMeta({
+      role: options.role,
+      underlayIp: options.underlayIp,
+      version: options.version ?? '0.1.0',
+      peerId: libp2p.peerId,
+      addrs: libp2p.multiaddrs.slice(0, 4),
+      ...(options.tags === undefined ? {} : { tags: options.tags }),
+    });
+    this.membership = new Membership({
+      name: options.name,
+      address: packets.localAddress,
+      meta,
+      config: membershipConfig(options.membershipProfile ?? 'lan', options.membership),
+      clock,
+      rng: rng.fork('membership'),
+      packets,
+      streams: libp2p,
+      logger: componentLogger(logger, 'membership'),
+      streamAddressOf: (_name, _address, bytes) => this.meta(bytes)?.addrs?.[0],
+    });
+    const opened = KvPersistence.open({
+      fs: new NodeFs(),
+      dir: join(options.dataDir, 'kv'),
+      clock,
+      ...(options.fsync === undefined ? {} : { fsync: options.fsync }),
+      logger: componentLogger(logger, 'kv-persistence'),
+    });
+    this.persistence = opened.persistence;
+    this.kv = new KvStore({
+      actor: options.name,
+      config: kvConfig(options.kv),
+      clock,
+      publish: (message) => libp2p.publish(KV_TOPIC, message),
+      journal: opened.persistence,
+      initial: opened.state,
+      logger: componentLogger(logger, 'kv'),
+    });
+    opened.persistence.setSnapshotSource(() => this.kv.entries());
+    this.antiEntropy = new AntiEntropy({
+      store: this.kv,
+      streams: libp2p,
+      clock,
+      rng: rng.fork('anti-entropy'),
+      peers: () => this.livePeerAddresses(),
+      logger: componentLogger(logger, 'anti-entropy'),
+    });
+    if (opened.report.truncatedBytes > 0 || opened.report.corruptSnapshots > 0) logger.warn({ recovery: opened.report }, 'kv recovered with repairs');
+    libp2p.subscribe(KV_TOPIC, (data, from) => this.kv.receive(data, from));
+    this.membership.on((event) => {
+      if (!('member' in event)) return;
+      const meta = this.meta(event.member.meta);
+      if (meta?.peerId !== undefined) this.peerNames.set(meta.peerId, event.member.name);
+      if ((event.type === 'join' || event.type === 'alive' || event.type === 'update') && event.member.name !== options.name) {
+        const address = meta?.addrs?.[0];
+        if (address !== undefined) libp2p.connect(address);
+      }
+    });
+    libp2p.onPeerDisconnected((peerId) => {
+      const name = this.peerNames.get(peerId);
+      if (name !== undefined && !this.stopped) this.membership.probeNow(name);
+    });
+  }
+
+  /** Starts a node: transports bound, membership running, joining the seeds. */
+  static async start(options: NodeOptions): Promise<LashupNode> {
+    const logger = componentLogger(options.logger ?? silentLogger(), 'node').child({ node: options.name });
+    const clock = options.clock ?? new RealClock();
+    const rng = options.rng ?? randomlySeededRng();
+    const keyring = keyringFrom(options.clusterKeys);
+    const networkKey = options.networkKey === undefined ? keyring.primary : parseClusterKey(options.networkKey, 'networkKey');
+    const privateKey = await loadOrCreatePeerKey(options.dataDir);
+    const proto = options.bindHost.includes(':') ? 'ip6' : 'ip4';
+    const libp2p = await Libp2pNode.start({
+      privateKey,
+      listen: [`/${proto}/${options.bindHost}/tcp/${options.libp2pPort}`],
+      psk: pskFromClusterKey(networkKey, options.label),
+      logger: componentLogger(logger, 'libp2p'),
+    });
+    let udp: UdpTransport | undefined;
+    let packets: PacketTransport;
+    try {
+      if (options.packetTransport === 'libp2p') packets = new StreamPacketTransport(libp2p);
+      else {
+        udp = await UdpTransport.open({
+          host: options.bindHost,
+          port: options.udpPort,
+          ...(options.advertiseHost === undefined ? {} : { advertiseHost: options.advertiseHost }),
+          keyring,
+          label: options.label,
+          clock,
+          logger: componentLogger(logger, 'udp'),
+        });
+        packets = udp;
+      }
+    } catch (err) {
+      await libp2p.stop();
+      throw err;
+    }
+    const node = new LashupNode(options, libp2p, packets, udp, logger, clock, rng);
+    node.membership.start();
+    node.antiEntropy.start();
+    if (options.seeds.length > 0) node.membership.join(options.seeds.map(seedMultiaddr));
+    logger.info({ udp: udp?.localAddress, libp2p: libp2p.multiaddrs, peerId: libp2p.peerId }, 'node started');
+    return node;
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Decoded metadata (cached per interned byte array); undefined when undecodable. */
+  meta(bytes: Uint8Array): MemberMeta | undefined {
+    let cached = this.metaCache.get(bytes);
+    if (cached === undefined) {
+      try {
+        cached = decodeMeta(bytes);
+      } catch {
+        cached = null;
+      }
+      this.metaCache.set(bytes, cached);
+    }
+    return cached ?? undefined;
+  }
+
+  private livePeerAddresses(): string[] {
+    const out: string[] = [];
+    for (const m of this.membership.members()) {
+      if (m.state !== 'alive' || m.name === this.options.name) continue;
+      const address = this.meta(m.meta)?.addrs?.[0];
+      if (address !== undefined) out.push(address);
+    }
+    return out;
+  }
+
+  /** Leaves the cluster gracefully, flushes the store and closes everything. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    await new Promise<void>((resolve) => this.membership.leave(resolve));
+    await this.shutdown();
+  }
+
+  /** Stops without a goodbye (tests: as close to a crash as one process allows). */
+  async kill(): Promise<void> {
+    await this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.membership.stop();
+    this.antiEntropy.stop();
+    this.kv.close();
+    this.persistence.close();
+    this.packets.close();
+    await this.libp2p.stop();
+    this.logger.info('node stopped');
+  }
+}
