@@ -8,3 +8,19 @@ export type { Rng } from './rng.js';
 export { parseIp, isIp, formatIp, canonicalIp } from './ip.js';
 export type { IpAddress, IpFamily } from './ip.js';
 export { crc32 } from './crc32.js';
+export {
+  parseCidr,
+  formatCidr,
+  cidrSize,
+  cidrContains,
+  cidrsOverlap,
+  subBlock,
+  subBlockCount,
+  addressAt,
+  parseAddress,
+  formatAddress,
+  familyBits,
+  bytesToBigInt,
+  bigIntToBytes,
+} from './cidr.js';
+export type { Cidr } from './cidr.js';

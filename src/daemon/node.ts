@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomlySeededRng, RealClock, type Clock, type Rng, LashupError } from '../common/index.js';
-import { AntiEntropy, KvPersistence, KvStore, NodeFs, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
+import { NodeFs } from '../storage/index.js';
+import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
 import { silentLogger, componentLogger } from '../log/index.js';
 import {

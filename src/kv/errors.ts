@@ -13,8 +13,6 @@ export const KvErrorCode = {
   Decode: 'LASHUP_ERR_KV_DECODE',
   /** A kv message speaks a protocol version this build does not read. */
   UnsupportedVersion: 'LASHUP_ERR_KV_UNSUPPORTED_VERSION',
-  /** Reading or writing the data directory failed. */
-  Storage: 'LASHUP_ERR_KV_STORAGE',
   /** The store was closed (the node is shutting down). */
   Closed: 'LASHUP_ERR_KV_CLOSED',
   /** An anti-entropy exchange failed (timeout, reset, bad message). */

@@ -20,8 +20,7 @@ export {
 export type { AeMessage } from './codec.js';
 export { KvPersistence, DEFAULT_FSYNC_POLICY } from './persistence.js';
 export type { FsyncPolicy, PersistenceOptions, RecoveryReport, PersistenceStats } from './persistence.js';
-export { NodeFs } from './fs.js';
-export type { StorageFs } from './fs.js';
-export { MemoryFs } from './memory-fs.js';
+export { NodeFs, MemoryFs } from '../storage/index.js';
+export type { StorageFs } from '../storage/index.js';
 export { KvCluster } from './sim-cluster.js';
 export type { KvClusterOptions } from './sim-cluster.js';

@@ -22,11 +22,11 @@
  * previous one.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { concatBytes, crc32, type Clock, type TimerHandle } from '../common/index.js';
+import { concatBytes, type Clock, type TimerHandle } from '../common/index.js';
 import { decodeCrdt, encodeCrdt, ORMap } from '../crdt/index.js';
 import type { Logger } from '../log/index.js';
 import { KvError, KvErrorCode } from './errors.js';
-import type { StorageFs } from './fs.js';
+import { frameRecord as frame, readRecords, MAX_RECORD_BYTES, type StorageFs } from '../storage/index.js';
 import type { Journal, JournalRecordKind } from './store.js';
 
 export interface FsyncPolicy {
@@ -77,36 +77,8 @@ export const DEFAULT_FSYNC_POLICY: FsyncPolicy = { mode: 'interval', intervalMs:
 const SNAPSHOT_MAGIC = 'lashup-kv-snapshot';
 const FORMAT_VERSION = 1;
 const KIND_CODES: Record<JournalRecordKind, number> = { join: 1, context: 2 };
-/** Largest record accepted when reading (a corrupt length field must not allocate gigabytes). */
-const MAX_RECORD_BYTES = 512 * 1024 * 1024;
-
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
-
-function frame(payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(8 + payload.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, payload.length, true);
-  view.setUint32(4, crc32(payload), true);
-  out.set(payload, 8);
-  return out;
-}
-
-/** Reads framed records; stops at the first invalid one and says where. */
-function readRecords(data: Uint8Array): { records: Uint8Array[]; validBytes: number } {
-  const records: Uint8Array[] = [];
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let at = 0;
-  while (at + 8 <= data.length) {
-    const length = view.getUint32(at, true);
-    const sum = view.getUint32(at + 4, true);
-    if (length > MAX_RECORD_BYTES || at + 8 + length > data.length) break;
-    if (crc32(data, at + 8, at + 8 + length) !== sum) break;
-    records.push(data.subarray(at + 8, at + 8 + length));
-    at += 8 + length;
-  }
-  return { records, validBytes: at };
-}
 
 function generationOf(name: string, prefix: string): number | undefined {
   if (!name.startsWith(prefix)) return undefined;
@@ -160,7 +132,7 @@ export class KvPersistence implements Journal {
   /**
    * Opens (creating when missing) the data directory and recovers the store's state. Never
    * fails for bad content (it is skipped, truncated and reported); fails with
-   * LASHUP_ERR_KV_STORAGE only when the directory cannot be read or written.
+   * LASHUP_ERR_STORAGE only when the directory cannot be read or written.
    */
   static open(options: PersistenceOptions): { persistence: KvPersistence; state: Map<string, ORMap>; report: RecoveryReport } {
     const { fs, dir } = options;

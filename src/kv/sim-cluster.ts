@@ -9,7 +9,7 @@ import { Simulation, type LinkConfig } from '../sim/index.js';
 import { createSimTransports } from '../net/index.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { kvConfig, type KvConfig } from './config.js';
-import { MemoryFs } from './memory-fs.js';
+import { MemoryFs } from '../storage/index.js';
 import { KvPersistence, type FsyncPolicy, type RecoveryReport } from './persistence.js';
 import { KvStore } from './store.js';
 

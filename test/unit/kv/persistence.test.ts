@@ -208,7 +208,7 @@ t.test('the real file system', async (t) => {
   t.same(readdirSync(join(dir, 'kv')).sort(), ['log-000000000', 'log-000000001', 'snapshot-000000001']);
   const b = boot(fs, scheduler, { dir: join(dir, 'kv') });
   t.equal(Object.keys(b.store.get('k') ?? {}).length, 11);
-  t.throws(() => fs.read(join(dir, 'kv')), { code: 'LASHUP_ERR_KV_STORAGE' }, 'reading a directory as a file');
-  t.throws(() => fs.list(join(dir, 'missing')), { code: 'LASHUP_ERR_KV_STORAGE' });
+  t.throws(() => fs.read(join(dir, 'kv')), { code: 'LASHUP_ERR_STORAGE' }, 'reading a directory as a file');
+  t.throws(() => fs.list(join(dir, 'missing')), { code: 'LASHUP_ERR_STORAGE' });
   t.equal(fs.read(join(dir, 'nothing')), undefined);
 });

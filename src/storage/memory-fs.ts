@@ -6,7 +6,7 @@
  * Paths are plain strings ("dir/name"); directories are implied by the files in them.
  */
 import { concatBytes, type Rng } from '../common/index.js';
-import { KvError, KvErrorCode } from './errors.js';
+import { StorageError } from './errors.js';
 import type { StorageFs } from './fs.js';
 
 interface FileNode {
@@ -50,7 +50,7 @@ export class MemoryFs implements StorageFs {
   private countWrite(path: string): void {
     this.writes++;
     if (this.failWriteAt !== undefined && this.writes === this.failWriteAt) {
-      throw new KvError(KvErrorCode.Storage, `write to ${path} failed: EIO (injected)`, { path, errno: 'EIO' });
+      throw new StorageError(`write to ${path} failed: EIO (injected)`, { path, errno: 'EIO' });
     }
   }
 
@@ -85,7 +85,7 @@ export class MemoryFs implements StorageFs {
   rename(from: string, to: string): void {
     this.countWrite(from);
     const file = this.files.get(from);
-    if (file === undefined) throw new KvError(KvErrorCode.Storage, `rename ${from} failed: ENOENT`, { path: from, errno: 'ENOENT' });
+    if (file === undefined) throw new StorageError(`rename ${from} failed: ENOENT`, { path: from, errno: 'ENOENT' });
     this.files.delete(from);
     this.files.set(to, file);
   }

@@ -7,7 +7,7 @@
  * append-then-fsync has no window where a later write overtakes an earlier one.
  */
 import * as fs from 'node:fs';
-import { KvError, KvErrorCode } from './errors.js';
+import { StorageError } from './errors.js';
 
 export interface StorageFs {
   /** Creates the directory (and parents) when missing. */
@@ -29,12 +29,12 @@ export interface StorageFs {
   remove(path: string): void;
 }
 
-function storageError(op: string, path: string, err: unknown): KvError {
+function storageError(op: string, path: string, err: unknown): StorageError {
   const code = (err as { code?: string }).code ?? 'unknown';
-  return new KvError(KvErrorCode.Storage, `${op} ${path} failed: ${code} (${err instanceof Error ? err.message : String(err)})`, { op, path, errno: code }, { cause: err });
+  return new StorageError(`${op} ${path} failed: ${code} (${err instanceof Error ? err.message : String(err)})`, { op, path, errno: code }, { cause: err });
 }
 
-/** The real file system (node:fs, synchronous). Errors become LASHUP_ERR_KV_STORAGE. */
+/** The real file system (node:fs, synchronous). Errors become LASHUP_ERR_STORAGE. */
 export class NodeFs implements StorageFs {
   mkdirp(dir: string): void {
     try {

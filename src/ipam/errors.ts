@@ -1,0 +1,26 @@
+import { LashupError, type ErrorDetails } from '../common/index.js';
+
+export const IpamErrorCode = {
+  /** The overlay configuration is invalid (details.path names the field). */
+  InvalidConfig: 'LASHUP_ERR_IPAM_INVALID_CONFIG',
+  /** No free block or address is left (details: network, used, total). */
+  Exhausted: 'LASHUP_ERR_SUBNET_EXHAUSTED',
+  /** No overlay configuration is committed yet. */
+  NotConfigured: 'LASHUP_ERR_IPAM_NOT_CONFIGURED',
+  /** An ipam command or result is malformed. */
+  Decode: 'LASHUP_ERR_IPAM_DECODE',
+  /** No master answered a lease request in time (the agent keeps retrying). */
+  NoLeader: 'LASHUP_ERR_IPAM_NO_LEADER',
+  /** The stored lease is unreadable or belongs to another configuration. */
+  LeaseInvalid: 'LASHUP_ERR_IPAM_LEASE_INVALID',
+} as const;
+
+export type IpamErrorCode = (typeof IpamErrorCode)[keyof typeof IpamErrorCode];
+
+export class IpamError extends LashupError {
+  declare readonly code: IpamErrorCode;
+
+  constructor(code: IpamErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(code, message, details, options);
+  }
+}

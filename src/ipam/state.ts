@@ -1,0 +1,349 @@
+/**
+ * The allocation state machine, replicated by Raft on the masters: per-agent subnets (with their
+ * Mesos and Docker halves), VTEP addresses and MACs, never given to two agents.
+ *
+ * Deterministic (every replica applies the same commands to the same state and gets the same
+ * answers): allocations take the lowest free block or address, scanning in order.
+ *
+ * Commands (msgpack): [1, agent] allocate (idempotent: an agent keeps what it has and gets the
+ * networks it lacks); [2, agent] release; [3, config] set the overlay configuration. Results
+ * are [true, value] or [false, {code, message, details}]: a refused allocation is a result,
+ * not a failure of the log.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { addressAt, cidrSize, familyBits, formatAddress, formatCidr, subBlock, subBlockCount, type Cidr } from '../common/index.js';
+import { validateOverlayConfig, type NetworkSpec, type OverlayConfig, type OverlaySpec } from './config.js';
+import { IpamError, IpamErrorCode } from './errors.js';
+
+export interface NetworkLease {
+  /** The agent's IPv4 block, its halves and their gateways (absent for IPv6-only networks). */
+  subnet?: string;
+  mesos?: string;
+  docker?: string;
+  mesosGateway?: string;
+  dockerGateway?: string;
+  subnet6?: string;
+  mesos6?: string;
+  docker6?: string;
+  mesosGateway6?: string;
+  dockerGateway6?: string;
+}
+
+export interface Lease {
+  agent: string;
+  vtepIp: string;
+  vtepIp6?: string;
+  vtepMac: string;
+  networks: Record<string, NetworkLease>;
+}
+
+export interface NetworkUsage {
+  network: string;
+  family: 4 | 6;
+  /** Blocks handed out. */
+  used: number;
+  /** Blocks in the range. */
+  total: number;
+  agents: { agent: string; subnet: string }[];
+}
+
+export type IpamCommand = { op: 'allocate'; agent: string } | { op: 'release'; agent: string } | { op: 'config'; config: OverlayConfig };
+
+interface AgentState {
+  vtepIndex: number;
+  networks: Map<string, { block4: number; block6: number }>;
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+export function encodeCommand(command: IpamCommand): Uint8Array {
+  switch (command.op) {
+    case 'allocate':
+      return packr.pack([1, command.agent]).slice();
+    case 'release':
+      return packr.pack([2, command.agent]).slice();
+    case 'config':
+      return packr.pack([3, command.config]).slice();
+  }
+}
+
+export function decodeCommand(bytes: Uint8Array): IpamCommand {
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(bytes);
+  } catch (err) {
+    throw new IpamError(IpamErrorCode.Decode, `an ipam command is not valid msgpack: ${(err as Error).message}`, {});
+  }
+  if (Array.isArray(raw) && raw.length === 2 && (raw[0] === 1 || raw[0] === 2) && typeof raw[1] === 'string' && raw[1].length > 0 && raw[1].length <= 256) {
+    return { op: raw[0] === 1 ? 'allocate' : 'release', agent: raw[1] };
+  }
+  if (Array.isArray(raw) && raw.length === 2 && raw[0] === 3 && raw[1] !== null && typeof raw[1] === 'object') return { op: 'config', config: raw[1] as OverlayConfig };
+  throw new IpamError(IpamErrorCode.Decode, 'an ipam command must be [1|2, agent] or [3, config]', {});
+}
+
+export type IpamResult = { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details: Record<string, unknown> } };
+
+export function encodeResult(result: IpamResult): Uint8Array {
+  return packr.pack(result.ok ? [true, result.value ?? null] : [false, result.error]).slice();
+}
+
+export function decodeResult(bytes: Uint8Array): IpamResult {
+  const raw = unpackr.unpack(bytes) as unknown[];
+  if (!Array.isArray(raw) || raw.length !== 2) throw new IpamError(IpamErrorCode.Decode, 'an ipam result must be [ok, value]', {});
+  return raw[0] === true ? { ok: true, value: raw[1] } : { ok: false, error: raw[1] as { code: string; message: string; details: Record<string, unknown> } };
+}
+
+/** Lowest index in [from, limit) not in `used`, or -1. */
+function lowestFree(used: Set<number>, from: number, limit: number): number {
+  for (let i = from; i < limit; i++) if (!used.has(i)) return i;
+  return -1;
+}
+
+export class IpamState {
+  private spec: OverlaySpec | undefined;
+  private readonly agents = new Map<string, AgentState>();
+  /** Per network name: used IPv4 and IPv6 block indexes. */
+  private readonly used4 = new Map<string, Set<number>>();
+  private readonly used6 = new Map<string, Set<number>>();
+  private readonly usedVtep = new Set<number>();
+
+  get config(): OverlayConfig | undefined {
+    return this.spec?.config;
+  }
+
+  get agentCount(): number {
+    return this.agents.size;
+  }
+
+  /** Applies a command; deterministic. Returns the encoded result. */
+  apply(commandBytes: Uint8Array): Uint8Array {
+    let command: IpamCommand;
+    try {
+      command = decodeCommand(commandBytes);
+    } catch (err) {
+      return encodeResult(this.failure(err));
+    }
+    return encodeResult(this.execute(command));
+  }
+
+  execute(command: IpamCommand): IpamResult {
+    try {
+      switch (command.op) {
+        case 'allocate':
+          return { ok: true, value: this.allocate(command.agent) };
+        case 'release':
+          return { ok: true, value: this.release(command.agent) };
+        case 'config':
+          this.setConfig(command.config);
+          return { ok: true, value: null };
+      }
+    } catch (err) {
+      return this.failure(err);
+    }
+  }
+
+  private failure(err: unknown): IpamResult {
+    if (err instanceof IpamError) return { ok: false, error: { code: err.code, message: err.message, details: { ...err.details } } };
+    throw err;
+  }
+
+  setConfig(config: OverlayConfig): void {
+    const spec = validateOverlayConfig(config);
+    // A network's ranges cannot change under existing allocations (they would move).
+    if (this.spec !== undefined) {
+      for (const old of this.spec.networks) {
+        const next = spec.networks.find((n) => n.name === old.name);
+        const inUse = (this.used4.get(old.name)?.size ?? 0) + (this.used6.get(old.name)?.size ?? 0) > 0;
+        if (!inUse) continue;
+        if (next === undefined || !sameRanges(old, next)) {
+          throw new IpamError(
+            IpamErrorCode.InvalidConfig,
+            `network ${old.name} has allocations; its subnet and prefix cannot change or disappear (release its agents first, or disable it with enabled: false)`,
+            { network: old.name },
+          );
+        }
+      }
+      if (this.usedVtep.size > 0 && (formatCidr(this.spec.vtep) !== formatCidr(spec.vtep) || this.spec.config.vtepMacOui !== spec.config.vtepMacOui)) {
+        throw new IpamError(IpamErrorCode.InvalidConfig, 'the VTEP subnet and MAC OUI cannot change while agents hold VTEP addresses', {});
+      }
+    }
+    this.spec = spec;
+  }
+
+  private requireSpec(): OverlaySpec {
+    if (this.spec === undefined) throw new IpamError(IpamErrorCode.NotConfigured, 'no overlay configuration has been committed yet; the masters publish it once a leader is elected', {});
+    return this.spec;
+  }
+
+  allocate(agent: string): Lease {
+    const spec = this.requireSpec();
+    let state = this.agents.get(agent);
+    const created = state === undefined;
+    if (state === undefined) {
+      const limit = Number(cidrSize(spec.vtep)) - 1; // the last address is the IPv4 broadcast
+      const index = lowestFree(this.usedVtep, 1, limit);
+      if (index < 0) {
+        throw new IpamError(IpamErrorCode.Exhausted, `VTEP subnet ${formatCidr(spec.vtep)} is exhausted: ${this.usedVtep.size} of ${limit - 1} addresses in use`, {
+          network: 'vtep',
+          used: this.usedVtep.size,
+          total: limit - 1,
+        });
+      }
+      state = { vtepIndex: index, networks: new Map() };
+    }
+    const additions: [string, { block4: number; block6: number }][] = [];
+    for (const net of spec.networks) {
+      if (!net.enabled || state.networks.has(net.name)) continue;
+      additions.push([net.name, { block4: this.reserveBlock(net, 4), block6: this.reserveBlock(net, 6) }]);
+    }
+    // Commit only when everything fitted: a failed allocation leaves no half-made lease.
+    if (created) {
+      this.usedVtep.add(state.vtepIndex);
+      this.agents.set(agent, state);
+    }
+    for (const [name, blocks] of additions) {
+      state.networks.set(name, blocks);
+      if (blocks.block4 >= 0) setOf(this.used4, name).add(blocks.block4);
+      if (blocks.block6 >= 0) setOf(this.used6, name).add(blocks.block6);
+    }
+    return this.leaseOf(agent, state, spec);
+  }
+
+  /** The lowest free block of `net` for `family`, or -1 if the network has no such range. */
+  private reserveBlock(net: NetworkSpec, family: 4 | 6): number {
+    const range = family === 4 ? net.subnet : net.subnet6;
+    if (range === undefined) return -1;
+    const prefix = family === 4 ? net.prefix : net.prefix6;
+    const used = setOf(family === 4 ? this.used4 : this.used6, net.name);
+    const total = subBlockCount(range, prefix);
+    const index = lowestFree(used, 0, total);
+    if (index < 0) {
+      throw new IpamError(
+        IpamErrorCode.Exhausted,
+        `network ${net.name} is exhausted: ${used.size} of ${total} /${prefix} blocks of ${formatCidr(range)} are in use`,
+        { network: net.name, used: used.size, total, family },
+      );
+    }
+    return index;
+  }
+
+  release(agent: string): boolean {
+    const state = this.agents.get(agent);
+    if (state === undefined) return false;
+    this.usedVtep.delete(state.vtepIndex);
+    for (const [name, blocks] of state.networks) {
+      if (blocks.block4 >= 0) this.used4.get(name)?.delete(blocks.block4);
+      if (blocks.block6 >= 0) this.used6.get(name)?.delete(blocks.block6);
+    }
+    this.agents.delete(agent);
+    return true;
+  }
+
+  lease(agent: string): Lease | undefined {
+    const state = this.agents.get(agent);
+    return state === undefined || this.spec === undefined ? undefined : this.leaseOf(agent, state, this.spec);
+  }
+
+  leases(): Lease[] {
+    const spec = this.spec;
+    if (spec === undefined) return [];
+    return [...this.agents].map(([agent, state]) => this.leaseOf(agent, state, spec)).sort((a, b) => (a.agent < b.agent ? -1 : 1));
+  }
+
+  usage(): NetworkUsage[] {
+    const spec = this.spec;
+    if (spec === undefined) return [];
+    const out: NetworkUsage[] = [];
+    for (const net of spec.networks) {
+      for (const family of [4, 6] as const) {
+        const range = family === 4 ? net.subnet : net.subnet6;
+        if (range === undefined) continue;
+        const prefix = family === 4 ? net.prefix : net.prefix6;
+        const agents: { agent: string; subnet: string }[] = [];
+        for (const [agent, state] of this.agents) {
+          const blocks = state.networks.get(net.name);
+          const index = family === 4 ? blocks?.block4 : blocks?.block6;
+          if (index !== undefined && index >= 0) agents.push({ agent, subnet: formatCidr(subBlock(range, prefix, index)) });
+        }
+        out.push({ network: net.name, family, used: agents.length, total: subBlockCount(range, prefix), agents: agents.sort((a, b) => (a.agent < b.agent ? -1 : 1)) });
+      }
+    }
+    return out;
+  }
+
+  private leaseOf(agent: string, state: AgentState, spec: OverlaySpec): Lease {
+    const vtepValue = addressAt(spec.vtep, state.vtepIndex);
+    const low24 = Number(vtepValue & 0xffffffn);
+    const mac = [...spec.oui, (low24 >> 16) & 255, (low24 >> 8) & 255, low24 & 255].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    const networks: Record<string, NetworkLease> = {};
+    for (const net of spec.networks) {
+      const blocks = state.networks.get(net.name);
+      if (blocks === undefined) continue;
+      const lease: NetworkLease = {};
+      if (net.subnet !== undefined && blocks.block4 >= 0) Object.assign(lease, halves(subBlock(net.subnet, net.prefix, blocks.block4), ''));
+      if (net.subnet6 !== undefined && blocks.block6 >= 0) Object.assign(lease, halves(subBlock(net.subnet6, net.prefix6, blocks.block6), '6'));
+      networks[net.name] = lease;
+    }
+    return {
+      agent,
+      vtepIp: formatAddress(vtepValue, 4),
+      ...(spec.vtep6 === undefined ? {} : { vtepIp6: formatAddress(addressAt(spec.vtep6, state.vtepIndex), 6) }),
+      vtepMac: mac,
+      networks,
+    };
+  }
+
+  snapshot(): Uint8Array {
+    return packr
+      .pack({
+        config: this.spec?.config ?? null,
+        agents: [...this.agents].map(([agent, s]) => [agent, s.vtepIndex, [...s.networks].map(([name, b]) => [name, b.block4, b.block6])]),
+      })
+      .slice();
+  }
+
+  restore(data: Uint8Array): void {
+    const raw = unpackr.unpack(data) as { config: OverlayConfig | null; agents: [string, number, [string, number, number][]][] };
+    this.agents.clear();
+    this.used4.clear();
+    this.used6.clear();
+    this.usedVtep.clear();
+    this.spec = raw.config === null ? undefined : validateOverlayConfig(raw.config);
+    for (const [agent, vtepIndex, nets] of raw.agents) {
+      const state: AgentState = { vtepIndex, networks: new Map() };
+      this.usedVtep.add(vtepIndex);
+      for (const [name, block4, block6] of nets) {
+        state.networks.set(name, { block4, block6 });
+        if (block4 >= 0) setOf(this.used4, name).add(block4);
+        if (block6 >= 0) setOf(this.used6, name).add(block6);
+      }
+      this.agents.set(agent, state);
+    }
+  }
+}
+
+function setOf(map: Map<string, Set<number>>, key: string): Set<number> {
+  let set = map.get(key);
+  if (set === undefined) map.set(key, (set = new Set()));
+  return set;
+}
+
+function sameRanges(a: NetworkSpec, b: NetworkSpec): boolean {
+  const text = (c: Cidr | undefined): string => (c === undefined ? '' : formatCidr(c));
+  return text(a.subnet) === text(b.subnet) && a.prefix === b.prefix && text(a.subnet6) === text(b.subnet6) && a.prefix6 === b.prefix6;
+}
+
+/** The block's halves (Mesos lower, Docker upper) and their gateways (first host of each). */
+function halves(block: Cidr, suffix: '' | '6'): Record<string, string> {
+  const half = block.prefix + 1;
+  const lower: Cidr = { family: block.family, base: block.base, prefix: half };
+  const upper: Cidr = { family: block.family, base: block.base + (1n << BigInt(familyBits(block.family) - half)), prefix: half };
+  return {
+    [`subnet${suffix}`]: formatCidr(block),
+    [`mesos${suffix}`]: formatCidr(lower),
+    [`docker${suffix}`]: formatCidr(upper),
+    [`mesosGateway${suffix}`]: formatAddress(lower.base + 1n, block.family),
+    [`dockerGateway${suffix}`]: formatAddress(upper.base + 1n, block.family),
+  };
+}
