@@ -7,6 +7,8 @@
  *                    { cmd: 'update', node, key, value }
  *                    { cmd: 'stats' }   { cmd: 'stop' }
  * worker -> parent:  { evt: 'started', nodes: [{ name, libp2p, udp }] }
+ *                    { evt: 'lease', node, lease, atMs }   (agents)
+ *                    { evt: 'raft', node, role, term, leader, atMs }   (masters)
  *                    { evt: 'applied', node, key, atMs }      (a kv change under 'bench/')
  *                    { evt: 'member', node, type, member, atMs }
  *                    { evt: 'stats', cpuUserUs, cpuSystemUs, rssBytes, nodes: [...] }
@@ -14,6 +16,9 @@
  */
 import '../../src/polyfills.js';
 import { LashupNode, type NodeOptions } from '../../src/daemon/index.js';
+import { RealClock } from '../../src/common/index.js';
+import { decodeResult, encodeLeaseRequest, IPAM_PROTOCOL } from '../../src/ipam/index.js';
+import { RpcClient } from '../../src/net/index.js';
 
 export interface WorkerNodeSpec {
   name: string;
@@ -22,12 +27,15 @@ export interface WorkerNodeSpec {
   clusterKey: string;
   label: string;
   packetTransport: 'udp' | 'libp2p';
+  role?: 'master' | 'agent';
+  masters?: string[];
 }
 
 type Command =
   | { cmd: 'start'; nodes: WorkerNodeSpec[] }
   | { cmd: 'update'; node: string; key: string; value: unknown }
   | { cmd: 'stats' }
+  | { cmd: 'allocate-many'; node: string; prefix: string; count: number; concurrency: number; timeoutMs: number }
   | { cmd: 'stop' };
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -43,7 +51,8 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
       const options: NodeOptions = {
         name: spec.name,
         dataDir: spec.dataDir,
-        role: 'agent',
+        role: spec.role ?? 'agent',
+        ...(spec.masters === undefined ? {} : { masters: spec.masters }),
         underlayIp: '127.0.0.1',
         clusterKeys: [spec.clusterKey],
         label: spec.label,
@@ -58,6 +67,8 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
       node.kv.subscribe('bench/', (change) => {
         if (!change.initial) send({ evt: 'applied', node: spec.name, key: change.key, atMs: now() });
       });
+      node.onLease((lease) => send({ evt: 'lease', node: spec.name, lease, atMs: now() }));
+      node.onAllocatorState((state) => send({ evt: 'raft', node: spec.name, role: state.role, term: state.term, leader: state.leader, atMs: now() }));
       node.membership.on((event) => {
         if ('member' in event) send({ evt: 'member', node: spec.name, type: event.type, member: event.member.name, atMs: now() });
       });
@@ -65,6 +76,47 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
     }),
   );
   send({ evt: 'started', nodes: started });
+}
+
+/**
+ * Lease requests for `count` made-up agents straight to the leader, `concurrency` at a time,
+ * following redirects: the allocator's throughput and latency without starting 1,000 nodes.
+ */
+async function allocateMany(node: LashupNode, prefix: string, count: number, concurrency: number, timeoutMs: number): Promise<void> {
+  const rpc = new RpcClient(node.libp2p, new RealClock(), IPAM_PROTOCOL, timeoutMs);
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = now();
+  const one = async (agent: string): Promise<void> => {
+    const t0 = now();
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const masters = node.masterInfos();
+      const leader = masters.filter((m) => m.leader).sort((a, b) => b.term - a.term)[0] ?? masters[attempt % Math.max(1, masters.length)];
+      if (leader === undefined) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      try {
+        const result = decodeResult(await rpc.call(leader.address, encodeLeaseRequest('allocate', agent)));
+        if (result.ok) {
+          latencies.push(now() - t0);
+          return;
+        }
+      } catch {
+        // Retry below.
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    errors++;
+  };
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) await one(`${prefix}${next++}`);
+    }),
+  );
+  rpc.close();
+  send({ evt: 'allocated', node: node.name, latencies, errors, totalMs: now() - started });
 }
 
 function stats(): void {
@@ -83,6 +135,11 @@ function stats(): void {
       libp2p: n.libp2p.stats,
       membership: n.membership.stats,
       kv: n.kv.stats,
+      allocator:
+        n.allocator === undefined
+          ? undefined
+          : { role: n.allocator.raft.role, term: n.allocator.raft.term, commit: n.allocator.raft.commitIndex, agents: n.allocator.state.agentCount },
+      lease: n.lease?.current,
     })),
   });
 }
@@ -104,6 +161,12 @@ process.on('message', (raw) => {
       case 'stats':
         stats();
         return;
+      case 'allocate-many': {
+        const node = nodes.get(command.node);
+        if (node === undefined) throw new Error(`no node ${command.node} here`);
+        await allocateMany(node, command.prefix, command.count, command.concurrency, command.timeoutMs);
+        return;
+      }
       case 'stop':
         await Promise.all([...nodes.values()].map((n) => n.stop()));
         process.exit(0);

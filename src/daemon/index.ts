@@ -1,2 +1,3 @@
-export { LashupNode, loadOrCreatePeerKey, seedMultiaddr, KV_TOPIC } from './node.js';
+export { LashupNode, loadOrCreatePeerKey, seedMultiaddr, KV_TOPIC, OVERLAY_CONFIG_KEY } from './node.js';
+export { FileLeaseStore } from './lease-store.js';
 export type { NodeOptions } from './node.js';

@@ -20,6 +20,9 @@ import { randomlySeededRng, RealClock, type Clock, type Rng, LashupError } from 
 import { NodeFs } from '../storage/index.js';
 import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
+import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
+import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
+import { FileLeaseStore } from './lease-store.js';
 import { silentLogger, componentLogger } from '../log/index.js';
 import {
   Membership,
@@ -42,6 +45,8 @@ import {
 } from '../net/index.js';
 
 export const KV_TOPIC = 'lashup/kv/1';
+/** The key where the leading master publishes the committed overlay configuration. */
+export const OVERLAY_CONFIG_KEY = 'overlay-config';
 
 export interface NodeOptions {
   /** Member name: unique in the cluster, stable across restarts. */
@@ -75,6 +80,11 @@ export interface NodeOptions {
   membership?: Partial<MembershipConfig>;
   kv?: Partial<KvConfig>;
   fsync?: FsyncPolicy;
+  /** Names of the masters: the allocator's Raft voters (the same list on every node). */
+  masters?: readonly string[];
+  /** The overlay configuration (masters). Default: DC/OS's. */
+  overlay?: OverlayConfig;
+  raft?: Partial<RaftConfig>;
   logger?: Logger;
   clock?: Clock;
   rng?: Rng;
@@ -112,7 +122,13 @@ export class LashupNode {
   readonly kv: KvStore;
   readonly antiEntropy: AntiEntropy;
   readonly persistence: KvPersistence;
+  /** The allocator (masters only). */
+  readonly allocator: AllocatorMaster | undefined;
+  /** This agent's lease client (agents only). */
+  readonly lease: LeaseClient | undefined;
   private stopped = false;
+  private readonly leaseListeners = new Set<(lease: Lease) => void>();
+  private readonly raftListeners = new Set<(state: { role: Role; term: number; leader: string | undefined }) => void>();
   /** peer id -> member name, from metadata. */
   private readonly peerNames = new Map<string, string>();
   private readonly metaCache = new WeakMap<Uint8Array, MemberMeta | null>();
@@ -187,6 +203,100 @@ export class LashupNode {
       const name = this.peerNames.get(peerId);
       if (name !== undefined && !this.stopped) this.membership.probeNow(name);
     });
+    const masters = options.masters ?? [];
+    if (options.role === 'master' && masters.includes(options.name)) {
+      const overlay = options.overlay ?? (DEFAULT_OVERLAY_CONFIG as OverlayConfig);
+      validateOverlayConfig(overlay);
+      this.allocator = new AllocatorMaster({
+        name: options.name,
+        masters,
+        overlay,
+        storage: new FileRaftStorage(new NodeFs(), join(options.dataDir, 'raft')),
+        streams: libp2p,
+        clock,
+        rng: rng.fork('raft'),
+        addressOf: (name) => (name === options.name ? libp2p.multiaddrs[0] : this.addressOf(name)),
+        ...(options.raft === undefined ? {} : { raft: options.raft }),
+        logger: componentLogger(logger, 'allocator'),
+        onStateChange: (state) => {
+          const { role, term } = state;
+          for (const listener of this.raftListeners) listener(state);
+          // Agents find the leader in membership metadata.
+          this.membership.updateMeta(encodeMeta({ ...this.baseMeta(), tags: { ...(options.tags ?? {}), raftRole: role, raftTerm: String(term) } }));
+          if (role === 'leader') this.publishOverlayConfig();
+        },
+      });
+    } else if (options.role === 'agent') {
+      this.lease = new LeaseClient({
+        agent: options.name,
+        streams: libp2p,
+        clock,
+        rng: rng.fork('lease'),
+        masters: () => this.masterInfos(),
+        store: new FileLeaseStore(join(options.dataDir, 'lease.json')),
+        wantedNetworks: () => {
+          const value = this.kv.get(OVERLAY_CONFIG_KEY)?.['config'] as OverlayConfig | undefined;
+          return value?.networks.filter((n) => n.enabled !== false).map((n) => n.name);
+        },
+        logger: componentLogger(logger, 'lease'),
+        onLease: (lease) => {
+          for (const listener of this.leaseListeners) listener(lease);
+        },
+      });
+      this.kv.subscribe(OVERLAY_CONFIG_KEY, () => this.lease?.recheck());
+    }
+  }
+
+  /** Calls `listener` with every lease this agent obtains (the stored one first, at start). */
+  onLease(listener: (lease: Lease) => void): () => void {
+    this.leaseListeners.add(listener);
+    return () => this.leaseListeners.delete(listener);
+  }
+
+  /** Calls `listener` on every change of this master's Raft role, term or leader. */
+  onAllocatorState(listener: (state: { role: Role; term: number; leader: string | undefined }) => void): () => void {
+    this.raftListeners.add(listener);
+    return () => this.raftListeners.delete(listener);
+  }
+
+  private baseMeta(): MemberMeta {
+    const o = this.options;
+    return {
+      role: o.role,
+      underlayIp: o.underlayIp,
+      version: o.version ?? '0.1.0',
+      peerId: this.libp2p.peerId,
+      addrs: this.libp2p.multiaddrs.slice(0, 4),
+      ...(o.tags === undefined ? {} : { tags: o.tags }),
+    };
+  }
+
+  /** A member's libp2p address, from its metadata. */
+  addressOf(name: string): string | undefined {
+    const member = this.membership.member(name);
+    return member === undefined || member.state !== 'alive' ? undefined : this.meta(member.meta)?.addrs?.[0];
+  }
+
+  /** The masters membership knows, with the Raft role they publish. */
+  masterInfos(): MasterInfo[] {
+    const out: MasterInfo[] = [];
+    for (const m of this.membership.members()) {
+      const meta = this.meta(m.meta);
+      if (m.state !== 'alive' || meta?.role !== 'master' || meta.addrs?.[0] === undefined) continue;
+      out.push({ name: m.name, address: meta.addrs[0], leader: meta.tags?.['raftRole'] === 'leader', term: Number(meta.tags?.['raftTerm'] ?? 0) });
+    }
+    return out;
+  }
+
+  private publishOverlayConfig(): void {
+    const allocator = this.allocator as AllocatorMaster;
+    // The committed configuration, once the leader knows it (after its first commit).
+    allocator.raft.read((error) => {
+      const config = allocator.state.config;
+      if (error !== null || config === undefined || this.stopped) return;
+      const marker = this.kv.marker();
+      this.kv.update(OVERLAY_CONFIG_KEY, (m) => m.lww('config').write(marker, config));
+    });
   }
 
   /** Starts a node: transports bound, membership running, joining the seeds. */
@@ -227,6 +337,8 @@ export class LashupNode {
     const node = new LashupNode(options, libp2p, packets, udp, logger, clock, rng);
     node.membership.start();
     node.antiEntropy.start();
+    node.allocator?.start();
+    node.lease?.start();
     if (options.seeds.length > 0) node.membership.join(options.seeds.map(seedMultiaddr));
     logger.info({ udp: udp?.localAddress, libp2p: libp2p.multiaddrs, peerId: libp2p.peerId }, 'node started');
     return node;
@@ -275,6 +387,8 @@ export class LashupNode {
   private async shutdown(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.allocator?.stop();
+    this.lease?.stop();
     this.membership.stop();
     this.antiEntropy.stop();
     this.kv.close();

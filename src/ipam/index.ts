@@ -7,3 +7,7 @@ export { IpamCluster } from './sim-cluster.js';
 export type { IpamClusterOptions } from './sim-cluster.js';
 export { runScenario, SCENARIO_OVERLAY } from './scenario.js';
 export type { ScenarioOptions, ScenarioResult } from './scenario.js';
+export { AllocatorMaster, encodeLeaseRequest, RAFT_PROTOCOL, IPAM_PROTOCOL } from './master.js';
+export type { AllocatorMasterOptions, AllocatorStats } from './master.js';
+export { LeaseClient } from './lease-client.js';
+export type { LeaseClientOptions, LeaseStore, MasterInfo, LeaseClientStats } from './lease-client.js';

@@ -15,6 +15,8 @@ export interface ScenarioOptions {
   faultyMs: number;
   /** Once healed, every pending allocation must complete within this, ms. */
   livenessBoundMs: number;
+  /** Called once the faults stop (tests trace from there). */
+  onHealed?: () => void;
 }
 
 export interface ScenarioResult {
@@ -107,16 +109,28 @@ export function runScenario(options: ScenarioOptions): ScenarioResult {
   for (const name of down) c.restart(name);
   down.clear();
   healedAt = c.sim.nowMs();
+  options.onHealed?.();
+  // One more allocation after healing: the cluster must be able to serve it within the bound.
+  allocate();
   const deadline = healedAt + options.livenessBoundMs;
-  while (pending.size > 0 && c.sim.nowMs() < deadline) {
-    c.sim.runFor(100);
-  }
-  c.sim.runFor(2000);
+  const settled = (): boolean => {
+    const leader = c.leader();
+    if (pending.size > 0 || leader === undefined) return false;
+    const commit = c.node(leader).commitIndex;
+    return c.names.every((n) => c.node(n).lastApplied >= commit);
+  };
+  while (!settled() && c.sim.nowMs() < deadline) c.sim.runFor(100);
   c.checkLogs();
   result.stuck = pending.size;
   result.leaders = new Set(c.names.map((n) => `${c.node(n).term}:${c.node(n).leaderId}`)).size;
   // Every replica converges to the same allocations once healed.
   const hashes = new Set(c.names.map((n) => c.stateHash(n)));
-  if (hashes.size !== 1) c.violations.push('replicas hold different allocations after healing');
+  if (hashes.size !== 1) {
+    c.violations.push(
+      `replicas hold different allocations after healing: ${c.names
+        .map((n) => `${n} ${c.node(n).role} t${c.node(n).term} commit ${c.node(n).commitIndex} applied ${c.node(n).lastApplied} last ${c.node(n).lastIndex} agents ${c.replica(n).agentCount}`)
+        .join('; ')}`,
+    );
+  }
   return result;
 }

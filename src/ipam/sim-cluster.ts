@@ -17,6 +17,7 @@ import { createSimTransports } from '../net/index.js';
 import { decodeRaftMessage, encodeRaftMessage, MemoryRaftStorage, RaftError, RaftErrorCode, RaftNode, type RaftConfig, type StateMachine } from '../raft/index.js';
 import { Simulation, type LinkConfig } from '../sim/index.js';
 import type { OverlayConfig } from './config.js';
+import { IpamErrorCode } from './errors.js';
 import { decodeCommand, decodeResult, encodeCommand, IpamState, type Lease } from './state.js';
 
 export interface IpamClusterOptions {
@@ -52,6 +53,8 @@ export class IpamCluster {
   private readonly committed = new Map<number, number>();
   /** agent -> acknowledged lease (JSON) and the index it was acknowledged at. */
   readonly acknowledged = new Map<string, { lease: string; index: number }>();
+  /** Allocations the state machine refused (exhaustion), with the reason. */
+  readonly refused: string[] = [];
   private readonly options: IpamClusterOptions;
   private readonly clientRng: Rng;
 
@@ -244,8 +247,12 @@ export class IpamCluster {
         }
         const decoded = decodeResult(result as Uint8Array);
         if (!decoded.ok) {
-          // Not configured yet: retry.
-          this.sim.scheduler.after(100, attempt);
+          // Not configured yet: retry. Anything else (exhaustion) is final.
+          if (decoded.error.code === IpamErrorCode.NotConfigured) this.sim.scheduler.after(100, attempt);
+          else {
+            finished = true;
+            this.refused.push(`${agent}: ${decoded.error.message}`);
+          }
           return;
         }
         const lease = decoded.value as Lease;

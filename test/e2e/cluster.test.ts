@@ -14,6 +14,7 @@ import { LashupNode, type NodeOptions } from '../../src/daemon/index.js';
 import { buildPacket, encodeMessage, MessageType } from '../../src/membership/index.js';
 import { generateClusterKey, UdpTransport, keyringFrom, parseHostPort } from '../../src/net/index.js';
 import { RealClock } from '../../src/common/index.js';
+import { until } from '../helpers/until.js';
 import { WorkerHandle, type WorkerEvent } from '../../bench/lib/cluster-parent.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-e2e-'));
@@ -36,18 +37,6 @@ function options(name: string, key: string, seeds: string[], packetTransport: 'u
   };
 }
 
-/** Resolves when `check` holds, polling on membership/kv events of the nodes; rejects after `ms`. */
-function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = (): void => {
-      if (check()) resolve();
-      else if (Date.now() - started > ms) reject(new Error(`${what}: not within ${ms} ms`));
-      else setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
 
 function seedAddress(node: LashupNode): string {
   const m = /\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(node.libp2p.multiaddrs[0] as string) as RegExpExecArray;

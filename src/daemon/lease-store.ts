@@ -1,0 +1,33 @@
+/**
+ * The agent's lease on disk (JSON, written atomically): what lets a restarted agent come back
+ * with the same subnet and VTEP even when no master answers.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LashupError } from '../common/index.js';
+import type { Lease, LeaseStore } from '../ipam/index.js';
+
+export class FileLeaseStore implements LeaseStore {
+  constructor(private readonly path: string) {}
+
+  load(): Lease | undefined {
+    if (!existsSync(this.path)) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(this.path, 'utf8'));
+    } catch (err) {
+      throw new LashupError('LASHUP_ERR_IPAM_LEASE_INVALID', `${this.path} is not valid JSON (${(err as Error).message})`, { path: this.path });
+    }
+    const lease = parsed as Partial<Lease>;
+    if (typeof lease?.agent !== 'string' || typeof lease.vtepIp !== 'string' || typeof lease.vtepMac !== 'string' || typeof lease.networks !== 'object') {
+      throw new LashupError('LASHUP_ERR_IPAM_LEASE_INVALID', `${this.path} does not hold a lease (agent, vtepIp, vtepMac, networks)`, { path: this.path });
+    }
+    return lease as Lease;
+  }
+
+  save(lease: Lease): void {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    writeFileSync(`${this.path}.tmp`, `${JSON.stringify(lease, null, 2)}\n`, { mode: 0o600 });
+    renameSync(`${this.path}.tmp`, this.path);
+  }
+}

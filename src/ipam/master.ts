@@ -1,0 +1,172 @@
+/**
+ * The allocator on a master: a Raft member whose state machine is the allocation state, with
+ * Raft messages and agents' lease requests carried by request/response RPC over any stream
+ * transport (libp2p in the daemon, simulated streams in tests).
+ *
+ *   /lashup/raft/1    [senderId, raft message]           one-way (the reply is an empty ack)
+ *   /lashup/ipam/1    [op, agent]  ->  [ok, lease | error]   op 1 allocate, 2 release, 3 usage
+ *
+ * Requests to a follower are answered with LASHUP_ERR_RAFT_NOT_LEADER and the leader's name;
+ * clients find its address in membership metadata. When this master becomes leader and the
+ * committed configuration differs from its own, it proposes its own (masters are configured
+ * alike; the last leader's configuration wins, after validation).
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import type { Clock, Rng } from '../common/index.js';
+import type { Logger } from '../log/index.js';
+import { RpcClient, RpcServer, type Address, type StreamTransport } from '../net/index.js';
+import { decodeRaftMessage, encodeRaftMessage, RaftError, RaftErrorCode, RaftNode, type RaftConfig, type RaftStorage, type Role } from '../raft/index.js';
+import type { OverlayConfig } from './config.js';
+import { decodeResult, encodeCommand, IpamState } from './state.js';
+
+export const RAFT_PROTOCOL = '/lashup/raft/1';
+export const IPAM_PROTOCOL = '/lashup/ipam/1';
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+export interface AllocatorMasterOptions {
+  name: string;
+  /** Every master's name (the voters). */
+  masters: readonly string[];
+  /** This master's overlay configuration (validated before). */
+  overlay: OverlayConfig;
+  storage: RaftStorage;
+  streams: StreamTransport;
+  clock: Clock;
+  rng: Rng;
+  /** The stream address of a master by name (membership metadata), or undefined when unknown. */
+  addressOf: (name: string) => Address | undefined;
+  raft?: Partial<RaftConfig>;
+  logger?: Logger;
+  onStateChange?: (state: { role: Role; term: number; leader: string | undefined }) => void;
+}
+
+export interface AllocatorStats {
+  raftMessagesSent: number;
+  raftMessagesDropped: number;
+  raftDecodeErrors: number;
+  leaseRequests: number;
+  leaseRedirects: number;
+}
+
+export class AllocatorMaster {
+  readonly raft: RaftNode;
+  readonly state = new IpamState();
+  readonly stats: AllocatorStats = { raftMessagesSent: 0, raftMessagesDropped: 0, raftDecodeErrors: 0, leaseRequests: 0, leaseRedirects: 0 };
+  private readonly client: RpcClient;
+  private readonly raftServer: RpcServer;
+  private readonly ipamServer: RpcServer;
+  private readonly options: AllocatorMasterOptions;
+
+  constructor(options: AllocatorMasterOptions) {
+    this.options = options;
+    this.client = new RpcClient(options.streams, options.clock, RAFT_PROTOCOL, 2000);
+    this.raft = new RaftNode({
+      id: options.name,
+      voters: options.masters,
+      config: options.raft ?? {},
+      storage: options.storage,
+      stateMachine: {
+        apply: (command) => this.state.apply(command),
+        snapshot: () => this.state.snapshot(),
+        restore: (data) => this.state.restore(data),
+      },
+      clock: options.clock,
+      rng: options.rng,
+      send: (to, message) => this.sendRaft(to, encodeRaftMessage(message)),
+      onStateChange: (s) => {
+        if (s.role === 'leader') this.publishConfig();
+        options.onStateChange?.(s);
+      },
+    });
+    this.raftServer = new RpcServer(options.streams, RAFT_PROTOCOL, (request, _from, respond) => {
+      respond(new Uint8Array(0));
+      let sender: string;
+      let message;
+      try {
+        const raw = unpackr.unpack(request) as unknown[];
+        if (!Array.isArray(raw) || typeof raw[0] !== 'string' || !(raw[1] instanceof Uint8Array)) throw new Error('expected [sender, message]');
+        sender = raw[0];
+        message = decodeRaftMessage(raw[1]);
+      } catch {
+        this.stats.raftDecodeErrors++;
+        return;
+      }
+      this.raft.receive(sender, message);
+    });
+    this.ipamServer = new RpcServer(options.streams, IPAM_PROTOCOL, (request, _from, respond, fail) => this.serveLease(request, respond, fail));
+  }
+
+  start(): void {
+    this.raft.start();
+  }
+
+  stop(): void {
+    this.raft.stop();
+    this.client.close();
+    this.raftServer.close();
+    this.ipamServer.close();
+  }
+
+  private sendRaft(to: string, bytes: Uint8Array): void {
+    const address = this.options.addressOf(to);
+    if (address === undefined) {
+      this.stats.raftMessagesDropped++;
+      return;
+    }
+    this.stats.raftMessagesSent++;
+    // Raft retries by itself: a lost message is only a slower round.
+    this.client.request(address, packr.pack([this.options.name, bytes]).slice(), (error) => {
+      if (error !== null) this.stats.raftMessagesDropped++;
+    });
+  }
+
+  private publishConfig(): void {
+    const committed = this.state.config;
+    if (committed !== undefined && JSON.stringify(committed) === JSON.stringify(this.options.overlay)) return;
+    this.raft.propose(encodeCommand({ op: 'config', config: this.options.overlay }), (error, result) => {
+      if (error !== null) return;
+      const decoded = decodeResult(result as Uint8Array);
+      if (!decoded.ok) this.options.logger?.error({ err: decoded.error }, 'this master\'s overlay configuration was refused by the allocator; keeping the committed one');
+    });
+  }
+
+  private serveLease(request: Uint8Array, respond: (response: Uint8Array) => void, fail: (message: string) => void): void {
+    this.stats.leaseRequests++;
+    let op: number;
+    let agent: string;
+    try {
+      const raw = unpackr.unpack(request) as unknown[];
+      if (!Array.isArray(raw) || typeof raw[0] !== 'number' || typeof raw[1] !== 'string' || raw[1].length === 0 || raw[1].length > 256) throw new Error('bad');
+      op = raw[0];
+      agent = raw[1];
+    } catch {
+      fail('a lease request is [op, agent]: op 1 allocate, 2 release, 3 usage');
+      return;
+    }
+    const answer = (error: RaftError | null, result?: Uint8Array): void => {
+      if (error !== null) {
+        if (error.code === RaftErrorCode.NotLeader) this.stats.leaseRedirects++;
+        respond(packr.pack([false, { code: error.code, message: error.message, details: { ...error.details } }]).slice());
+        return;
+      }
+      respond(result as Uint8Array);
+    };
+    if (op === 3) {
+      // Usage is a read: linearizable through the read barrier.
+      this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.usage()]).slice())));
+      return;
+    }
+    if (op !== 1 && op !== 2) {
+      fail(`unknown lease operation ${op}; valid: 1 allocate, 2 release, 3 usage`);
+      return;
+    }
+    this.raft.propose(encodeCommand(op === 1 ? { op: 'allocate', agent } : { op: 'release', agent }), (error, result) => answer(error, result));
+  }
+}
+
+/** Encodes a lease request (agent side). */
+export function encodeLeaseRequest(op: 'allocate' | 'release' | 'usage', agent: string): Uint8Array {
+  return packr.pack([op === 'allocate' ? 1 : op === 'release' ? 2 : 3, agent]).slice();
+}
