@@ -24,3 +24,5 @@ export {
   bigIntToBytes,
 } from './cidr.js';
 export type { Cidr } from './cidr.js';
+export { parseMac, formatMac, canonicalMac } from './mac.js';
+export { isValidInterfaceName, MAX_INTERFACE_NAME_LENGTH } from './ifname.js';

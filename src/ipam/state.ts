@@ -12,6 +12,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { addressAt, cidrSize, familyBits, formatAddress, formatCidr, subBlock, subBlockCount, type Cidr } from '../common/index.js';
+import { vtepMac } from '../vxlan/index.js';
 import { validateOverlayConfig, type NetworkSpec, type OverlayConfig, type OverlaySpec } from './config.js';
 import { IpamError, IpamErrorCode } from './errors.js';
 
@@ -274,8 +275,7 @@ export class IpamState {
 
   private leaseOf(agent: string, state: AgentState, spec: OverlaySpec): Lease {
     const vtepValue = addressAt(spec.vtep, state.vtepIndex);
-    const low24 = Number(vtepValue & 0xffffffn);
-    const mac = [...spec.oui, (low24 >> 16) & 255, (low24 >> 8) & 255, low24 & 255].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    const mac = vtepMac(formatAddress(vtepValue, 4), spec.config.vtepMacOui);
     const networks: Record<string, NetworkLease> = {};
     for (const net of spec.networks) {
       const blocks = state.networks.get(net.name);
