@@ -22,6 +22,11 @@ interface Failure {
 export interface FakeKernelOptions {
   /** Deliver change notifications (default true); false exercises the periodic-resync path. */
   notifications?: boolean;
+  /**
+   * Deliver each batch's notifications before its acknowledgements (default false). The real
+   * kernel's two sockets race; this is the order that once forced spurious resyncs.
+   */
+  echoBeforeAck?: boolean;
 }
 
 const routeId = (r: KernelRoute): string => `${r.table}|${r.dst}/${r.prefixLen}|${r.metric}`;
@@ -41,6 +46,7 @@ export class FakeKernel implements Kernel {
   private nextIndex = 1;
   private closed = false;
   private readonly notify: boolean;
+  private readonly echoBeforeAck: boolean;
   /** Every operation the kernel accepted, in order (tests assert on it). */
   readonly accepted: KernelOp[] = [];
   /** Every operation attempted, accepted or not. */
@@ -50,6 +56,7 @@ export class FakeKernel implements Kernel {
 
   constructor(options: FakeKernelOptions = {}) {
     this.notify = options.notifications ?? true;
+    this.echoBeforeAck = options.echoBeforeAck ?? false;
     this.insertLink({ name: 'lo', kind: '', mtu: 65_536, up: true });
   }
 
@@ -134,6 +141,10 @@ export class FakeKernel implements Kernel {
       const errno = this.perform(op);
       if (errno === undefined) this.accepted.push(op);
       results.push(errno === undefined ? undefined : new KernelError(errno, describeOp(op)));
+    }
+    if (this.echoBeforeAck) {
+      const events = this.pending.splice(0);
+      for (const e of events) for (const listener of this.listeners) listener(e);
     }
     return results;
   }

@@ -416,3 +416,19 @@ t.test('an FDB remote rewritten or appended by hand is put back', async (t) => {
   t.ok(x.r.stats().converged);
   await x.r.stop();
 });
+
+t.test('an FDB echo that overtakes its acknowledgement is not mistaken for a foreign change', async (t) => {
+  const x = rig({}, new FakeKernel({ echoBeforeAck: true }));
+  x.r.setDesiredGroup('local', localPart(1, DEFAULT_VTEP_CONFIG, { ipv6: false }));
+  x.r.setDesiredGroup('agent/2', remoteState(DEFAULT_VTEP_CONFIG, agent(2, { ipv6: false })));
+  await x.r.start();
+  await settle(x, 500);
+  const resyncs = x.r.stats().resyncs;
+  const mark = x.k.accepted.length;
+  x.r.setDesiredGroup('agent/2', remoteState(DEFAULT_VTEP_CONFIG, { ...agent(2, { ipv6: false }), underlayIp: '192.0.2.202' }));
+  await settle(x, 500);
+  t.same(x.k.accepted.slice(mark).map((op) => op.op), ['fdb.replace'], 'one operation');
+  t.equal(x.r.stats().resyncs, resyncs, 'no resync');
+  t.same(x.k.state().fdb.map((f) => f.dst), ['192.0.2.202']);
+  await x.r.stop();
+});
