@@ -1,0 +1,343 @@
+/**
+ * The daemon's configuration: one JSON file, validated against the schema below. Unknown keys
+ * are rejected (a misspelt key silently ignored is how an operator ends up running defaults they
+ * did not choose); every error gives the JSON path, the bad value and what would be valid, and all
+ * errors are reported at once. Every field's meaning, unit, default and the reason for the
+ * default live in its `doc`; `configReference()` renders them for the README and `--help`.
+ */
+import { LashupError, isIp } from '../common/index.js';
+import { DEFAULT_OVERLAY_CONFIG, validateOverlayConfig, type OverlayConfig } from '../ipam/index.js';
+import { membershipConfig, type MembershipConfig, type MembershipProfile } from '../membership/index.js';
+
+export const ConfigErrorCode = {
+  /** The file is not valid JSON or does not match the schema (details.errors lists every problem). */
+  Invalid: 'LASHUP_ERR_CONFIG_INVALID',
+  /** The file cannot be read. */
+  Unreadable: 'LASHUP_ERR_CONFIG_UNREADABLE',
+} as const;
+
+export interface ConfigProblem {
+  /** JSON path of the bad value, such as `$.api.port`. */
+  path: string;
+  value: unknown;
+  /** What would be valid. */
+  expected: string;
+}
+
+export class ConfigError extends LashupError {
+  constructor(
+    code: (typeof ConfigErrorCode)[keyof typeof ConfigErrorCode],
+    message: string,
+    readonly problems: ConfigProblem[] = [],
+  ) {
+    super(code, message, { errors: problems });
+  }
+}
+
+export interface DaemonConfig {
+  name: string;
+  role: 'master' | 'agent';
+  dataDir: string;
+  underlayIp: string;
+  masters: string[];
+  seeds: string[];
+  cluster: { keys: string[]; label: string; networkKey?: string };
+  listen: { bindHost: string; advertiseHost?: string; udpPort: number; libp2pPort: number };
+  membership: { profile: MembershipProfile; packetTransport: 'udp' | 'libp2p'; overrides: Partial<MembershipConfig> };
+  api: { host: string; port: number };
+  dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean };
+  overlay: OverlayConfig;
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
+
+type Kind =
+  | { type: 'string'; pattern?: RegExp; patternText?: string }
+  | { type: 'ip' }
+  | { type: 'integer'; min: number; max: number }
+  | { type: 'boolean' }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'strings'; min: number; item?: RegExp; itemText?: string }
+  | { type: 'object'; fields: Record<string, Field> }
+  | { type: 'custom'; check: (value: unknown, path: string) => ConfigProblem[]; describe: string };
+
+interface Field {
+  kind: Kind;
+  doc: string;
+  /** Absent: required. */
+  default?: unknown;
+  optional?: true;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+
+const membershipFields = Object.keys(membershipConfig('lan'));
+
+export const CONFIG_SCHEMA: Record<string, Field> = {
+  name: { kind: { type: 'string', pattern: NAME, patternText: '1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' }, doc: 'Member name: unique in the cluster and stable across restarts (the allocator keys leases by it). Required.' },
+  role: { kind: { type: 'enum', values: ['master', 'agent'] }, doc: 'master (runs the allocator, a Raft voter when named in `masters`) or agent (gets a lease and programs the overlay). Required.' },
+  dataDir: { kind: { type: 'string' }, default: '/var/lib/lashup', doc: 'Directory for the peer key, the store (snapshot + log), Raft state and the lease. Default /var/lib/lashup (FHS state directory).' },
+  underlayIp: { kind: { type: 'ip' }, doc: "This node's address on the underlay network: the VXLAN source and where peers send overlay traffic. Required." },
+  masters: { kind: { type: 'strings', min: 1, item: NAME, itemText: 'member names' }, doc: 'Names of the masters: the Raft voters. The same list on every node. Required; 3 or 5 for fault tolerance.' },
+  seeds: { kind: { type: 'strings', min: 0 }, default: [], doc: 'Where to join: libp2p multiaddrs or "host:port" of nodes\' libp2p ports. Default none (the first master starts alone).' },
+  cluster: {
+    kind: {
+      type: 'object',
+      fields: {
+        keys: { kind: { type: 'strings', min: 1, item: BASE64_KEY, itemText: 'base64 32-byte keys (`lashup keygen`)' }, doc: 'Cluster keys, base64 of 32 bytes; the first encrypts, all decrypt (add the new key second, then make it first everywhere, then drop the old one). Required.' },
+        label: { kind: { type: 'string', pattern: NAME, patternText: 'a short name' }, default: 'lashup', doc: 'Cluster label, authenticated in every packet so that two clusters sharing a key still cannot talk. Default "lashup".' },
+        networkKey: { kind: { type: 'string', pattern: BASE64_KEY, patternText: 'a base64 32-byte key' }, optional: true, doc: "Key of libp2p's private network. Default: derived from the primary cluster key." },
+      },
+    },
+    doc: 'Cluster identity and keys.',
+  },
+  listen: {
+    kind: {
+      type: 'object',
+      fields: {
+        bindHost: { kind: { type: 'ip' }, default: '0.0.0.0', doc: 'Address the UDP and libp2p sockets bind to. Default 0.0.0.0 (all).' },
+        advertiseHost: { kind: { type: 'ip' }, optional: true, doc: 'Address others reach this node at, when it differs from bindHost. Default: underlayIp.' },
+        udpPort: { kind: { type: 'integer', min: 0, max: 65535 }, default: 62501, doc: 'UDP port of SWIM. Default 62501. 0: any free port (tests).' },
+        libp2pPort: { kind: { type: 'integer', min: 0, max: 65535 }, default: 62502, doc: 'TCP port of libp2p (store replication, anti-entropy, RPC). Default 62502. 0: any free port.' },
+      },
+    },
+    doc: 'Sockets.',
+  },
+  membership: {
+    kind: {
+      type: 'object',
+      fields: {
+        profile: { kind: { type: 'enum', values: ['lan', 'wan', 'local'] }, default: 'lan', doc: 'Timing profile (see src/membership/config.ts). Default lan: one data centre.' },
+        packetTransport: { kind: { type: 'enum', values: ['udp', 'libp2p'] }, default: 'udp', doc: 'SWIM over encrypted UDP, or over libp2p streams for sites that allow one TCP port only. Default udp.' },
+        overrides: {
+          kind: {
+            type: 'custom',
+            describe: `an object with any of ${membershipFields.join(', ')}`,
+            check: (value, path) => {
+              if (value === null || typeof value !== 'object' || Array.isArray(value)) return [{ path, value, expected: 'an object of membership settings' }];
+              const problems: ConfigProblem[] = [];
+              for (const key of Object.keys(value)) if (!membershipFields.includes(key)) problems.push({ path: `${path}.${key}`, value: (value as Record<string, unknown>)[key], expected: `a membership setting (${membershipFields.join(', ')})` });
+              if (problems.length > 0) return problems;
+              try {
+                membershipConfig('lan', value as Partial<MembershipConfig>);
+              } catch (err) {
+                return [{ path, value, expected: err instanceof Error ? err.message : String(err) }];
+              }
+              return [];
+            },
+          },
+          default: {},
+          doc: 'Per-field overrides of the profile, each validated by the membership module. Default none.',
+        },
+      },
+    },
+    doc: 'Membership (SWIM + Lifeguard).',
+  },
+  api: {
+    kind: {
+      type: 'object',
+      fields: {
+        host: { kind: { type: 'ip' }, default: '127.0.0.1', doc: 'Address of the HTTP API. Default 127.0.0.1: the API has no authentication, so it is local unless you choose otherwise.' },
+        port: { kind: { type: 'integer', min: 1, max: 65535 }, default: 62080, doc: 'Port of the HTTP API and /metrics. Default 62080.' },
+      },
+    },
+    doc: 'HTTP API.',
+  },
+  dataplane: {
+    kind: {
+      type: 'object',
+      fields: {
+        enabled: { kind: { type: 'boolean' }, default: true, doc: 'Program the kernel (agents). false runs membership, store and allocator only. Default true.' },
+        resyncIntervalMs: { kind: { type: 'integer', min: 1000, max: 3_600_000 }, default: 60_000, doc: 'Milliseconds between full kernel resyncs; notifications repair drift at once, this is the backstop. Default 60,000.' },
+        masquerade: { kind: { type: 'boolean' }, default: true, doc: 'Masquerade overlay-sourced traffic leaving the overlay (nftables table owned by lashup). Default true, as DC/OS did.' },
+      },
+    },
+    doc: 'Kernel programming.',
+  },
+  overlay: {
+    kind: {
+      type: 'custom',
+      describe: 'the overlay configuration (vtepSubnet, vtepSubnet6, vtepMacOui, vtepName, vni, vxlanPort, mtu, networks[])',
+      check: (value, path) => {
+        if (value === null || typeof value !== 'object' || Array.isArray(value)) return [{ path, value, expected: 'an object' }];
+        const known = Object.keys(DEFAULT_OVERLAY_CONFIG);
+        const problems: ConfigProblem[] = [];
+        for (const key of Object.keys(value)) if (!known.includes(key)) problems.push({ path: `${path}.${key}`, value: (value as Record<string, unknown>)[key], expected: `an overlay setting (${known.join(', ')})` });
+        const nets = (value as { networks?: unknown }).networks;
+        if (Array.isArray(nets)) {
+          nets.forEach((n, i) => {
+            if (n !== null && typeof n === 'object') {
+              for (const key of Object.keys(n)) if (!['name', 'subnet', 'prefix', 'subnet6', 'prefix6', 'enabled'].includes(key)) problems.push({ path: `${path}.networks[${i}].${key}`, value: (n as Record<string, unknown>)[key], expected: 'a network setting (name, subnet, prefix, subnet6, prefix6, enabled)' });
+            }
+          });
+        }
+        if (problems.length > 0) return problems;
+        try {
+          validateOverlayConfig({ ...DEFAULT_OVERLAY_CONFIG, ...(value as Partial<OverlayConfig>) });
+        } catch (err) {
+          const details = (err as { details?: { path?: string; value?: unknown } }).details;
+          // The allocator's validator names paths from "overlay." already.
+          const inner = details?.path ?? '';
+          const full = inner.startsWith('overlay') ? `$.${inner}` : `${path}.${inner}`.replace(/\.$/, '');
+          return [{ path: full, value: details?.value, expected: err instanceof Error ? err.message : String(err) }];
+        }
+        return [];
+      },
+    },
+    default: DEFAULT_OVERLAY_CONFIG,
+    doc: "The overlay (masters publish it; agents follow the masters' copy). Default DC/OS's: dcos 9.0.0.0/8 per-agent /24, dcos6 fd01:b::/64 per-agent /80, VTEP 44.128.0.0/20 and fd01:a::/64, vtep1024, VNI 1024, port 64000, MTU 1420.",
+  },
+  log: {
+    kind: { type: 'object', fields: { level: { kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'Log level. Default info. LASHUP_LOG_LEVEL overrides it.' } } },
+    doc: 'Logging.',
+  },
+};
+
+function defaultsOf(fields: Record<string, Field>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(fields)) {
+    if (field.kind.type === 'object') out[key] = defaultsOf(field.kind.fields);
+    else if (field.default !== undefined) out[key] = structuredClone(field.default);
+  }
+  return out;
+}
+
+function describeKind(kind: Kind): string {
+  switch (kind.type) {
+    case 'string':
+      return kind.patternText ?? 'a string';
+    case 'ip':
+      return 'an IPv4 or IPv6 address';
+    case 'integer':
+      return `an integer from ${kind.min} to ${kind.max}`;
+    case 'boolean':
+      return 'true or false';
+    case 'enum':
+      return `one of ${kind.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'strings':
+      return `a list of ${kind.itemText ?? 'strings'}${kind.min > 0 ? ` (at least ${kind.min})` : ''}`;
+    case 'object':
+      return 'an object';
+    case 'custom':
+      return kind.describe;
+  }
+}
+
+function check(fields: Record<string, Field>, value: unknown, path: string, problems: ConfigProblem[]): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    problems.push({ path, value, expected: 'an object' });
+    return {};
+  }
+  const input = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(input)) {
+    if (!(key in fields)) problems.push({ path: `${path}.${key}`, value: input[key], expected: `no such setting; valid here: ${Object.keys(fields).join(', ')}` });
+  }
+  for (const [key, field] of Object.entries(fields)) {
+    const p = `${path}.${key}`;
+    const v = input[key];
+    if (v === undefined) {
+      if (field.kind.type === 'object') out[key] = check(field.kind.fields, {}, p, problems);
+      else if (field.default !== undefined) out[key] = structuredClone(field.default);
+      else if (field.optional !== true) problems.push({ path: p, value: undefined, expected: `${describeKind(field.kind)} (required)` });
+      continue;
+    }
+    const kind = field.kind;
+    const bad = (): void => {
+      problems.push({ path: p, value: v, expected: describeKind(kind) });
+    };
+    switch (kind.type) {
+      case 'string':
+        if (typeof v !== 'string' || v.length === 0 || (kind.pattern !== undefined && !kind.pattern.test(v))) bad();
+        else out[key] = v;
+        break;
+      case 'ip':
+        if (typeof v !== 'string' || !isIp(v)) bad();
+        else out[key] = v;
+        break;
+      case 'integer':
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < kind.min || v > kind.max) bad();
+        else out[key] = v;
+        break;
+      case 'boolean':
+        if (typeof v !== 'boolean') bad();
+        else out[key] = v;
+        break;
+      case 'enum':
+        if (typeof v !== 'string' || !kind.values.includes(v)) bad();
+        else out[key] = v;
+        break;
+      case 'strings':
+        if (!Array.isArray(v) || v.length < kind.min) bad();
+        else {
+          v.forEach((item, i) => {
+            if (typeof item !== 'string' || item.length === 0 || (kind.item !== undefined && !kind.item.test(item))) problems.push({ path: `${p}[${i}]`, value: item, expected: kind.itemText ?? 'a non-empty string' });
+          });
+          out[key] = [...(v as string[])];
+        }
+        break;
+      case 'object':
+        out[key] = check(kind.fields, v, p, problems);
+        break;
+      case 'custom': {
+        const found = kind.check(v, p);
+        problems.push(...found);
+        if (found.length === 0) out[key] = field.default !== undefined && typeof field.default === 'object' && !Array.isArray(field.default) ? { ...(field.default as object), ...(v as object) } : v;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** Validates parsed JSON; returns the full config with defaults, or throws a ConfigError listing every problem. */
+export function parseConfig(value: unknown): DaemonConfig {
+  const problems: ConfigProblem[] = [];
+  const out = check(CONFIG_SCHEMA, value, '$', problems);
+  if (problems.length === 0) {
+    const c = out as unknown as DaemonConfig;
+    if (c.role === 'master' && !c.masters.includes(c.name)) {
+      problems.push({ path: '$.masters', value: c.masters, expected: `a list that includes this master's own name ${JSON.stringify(c.name)}` });
+    }
+  }
+  if (problems.length > 0) {
+    const lines = problems.map((p) => `  ${p.path} = ${p.value === undefined ? '(missing)' : JSON.stringify(p.value)}: expected ${p.expected}`);
+    throw new ConfigError(ConfigErrorCode.Invalid, `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, problems);
+  }
+  return out as unknown as DaemonConfig;
+}
+
+/** Parses and validates a config file's text. */
+export function parseConfigText(text: string, source = 'config'): DaemonConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const problem = { path: '$', value: text.slice(0, 40), expected: `valid JSON (${err instanceof Error ? err.message : String(err)})` };
+    throw new ConfigError(ConfigErrorCode.Invalid, `${source} is not valid JSON: ${problem.expected}`, [problem]);
+  }
+  return parseConfig(value);
+}
+
+/** The defaults of every optional setting (required ones absent). */
+export function configDefaults(): Record<string, unknown> {
+  return defaultsOf(CONFIG_SCHEMA);
+}
+
+/** Every setting with its meaning and default, one line each (for `--help` and the README). */
+export function configReference(): string[] {
+  const lines: string[] = [];
+  const walk = (fields: Record<string, Field>, prefix: string): void => {
+    for (const [key, field] of Object.entries(fields)) {
+      const path = `${prefix}${key}`;
+      if (field.kind.type === 'object') {
+        walk(field.kind.fields, `${path}.`);
+        continue;
+      }
+      const def = field.default === undefined ? (field.optional === true ? 'optional' : 'required') : `default ${JSON.stringify(field.default).slice(0, 60)}`;
+      lines.push(`${path} (${describeKind(field.kind)}; ${def}): ${field.doc}`);
+    }
+  };
+  walk(CONFIG_SCHEMA, '');
+  return lines;
+}
