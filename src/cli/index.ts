@@ -1,0 +1,2 @@
+export { run, EXIT } from './commands.js';
+export type { Io } from './commands.js';

@@ -1,0 +1,178 @@
+/**
+ * The lashup daemon: the node runtime (membership, store, allocator or lease client), the
+ * dataplane (agents), masquerading and the HTTP API, started in dependency order and stopped in
+ * reverse. A restart keeps identity (peer key, name), the lease (stored) and the kernel state:
+ * the reconciler adopts what it finds and changes nothing that is already right.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Kernel } from '../dataplane/index.js';
+import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
+import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
+import { componentLogger, silentLogger, type Logger } from '../log/index.js';
+import { RealClock } from '../common/index.js';
+import { ApiServer } from './api.js';
+import type { DaemonConfig } from './config.js';
+import { applyMasquerade } from './masquerade.js';
+import { LashupNode } from './node.js';
+import { OverlayAgent, removeAgentEntries } from './overlay-agent.js';
+
+/**
+ * An agent routes between its bridges and its VTEP, so IPv4 and IPv6 forwarding must be on (in
+ * the daemon's network namespace). Without it everything programs and nothing passes.
+ */
+function enableForwarding(logger: Logger): void {
+  for (const path of ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding']) {
+    try {
+      writeFileSync(path, '1');
+    } catch (err) {
+      logger.error({ err, path }, 'cannot enable forwarding; overlay traffic will not pass through this agent');
+    }
+  }
+}
+
+export interface DaemonOptions {
+  logger?: Logger;
+  /** A kernel backend to use instead of netlink (tests). */
+  kernel?: Kernel;
+  /** Skip nftables (tests without nft). */
+  masquerade?: boolean;
+  version?: string;
+}
+
+export interface DaemonStats {
+  startedAtMs: number;
+  masqueradeApplies: number;
+  masqueradeFailures: number;
+  releases: number;
+}
+
+export class Daemon {
+  readonly stats: DaemonStats = { startedAtMs: Date.now(), masqueradeApplies: 0, masqueradeFailures: 0, releases: 0 };
+  private stopping: Promise<void> | undefined;
+  private readonly leaveListeners = new Set<() => void>();
+
+  /** Registers what to do when `POST /v1/leave` asks the daemon to leave (the CLI stops it). */
+  onLeaveRequest(listener: () => void): void {
+    this.leaveListeners.add(listener);
+  }
+
+  /** Called by the API: asks the owner to stop with a goodbye. False when nobody listens. */
+  requestLeave(): boolean {
+    for (const l of this.leaveListeners) l();
+    return this.leaveListeners.size > 0;
+  }
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly node: LashupNode,
+    readonly reconciler: Reconciler | undefined,
+    readonly kernel: Kernel | undefined,
+    readonly overlayAgent: OverlayAgent | undefined,
+    readonly api: ApiServer,
+    readonly logger: Logger,
+    readonly version: string,
+  ) {}
+
+  static async start(config: DaemonConfig, options: DaemonOptions = {}): Promise<Daemon> {
+    const logger = options.logger ?? silentLogger();
+    const version = options.version ?? '0.1.0';
+    const node = await LashupNode.start({
+      name: config.name,
+      dataDir: config.dataDir,
+      role: config.role,
+      underlayIp: config.underlayIp,
+      version,
+      clusterKeys: config.cluster.keys,
+      ...(config.cluster.networkKey === undefined ? {} : { networkKey: config.cluster.networkKey }),
+      label: config.cluster.label,
+      bindHost: config.listen.bindHost,
+      advertiseHost: config.listen.advertiseHost ?? config.underlayIp,
+      udpPort: config.listen.udpPort,
+      libp2pPort: config.listen.libp2pPort,
+      seeds: config.seeds,
+      packetTransport: config.membership.packetTransport,
+      membershipProfile: config.membership.profile,
+      membership: config.membership.overrides,
+      masters: config.masters,
+      overlay: config.overlay,
+      logger,
+    });
+    let kernel: Kernel | undefined;
+    let reconciler: Reconciler | undefined;
+    let overlayAgent: OverlayAgent | undefined;
+    try {
+      if (config.role === 'agent' && config.dataplane.enabled) {
+        if (options.kernel === undefined) enableForwarding(logger);
+        kernel = options.kernel ?? (await openNetlinkKernel({ logger: componentLogger(logger, 'netlink') }));
+        reconciler = new Reconciler({ kernel, clock: new RealClock(), logger: componentLogger(logger, 'dataplane'), resyncIntervalMs: config.dataplane.resyncIntervalMs });
+        void reconciler.start();
+        overlayAgent = new OverlayAgent({ name: config.name, underlayIp: config.underlayIp, kv: node.kv, reconciler, overlay: config.overlay, logger: componentLogger(logger, 'overlay') });
+        overlayAgent.start();
+        const agent = overlayAgent;
+        node.onLease((lease) => agent.setLease(lease));
+        const current = node.lease?.current;
+        if (current !== undefined) agent.setLease(current);
+      }
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
+    const api = new ApiServer({ host: config.api.host, port: config.api.port, logger: componentLogger(logger, 'api') });
+    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, api, logger, version);
+    api.attach(daemon);
+    try {
+      await api.listen();
+    } catch (err) {
+      await daemon.stop(false);
+      throw err;
+    }
+    if (config.role === 'agent' && config.dataplane.enabled && config.dataplane.masquerade && options.masquerade !== false) void daemon.masquerade();
+    logger.info({ name: config.name, role: config.role, api: `${config.api.host}:${api.port}` }, 'lashup daemon started');
+    return daemon;
+  }
+
+  /** The lease this agent holds. */
+  get lease(): Lease | undefined {
+    return this.node.lease?.current;
+  }
+
+  /** Releases an agent's allocation (masters: through Raft) and removes its overlay entries. */
+  release(agent: string): Promise<{ released: boolean; entriesRemoved: number }> {
+    const allocator = this.node.allocator;
+    if (allocator === undefined) return Promise.reject(Object.assign(new Error('release runs on a master'), { code: 'LASHUP_ERR_NOT_MASTER' }));
+    const vtepIp = allocator.state.lease(agent)?.vtepIp;
+    return new Promise((resolve, reject) => {
+      allocator.raft.propose(encodeCommand({ op: 'release', agent }), (error, result) => {
+        if (error !== null) return reject(error);
+        const decoded = decodeResult(result as Uint8Array);
+        if (!decoded.ok) return reject(Object.assign(new Error(decoded.error.message), { code: decoded.error.code }));
+        this.stats.releases++;
+        const entriesRemoved = vtepIp === undefined ? 0 : removeAgentEntries(this.node.kv, vtepIp);
+        resolve({ released: decoded.value === true, entriesRemoved });
+      });
+    });
+  }
+
+  private async masquerade(): Promise<void> {
+    const error = await applyMasquerade(this.config.overlay);
+    if (error === undefined) this.stats.masqueradeApplies++;
+    else {
+      this.stats.masqueradeFailures++;
+      this.logger.error({ error }, 'nftables masquerade could not be applied; overlay traffic leaving the overlay is not masqueraded');
+    }
+  }
+
+  /** Stops in reverse order; `leave` says goodbye to the cluster first (not a failure). */
+  stop(leave = true): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.api.close();
+      this.overlayAgent?.stop();
+      await this.reconciler?.stop();
+      await this.kernel?.close();
+      if (leave) await this.node.stop();
+      else await this.node.kill();
+      this.logger.info('lashup daemon stopped');
+    })();
+    return this.stopping;
+  }
+}

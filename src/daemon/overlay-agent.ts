@@ -1,0 +1,198 @@
+/**
+ * The agent's overlay loop: membership -> store -> routes -> dataplane.
+ *
+ * - Its lease (from the allocator) becomes the local devices (VTEP, bridges, gateway addresses)
+ *   and its own entry in every leased network's `overlay/<network>` map, keyed by its VTEP IP.
+ * - Every `overlay/*` key it sees becomes one desired group per remote agent; only groups whose
+ *   entries changed are handed to the reconciler, so a change of one agent among thousands costs
+ *   a few operations.
+ * - The VTEP parameters come from the overlay configuration the masters publish (the agent's own
+ *   config file until that is known), so all agents agree on VNI, port, MTU and names.
+ *
+ * Bad entries from other nodes are logged and counted by error code, never thrown.
+ */
+import type { KvStore } from '../kv/index.js';
+import type { Lease, OverlayConfig } from '../ipam/index.js';
+import type { Logger } from '../log/index.js';
+import type { Reconciler } from '../dataplane/index.js';
+import { localDesired, overlayKey, OVERLAY_KEY_PREFIX, remoteDesired } from '../routes/index.js';
+import type { VtepConfig } from '../vxlan/index.js';
+import { OVERLAY_CONFIG_KEY } from './node.js';
+
+export interface OverlayAgentOptions {
+  name: string;
+  underlayIp: string;
+  kv: KvStore;
+  reconciler: Reconciler;
+  /** The node's own overlay config: used until the masters' copy is in the store. */
+  overlay: OverlayConfig;
+  logger?: Logger;
+  /** Delay before recomputing remote groups after a store change, in ms; coalesces bursts. Default 5. */
+  coalesceMs?: number;
+}
+
+export interface OverlayAgentStats {
+  /** Remote agents currently desired. */
+  remoteAgents: number;
+  /** Route recomputations. */
+  recomputes: number;
+  /** Groups handed to the reconciler (changed or removed). */
+  groupChanges: number;
+  /** Problems with store entries, by error code (current, from the last recomputation). */
+  problems: Record<string, number>;
+  /** Times this agent (re)published its own overlay entry. */
+  publishes: number;
+}
+
+function vtepConfigOf(overlay: OverlayConfig): VtepConfig {
+  return { name: overlay.vtepName, vni: overlay.vni, port: overlay.vxlanPort, mtu: overlay.mtu, oui: overlay.vtepMacOui };
+}
+
+const prefixLen = (cidr: string | undefined): number | undefined => (cidr === undefined ? undefined : Number(cidr.split('/')[1]));
+
+export class OverlayAgent {
+  private readonly options: OverlayAgentOptions;
+  private lease: Lease | undefined;
+  private overlay: OverlayConfig;
+  private readonly overlays = new Map<string, unknown>();
+  private groups = new Map<string, string>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly unsubscribers: (() => void)[] = [];
+  readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0 };
+
+  constructor(options: OverlayAgentOptions) {
+    this.options = options;
+    this.overlay = options.overlay;
+  }
+
+  start(): void {
+    const { kv } = this.options;
+    this.unsubscribers.push(
+      kv.subscribe(OVERLAY_CONFIG_KEY, (change) => {
+        const config = change.new?.['config'] as OverlayConfig | undefined;
+        if (config === undefined || JSON.stringify(config) === JSON.stringify(this.overlay)) return;
+        this.overlay = config;
+        this.applyLocal();
+        this.schedule();
+      }),
+      kv.subscribe(
+        (key) => key.startsWith(OVERLAY_KEY_PREFIX),
+        (change) => {
+          const network = change.key.slice(OVERLAY_KEY_PREFIX.length);
+          if (change.new === undefined) this.overlays.delete(network);
+          else this.overlays.set(network, change.new);
+          // Our own entry went missing (removed by a release, or never stored): publish it again.
+          if (this.lease !== undefined && this.lease.networks[network] !== undefined && change.new?.[this.lease.vtepIp] === undefined) this.publish();
+          this.schedule();
+        },
+      ),
+    );
+  }
+
+  stop(): void {
+    for (const u of this.unsubscribers.splice(0)) u();
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Takes a new or renewed lease: local devices, own entries, and remote routes re-filtered. */
+  setLease(lease: Lease): void {
+    const changed = JSON.stringify(lease) !== JSON.stringify(this.lease);
+    this.lease = lease;
+    if (!changed) return;
+    this.applyLocal();
+    this.publish();
+    this.schedule();
+  }
+
+  get currentLease(): Lease | undefined {
+    return this.lease;
+  }
+
+  private applyLocal(): void {
+    if (this.lease === undefined) return;
+    try {
+      const vtepPrefixLen6 = prefixLen(this.overlay.vtepSubnet6);
+      this.options.reconciler.setDesiredGroup(
+        'local',
+        localDesired(vtepConfigOf(this.overlay), {
+          underlayIp: this.options.underlayIp,
+          lease: this.lease,
+          vtepPrefixLen: prefixLen(this.overlay.vtepSubnet) as number,
+          ...(vtepPrefixLen6 === undefined ? {} : { vtepPrefixLen6 }),
+        }),
+      );
+    } catch (err) {
+      this.options.logger?.error({ err }, 'the local overlay devices cannot be programmed from this lease');
+    }
+  }
+
+  /** Writes this agent's entry into every leased network's map (only where it differs). */
+  private publish(): void {
+    const lease = this.lease;
+    if (lease === undefined) return;
+    const { kv } = this.options;
+    for (const [network, n] of Object.entries(lease.networks)) {
+      const entry: Record<string, string> = { agentIp: this.options.underlayIp, vtepMac: lease.vtepMac, nodeId: this.options.name };
+      if (n.subnet !== undefined) entry['subnet'] = n.subnet;
+      if (n.subnet6 !== undefined && lease.vtepIp6 !== undefined) {
+        entry['subnet6'] = n.subnet6;
+        entry['vtepIp6'] = lease.vtepIp6;
+      }
+      const current = kv.get(overlayKey(network))?.[lease.vtepIp];
+      if (JSON.stringify(current) === JSON.stringify(entry)) continue;
+      const marker = kv.marker();
+      kv.update(overlayKey(network), (m) => m.lww(lease.vtepIp).write(marker, entry));
+      this.stats.publishes++;
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.recompute();
+    }, this.options.coalesceMs ?? 5);
+  }
+
+  private recompute(): void {
+    this.stats.recomputes++;
+    const lease = this.lease;
+    const selfSubnets = lease === undefined ? [] : Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => s !== undefined));
+    const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease?.vtepIp, this.overlays, selfSubnets);
+    const counts: Record<string, number> = {};
+    for (const p of problems) counts[p.code] = (counts[p.code] ?? 0) + 1;
+    if (problems.length > 0 && JSON.stringify(counts) !== JSON.stringify(this.stats.problems)) {
+      this.options.logger?.warn({ problems: problems.slice(0, 5).map((p) => p.message), total: problems.length }, 'overlay entries left out');
+    }
+    this.stats.problems = counts;
+    const next = new Map<string, string>();
+    for (const [group, state] of groups) {
+      const text = JSON.stringify(state);
+      next.set(group, text);
+      if (this.groups.get(group) !== text) {
+        this.options.reconciler.setDesiredGroup(group, state);
+        this.stats.groupChanges++;
+      }
+    }
+    for (const group of this.groups.keys()) {
+      if (!next.has(group)) {
+        this.options.reconciler.setDesiredGroup(group, undefined);
+        this.stats.groupChanges++;
+      }
+    }
+    this.groups = next;
+    this.stats.remoteAgents = next.size;
+  }
+}
+
+/** Removes a released agent's entries from every overlay map (run by the master that released it). */
+export function removeAgentEntries(kv: KvStore, vtepIp: string): number {
+  let removed = 0;
+  for (const key of kv.keys(OVERLAY_KEY_PREFIX)) {
+    if (kv.get(key)?.[vtepIp] === undefined) continue;
+    kv.update(key, (m) => m.remove(vtepIp));
+    removed++;
+  }
+  return removed;
+}
