@@ -142,7 +142,9 @@ export class ApiServer {
         return this.json(res, { network, families: usage.map((u) => ({ family: u.family, used: u.used, total: u.total, free: u.total - u.used, agents: u.agents })) });
       }
       case 'POST /v1/leave':
-        if (!d.requestLeave()) throw new HttpError(409, 'LASHUP_ERR_NOT_SUPPORTED', 'this daemon is embedded; stop it from its owner');
+        if (!d.canLeave()) throw new HttpError(409, 'LASHUP_ERR_NOT_SUPPORTED', 'this daemon is embedded; stop it from its owner');
+        // Answer first: leaving closes this server, and with it this connection.
+        res.on('finish', () => d.requestLeave());
         return this.json(res, { leaving: true });
       case 'GET /metrics':
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
@@ -166,7 +168,7 @@ export class ApiServer {
       uptimeMs: Date.now() - d.stats.startedAtMs,
       members: counts,
       ...(raft === undefined ? {} : { raft: { role: raft.role, term: raft.term, leader: raft.leaderId ?? null } }),
-      ...(d.config.role === 'agent' ? { lease: d.lease ?? null } : {}),
+      ...(d.config.role === 'agent' ? { lease: d.lease ?? null, leaseWaiting: d.node.lease?.waitingFor() ?? null } : {}),
       ...(rec === undefined ? {} : { dataplane: { converged: rec.converged, conflicts: rec.conflicts, invalid: rec.invalid, remoteAgents: d.overlayAgent?.stats.remoteAgents ?? 0, lastApplyMs: rec.lastApplyMs } }),
     };
   }

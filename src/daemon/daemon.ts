@@ -56,10 +56,14 @@ export class Daemon {
     this.leaveListeners.add(listener);
   }
 
-  /** Called by the API: asks the owner to stop with a goodbye. False when nobody listens. */
-  requestLeave(): boolean {
-    for (const l of this.leaveListeners) l();
+  /** Whether an owner listens for leave requests (the CLI does; embedding code may not). */
+  canLeave(): boolean {
     return this.leaveListeners.size > 0;
+  }
+
+  /** Called by the API: asks the owner to stop with a goodbye. */
+  requestLeave(): void {
+    for (const l of this.leaveListeners) l();
   }
 
   private constructor(

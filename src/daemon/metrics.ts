@@ -22,7 +22,7 @@ export function renderMetrics(components: Record<string, object | undefined>): s
       // A record of numbers (or of records) keyed by data, not by field name, gets a label.
       const keyed = entries.length > 0 && entries.every(([k]) => /[^A-Za-z0-9]/.test(k) || /^[A-Z_]+$/.test(k) || k.includes('.'));
       for (const [k, v] of entries) {
-        if (keyed) walk(prefix, v, { ...labels, [depth === 0 ? 'key' : `key${depth}`]: k }, depth + 1);
+        if (keyed) walk(prefix, v, { ...labels, ['key' in labels ? 'subkey' : 'key']: k }, depth + 1);
         else walk(`${prefix}_${snake(k)}`, v, labels, depth + 1);
       }
     }

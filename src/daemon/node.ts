@@ -107,6 +107,25 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
   return key;
 }
 
+/**
+ * The libp2p addresses to publish in membership metadata, best first (peers dial the first).
+ * With `advertiseHost`, that address comes first; loopback addresses go last. (Bound to 0.0.0.0,
+ * libp2p lists 127.0.0.1 among its addresses, sometimes first: peers in other network namespaces
+ * then dialled their own loopback and failed the handshake with "identity key does not match".)
+ */
+export function advertisedAddrs(listening: readonly string[], peerId: string, advertiseHost: string | undefined): string[] {
+  const loopback = (a: string): boolean => /^\/ip4\/127\.|^\/ip6\/::1\//.test(a);
+  const ordered = [...listening.filter((a) => !loopback(a)), ...listening.filter(loopback)];
+  if (advertiseHost !== undefined) {
+    const port = /\/tcp\/(\d+)/.exec(listening[0] ?? '')?.[1];
+    if (port !== undefined) {
+      const own = `/${advertiseHost.includes(':') ? 'ip6' : 'ip4'}/${advertiseHost}/tcp/${port}/p2p/${peerId}`;
+      return [own, ...ordered.filter((a) => a !== own)].slice(0, 4);
+    }
+  }
+  return ordered.slice(0, 4);
+}
+
 /** A seed address as a multiaddr ("host:port" becomes /ip4|ip6/host/tcp/port). */
 export function seedMultiaddr(seed: string): string {
   if (seed.startsWith('/')) return seed;
@@ -147,7 +166,7 @@ export class LashupNode {
       underlayIp: options.underlayIp,
       version: options.version ?? '0.1.0',
       peerId: libp2p.peerId,
-      addrs: libp2p.multiaddrs.slice(0, 4),
+      addrs: advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost),
       ...(options.tags === undefined ? {} : { tags: options.tags }),
     });
     this.membership = new Membership({
@@ -197,6 +216,10 @@ export class LashupNode {
       if ((event.type === 'join' || event.type === 'alive' || event.type === 'update') && event.member.name !== options.name) {
         const address = meta?.addrs?.[0];
         if (address !== undefined) libp2p.connect(address);
+        // A member that joined or came back (a healed partition, a restart) may hold updates this
+        // node missed while gossip could not reach it: repair with it now rather than at the
+        // next random anti-entropy round (30 s, and only 1/N of them pick this member).
+        if (address !== undefined && event.type !== 'update') this.queueRepair(address);
       }
     });
     libp2p.onPeerDisconnected((peerId) => {
@@ -215,7 +238,7 @@ export class LashupNode {
         streams: libp2p,
         clock,
         rng: rng.fork('raft'),
-        addressOf: (name) => (name === options.name ? libp2p.multiaddrs[0] : this.addressOf(name)),
+        addressOf: (name) => (name === options.name ? advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost)[0] : this.addressOf(name)),
         ...(options.raft === undefined ? {} : { raft: options.raft }),
         logger: componentLogger(logger, 'allocator'),
         onStateChange: (state) => {
@@ -247,6 +270,31 @@ export class LashupNode {
     }
   }
 
+  private readonly repairQueue = new Set<string>();
+  private repairTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Anti-entropy with members that joined or returned, at most two rounds per second, so that
+   * a join storm (a cluster starting, a large partition healing) stays bounded.
+   */
+  private queueRepair(address: string): void {
+    if (this.stopped) return;
+    this.repairQueue.add(address);
+    if (this.repairTimer !== undefined) return;
+    this.repairTimer = setInterval(() => {
+      const batch = [...this.repairQueue].slice(0, 2);
+      for (const peer of batch) {
+        this.repairQueue.delete(peer);
+        this.antiEntropy.round(peer);
+      }
+      if (this.repairQueue.size === 0 || this.stopped) {
+        clearInterval(this.repairTimer);
+        this.repairTimer = undefined;
+      }
+    }, 500);
+    this.repairTimer.unref();
+  }
+
   /** Calls `listener` with every lease this agent obtains (the stored one first, at start). */
   onLease(listener: (lease: Lease) => void): () => void {
     this.leaseListeners.add(listener);
@@ -266,7 +314,7 @@ export class LashupNode {
       underlayIp: o.underlayIp,
       version: o.version ?? '0.1.0',
       peerId: this.libp2p.peerId,
-      addrs: this.libp2p.multiaddrs.slice(0, 4),
+      addrs: advertisedAddrs(this.libp2p.multiaddrs, this.libp2p.peerId, this.options.advertiseHost),
       ...(o.tags === undefined ? {} : { tags: o.tags }),
     };
   }
@@ -339,7 +387,10 @@ export class LashupNode {
     node.antiEntropy.start();
     node.allocator?.start();
     node.lease?.start();
-    if (options.seeds.length > 0) node.membership.join(options.seeds.map(seedMultiaddr));
+    // A node listed among its own seeds (one config file for all masters) joins through the others.
+    const own = advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost);
+    const seeds = options.seeds.map(seedMultiaddr).filter((seed) => !own.some((a) => a === seed || a.startsWith(`${seed}/`)));
+    if (seeds.length > 0) node.membership.join(seeds);
     logger.info({ udp: udp?.localAddress, libp2p: libp2p.multiaddrs, peerId: libp2p.peerId }, 'node started');
     return node;
   }
@@ -387,6 +438,8 @@ export class LashupNode {
   private async shutdown(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.repairTimer !== undefined) clearInterval(this.repairTimer);
+    this.repairTimer = undefined;
     this.allocator?.stop();
     this.lease?.stop();
     this.membership.stop();

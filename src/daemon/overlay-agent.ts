@@ -156,10 +156,12 @@ export class OverlayAgent {
   }
 
   private recompute(): void {
-    this.stats.recomputes++;
     const lease = this.lease;
-    const selfSubnets = lease === undefined ? [] : Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => s !== undefined));
-    const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease?.vtepIp, this.overlays, selfSubnets);
+    // Remote entries go through the local VTEP: none before this agent has a lease (and a VTEP).
+    if (lease === undefined) return;
+    this.stats.recomputes++;
+    const selfSubnets = Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => s !== undefined));
+    const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease.vtepIp, this.overlays, selfSubnets);
     const counts: Record<string, number> = {};
     for (const p of problems) counts[p.code] = (counts[p.code] ?? 0) + 1;
     if (problems.length > 0 && JSON.stringify(counts) !== JSON.stringify(this.stats.problems)) {

@@ -66,6 +66,7 @@ export class LeaseClient {
   private redirectsInARow = 0;
   private delayMs: number;
   private stopped = false;
+  private waitLoggedAtMs = -Infinity;
   /** The last refusal or failure, for status APIs. */
   lastError: IpamError | undefined;
 
@@ -173,8 +174,30 @@ export class LeaseClient {
     });
   }
 
+  /**
+   * Why this agent has no lease yet, in words for operators (undefined once it has one): most
+   * often a minority partition, where the reachable masters cannot form a quorum.
+   */
+  waitingFor(): string | undefined {
+    if (this.lease !== undefined || this.lastError === undefined) return undefined;
+    const code = this.lastError.code as string;
+    const reachable = this.options.masters().map((m) => m.name);
+    if (code === IpamErrorCode.NoLeader || code === RaftErrorCode.NotLeader || code === RaftErrorCode.LeadershipLost) {
+      return `waiting for a quorum of masters to elect a leader (reachable masters: ${reachable.length === 0 ? 'none' : reachable.join(', ')}; a leader needs a majority of the masters in the configuration): ${this.lastError.message}`;
+    }
+    return `the allocator refused the lease: ${this.lastError.message} (${code})`;
+  }
+
   private retry(error: IpamError): void {
+    const before = this.waitingFor();
     this.lastError = error;
+    const now = this.waitingFor();
+    // Said when the situation changes, then every 30 s, not per retry: a minority partition can last hours.
+    const nowMs = this.options.clock.nowMs();
+    if (now !== undefined && (now.split(':')[0] !== before?.split(':')[0] || nowMs - this.waitLoggedAtMs >= 30_000)) {
+      this.waitLoggedAtMs = nowMs;
+      this.options.logger?.warn({ code: error.code }, `no lease yet: ${now}`);
+    }
     const jitter = this.options.rng.int(Math.max(1, Math.floor(this.delayMs / 2)));
     this.options.logger?.debug({ err: error.message, retryInMs: this.delayMs + jitter }, 'lease request failed; retrying');
     this.timer = this.options.clock.setTimer(this.delayMs + jitter, () => this.request());

@@ -31,10 +31,24 @@ export function run(argv: readonly string[], timeoutMs = 10_000): Promise<ExecRe
   });
 }
 
-async function must(argv: readonly string[], timeoutMs?: number): Promise<string> {
+/** Runs a command; throws with its stderr when it fails. */
+export async function must(argv: readonly string[], timeoutMs?: number): Promise<string> {
   const result = await run(argv, timeoutMs);
   if (result.code !== 0) throw new Error(`command failed (${result.code}): ${argv.join(' ')}\n${result.stderr}`);
   return result.stdout;
+}
+
+/**
+ * Polls an I/O probe (a ping, a listing) every `everyMs` until it holds or `ms` passed; true when
+ * it held. For real kernels and processes only: simulated tests never wait on wall time.
+ */
+export async function eventually(check: () => Promise<boolean> | boolean, ms: number, everyMs = 100): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }
 
 /** True where the environment demands kernel tests run (CI, or an explicit request). */

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type { ReconcilerStats } from '../../src/dataplane/index.js';
-import { kernelTestSkip, run, TestNet, type TestHost } from '../helpers/netns.js';
+import { eventually, kernelTestSkip, must, run, TestNet, type TestHost } from '../helpers/netns.js';
 
 const skip = await kernelTestSkip();
 const workerPath = fileURLToPath(new URL('../helpers/dataplane-worker.ts', import.meta.url));
@@ -71,21 +71,7 @@ function startWorker(ns: string, self: number, remotes: number[], env: Record<st
   };
 }
 
-/** Polls `check` (an I/O probe) every 50 ms, at most `ms`. */
-async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
-async function must(argv: string[]): Promise<string> {
-  const r = await run(argv);
-  if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** A container namespace for host i: eth0 on m-dcos (9.0.i.2/25), eth1 on m-dcos6 (fd01:b:0:0:i::2/81). */
 async function addContainer(net: TestNet, host: TestHost, namespaces: string[]): Promise<string> {

@@ -1,0 +1,211 @@
+/**
+ * Daemons in one process on 127.0.0.1 (a master and two agents, each agent on a fake kernel):
+ * the overlay loop end to end without root, and every API route and CLI command against it.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { EXIT, run } from '../../src/cli/index.js';
+import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
+import { Daemon, parseConfig, renderMetrics, masqueradeRuleset, type DaemonConfig } from '../../src/daemon/index.js';
+import { DEFAULT_OVERLAY_CONFIG } from '../../src/ipam/index.js';
+import { generateClusterKey } from '../../src/net/index.js';
+import { until } from '../helpers/until.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lashup-daemon-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const key = generateClusterKey();
+
+function config(name: string, role: 'master' | 'agent', underlayIp: string, seeds: string[]): DaemonConfig {
+  return parseConfig({
+    name,
+    role,
+    underlayIp,
+    dataDir: join(dir, name),
+    masters: ['m1'],
+    seeds,
+    cluster: { keys: [key], label: 'daemon-test' },
+    listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
+    membership: { profile: 'local' },
+    api: { host: '127.0.0.1', port: 1 },
+  });
+}
+
+function capture(): { io: { out(s: string): void; err(s: string): void }; out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return { io: { out: (s) => (out += s), err: (s) => (err += s) }, out: () => out, err: () => err };
+}
+
+async function cli(port: number, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const c = capture();
+  const code = await run([...args, '--api', `127.0.0.1:${port}`], c.io);
+  return { code, out: c.out(), err: c.err() };
+}
+
+t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, release', async (t) => {
+  const daemons: Daemon[] = [];
+  t.teardown(() => Promise.all(daemons.map((d) => d.stop(false))));
+  const start = async (c: DaemonConfig, kernel?: FakeKernel): Promise<Daemon> => {
+    c.api.port = 0;
+    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), masquerade: false });
+    daemons.push(d);
+    return d;
+  };
+  const master = await start(config('m1', 'master', '127.0.0.1', []));
+  const seed = `127.0.0.1:${/\/tcp\/(\d+)/.exec(master.node.libp2p.multiaddrs[0] ?? '')?.[1]}`;
+  const k1 = new FakeKernel();
+  const k2 = new FakeKernel();
+  const a1 = await start(config('a1', 'agent', '192.0.2.11', [seed]), k1);
+  const a2 = await start(config('a2', 'agent', '192.0.2.12', [seed]), k2);
+  await until(() => a1.lease !== undefined && a2.lease !== undefined, 30_000, 'both agents leased');
+  const routeTo = (k: FakeKernel, subnet: string | undefined): boolean => k.state().routes.some((r) => `${r.dst}/${r.prefixLen}` === subnet && r.protocol === LASHUP_ROUTE_PROTOCOL);
+  const sub1 = a1.lease?.networks['dcos']?.subnet;
+  const sub2 = a2.lease?.networks['dcos']?.subnet;
+  await until(() => routeTo(k1, sub2) && routeTo(k2, sub1), 20_000, 'each agent routes to the other');
+  t.ok(k1.linkByName('vtep1024'), 'a1 made its VTEP');
+  t.same(k1.state().fdb.map((f) => f.dst), ['192.0.2.12'], "a1's FDB sends a2's MAC to a2's underlay address");
+
+  // The API through the CLI.
+  const status = await cli(a1.api.port, 'status');
+  t.equal(status.code, EXIT.ok);
+  t.match(JSON.parse(status.out), { name: 'a1', role: 'agent', lease: { agent: 'a1' }, leaseWaiting: null, dataplane: { remoteAgents: 1 } });
+  t.match(JSON.parse((await cli(master.api.port, 'status')).out), { role: 'master', raft: { role: 'leader' } });
+  const members = JSON.parse((await cli(a1.api.port, 'members')).out) as { name: string; state: string; role: string }[];
+  t.same(members.map((m) => `${m.name}:${m.state}:${m.role}`).sort(), ['a1:alive:agent', 'a2:alive:agent', 'm1:alive:master']);
+  t.match(JSON.parse((await cli(a1.api.port, 'routes')).out), { stats: { converged: true }, conflicts: [], overlay: { remoteAgents: 1 } });
+  t.match(JSON.parse((await cli(master.api.port, 'allocations')).out), { leases: [{ agent: 'a1' }, { agent: 'a2' }] });
+  t.match(JSON.parse((await cli(a2.api.port, 'allocations')).out), { lease: { agent: 'a2' } });
+  const kv = JSON.parse((await cli(a1.api.port, 'kv', 'get', 'overlay/dcos')).out) as { value: Record<string, { nodeId: string }> };
+  t.same(Object.values(kv.value).map((e) => e.nodeId).sort(), ['a1', 'a2'], 'both entries in overlay/dcos');
+  const missing = await cli(a1.api.port, 'kv', 'get', 'no-such-key');
+  t.equal(missing.code, EXIT.failed);
+  t.match(missing.err, /LASHUP_ERR_NO_SUCH_KEY/);
+  t.match((await cli(a1.api.port, 'routes')).code, EXIT.ok);
+  t.equal((await cli(master.api.port, 'routes')).code, EXIT.failed, 'a master has no dataplane');
+
+  // Usage, metrics, errors over plain HTTP.
+  const get = async (port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+    return { status: res.status, body: await res.text() };
+  };
+  const usage = await get(master.api.port, '/v1/overlay/dcos/usage');
+  t.equal(usage.status, 200);
+  t.match(JSON.parse(usage.body), { network: 'dcos', families: [{ family: 4, used: 2, total: 65_536, free: 65_534 }] });
+  t.equal((await get(master.api.port, '/v1/overlay/nope/usage')).status, 404);
+  t.equal((await get(a1.api.port, '/v1/overlay/dcos/usage')).status, 409, 'usage is a master question');
+  const metrics = await get(a1.api.port, '/metrics');
+  t.match(metrics.body, /lashup_dataplane_ops_ok\{key="route\.replace"\} [1-9]/);
+  t.match(metrics.body, /lashup_membership_/);
+  t.match(metrics.body, /lashup_overlay_remote_agents 1/);
+  const notFound = await get(a1.api.port, '/v2/everything');
+  t.equal(notFound.status, 404);
+  t.match(JSON.parse(notFound.body), { code: 'LASHUP_ERR_NOT_FOUND' });
+  t.equal((await get(a1.api.port, `/v1/kv/${'k'.repeat(600)}`)).status, 400);
+  t.equal((await get(a1.api.port, '/v1/leave', 'POST')).status, 409, 'an embedded daemon cannot be asked to leave');
+
+  // Watch a key over server-sent events while an agent's entry changes.
+  const events: string[] = [];
+  const controller = new AbortController();
+  const watching = fetch(`http://127.0.0.1:${a1.api.port}/v1/kv/overlay%2Fdcos?watch=1`, { signal: controller.signal }).then(async (res) => {
+    const reader = res.body?.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const chunk = await reader?.read();
+      if (chunk === undefined || chunk.done) break;
+      events.push(decoder.decode(chunk.value));
+    }
+  });
+  await until(() => events.join('').includes('"initial":true'), 5000, 'the watch starts with the current value');
+
+  // Release a2 on the master: its entry and its routes disappear from a1.
+  const release = await cli(master.api.port, 'allocations', 'release', 'a2');
+  t.equal(release.code, EXIT.ok, release.err);
+  t.match(JSON.parse(release.out), { agent: 'a2', released: true, entriesRemoved: 2 });
+  await a2.stop(false);
+  await until(() => !routeTo(k1, sub2), 20_000, "a2's route leaves a1");
+  await until(() => events.join('').includes('"initial":false'), 5000, 'the watch saw the removal');
+  controller.abort();
+  await watching.catch(() => undefined);
+  t.equal((await cli(a1.api.port, 'allocations', 'release', 'a1')).code, EXIT.failed, 'release on an agent is refused');
+});
+
+t.test('CLI usage errors, help, keygen, config reference, unreachable daemon', async (t) => {
+  const help = capture();
+  t.equal(await run(['--help'], help.io), EXIT.ok);
+  t.match(help.out(), /usage: lashup <command>/);
+  const none = capture();
+  t.equal(await run([], none.io), EXIT.usage);
+  const unknown = capture();
+  t.equal(await run(['fly'], unknown.io), EXIT.usage);
+  t.match(unknown.err(), /unknown command "fly"/);
+  const kg = capture();
+  t.equal(await run(['keygen'], kg.io), EXIT.ok);
+  t.match(kg.out(), /^[A-Za-z0-9+/]{43}=\n$/);
+  const ref = capture();
+  t.equal(await run(['config-reference'], ref.io), EXIT.ok);
+  t.match(ref.out(), /api\.port \(an integer from 1 to 65535; default 62080\)/);
+  const badApi = capture();
+  t.equal(await run(['status', '--api', 'nowhere'], badApi.io), EXIT.usage);
+  t.equal((await cli(9, 'status')).code, EXIT.unreachable, 'nothing listens on port 9');
+  t.equal((await cli(9, 'kv', 'watch', 'x')).code, EXIT.unreachable);
+  t.equal((await cli(9, 'kv', 'put', 'x')).code, EXIT.usage);
+  t.equal((await cli(9, 'allocations', 'drop')).code, EXIT.usage);
+  const agentHelp = capture();
+  t.equal(await run(['agent', '--help'], agentHelp.io), EXIT.ok);
+  t.match(agentHelp.out(), /SIGTERM/);
+  t.equal(await run(['agent'], capture().io), EXIT.usage);
+  const missingFile = capture();
+  t.equal(await run(['agent', '--config', join(dir, 'nope.json')], missingFile.io), EXIT.config);
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ name: 'x', role: 'agent', underlayIp: '192.0.2.1', masters: ['m'], cluster: { keys: [key] }, dataplane: { enabled: 'no' } }));
+  const bad = capture();
+  t.equal(await run(['agent', '--config', join(dir, 'bad.json')], bad.io), EXIT.config);
+  t.match(bad.err(), /\$\.dataplane\.enabled = "no": expected true or false/);
+});
+
+t.test('metrics rendering and the masquerade ruleset', async (t) => {
+  const text = renderMetrics({ dataplane: { applies: 3, converged: true, ops: { 'route.replace': { ok: 2, failed: 1 } } }, overlay: { problems: { LASHUP_ERR_ROUTES_CONFLICT: 2 } }, none: undefined });
+  t.match(text, /^lashup_dataplane_applies 3$/m);
+  t.match(text, /^lashup_dataplane_converged 1$/m);
+  t.match(text, /^lashup_dataplane_ops_failed\{key="route\.replace"\} 1$/m);
+  t.match(text, /^lashup_overlay_problems\{key="LASHUP_ERR_ROUTES_CONFLICT"\} 2$/m);
+  const rules = masqueradeRuleset(DEFAULT_OVERLAY_CONFIG);
+  t.match(rules, /table ip lashup \{\}\ndelete table ip lashup\ntable ip lashup \{/);
+  t.match(rules, /ip saddr \{ 9\.0\.0\.0\/8 \} ip daddr != \{ 9\.0\.0\.0\/8, 44\.128\.0\.0\/20 \} counter masquerade/);
+  t.match(rules, /ip6 saddr \{ fd01:b::\/64 \} ip6 daddr != \{ fd01:b::\/64, fd01:a::\/64 \} counter masquerade/);
+  const v4only = masqueradeRuleset({ ...DEFAULT_OVERLAY_CONFIG, networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 24 }] });
+  t.notMatch(v4only, /ip6 saddr/, 'no IPv6 rule without an IPv6 network');
+});
+
+t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {
+  const port = 40_000 + Math.floor(Math.random() * 20_000);
+  const file = join(dir, 'solo.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      name: 'solo',
+      role: 'master',
+      underlayIp: '127.0.0.1',
+      dataDir: join(dir, 'solo'),
+      masters: ['solo'],
+      cluster: { keys: [key] },
+      listen: { bindHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
+      api: { port },
+      log: { level: 'silent' },
+    }),
+  );
+  const c = capture();
+  const running = run(['agent', '--config', file], c.io);
+  let status: { code: number; out: string } = { code: -1, out: '' };
+  for (let i = 0; i < 100 && status.code !== EXIT.ok; i++) {
+    status = await cli(port, 'status');
+    if (status.code !== EXIT.ok) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.match(JSON.parse(status.out), { name: 'solo', role: 'master' });
+  const leave = await cli(port, 'leave');
+  t.equal(leave.code, EXIT.ok);
+  t.match(JSON.parse(leave.out), { leaving: true });
+  t.equal(await running, EXIT.ok, 'the agent command returns 0 after leaving');
+  t.equal((await cli(port, 'status')).code, EXIT.unreachable, 'and the API is gone');
+});
