@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, configReference, Daemon, parseConfigText } from '../daemon/index.js';
 import { createLogger } from '../log/index.js';
 import { generateClusterKey } from '../net/index.js';
+import { runDemo } from '../demo/index.js';
 import { ApiUnreachable, call, stream } from './http.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, config: 4 } as const;
@@ -29,6 +30,8 @@ commands:
   allocations release AGENT  free an agent's allocation (on a master)
   leave                      make the local daemon leave the cluster and stop
   keygen                     print a new cluster key
+  demo [--agents N]          as root: 3 masters and N agents (default 3) in network namespaces,
+                             two containers per agent, a ping matrix; removes everything after
   config-reference           every config setting with its default
 
 options:
@@ -43,6 +46,7 @@ options:
   leave: 'usage: lashup leave [--api HOST:PORT]',
   keygen: 'usage: lashup keygen\n\nPrints a new base64 cluster key (32 random bytes) for cluster.keys.',
   'config-reference': 'usage: lashup config-reference',
+  demo: 'usage: lashup demo [--agents N]\n\nAs root: builds 3 masters and N agents (default 3, at most 50) in network namespaces joined by a switch namespace, starts real daemons, attaches two containers per agent, pings every pair, prints members, allocations, convergence time and the ping matrix, then removes everything (also on Ctrl-C).',
 };
 
 function parseApi(text: string | undefined): { host: string; port: number } | undefined {
@@ -85,6 +89,15 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     switch (command) {
       case 'agent':
         return await agent(positional.slice(1), args, io);
+      case 'demo': {
+        const at = args.indexOf('--agents');
+        const agents = at >= 0 ? Number(args[at + 1]) : 3;
+        if (!Number.isInteger(agents) || agents < 2 || agents > 50) {
+          io.err(`--agents ${JSON.stringify(args[at + 1])} is not valid; expected an integer from 2 to 50\n`);
+          return EXIT.usage;
+        }
+        return await runDemo({ agents, command: [process.execPath, ...process.execArgv, process.argv[1] as string], out: io.out, err: io.err });
+      }
       case 'keygen':
         io.out(`${generateClusterKey()}\n`);
         return EXIT.ok;

@@ -220,6 +220,7 @@ export class LashupNode {
         // node missed while gossip could not reach it: repair with it now rather than at the
         // next random anti-entropy round (30 s, and only 1/N of them pick this member).
         if (address !== undefined && event.type !== 'update') this.queueRepair(address);
+        if (meta?.role === 'master' && event.type !== 'update') this.lease?.kick();
       }
     });
     libp2p.onPeerDisconnected((peerId) => {

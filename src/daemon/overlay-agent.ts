@@ -100,6 +100,7 @@ export class OverlayAgent {
     const changed = JSON.stringify(lease) !== JSON.stringify(this.lease);
     this.lease = lease;
     if (!changed) return;
+    this.options.logger?.info({ vtepIp: lease.vtepIp, networks: Object.keys(lease.networks) }, 'lease in use');
     this.applyLocal();
     this.publish();
     this.schedule();
@@ -144,6 +145,7 @@ export class OverlayAgent {
       const marker = kv.marker();
       kv.update(overlayKey(network), (m) => m.lww(lease.vtepIp).write(marker, entry));
       this.stats.publishes++;
+      this.options.logger?.info({ network, vtepIp: lease.vtepIp }, 'overlay entry published');
     }
   }
 

@@ -98,6 +98,18 @@ export class LeaseClient {
     if (wanted.some((n) => this.lease?.networks[n] === undefined)) this.request();
   }
 
+  /**
+   * A master just became reachable (membership saw it join or return): if this agent is still
+   * waiting for a lease, ask now instead of at the end of the current backoff. At start the
+   * first request finds no master and backs off; without this the lease waited out that delay
+   * after the join had already found the masters.
+   */
+  kick(): void {
+    if (this.stopped || this.inFlight || this.lastError === undefined) return;
+    this.delayMs = this.options.retryMinMs ?? 200;
+    this.request();
+  }
+
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
