@@ -5,7 +5,7 @@
  *   GET  /v1/status                      name, role, members by state, lease or Raft role, dataplane health
  *   GET  /v1/members                     every member with its decoded metadata
  *   GET  /v1/kv/{key}                    a store value; `?watch=1` streams changes (server-sent events)
- *   GET  /v1/routes                      reconciler state: desired groups, conflicts, counters (agents)
+ *   GET  /v1/routes                      desired vs programmed (drift, waiting, conflicts, stale), counters (agents)
  *   GET  /v1/allocations                 every lease (masters) or this agent's lease
  *   POST /v1/allocations/{agent}/release frees an agent's allocation and removes its entries (masters)
  *   GET  /v1/overlay/{network}/usage     used and free blocks per network, per agent (masters)
@@ -117,7 +117,7 @@ export class ApiServer {
         return this.kv(d, parts[2] as string, url.searchParams.get('watch') === '1', req, res);
       case 'GET /v1/routes':
         if (d.reconciler === undefined) throw new HttpError(404, 'LASHUP_ERR_NO_DATAPLANE', `${d.config.name} is a ${d.config.role} without a dataplane; ask an agent`);
-        return this.json(res, { stats: d.reconciler.stats(), conflicts: d.reconciler.conflictReport(), overlay: d.overlayAgent?.stats, lease: d.lease });
+        return this.json(res, { entries: d.reconciler.routeReport(), stats: d.reconciler.stats(), conflicts: d.reconciler.conflictReport(), overlay: d.overlayAgent?.stats, lease: d.lease });
       case 'GET /v1/allocations':
         if (d.node.allocator !== undefined) return this.json(res, { leases: d.node.allocator.state.leases() });
         return this.json(res, { lease: d.lease ?? null });

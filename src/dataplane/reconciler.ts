@@ -256,6 +256,35 @@ export class Reconciler {
     return { ...this.counts, resyncReasons: { ...this.counts.resyncReasons }, ops: Object.fromEntries(KERNEL_OP_NAMES.map((n) => [n, { ...this.counts.ops[n] }])) as Record<KernelOpName, OpCounts> };
   }
 
+  /**
+   * Desired versus programmed, from the reconciler's view of the kernel (as of the last listing
+   * plus every acknowledgement and notification since): each desired entry is `programmed`,
+   * `drift` (missing or different: the next apply fixes it), `waiting` (its device is not up
+   * yet), `conflict` (a foreign object holds the slot) or `invalid`; owned kernel entries nobody
+   * wants any more are `stale`. Counts, and up to `limit` keys of each non-programmed class.
+   */
+  routeReport(limit = 50): { counts: Record<string, number>; keys: Record<string, string[]> } {
+    const links = planLinks(this.desiredLinks, this.view, this.own);
+    const counts: Record<string, number> = { programmed: 0, drift: 0, waiting: 0, conflict: 0, invalid: 0, stale: 0 };
+    const keys: Record<string, string[]> = { drift: [], waiting: [], conflict: [], invalid: [], stale: [] };
+    const note = (cls: string, key: string): void => {
+      counts[cls] = (counts[cls] ?? 0) + 1;
+      const list = keys[cls];
+      if (list !== undefined && list.length < limit) list.push(key);
+    };
+    for (const key of this.entries.keys()) {
+      const plan = planEntry(key, this.activeEntry(key), this.desiredLinks, links, this.view, this.own);
+      note(plan.outcome === 'ok' ? 'programmed' : plan.outcome === 'ops' ? 'drift' : plan.outcome, key);
+    }
+    for (const map of [this.view.routes, this.view.neighbours, this.view.fdb, this.view.rules] as ReadonlyMap<string, unknown>[]) {
+      for (const key of map.keys()) {
+        if (this.entries.has(key)) continue;
+        if (planEntry(key, undefined, this.desiredLinks, links, this.view, this.own).outcome === 'ops') note('stale', key);
+      }
+    }
+    return { counts, keys };
+  }
+
   /** Keys whose desired entry is blocked by a foreign object, with the reason. */
   conflictReport(): { key: string; reason: string }[] {
     return [...this.conflicts].map(([key, reason]) => ({ key, reason }));

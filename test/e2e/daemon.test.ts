@@ -209,3 +209,12 @@ t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {
   t.equal(await running, EXIT.ok, 'the agent command returns 0 after leaving');
   t.equal((await cli(port, 'status')).code, EXIT.unreachable, 'and the API is gone');
 });
+
+t.test('the demo without root: a local cluster on the fake kernel, with the routes each agent would program', async (t) => {
+  const { runLocalDemo } = await import('../../src/demo/index.js');
+  const c = capture();
+  t.equal(await runLocalDemo({ agents: 2, ...c.io }), 0, c.err());
+  t.match(c.out(), /converged in/);
+  t.match(c.out(), /a1 would program \(underlay 192\.0\.2\.11\):\n  ip route replace 9\.0\.\d+\.0\/24 via 44\.128\.0\.\d+ dev vtep1024 onlink proto 76/);
+  t.match(c.out(), /bridge fdb replace 70:b3:d5:80:00:0\d dev vtep1024 dst 192\.0\.2\.12 self permanent/);
+});

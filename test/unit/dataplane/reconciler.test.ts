@@ -432,3 +432,20 @@ t.test('an FDB echo that overtakes its acknowledgement is not mistaken for a for
   t.same(x.k.state().fdb.map((f) => f.dst), ['192.0.2.202']);
   await x.r.stop();
 });
+
+t.test('route report: desired versus programmed', async (t) => {
+  const x = rig();
+  x.r.setDesired(overlayState(1, [2, 3], DEFAULT_VTEP_CONFIG, { ipv6: false }));
+  await x.r.start();
+  t.match(x.r.routeReport(), { counts: { programmed: 6, drift: 0, stale: 0 } }, 'two agents: route, neighbour and FDB entry each');
+  // Agent 3 leaves, agent 4 arrives; before the next apply the report shows both.
+  x.r.setDesired(overlayState(1, [2, 4], DEFAULT_VTEP_CONFIG, { ipv6: false }));
+  const before = x.r.routeReport();
+  t.match(before.counts, { programmed: 3, drift: 3, stale: 3 });
+  t.ok(before.keys['drift']?.includes('r|254|9.0.4.0/24|0'));
+  t.ok(before.keys['stale']?.includes('r|254|9.0.3.0/24|0'));
+  await settle(x, 500);
+  t.match(x.r.routeReport(), { counts: { programmed: 6, drift: 0, stale: 0 } }, 'clean after the apply');
+  t.equal(x.r.routeReport(1).keys['drift']?.length, 0);
+  await x.r.stop();
+});
