@@ -16,6 +16,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { decodeMeta } from '../membership/index.js';
 import type { Logger } from '../log/index.js';
 import type { Daemon } from './daemon.js';
+import { cniUsageKey } from './keys.js';
 import { renderMetrics } from './metrics.js';
 
 export interface ApiServerOptions {
@@ -139,7 +140,9 @@ export class ApiServer {
         const network = parts[2] as string;
         const usage = d.node.allocator.state.usage().filter((u) => u.network === network);
         if (usage.length === 0) throw new HttpError(404, 'LASHUP_ERR_UNKNOWN_NETWORK', `no overlay network ${JSON.stringify(network)}; known: ${[...new Set(d.node.allocator.state.usage().map((u) => u.network))].join(', ')}`);
-        return this.json(res, { network, families: usage.map((u) => ({ family: u.family, used: u.used, total: u.total, free: u.total - u.used, agents: u.agents })) });
+        // Container addresses per agent, as the agents publish them (exhaustion before it bites).
+        const containers = d.node.kv.get(cniUsageKey(network)) ?? {};
+        return this.json(res, { network, families: usage.map((u) => ({ family: u.family, used: u.used, total: u.total, free: u.total - u.used, agents: u.agents })), containers });
       }
       case 'POST /v1/leave':
         if (!d.canLeave()) throw new HttpError(409, 'LASHUP_ERR_NOT_SUPPORTED', 'this daemon is embedded; stop it from its owner');
@@ -212,6 +215,7 @@ export class ApiServer {
       allocator: d.node.allocator?.stats,
       dataplane: d.reconciler?.stats(),
       overlay: d.overlayAgent?.stats,
+      cni: d.cni?.stats,
       daemon: d.stats,
       api: this.stats,
     });

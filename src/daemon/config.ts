@@ -46,6 +46,7 @@ export interface DaemonConfig {
   membership: { profile: MembershipProfile; packetTransport: 'udp' | 'libp2p'; overrides: Partial<MembershipConfig> };
   api: { host: string; port: number };
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean };
+  cni: { enabled: boolean; socketPath: string; confDir: string };
   overlay: OverlayConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
@@ -153,6 +154,17 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       },
     },
     doc: 'Kernel programming.',
+  },
+  cni: {
+    kind: {
+      type: 'object',
+      fields: {
+        enabled: { kind: { type: 'boolean' }, default: true, doc: 'Serve the lashup-ipam CNI plugin and write a CNI configuration per network (agents). Default true.' },
+        socketPath: { kind: { type: 'string', pattern: /^\/.{1,100}$/, patternText: 'an absolute path of at most 100 characters (unix socket limit)' }, default: '/run/lashup/cni.sock', doc: 'Unix socket where lashup-ipam reaches the daemon. Default /run/lashup/cni.sock (the plugin\'s default too).' },
+        confDir: { kind: { type: 'string', pattern: /^\//, patternText: 'an absolute path' }, default: '/etc/cni/net.d', doc: 'Where `<network>.conflist` is written (bridge on m-<network> chained with lashup-ipam). Default /etc/cni/net.d, where runtimes look.' },
+      },
+    },
+    doc: 'Container addresses through CNI.',
   },
   overlay: {
     kind: {

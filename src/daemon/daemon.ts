@@ -5,16 +5,34 @@
  * the reconciler adopts what it finds and changes nothing that is already right.
  */
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CniService, writeConflist, type NetworkRange } from '../cni/index.js';
 import type { Kernel } from '../dataplane/index.js';
 import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
 import { ApiServer } from './api.js';
+import { cniUsageKey } from './keys.js';
 import type { DaemonConfig } from './config.js';
 import { applyMasquerade } from './masquerade.js';
 import { LashupNode } from './node.js';
 import { OverlayAgent, removeAgentEntries } from './overlay-agent.js';
+
+/**
+ * Publishes this agent's container address usage per network (only when it changed), so that
+ * schedulers and operators see exhaustion cluster-wide (`/v1/overlay/{network}/usage`).
+ */
+function publishCniUsage(node: LashupNode, agent: string, cni: CniService): void {
+  for (const network of cni.pool.networks()) {
+    const used = cni.pool.used(network);
+    const total = cni.pool.capacity(network);
+    const value = { used, total, exhausted: used >= total };
+    if (JSON.stringify(node.kv.get(cniUsageKey(network))?.[agent]) === JSON.stringify(value)) continue;
+    const marker = node.kv.marker();
+    node.kv.update(cniUsageKey(network), (m) => m.lww(agent).write(marker, value));
+  }
+}
 
 /**
  * An agent routes between its bridges and its VTEP, so IPv4 and IPv6 forwarding must be on (in
@@ -75,6 +93,7 @@ export class Daemon {
     readonly api: ApiServer,
     readonly logger: Logger,
     readonly version: string,
+    readonly cni: CniService | undefined,
   ) {}
 
   static async start(config: DaemonConfig, options: DaemonOptions = {}): Promise<Daemon> {
@@ -121,8 +140,39 @@ export class Daemon {
       await node.stop();
       throw err;
     }
+    let cni: CniService | undefined;
+    if (config.role === 'agent' && config.dataplane.enabled && config.cni.enabled) {
+      try {
+        cni = new CniService({ agent: config.name, socketPath: config.cni.socketPath, leasesPath: join(config.dataDir, 'cni-leases.json'), logger: componentLogger(logger, 'cni') });
+        await cni.listen();
+      } catch (err) {
+        await node.stop();
+        await reconciler?.stop();
+        await kernel?.close();
+        throw err;
+      }
+      const service = cni;
+      const onLease = (lease: Lease): void => {
+        const ranges: Record<string, NetworkRange> = {};
+        for (const [network, n] of Object.entries(lease.networks)) {
+          if (n.mesos === undefined || n.mesosGateway === undefined) continue;
+          ranges[network] = { subnet: n.mesos, gateway: n.mesosGateway };
+          try {
+            if (writeConflist(config.cni.confDir, network, config.overlay.mtu, config.cni.socketPath)) logger.info({ network, dir: config.cni.confDir }, 'CNI configuration written');
+          } catch (err) {
+            logger.error({ err, network }, 'cannot write the CNI configuration');
+          }
+        }
+        service.setRanges(ranges);
+        publishCniUsage(node, config.name, service);
+      };
+      service.onChange = () => publishCniUsage(node, config.name, service);
+      node.onLease(onLease);
+      const current = node.lease?.current;
+      if (current !== undefined) onLease(current);
+    }
     const api = new ApiServer({ host: config.api.host, port: config.api.port, logger: componentLogger(logger, 'api') });
-    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, api, logger, version);
+    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, api, logger, version, cni);
     api.attach(daemon);
     try {
       await api.listen();
@@ -170,6 +220,7 @@ export class Daemon {
   stop(leave = true): Promise<void> {
     this.stopping ??= (async () => {
       await this.api.close();
+      await this.cni?.close();
       this.overlayAgent?.stop();
       await this.reconciler?.stop();
       await this.kernel?.close();

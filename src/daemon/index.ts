@@ -4,6 +4,7 @@ export type { NodeOptions } from './node.js';
 export { parseConfig, parseConfigText, configDefaults, configReference, ConfigError, ConfigErrorCode, CONFIG_SCHEMA } from './config.js';
 export type { DaemonConfig, ConfigProblem } from './config.js';
 export { Daemon } from './daemon.js';
+export { cniUsageKey } from './keys.js';
 export type { DaemonOptions, DaemonStats } from './daemon.js';
 export { ApiServer } from './api.js';
 export type { ApiStats } from './api.js';

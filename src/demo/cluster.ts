@@ -4,10 +4,11 @@
  * on the agents' m-dcos bridges. Used by `lashup demo` and `npm run bench -- e2e`. Everything it
  * creates it removes in `destroy()`; it ends only the processes it started.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Lease } from '../ipam/index.js';
 import { generateClusterKey } from '../net/index.js';
 import { eventually, must, run, TestNet, type TestHost } from './netns.js';
@@ -38,12 +39,36 @@ export interface NetnsClusterOptions {
   prefix: string;
   /** Daemon log level (stderr is kept, the last 20 kB per node). Default warn. */
   logLevel?: string;
+  /** Overlay configuration for every node (default DC/OS's). */
+  overlay?: Record<string, unknown>;
+}
+
+/** Where the reference CNI plugins live (Debian's containernetworking-plugins). */
+export const CNI_PLUGIN_DIR = '/usr/lib/cni';
+
+/** The repository's bin/ (holds lashup-ipam), found upwards from this module. */
+function repoBin(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(d, 'bin', 'lashup-ipam'))) return join(d, 'bin');
+    d = dirname(d);
+  }
+  throw new Error('bin/lashup-ipam not found above this module');
+}
+
+export interface CniOutcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** The container's namespace. */
+  ns: string;
 }
 
 export class NetnsCluster {
   readonly nodes = new Map<string, ClusterNode>();
   readonly containers: Container[] = [];
   private readonly key = generateClusterKey();
+  private readonly cniResults = new Map<string, unknown>();
   private destroyed = false;
 
   private constructor(
@@ -85,6 +110,8 @@ export class NetnsCluster {
       seeds: ['192.0.2.1:62502', '192.0.2.2:62502', '192.0.2.3:62502'],
       cluster: { keys: [this.key] },
       membership: { profile: 'local' },
+      cni: { socketPath: join(dir, 'cni.sock'), confDir: join(dir, 'net.d') },
+      ...(this.options.overlay === undefined ? {} : { overlay: this.options.overlay }),
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
     const node: ClusterNode = this.nodes.get(name) ?? { name, host, dir, startedAtMs: 0, log: '' };
@@ -131,25 +158,37 @@ export class NetnsCluster {
     }, ms);
   }
 
-  /** A container namespace on `agent`'s m-dcos bridge, at gateway + `k` of its Mesos half. */
-  async addContainer(agent: string, k: number): Promise<Container> {
+  /**
+   * Runs the reference bridge plugin for a container on `agent`, as a runtime would: the
+   * network configuration the daemon wrote (`<confDir>/dcos.conflist`), CNI_PATH holding the
+   * reference plugins and lashup-ipam. ADD creates the container namespace first.
+   */
+  async cni(agent: string, command: 'ADD' | 'DEL' | 'CHECK', containerId: string, network = 'dcos'): Promise<CniOutcome> {
     const node = this.nodes.get(agent);
-    const half = this.leaseOf(agent)?.networks['dcos'];
-    if (node === undefined || half?.mesosGateway === undefined || half.mesos === undefined) throw new Error(`${agent} has no lease yet`);
-    const gw = half.mesosGateway;
-    const ip = gw.replace(/\.(\d+)$/, (_, last: string) => `.${Number(last) + k}`);
-    const ns = `${this.net.id}-c${node.host.index}-${k}`;
-    const hostEnd = `c${node.host.index}-${k}`;
-    await must(['ip', 'netns', 'add', ns]);
-    const container = { ns, ip, agent };
-    this.containers.push(container);
-    await must(['ip', '-n', node.host.ns, 'link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await must(['ip', '-n', node.host.ns, 'link', 'set', hostEnd, 'master', 'm-dcos', 'up']);
-    await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-    await must(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-    await must(['ip', '-n', ns, 'addr', 'add', `${ip}/${half.mesos.split('/')[1]}`, 'dev', 'eth0']);
-    await must(['ip', '-n', ns, 'route', 'add', 'default', 'via', gw]);
-    return container;
+    if (node === undefined) throw new Error(`no node ${agent}`);
+    const ns = `${this.net.id}-k-${containerId}`;
+    if (command === 'ADD' && !this.containers.some((c) => c.ns === ns)) {
+      await must(['ip', 'netns', 'add', ns]);
+      this.containers.push({ ns, ip: '', agent });
+    }
+    const list = JSON.parse(readFileSync(join(node.dir, 'net.d', `${network}.conflist`), 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+    // CHECK and DEL carry the ADD result as prevResult, as runtimes pass it.
+    const prev = this.cniResults.get(containerId);
+    const stdin = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], ...(command !== 'ADD' && prev !== undefined ? { prevResult: prev } : {}) });
+    const env = { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: `${CNI_PLUGIN_DIR}:${repoBin()}` };
+    return new Promise((resolve) => {
+      const child = execFile('ip', ['netns', 'exec', node.host.ns, join(CNI_PLUGIN_DIR, 'bridge')], { env, timeout: 30_000, encoding: 'utf8' }, (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        if (command === 'ADD' && code === 0) {
+          this.cniResults.set(containerId, JSON.parse(stdout) as unknown);
+          const ip = ((JSON.parse(stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0] ?? '';
+          const c = this.containers.find((x) => x.ns === ns);
+          if (c !== undefined) c.ip = ip;
+        }
+        resolve({ code, stdout, stderr, ns });
+      });
+      child.stdin?.end(stdin);
+    });
   }
 
   /** Runs the CLI inside a node's namespace (its API is on that namespace's loopback). */

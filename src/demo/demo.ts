@@ -1,6 +1,6 @@
 /**
  * `lashup demo`: as root, 3 masters and N agents in network namespaces, two containers per
- * agent, every container pinging every other across agents; prints members, allocations,
+ * agent attached through CNI (bridge + lashup-ipam), every container pinging every other; prints members, allocations,
  * convergence time and the ping matrix, and removes everything (also on Ctrl-C).
  */
 import { NetnsCluster } from './cluster.js';
@@ -35,7 +35,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       return 1;
     }
     options.out(`converged in ${(convergedMs / 1000).toFixed(1)} s (namespaces, daemon start, election, leases, routes)\n\n`);
-    for (const a of cluster.agents) for (const k of [1, 2]) await cluster.addContainer(a.name, k);
+    // Containers attach as a runtime attaches them: the bridge plugin chained with lashup-ipam.
+    for (const a of cluster.agents) {
+      for (const k of [1, 2]) {
+        const out = await cluster.cni(a.name, 'ADD', `${a.name}-c${k}`);
+        if (out.code !== 0) {
+          options.err(`CNI ADD on ${a.name} failed: ${out.stdout} ${out.stderr}\n`);
+          return 1;
+        }
+      }
+    }
     const members = await cluster.cli('m1', ['members']);
     options.out('members (seen by m1):\n');
     for (const m of JSON.parse(members.stdout || '[]') as { name: string; state: string; role: string; underlayIp: string }[]) options.out(`  ${m.name.padEnd(4)} ${m.role.padEnd(7)} ${m.state.padEnd(6)} ${m.underlayIp}\n`);

@@ -1,5 +1,5 @@
-export { NetnsCluster } from './cluster.js';
-export type { ClusterNode, Container, NetnsClusterOptions } from './cluster.js';
+export { NetnsCluster, CNI_PLUGIN_DIR } from './cluster.js';
+export type { ClusterNode, Container, NetnsClusterOptions, CniOutcome } from './cluster.js';
 export { TestNet, run, must, eventually, reapStale } from './netns.js';
 export type { TestHost, TestNetOptions, ExecResult } from './netns.js';
 export { runDemo } from './demo.js';

@@ -24,3 +24,19 @@ export function vtepMac(vtepIp: string, oui: string = DEFAULT_VTEP_OUI): string 
   const [a, b, c] = parseOui(oui);
   return [a, b, c, ip.bytes[1] as number, ip.bytes[2] as number, ip.bytes[3] as number].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
+
+/**
+ * A bridge's MAC: locally administered (02:...) and derived from the bridge name, so it never
+ * changes. Left to the kernel, a Linux bridge takes the lowest MAC among its ports and changes
+ * it as containers come and go: every container's ARP entry for its gateway goes stale, and the
+ * CNI bridge plugin's CHECK fails ("Bridge interface ... Mac doesn't match").
+ */
+export function bridgeMac(name: string): string {
+  // FNV-1a over the name: stable, and different for m-<net> and d-<net>.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return [0x02, 0x6c, (h >>> 24) & 255, (h >>> 16) & 255, (h >>> 8) & 255, h & 255].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}

@@ -15,7 +15,7 @@
 import { parseCidr, parseIp, formatCidr, canonicalIp, canonicalMac } from '../common/index.js';
 import type { DesiredAddress, DesiredLink, DesiredState } from '../dataplane/index.js';
 import { invalidSpec } from './errors.js';
-import { parseOui, vtepMac } from './mac.js';
+import { parseOui, vtepMac, bridgeMac } from './mac.js';
 import { bridgeNames, validateVtepName } from './names.js';
 
 export interface VtepConfig {
@@ -119,7 +119,7 @@ export function localState(config: VtepConfig, local: LocalAgent): DesiredState 
       [names.mesos, net.mesos6, net.mesosGateway6, 6],
       [names.docker, net.docker6, net.dockerGateway6, 6],
     ];
-    for (const name of [names.mesos, names.docker]) links.push({ name, kind: 'bridge', mtu: config.mtu });
+    for (const name of [names.mesos, names.docker]) links.push({ name, kind: 'bridge', mtu: config.mtu, mac: bridgeMac(name) });
     for (const [dev, half, gateway, family] of halves) {
       const field = `${path}.${dev === names.mesos ? 'mesos' : 'docker'}${family === 6 ? '6' : ''}`;
       const gw = gatewayAddress(field, half, gateway, family);

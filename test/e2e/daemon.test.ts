@@ -29,6 +29,7 @@ function config(name: string, role: 'master' | 'agent', underlayIp: string, seed
     listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
     membership: { profile: 'local' },
     api: { host: '127.0.0.1', port: 1 },
+    cni: { socketPath: join(dir, name, 'cni.sock'), confDir: join(dir, name, 'net.d') },
   });
 }
 
