@@ -69,8 +69,8 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
     };
     switch (command) {
       case 'ADD': {
-        need('CNI_NETNS');
-        const reply = await call({ op: 'add', network, containerId: need('CNI_CONTAINERID'), ifname: need('CNI_IFNAME') });
+        const netns = need('CNI_NETNS');
+        const reply = await call({ op: 'add', network, containerId: need('CNI_CONTAINERID'), ifname: need('CNI_IFNAME'), netns });
         const a = reply['attachment'] as { address: string; prefixLen: number; gateway: string };
         const v6 = a.address.includes(':');
         const result = {

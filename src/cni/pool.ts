@@ -26,6 +26,8 @@ export interface Attachment {
   gateway: string;
   /** When it was allocated (ms since the epoch), for operators. */
   sinceMs: number;
+  /** The container's network namespace path from CNI_NETNS, when given: how stale leases are found. */
+  netns?: string;
 }
 
 export const attachmentKey = (network: string, containerId: string, ifname: string): string => `${network}/${containerId}/${ifname}`;
@@ -87,7 +89,7 @@ export class ContainerPool {
   }
 
   /** The attachment's address: the existing one, or the lowest free. Returns whether it is new. */
-  add(network: string, containerId: string, ifname: string, nowMs: number): { attachment: Attachment; created: boolean } {
+  add(network: string, containerId: string, ifname: string, nowMs: number, netns?: string): { attachment: Attachment; created: boolean } {
     const existing = this.get(network, containerId, ifname);
     if (existing !== undefined) return { attachment: existing, created: false };
     const r = this.ranges.get(network);
@@ -104,7 +106,7 @@ export class ContainerPool {
     for (let offset = 1n; offset <= last; offset++) {
       const value = r.cidr.base + offset;
       if (value === r.gateway || taken.has(value)) continue;
-      const attachment: Attachment = { network, containerId, ifname, address: formatAddress(value, r.cidr.family), prefixLen: r.cidr.prefix, gateway: r.range.gateway, sinceMs: nowMs };
+      const attachment: Attachment = { network, containerId, ifname, address: formatAddress(value, r.cidr.family), prefixLen: r.cidr.prefix, gateway: r.range.gateway, sinceMs: nowMs, ...(netns === undefined ? {} : { netns }) };
       this.attachments.set(attachmentKey(network, containerId, ifname), attachment);
       return { attachment, created: true };
     }
@@ -116,6 +118,20 @@ export class ContainerPool {
   /** Frees an attachment; false when there was none (still a success for DEL). */
   del(network: string, containerId: string, ifname: string): boolean {
     return this.attachments.delete(attachmentKey(network, containerId, ifname));
+  }
+
+  /**
+   * Removes attachments whose network namespace is gone (`gone(path)` true) and that are older
+   * than `graceMs` (a runtime may create the namespace file after calling ADD). Returns them.
+   */
+  sweep(gone: (netns: string) => boolean, nowMs: number, graceMs: number): Attachment[] {
+    const removed: Attachment[] = [];
+    for (const [key, a] of this.attachments) {
+      if (a.netns === undefined || nowMs - a.sinceMs < graceMs || !gone(a.netns)) continue;
+      this.attachments.delete(key);
+      removed.push(a);
+    }
+    return removed;
   }
 
   /** Keeps only `valid` attachments (of `network`); returns the ones collected. */

@@ -44,6 +44,7 @@ export class CniService {
   private server: Server | undefined;
   private ready = false;
   private queue: Promise<void> = Promise.resolve();
+  private sweepTimer: NodeJS.Timeout | undefined;
   /** Called after every change of the attachments (the daemon publishes usage). */
   onChange: (() => void) | undefined;
 
@@ -77,7 +78,32 @@ export class CniService {
     });
   }
 
+  /**
+   * Collects leases of containers whose network namespace no longer exists (a runtime that
+   * crashed before DEL, a node that never runs GC), older than `graceMs`. Returns how many.
+   */
+  sweep(gone: (netns: string) => boolean = (p) => !existsSync(p), graceMs = 5 * 60_000): number {
+    const removed = this.pool.sweep(gone, Date.now(), graceMs);
+    if (removed.length > 0) {
+      this.stats.gcCollected += removed.length;
+      this.options.logger?.info({ collected: removed.map((a) => `${a.containerId}/${a.ifname} ${a.address}`) }, 'collected leases of containers that no longer exist');
+      this.persist();
+    }
+    return removed.length;
+  }
+
+  /** Sweeps every `intervalMs` until closed. */
+  startSweeping(intervalMs = 60_000): void {
+    this.sweepTimer = setInterval(() => {
+      this.queue = this.queue.then(() => {
+        this.sweep();
+      });
+    }, intervalMs);
+    this.sweepTimer.unref();
+  }
+
   async close(): Promise<void> {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
     await this.queue;
     if (existsSync(this.options.socketPath)) rmSync(this.options.socketPath, { force: true });
@@ -141,7 +167,8 @@ export class CniService {
             throw new CniError(CniErrorCode.NotReady, CniCode.TryAgainLater, `agent ${this.options.agent} has no lease yet; try again later`);
           }
           try {
-            const { attachment, created } = this.pool.add(network, containerId, ifname, Date.now());
+            const netns = typeof req['netns'] === 'string' && req['netns'].startsWith('/') && req['netns'].length < 4096 ? req['netns'] : undefined;
+            const { attachment, created } = this.pool.add(network, containerId, ifname, Date.now(), netns);
             if (created) this.persist();
             this.stats.adds++;
             return { ok: true, attachment };

@@ -145,6 +145,7 @@ export class Daemon {
       try {
         cni = new CniService({ agent: config.name, socketPath: config.cni.socketPath, leasesPath: join(config.dataDir, 'cni-leases.json'), logger: componentLogger(logger, 'cni') });
         await cni.listen();
+        cni.startSweeping();
       } catch (err) {
         await node.stop();
         await reconciler?.stop();

@@ -142,3 +142,22 @@ t.test('conflist: bridge on m-<network> chained with lashup-ipam, written only o
   t.equal(writeConflist(d, 'dcos', 1400, '/s'), true, 'a new MTU rewrites it');
   t.match(JSON.parse(readFileSync(join(d, 'dcos.conflist'), 'utf8')), { plugins: [{ mtu: 1400 }] });
 });
+
+t.test('leases of containers whose namespace is gone are collected after a grace period', async (t) => {
+  const paths = fresh();
+  const s = new CniService({ agent: 'a1', ...paths });
+  s.setRanges({ dcos: { subnet: '9.0.1.0/25', gateway: '9.0.1.1' } });
+  s.handle(JSON.stringify({ op: 'add', network: 'dcos', containerId: 'gone', ifname: 'eth0', netns: '/run/netns/gone' }));
+  s.handle(JSON.stringify({ op: 'add', network: 'dcos', containerId: 'alive', ifname: 'eth0', netns: '/run/netns/alive' }));
+  s.handle(JSON.stringify({ op: 'add', network: 'dcos', containerId: 'unknown', ifname: 'eth0' }));
+  const gone = (p: string): boolean => p === '/run/netns/gone';
+  t.equal(s.sweep(gone, 60_000), 0, 'nothing within the grace period');
+  t.equal(s.sweep(gone, 0), 1, 'past it, the lease of the vanished namespace goes');
+  t.same(s.pool.list().map((a) => a.containerId).sort(), ['alive', 'unknown'], 'live and netns-less leases stay');
+  t.equal(s.stats.gcCollected, 1);
+  const reread = new CniService({ agent: 'a1', ...paths });
+  t.equal(reread.pool.list().length, 2, 'the collection is on disk');
+  t.equal(s.sweep(), 0, 'the default check looks at the file system (nothing is older than 5 minutes here)');
+  s.startSweeping(1_000_000);
+  await s.close();
+});
