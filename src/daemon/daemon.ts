@@ -156,8 +156,15 @@ export class Daemon {
       const onLease = (lease: Lease): void => {
         const ranges: Record<string, NetworkRange> = {};
         for (const [network, n] of Object.entries(lease.networks)) {
-          if (n.mesos === undefined || n.mesosGateway === undefined) continue;
-          ranges[network] = { subnet: n.mesos, gateway: n.mesosGateway };
+          // The Mesos half: IPv4 when the network has one, else IPv6 (dcos6).
+          const half =
+            n.mesos !== undefined && n.mesosGateway !== undefined
+              ? { subnet: n.mesos, gateway: n.mesosGateway }
+              : n.mesos6 !== undefined && n.mesosGateway6 !== undefined
+                ? { subnet: n.mesos6, gateway: n.mesosGateway6 }
+                : undefined;
+          if (half === undefined) continue;
+          ranges[network] = half;
           try {
             if (writeConflist(config.cni.confDir, network, config.overlay.mtu, config.cni.socketPath)) logger.info({ network, dir: config.cni.confDir }, 'CNI configuration written');
           } catch (err) {

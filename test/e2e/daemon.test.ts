@@ -2,7 +2,7 @@
  * Daemons in one process on 127.0.0.1 (a master and two agents, each agent on a fake kernel):
  * the overlay loop end to end without root, and every API route and CLI command against it.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -67,6 +67,32 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   await until(() => routeTo(k1, sub2) && routeTo(k2, sub1), 20_000, 'each agent routes to the other');
   t.ok(k1.linkByName('vtep1024'), 'a1 made its VTEP');
   t.same(k1.state().fdb.map((f) => f.dst), ['192.0.2.12'], "a1's FDB sends a2's MAC to a2's underlay address");
+
+  // Container addresses through the daemon's CNI socket: IPv4 from dcos, IPv6 from dcos6.
+  const { runPlugin } = await import('../../src/cni/index.js');
+  const { connect } = await import('node:net');
+  const ask = (socketPath: string, request: Record<string, unknown>): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const socket = connect(socketPath);
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+      socket.on('data', (c: string) => (text += c));
+      socket.on('error', reject);
+      socket.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>));
+    });
+  const cniEnv = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr1', CNI_NETNS: '/run/netns/ctr1', CNI_IFNAME: 'eth0' };
+  for (const [network, pattern] of [
+    ['dcos', /^9\.0\.\d+\.2\/25$/],
+    ['dcos6', /^fd01:b:.*:2\/81$/],
+  ] as const) {
+    const stdin = JSON.stringify({ cniVersion: '1.0.0', name: network, ipam: { type: 'lashup-ipam', socketPath: a1.config.cni.socketPath } });
+    const out = await runPlugin(cniEnv, stdin, ask);
+    t.equal(out.code, 0, out.stdout);
+    t.match((JSON.parse(out.stdout) as { ips: { address: string }[] }).ips[0]?.address, pattern, `${network}: an address from a1's Mesos half`);
+    t.ok(existsSync(join(dir, 'a1', 'net.d', `${network}.conflist`)), `${network}.conflist written`);
+  }
+  await until(() => master.node.kv.get('cni-usage/dcos6')?.['a1'] !== undefined, 10_000, 'usage of dcos6 reaches the master');
 
   // The API through the CLI.
   const status = await cli(a1.api.port, 'status');
