@@ -69,18 +69,7 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.same(k1.state().fdb.map((f) => f.dst), ['192.0.2.12'], "a1's FDB sends a2's MAC to a2's underlay address");
 
   // Container addresses through the daemon's CNI socket: IPv4 from dcos, IPv6 from dcos6.
-  const { runPlugin } = await import('../../src/cni/index.js');
-  const { connect } = await import('node:net');
-  const ask = (socketPath: string, request: Record<string, unknown>): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const socket = connect(socketPath);
-      let text = '';
-      socket.setEncoding('utf8');
-      socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
-      socket.on('data', (c: string) => (text += c));
-      socket.on('error', reject);
-      socket.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>));
-    });
+  const { runPlugin, askSocket: ask } = await import('../../src/cni/index.js');
   const cniEnv = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr1', CNI_NETNS: '/run/netns/ctr1', CNI_IFNAME: 'eth0' };
   for (const [network, pattern] of [
     ['dcos', /^9\.0\.\d+\.2\/25$/],

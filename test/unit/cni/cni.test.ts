@@ -1,9 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { CniCode, CniService, ContainerPool, conflist, runPlugin, writeConflist, type Ask } from '../../../src/cni/index.js';
+import { askSocket, CniCode, CniService, ContainerPool, conflist, runPlugin, writeConflist } from '../../../src/cni/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-cni-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,16 +12,7 @@ const fresh = (): { socketPath: string; leasesPath: string } => {
   return { socketPath: join(dir, `s${n}.sock`), leasesPath: join(dir, `leases${n}.json`) };
 };
 
-const ask: Ask = (socketPath, request) =>
-  new Promise((resolve, reject) => {
-    const socket = connect(socketPath);
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
-    socket.on('data', (c: string) => (text += c));
-    socket.on('error', reject);
-    socket.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>));
-  });
+const ask = askSocket;
 
 t.test('pool: lowest free address, idempotent ADD, DEL, GC, exhaustion with counts', async (t) => {
   const pool = new ContainerPool('a1');
