@@ -88,7 +88,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   try {
     switch (command) {
       case 'agent':
-        return await agent(positional.slice(1), args, io);
+        return await agent(args, io);
       case 'demo': {
         const at = args.indexOf('--agents');
         const agents = at >= 0 ? Number(args[at + 1]) : 3;
@@ -140,7 +140,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-async function agent(rest: string[], args: string[], io: Io): Promise<number> {
+async function agent(args: string[], io: Io): Promise<number> {
   const at = args.indexOf('--config');
   const file = at >= 0 ? args[at + 1] : undefined;
   if (file === undefined) {
@@ -158,7 +158,6 @@ async function agent(rest: string[], args: string[], io: Io): Promise<number> {
     io.err(`lashup: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT.config;
   }
-  void rest;
   const logger = createLogger({ level: (process.env['LASHUP_LOG_LEVEL'] as typeof config.log.level | undefined) ?? config.log.level });
   const daemon = await Daemon.start(config, { logger });
   return new Promise((resolve) => {

@@ -196,7 +196,10 @@ export class CniService {
       }
     } catch (err) {
       if (err instanceof CniError) {
-        if (err.code === CniErrorCode.BadRequest) this.stats.badRequests++;
+        if (err.code === CniErrorCode.BadRequest) {
+          this.stats.badRequests++;
+          this.options.logger?.warn({ err: err.message, details: err.details }, 'malformed CNI request refused');
+        }
         return { ok: false, error: { code: err.code, cniCode: err.cniCode, message: err.message, details: err.details } };
       }
       return { ok: false, error: { code: 'LASHUP_ERR_INTERNAL', cniCode: CniCode.IoFailure, message: err instanceof Error ? err.message : String(err), details: {} } };

@@ -89,7 +89,11 @@ export class ApiServer {
     if (status >= 500) {
       this.stats.serverErrors++;
       this.options.logger?.warn({ err }, 'API request failed');
-    } else this.stats.clientErrors++;
+    } else {
+      this.stats.clientErrors++;
+      // Debug, not warn: a scraper probing paths must not flood the log; the counter shows it.
+      this.options.logger?.debug({ status, err: err instanceof Error ? err.message : String(err) }, 'API request refused');
+    }
     const code = err instanceof HttpError ? err.code : ((err as { code?: string }).code ?? 'LASHUP_ERR_INTERNAL');
     if (!res.headersSent) {
       res.writeHead(status, { 'content-type': 'application/json' });

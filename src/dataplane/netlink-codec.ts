@@ -47,6 +47,16 @@ const FR_ACT_TO_TBL = 1;
 const IFLA_IFNAME = 3;
 const IFLA_NET_NS_FD = 28;
 const VETH_INFO_PEER = 1;
+// Attribute and field values the fast encoder writes by hand (linux/rtnetlink.h, neighbour.h).
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+const RTA_TABLE = 15;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const NUD_PERMANENT = 0x80;
+const NTF_SELF = 0x02;
 
 /** One request, ready to frame: message type, header flags (besides REQUEST|ACK) and payload. */
 export interface EncodedOp {
@@ -378,15 +388,6 @@ export function decodeEvent(type: number, payload: Buffer): KernelEvent | undefi
   }
 }
 
-const RTA_DST = 1;
-const RTA_OIF = 4;
-const RTA_GATEWAY = 5;
-const RTA_PRIORITY = 6;
-const RTA_TABLE = 15;
-const NDA_DST = 1;
-const NDA_LLADDR = 2;
-const NUD_PERMANENT = 0x80;
-const NTF_SELF = 0x02;
 
 /** Writes an address's bytes at `offset`; returns the byte count (4 or 16), or -1 when malformed. */
 function writeIp(buf: Buffer, offset: number, text: string): number {

@@ -11,6 +11,7 @@ import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js'
 import { Daemon, parseConfig, renderMetrics, masqueradeRuleset, type DaemonConfig } from '../../src/daemon/index.js';
 import { DEFAULT_OVERLAY_CONFIG } from '../../src/ipam/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
+import { eventually } from '../../src/demo/index.js';
 import { until } from '../helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-daemon-'));
@@ -213,11 +214,9 @@ t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {
   );
   const c = capture();
   const running = run(['agent', '--config', file], c.io);
+  // The API answering is the event: awaited with a bound.
   let status: { code: number; out: string } = { code: -1, out: '' };
-  for (let i = 0; i < 100 && status.code !== EXIT.ok; i++) {
-    status = await cli(port, 'status');
-    if (status.code !== EXIT.ok) await new Promise((r) => setTimeout(r, 100));
-  }
+  t.ok(await eventually(async () => (status = await cli(port, 'status')).code === EXIT.ok, 10_000), 'the daemon API answers');
   t.match(JSON.parse(status.out), { name: 'solo', role: 'master' });
   const leave = await cli(port, 'leave');
   t.equal(leave.code, EXIT.ok);

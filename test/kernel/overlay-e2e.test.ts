@@ -58,8 +58,13 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   const vtepIndex = (await run(['ip', '-n', a5.host.ns, '-o', 'link', 'show', 'vtep1024'])).stdout.split(':')[0];
   a5.child?.kill('SIGKILL');
   await new Promise((r) => a5.child?.once('exit', r));
-  await new Promise((r) => setTimeout(r, 3000));
-  t.ok(await cluster.routeTo('a4', 'a5'), "a4 keeps the killed agent's route");
+  // Wait for the event that could wrongly remove it: a4's membership declaring a5 failed.
+  const failed = await eventually(async () => {
+    const r = await cluster.cli('a4', ['members']);
+    return r.code === 0 && (JSON.parse(r.stdout) as { name: string; state: string }[]).some((m) => m.name === 'a5' && m.state !== 'alive');
+  }, 30_000, 200);
+  t.ok(failed, 'a4 sees a5 gone');
+  t.ok(await cluster.routeTo('a4', 'a5'), "a4 keeps the killed agent's route after declaring it failed");
   cluster.start('a5', a5.host.index);
   t.same(await pingPairs(() => true, 60_000), [], 'pings resume after the restart, with no reconfiguration');
   t.equal(cluster.leaseOf('a5')?.networks['dcos']?.subnet, before5?.networks['dcos']?.subnet, 'same subnet');
