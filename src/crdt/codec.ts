@@ -279,12 +279,15 @@ function decodeValue(raw: unknown, path: string, depth: number): PlainValue {
   if (raw instanceof Uint8Array) return raw.slice();
   if (Array.isArray(raw)) return Object.freeze(raw.map((item, i) => decodeValue(item, `${path}[${i}]`, depth + 1)));
   if (raw instanceof Map) {
-    const out: Record<string, PlainValue> = {};
+    const entries = new Map<string, PlainValue>();
     for (const [key, item] of raw) {
       if (typeof key !== 'string') fail(path, `object keys must be strings, found ${describe(key)}`);
-      if (Object.prototype.hasOwnProperty.call(out, key)) fail(path, `object key ${JSON.stringify(key)} appears twice`);
-      Object.defineProperty(out, key, { value: decodeValue(item, `${path}.${key}`, depth + 1), enumerable: true });
+      if (entries.has(key)) fail(path, `object key ${JSON.stringify(key)} appears twice`);
+      entries.set(key, decodeValue(item, `${path}.${key}`, depth + 1));
     }
+    // Sorted keys, as toPlain makes them, whatever order the sender used.
+    const out: Record<string, PlainValue> = {};
+    for (const key of [...entries.keys()].sort()) Object.defineProperty(out, key, { value: entries.get(key), enumerable: true });
     return Object.freeze(out);
   }
   fail(path, `expected plain data, found ${describe(raw)}`);

@@ -6,7 +6,8 @@
  * with a typed error, so that every value survives the codec unchanged.
  *
  * Values held by a CRDT are frozen (byte arrays are copied instead: typed arrays cannot be
- * frozen), so a caller cannot change replicated state by mutating what it read.
+ * frozen), so a caller cannot change replicated state by mutating what it read, and their
+ * objects list keys in sorted order (also when decoded), so equal values read the same.
  */
 import { describeValue } from '../common/index.js';
 import { CrdtError, CrdtErrorCode } from './errors.js';
@@ -40,8 +41,11 @@ export function toPlain(value: unknown, path = 'value', depth = 0): PlainValue {
     return Object.freeze(out);
   }
   if (typeof value === 'object' && isPlainObjectPrototype(value)) {
+    // Keys in sorted order: values equal under comparePlain then have one representation. (Two
+    // concurrent MV writes of {q:1,p:0} and {p:0,q:1} once read back differently on converged
+    // replicas, whichever their store listed first; found by the convergence property.)
     const out: Record<string, PlainValue> = {};
-    for (const key of Object.keys(value)) {
+    for (const key of Object.keys(value).sort()) {
       const item = toPlain((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
       Object.defineProperty(out, key, { value: item, enumerable: true, writable: false, configurable: false });
     }

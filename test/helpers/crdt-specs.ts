@@ -13,6 +13,8 @@ import {
   LWWRegister,
   MVRegister,
   ORMap,
+  plainToJson,
+  type PlainValue,
   compareMarkers,
   type CausalCrdt,
   type LwwMarker,
@@ -49,8 +51,9 @@ export function markerFor(step: number, actor: string, skew: number): LwwMarker 
   return { ts: skew * 1000 + step, actor };
 }
 
+/** Equal as plain data: object key order does not matter (CRDTs hold objects with sorted keys). */
 function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return JSON.stringify(plainToJson(a as PlainValue)) === JSON.stringify(plainToJson(b as PlainValue));
 }
 
 type FlagOp = 'enable' | 'disable';

@@ -31,6 +31,14 @@ t.test('committed wire vectors: encoding is unchanged and decodes to the same st
   }
 });
 
+t.test('bytes from before object keys were sorted still decode, to the sorted form', async (t) => {
+  // The lww vector as encoded before values were canonical: its object listed keys ip, up, n.
+  const legacy = decodeCrdt(bytes('9401039292a66e6f64652d61019094000192cb431828906079000000de0003a26970aa3139382e31382e302e31a27570c3a16ecbc00c000000000000'));
+  t.ok(legacy.equals(vectorStates()['lww'] as CausalCrdt<unknown, unknown>), 'the same state as the current vector');
+  t.same(Object.keys(legacy.value() as object), ['ip', 'n', 'up'], 'read back with sorted keys');
+  t.equal(hex(encodeCrdt(legacy)), vectors['lww'], 're-encoded canonically');
+});
+
 t.test('round trips for every type, and encoding is canonical', async (t) => {
   for (const spec of ALL_SPECS) {
     fc.assert(

@@ -317,3 +317,20 @@ t.test('regression: removing entries of a large (indexed) map through a remove-o
   t.ok(a.equals(b));
   t.equal(b.join(delta).changes, 0, 'joining it again changes nothing');
 });
+
+t.test('regression: concurrent MV writes of equal objects with different key order read the same on every replica', async (t) => {
+  // Found by the convergence property (seed -1804618181): each replica returned the object as
+  // its store happened to list it first.
+  const a = new MVRegister();
+  const b = new MVRegister();
+  const c = new MVRegister();
+  a.write('r0', { q: 1, p: 0 });
+  b.write('r1', { p: 0, q: 1 });
+  const [sa, sb] = [a.clone(), b.clone()];
+  a.join(sb);
+  b.join(sa);
+  c.join(sa);
+  c.join(sb);
+  const values = [a, b, c].map((r) => JSON.stringify(r.value()));
+  t.same(values, ['[{"p":0,"q":1}]', '[{"p":0,"q":1}]', '[{"p":0,"q":1}]'], 'one canonical reading everywhere');
+});
