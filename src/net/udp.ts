@@ -1,32 +1,53 @@
 /**
  * SWIM's packet transport on UDP (`node:dgram`), encrypted and authenticated.
  *
- * Datagram: [version 1][nonce 12][AES-256-GCM ciphertext of (sender wall time, 8 bytes) +
- * payload][tag 16], with the cluster label and the version as additional authenticated data:
- * 37 bytes over the payload, so a 1,400-byte payload fits a 1,500-byte MTU.
+ * Datagram (wire version 2): [version 1][nonce 12][AES-256-GCM ciphertext of (sender wall time
+ * in seconds, 4 bytes) + (sender address: family 1, IP 4|16, port 2) + payload][tag 16]. The
+ * additional authenticated data is the cluster label, the version and the receiver's address:
+ *
+ * - receiver bound: a datagram decrypts only at the address it was sent to, so one captured
+ *   datagram is not accepted by every other member (each of which had not seen its nonce);
+ * - sender bound: the sender's address travels encrypted and authenticated; a datagram claiming
+ *   to come from this node (its own datagram reflected back) is dropped, and replies go to the
+ *   authenticated sender, not to whoever replayed the datagram (replayed pings were answered to
+ *   the replayer's address);
+ * - replay window: a datagram is accepted when its time is within `replayWindowMs` of ours, and
+ *   nonces are remembered for at least twice that, the longest time a datagram can stay
+ *   acceptable after first arriving (sent W ahead of our clock, arriving at once, acceptable
+ *   until 2W later). Before, nonces were remembered 60-120 s while times were accepted for
+ *   +-120 s, so datagrams replayed ~110 s later were accepted again.
+ *
+ * 40 bytes over the payload with an IPv4 sender (52 with IPv6), so a 1,400-byte payload fits a
+ * 1,500-byte MTU under either IP header.
  *
  * Receiving is hostile-input handling: a datagram that is too short or too long, does not
- * decrypt under any key of the keyring, carries a time outside the replay window, or repeats a
- * nonce seen within it, is dropped and counted by reason; nothing is thrown and nothing is
- * logged per packet (a flood must not become a flood of log lines).
+ * decrypt under any key of the keyring, carries a time outside the replay window, repeats a
+ * nonce seen within it, or claims this node as its sender, is dropped and counted by reason;
+ * nothing is thrown and nothing is logged per packet (a flood must not become a flood of log
+ * lines).
  *
  * Replay protection needs clocks within `replayWindowMs` of each other (NTP does far better).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
-import type { Clock } from '../common/index.js';
+import { canonicalIp, formatIp, parseIp, type Clock } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 import { deriveKey, type Keyring } from './keyring.js';
 import type { Address, PacketTransport, ReceivedPacket } from './transport.js';
 
-export const UDP_WIRE_VERSION = 1;
+export const UDP_WIRE_VERSION = 2;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
-const TIME_BYTES = 8;
-/** Bytes a datagram carries beyond its payload. */
-export const UDP_OVERHEAD_BYTES = 1 + NONCE_BYTES + TIME_BYTES + TAG_BYTES;
+const TIME_BYTES = 4;
+/** Sender address: family byte, 4 or 16 address bytes, 2 port bytes. */
+const SENDER_BYTES_V4 = 1 + 4 + 2;
+const SENDER_BYTES_V6 = 1 + 16 + 2;
+/** Bytes a datagram carries beyond its payload (IPv4 sender; add 12 for an IPv6 sender). */
+export const UDP_OVERHEAD_BYTES = 1 + NONCE_BYTES + TIME_BYTES + SENDER_BYTES_V4 + TAG_BYTES;
+const MAX_OVERHEAD_BYTES = 1 + NONCE_BYTES + TIME_BYTES + SENDER_BYTES_V6 + TAG_BYTES;
+const DEFAULT_REPLAY_WINDOW_MS = 60_000;
 
 export interface UdpTransportOptions {
   /** Address to bind (127.0.0.1, 0.0.0.0, ::). */
@@ -41,7 +62,11 @@ export interface UdpTransportOptions {
   clock: Clock;
   /** Largest payload, in bytes. Default 1,400. */
   maxPacketBytes?: number;
-  /** Datagrams older or newer than this (sender time vs ours) are refused, in ms. Default 120,000. */
+  /**
+   * Datagrams older or newer than this (sender time vs ours) are refused, in ms; nonces are
+   * remembered for at least twice as long. Default 60,000: NTP keeps clocks far closer, and a
+   * shorter window is a shorter replay opportunity and fewer nonces to remember.
+   */
   replayWindowMs?: number;
   logger?: Logger;
 }
@@ -59,6 +84,8 @@ export interface UdpStats {
   droppedStale: number;
   /** Its nonce was seen within the window. */
   droppedReplay: number;
+  /** It claims this node as its sender (its own datagram reflected back). */
+  droppedReflected: number;
   /** A send failed locally (unreachable network, buffer full). */
   sendErrors: number;
 }
@@ -77,7 +104,39 @@ export function formatHostPort(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** Remembers nonces for one window, in two rotating halves (bounded memory, O(1) checks). */
+/** The canonical "ip:port" of an address, or undefined when it is not one. */
+function canonicalAddress(address: string): string | undefined {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(address) ?? /^([^:]+):(\d{1,5})$/.exec(address);
+  const ip = m === null ? undefined : canonicalIp(m[1] as string);
+  const port = Number(m?.[2]);
+  return ip === undefined || !(port >= 1 && port <= 65535) ? undefined : formatHostPort(ip, port);
+}
+
+/** An address as bytes: family (4|6), the IP, the port (big endian). */
+function encodeAddress(address: string): Buffer {
+  const { host, port } = parseHostPort(address);
+  const ip = parseIp(host) as { family: 4 | 6; bytes: Uint8Array };
+  const out = Buffer.alloc(1 + ip.bytes.length + 2);
+  out[0] = ip.family;
+  out.set(ip.bytes, 1);
+  out.writeUInt16BE(port, 1 + ip.bytes.length);
+  return out;
+}
+
+/** Reads an address written by encodeAddress at the start of `bytes`; undefined when malformed. */
+function decodeAddress(bytes: Buffer): { address: string; length: number } | undefined {
+  const family = bytes[0];
+  const size = family === 4 ? 4 : family === 6 ? 16 : 0;
+  if (size === 0 || bytes.length < 1 + size + 2) return undefined;
+  const port = bytes.readUInt16BE(1 + size);
+  if (port === 0) return undefined;
+  return { address: formatHostPort(formatIp(bytes.subarray(1, 1 + size)), port), length: 1 + size + 2 };
+}
+
+/**
+ * Remembers nonces in two rotating halves (bounded memory, O(1) checks): a nonce is remembered
+ * for at least one half and at most two.
+ */
 class NonceWindow {
   private current = new Set<string>();
   private previous = new Set<string>();
@@ -93,7 +152,8 @@ class NonceWindow {
   /** True when `nonce` was seen; records it otherwise. */
   seen(nonce: string, nowMs: number): boolean {
     if (nowMs - this.rotatedAtMs >= this.halfWindowMs) {
-      this.previous = this.current;
+      // After a silence longer than a whole window both halves are stale.
+      this.previous = nowMs - this.rotatedAtMs >= 2 * this.halfWindowMs ? new Set() : this.current;
       this.current = new Set();
       this.rotatedAtMs = nowMs;
     }
@@ -114,12 +174,17 @@ export class UdpTransport implements PacketTransport {
     droppedDecrypt: 0,
     droppedStale: 0,
     droppedReplay: 0,
+    droppedReflected: 0,
     sendErrors: 0,
   };
   private handler: ((packet: ReceivedPacket) => void) | undefined;
   private readonly sendKey: Uint8Array;
   private readonly receiveKeys: Uint8Array[];
-  private readonly aad: Buffer;
+  private readonly aadPrefix: Buffer;
+  /** Additional data of datagrams to this node: label, version, own address. */
+  private readonly ownAad: Buffer;
+  private readonly ownAddressBytes: Buffer;
+  private readonly replayWindowMs: number;
   private readonly nonces: NonceWindow;
   private closed = false;
 
@@ -132,11 +197,19 @@ export class UdpTransport implements PacketTransport {
     const derive = (key: Uint8Array): Uint8Array => deriveKey(key, 'swim-udp-aes-256-gcm', options.label);
     this.sendKey = derive(options.keyring.primary);
     this.receiveKeys = [this.sendKey, ...options.keyring.accepted.map(derive)];
-    this.aad = Buffer.concat([Buffer.from(options.label, 'utf8'), Buffer.of(UDP_WIRE_VERSION)]);
-    this.nonces = new NonceWindow((options.replayWindowMs ?? 120_000) / 2, options.clock.wallMs());
-    socket.on('message', (data, rinfo) => this.receive(data, formatHostPort(rinfo.address, rinfo.port)));
+    this.aadPrefix = Buffer.concat([Buffer.from(options.label, 'utf8'), Buffer.of(0, UDP_WIRE_VERSION)]);
+    this.ownAad = this.aadFor(localAddress);
+    this.ownAddressBytes = encodeAddress(localAddress);
+    this.replayWindowMs = options.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS;
+    // Times travel in whole seconds: accepted within W + 1 s, so nonces are kept for 2 (W + 1 s).
+    this.nonces = new NonceWindow(2 * (this.replayWindowMs + 1000), options.clock.wallMs());
+    socket.on('message', (data) => this.receive(data));
     // Socket errors (ICMP unreachable on some platforms, buffer overruns) are not fatal to UDP.
     socket.on('error', (err) => options.logger?.warn({ err: err.message }, 'udp socket error'));
+  }
+
+  private aadFor(receiver: Address): Buffer {
+    return Buffer.concat([this.aadPrefix, Buffer.from(canonicalAddress(receiver) ?? receiver, 'utf8')]);
   }
 
   /** Binds the socket. Fails with LASHUP_ERR_NET_BIND_FAILED (address in use, say). */
@@ -159,9 +232,21 @@ export class UdpTransport implements PacketTransport {
           // Limited by net.core.rmem_max: the defaults still work.
         }
         const port = socket.address().port;
-        resolve(new UdpTransport(socket, formatHostPort(options.advertiseHost ?? options.host, port), options));
+        const host = canonicalIp(options.advertiseHost ?? options.host) ?? options.advertiseHost ?? options.host;
+        resolve(new UdpTransport(socket, formatHostPort(host, port), options));
       });
     });
+  }
+
+  /** The datagram `send` would put on the wire for `to` (tests capture and replay it). */
+  seal(to: Address, data: Uint8Array): Buffer {
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.sendKey, nonce);
+    cipher.setAAD(this.aadFor(to));
+    const time = Buffer.alloc(TIME_BYTES);
+    time.writeUInt32BE(Math.floor(this.options.clock.wallMs() / 1000) >>> 0);
+    const body = Buffer.concat([cipher.update(time), cipher.update(this.ownAddressBytes), cipher.update(data), cipher.final()]);
+    return Buffer.concat([Buffer.of(UDP_WIRE_VERSION), nonce, body, cipher.getAuthTag()]);
   }
 
   send(to: Address, data: Uint8Array): void {
@@ -174,13 +259,7 @@ export class UdpTransport implements PacketTransport {
       });
     }
     const { host, port } = parseHostPort(to);
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.sendKey, nonce);
-    cipher.setAAD(this.aad);
-    const time = Buffer.alloc(TIME_BYTES);
-    time.writeDoubleBE(this.options.clock.wallMs());
-    const body = Buffer.concat([cipher.update(time), cipher.update(data), cipher.final()]);
-    const datagram = Buffer.concat([Buffer.of(UDP_WIRE_VERSION), nonce, body, cipher.getAuthTag()]);
+    const datagram = this.seal(to, data);
     this.stats.packetsSent++;
     this.stats.bytesSent += datagram.length;
     this.socket.send(datagram, port, host, (err) => {
@@ -188,11 +267,11 @@ export class UdpTransport implements PacketTransport {
     });
   }
 
-  private receive(datagram: Buffer, from: Address): void {
+  private receive(datagram: Buffer): void {
     if (this.closed) return;
     this.stats.packetsReceived++;
     this.stats.bytesReceived += datagram.length;
-    if (datagram.length < UDP_OVERHEAD_BYTES || datagram.length > this.maxPacketBytes + UDP_OVERHEAD_BYTES || datagram[0] !== UDP_WIRE_VERSION) {
+    if (datagram.length < UDP_OVERHEAD_BYTES || datagram.length > this.maxPacketBytes + MAX_OVERHEAD_BYTES || datagram[0] !== UDP_WIRE_VERSION) {
       this.stats.droppedMalformed++;
       return;
     }
@@ -203,21 +282,31 @@ export class UdpTransport implements PacketTransport {
     for (const key of this.receiveKeys) {
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, nonce);
-        decipher.setAAD(this.aad);
+        decipher.setAAD(this.ownAad);
         decipher.setAuthTag(tag);
         plain = Buffer.concat([decipher.update(body), decipher.final()]);
         break;
       } catch {
-        // Not this key.
+        // Not this key (or not addressed to this node).
       }
     }
     if (plain === undefined) {
       this.stats.droppedDecrypt++;
       return;
     }
+    const sender = decodeAddress(plain.subarray(TIME_BYTES));
+    if (sender === undefined) {
+      // Authentic but malformed: a sender with a bug, counted with the malformed.
+      this.stats.droppedMalformed++;
+      return;
+    }
+    if (sender.address === this.localAddress) {
+      this.stats.droppedReflected++;
+      return;
+    }
     const now = this.options.clock.wallMs();
-    const sentAt = plain.readDoubleBE(0);
-    if (!(Math.abs(now - sentAt) <= (this.options.replayWindowMs ?? 120_000))) {
+    const sentAtMs = plain.readUInt32BE(0) * 1000;
+    if (!(Math.abs(now - sentAtMs) <= this.replayWindowMs + 1000)) {
       this.stats.droppedStale++;
       return;
     }
@@ -225,7 +314,8 @@ export class UdpTransport implements PacketTransport {
       this.stats.droppedReplay++;
       return;
     }
-    this.handler?.({ from, data: new Uint8Array(plain.buffer, plain.byteOffset + TIME_BYTES, plain.length - TIME_BYTES), receivedAtMs: this.options.clock.nowMs() });
+    const offset = TIME_BYTES + sender.length;
+    this.handler?.({ from: sender.address, data: new Uint8Array(plain.buffer, plain.byteOffset + offset, plain.length - offset), receivedAtMs: this.options.clock.nowMs() });
   }
 
   onPacket(handler: ((packet: ReceivedPacket) => void) | undefined): void {

@@ -1,0 +1,116 @@
+/**
+ * The encrypted UDP transport against replays (issue 14, item 5): the replay window and the
+ * nonce memory agree, and a datagram is bound to its sender and its receiver. Each transport
+ * gets a clock whose wall time the test sets, so "110 s later" takes no time.
+ */
+import { createSocket } from 'node:dgram';
+import t from 'tap';
+import { RealClock, type Clock } from '../../../src/common/index.js';
+import { generateClusterKey, keyringFrom, parseHostPort, UdpTransport, type UdpStats } from '../../../src/net/index.js';
+import { until } from '../../helpers/until.js';
+
+class SetClock extends RealClock implements Clock {
+  offsetMs = 0;
+  override wallMs(): number {
+    return Date.now() + this.offsetMs;
+  }
+}
+
+const key = generateClusterKey();
+const open = async (clock: Clock): Promise<{ udp: UdpTransport; got: { from: string; data: string }[] }> => {
+  const udp = await UdpTransport.open({ host: '127.0.0.1', port: 0, keyring: keyringFrom([key]), label: 'udp-test', clock });
+  const got: { from: string; data: string }[] = [];
+  udp.onPacket((p) => got.push({ from: p.from, data: Buffer.from(p.data).toString() }));
+  return { udp, got };
+};
+
+const raw = createSocket('udp4');
+await new Promise<void>((resolve) => raw.bind(0, '127.0.0.1', () => resolve()));
+t.teardown(() => raw.close());
+/**
+ * Delivers bytes to a transport from an unrelated socket (an attacker replaying a capture), and
+ * waits until the transport has received them (so the test's clock changes come after).
+ */
+const inject = async (to: UdpTransport, datagram: Uint8Array): Promise<void> => {
+  const { host, port } = parseHostPort(to.localAddress);
+  const before = to.stats.packetsReceived;
+  await new Promise<void>((resolve) => raw.send(datagram, port, host, () => resolve()));
+  await until(() => to.stats.packetsReceived > before, 5000, 'the datagram arrived');
+};
+const counted = (u: UdpTransport, field: keyof UdpStats, atLeast: number): Promise<void> => until(() => u.stats[field] >= atLeast, 5000, `${field} >= ${atLeast}`);
+
+t.test('a captured datagram replayed 110 s later is refused (nonces outlive the time window)', async (t) => {
+  const clockA = new SetClock();
+  const clockB = new SetClock();
+  const a = await open(clockA);
+  const b = await open(clockB);
+  t.teardown(() => {
+    a.udp.close();
+    b.udp.close();
+  });
+  const at = (seconds: number): void => {
+    clockA.offsetMs = seconds * 1000;
+    clockB.offsetMs = seconds * 1000;
+  };
+  // Captured late in a nonce-memory period, with ordinary traffic after it (which is what
+  // rotates the memory): before the fix the nonce was forgotten by +62 s of traffic while the
+  // time window still accepted the datagram for 120 s.
+  at(59);
+  const captured = a.udp.seal(b.udp.localAddress, Buffer.from('ping'));
+  await inject(b.udp, captured);
+  await until(() => b.got.length === 1, 5000, 'delivered once');
+  for (const s of [61, 90, 121, 150]) {
+    at(s);
+    await inject(b.udp, a.udp.seal(b.udp.localAddress, Buffer.from(`traffic at ${s}`)));
+  }
+  await until(() => b.got.length === 5, 5000, 'ordinary traffic delivered');
+  at(100);
+  await inject(b.udp, captured);
+  at(169);
+  await inject(b.udp, captured);
+  await until(() => b.udp.stats.droppedReplay + b.udp.stats.droppedStale >= 2, 5000, 'both replays counted');
+  t.equal(b.got.length, 5, 'the replays at +41 s and +110 s were refused');
+  at(600);
+  await inject(b.udp, captured);
+  await counted(b.udp, 'droppedStale', 1);
+  t.equal(b.got.length, 5, 'and long after, the time window refuses it');
+  // Sent with a clock 50 s ahead (within the window), first seen now: it stays refused as a
+  // replay for as long as its time is in the window, 110 s on.
+  clockB.offsetMs = 1_000_000;
+  clockA.offsetMs = 1_050_000;
+  const ahead = a.udp.seal(b.udp.localAddress, Buffer.from('ahead'));
+  await inject(b.udp, ahead);
+  await until(() => b.got.length === 6, 5000, 'a datagram from a clock within the window is accepted');
+  const replaysBefore = b.udp.stats.droppedReplay;
+  clockA.offsetMs = 1_070_000;
+  clockB.offsetMs = 1_070_000;
+  await inject(b.udp, a.udp.seal(b.udp.localAddress, Buffer.from('traffic')));
+  clockB.offsetMs = 1_105_000;
+  await inject(b.udp, ahead);
+  await counted(b.udp, 'droppedReplay', replaysBefore + 1);
+  t.equal(b.got.length, 7, 'its replay 105 s later is still refused');
+});
+
+t.test('a datagram is bound to its receiver and its sender', async (t) => {
+  const clock = new SetClock();
+  const a = await open(clock);
+  const b = await open(clock);
+  const c = await open(clock);
+  t.teardown(() => [a, b, c].forEach((x) => x.udp.close()));
+  const toB = a.udp.seal(b.udp.localAddress, Buffer.from('for b'));
+  await inject(c.udp, toB);
+  await counted(c.udp, 'droppedDecrypt', 1);
+  t.equal(c.got.length, 0, 'another member does not accept a datagram addressed to b');
+  await inject(a.udp, toB);
+  await counted(a.udp, 'droppedDecrypt', 1);
+  t.equal(a.got.length, 0, 'the sender does not accept its own datagram reflected back');
+  await inject(a.udp, a.udp.seal(a.udp.localAddress, Buffer.from('self')));
+  await counted(a.udp, 'droppedReflected', 1);
+  t.equal(a.got.length, 0, 'a datagram claiming this node as its sender is dropped');
+  await inject(b.udp, toB);
+  await until(() => b.got.length === 1, 5000, 'b accepts it');
+  t.same(b.got[0], { from: a.udp.localAddress, data: 'for b' }, 'from the authenticated sender, not the socket that replayed it');
+  a.udp.send(b.udp.localAddress, Buffer.from('direct'));
+  await until(() => b.got.length === 2, 5000, 'a normal send arrives');
+  t.same(b.got[1], { from: a.udp.localAddress, data: 'direct' });
+});
