@@ -21,6 +21,7 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from '../log/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
+import { InboundGate, type GateTicket, type InboundGateStats } from './inbound-gate.js';
 import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream, StreamTransport } from './transport.js';
 
 /** Largest framed message, in bytes (kv anti-entropy may move a few large states). */
@@ -48,6 +49,16 @@ export interface Libp2pNodeOptions {
    * and a decode on a busy node. With 57 nodes on 2 cores, D = 6 doubled update latency.
    */
   meshDegree?: number;
+  /**
+   * Time an inbound connection has to finish the private-network, noise and yamux handshakes,
+   * in ms. Default 5,000 (libp2p's is 10,000): members on one network finish in tens of ms
+   * even on a loaded machine; a silent connection holds a slot for this long.
+   */
+  inboundUpgradeTimeoutMs?: number;
+  /** Unauthenticated inbound connections one non-member host may hold (see InboundGate). Default 4. */
+  perHostPendingInbound?: number;
+  /** Unauthenticated inbound connections all non-member hosts together may hold. Default 64. */
+  strangerPendingInbound?: number;
   logger?: Logger;
 }
 
@@ -63,6 +74,8 @@ export interface Libp2pStats {
   oversizedFrames: number;
   published: number;
   received: number;
+  /** Admission of unauthenticated inbound connections (per-host and stranger limits). */
+  inbound: InboundGateStats;
 }
 
 type Services = {
@@ -292,6 +305,7 @@ export class Libp2pNode implements StreamTransport {
     oversizedFrames: 0,
     published: 0,
     received: 0,
+    inbound: { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, pending: 0 },
   };
   private readonly maxFrameBytes: number;
   private readonly dialTimeoutMs: number;
@@ -304,7 +318,10 @@ export class Libp2pNode implements StreamTransport {
     readonly libp2p: Libp2p<Services>,
     options: Libp2pNodeOptions,
     private readonly mods: Libp2pModules,
+    gate: InboundGate,
+    private readonly hosts: { isMember: (host: string) => boolean },
   ) {
+    this.stats.inbound = gate.stats;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
     this.logger = options.logger;
@@ -325,11 +342,42 @@ export class Libp2pNode implements StreamTransport {
     const mods = await loadModules();
     const { createLibp2p, tcp, noise, yamux, identify, gossipsub, preSharedKey } = mods;
     const mesh = options.meshDegree ?? 3;
+    const hosts = { isMember: (_host: string): boolean => false };
+    const gate = new InboundGate({
+      perHostPending: options.perHostPendingInbound ?? 4,
+      strangerPending: options.strangerPendingInbound ?? 64,
+      isMemberHost: (host) => hosts.isMember(host),
+    });
+    const tickets = new WeakMap<object, GateTicket>();
     let libp2p: Libp2p<Services>;
     try {
       libp2p = await createLibp2p({
         privateKey: options.privateKey,
         addresses: { listen: options.listen },
+        // The gate decides which unauthenticated connections wait for their handshake; libp2p's
+        // own limits only bound the total (its default of 10 in all, 5 per host per second, let a
+        // few silent sockets keep new members out).
+        connectionManager: {
+          maxIncomingPendingConnections: 256,
+          inboundUpgradeTimeout: options.inboundUpgradeTimeoutMs ?? 5000,
+          inboundConnectionThreshold: 50,
+        },
+        connectionGater: {
+          denyInboundConnection: (maConn) => {
+            const host = /^\/ip[46]\/([^/]+)\//.exec(maConn.remoteAddr.toString())?.[1] ?? maConn.remoteAddr.toString();
+            const ticket = gate.admit(host);
+            if (ticket === undefined) return true;
+            tickets.set(maConn, ticket);
+            maConn.addEventListener('close', () => gate.settle(ticket), { once: true });
+            return false;
+          },
+          denyInboundEncryptedConnection: (_peer, maConn) => {
+            // Past the private network and noise: authenticated, its slot is free.
+            const ticket = tickets.get(maConn);
+            if (ticket !== undefined) gate.settle(ticket);
+            return false;
+          },
+        },
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
@@ -365,7 +413,15 @@ export class Libp2pNode implements StreamTransport {
     } catch (err) {
       throw new TransportError(TransportErrorCode.BindFailed, `cannot start libp2p on ${options.listen.join(', ')}: ${(err as Error).message}`, { listen: options.listen }, { cause: err });
     }
-    return new Libp2pNode(libp2p, options, mods);
+    return new Libp2pNode(libp2p, options, mods, gate, hosts);
+  }
+
+  /**
+   * Tells the inbound gate which remote hosts belong to members (their connections are never
+   * refused before authentication). Called by the node runtime with a membership lookup.
+   */
+  setMemberHosts(isMember: (host: string) => boolean): void {
+    this.hosts.isMember = isMember;
   }
 
   get peerId(): string {

@@ -1,0 +1,81 @@
+/**
+ * Admission of inbound libp2p connections before they authenticate.
+ *
+ * An inbound TCP connection costs a slot from accept until the private-network and noise
+ * handshakes finish. libp2p's defaults (10 such slots in all, 10 s to finish) let one host
+ * that opens silent connections, and reopens them when they time out, keep every new member
+ * out: twelve sockets from one address stopped a join for more than 50 s. This gate counts
+ * unauthenticated connections per remote host and refuses a host's connection beyond
+ * `perHostPending` of them, and any stranger's beyond `strangerPending` in all. Hosts that
+ * membership knows (members' underlay and libp2p addresses) are never refused here: a member
+ * reconnecting after a partition must not wait behind strangers.
+ *
+ * Pure bookkeeping (no I/O): the libp2p node calls `admit` when a connection arrives and
+ * `settle` once it authenticated or closed, whichever comes first.
+ */
+
+export interface InboundGateOptions {
+  /** Unauthenticated connections one non-member host may hold. */
+  perHostPending: number;
+  /** Unauthenticated connections all non-member hosts together may hold. */
+  strangerPending: number;
+  /** Whether a remote host (IP text) belongs to a known member. */
+  isMemberHost: (host: string) => boolean;
+}
+
+export interface InboundGateStats {
+  /** Connections admitted before authentication. */
+  admitted: number;
+  /** Connections refused: their host already held perHostPending unauthenticated ones. */
+  refusedPerHost: number;
+  /** Connections refused: strangers already held strangerPending unauthenticated ones. */
+  refusedStrangers: number;
+  /** Unauthenticated connections now (a gauge). */
+  pending: number;
+}
+
+/** A connection admitted by the gate; settle it exactly once. */
+export interface GateTicket {
+  readonly host: string;
+  readonly member: boolean;
+  settled: boolean;
+}
+
+export class InboundGate {
+  readonly stats: InboundGateStats = { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, pending: 0 };
+  private readonly perHost = new Map<string, number>();
+  private strangers = 0;
+
+  constructor(private readonly options: InboundGateOptions) {}
+
+  /** A ticket when the connection may proceed to its handshake; undefined when it is refused. */
+  admit(host: string): GateTicket | undefined {
+    const member = this.options.isMemberHost(host);
+    if (!member) {
+      if ((this.perHost.get(host) ?? 0) >= this.options.perHostPending) {
+        this.stats.refusedPerHost++;
+        return undefined;
+      }
+      if (this.strangers >= this.options.strangerPending) {
+        this.stats.refusedStrangers++;
+        return undefined;
+      }
+      this.strangers++;
+    }
+    this.perHost.set(host, (this.perHost.get(host) ?? 0) + 1);
+    this.stats.admitted++;
+    this.stats.pending++;
+    return { host, member, settled: false };
+  }
+
+  /** The connection authenticated, failed or closed: its slot is free. Idempotent. */
+  settle(ticket: GateTicket): void {
+    if (ticket.settled) return;
+    ticket.settled = true;
+    const left = (this.perHost.get(ticket.host) ?? 1) - 1;
+    if (left <= 0) this.perHost.delete(ticket.host);
+    else this.perHost.set(ticket.host, left);
+    if (!ticket.member) this.strangers--;
+    this.stats.pending--;
+  }
+}
