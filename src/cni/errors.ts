@@ -14,6 +14,8 @@ export const CniCode = {
   DecodeFailure: 6,
   InvalidConfig: 7,
   TryAgainLater: 11,
+  /** CNI 1.1 STATUS: the plugin cannot serve ADDs now. */
+  PluginNotAvailable: 50,
 } as const;
 
 export type CniCode = (typeof CniCode)[keyof typeof CniCode];
@@ -29,6 +31,11 @@ export const CniErrorCode = {
   UnknownContainer: 'LASHUP_ERR_CNI_UNKNOWN_CONTAINER',
   /** A request is malformed (details name the field). */
   BadRequest: 'LASHUP_ERR_CNI_BAD_REQUEST',
+  /**
+   * The lease file could not be written (details: path, errno). Nothing changed: the request
+   * was rolled back in memory, so a retry writes again instead of answering from memory.
+   */
+  PersistFailed: 'LASHUP_ERR_CNI_PERSIST_FAILED',
 } as const;
 
 export class CniError extends LashupError {

@@ -115,6 +115,14 @@ export class ContainerPool {
     throw new CniError(CniErrorCode.Exhausted, CniCode.TryAgainLater, `network ${network} on agent ${this.agent} has no free container address: ${used} of ${total} in use (${r.range.subnet})`, { network, agent: this.agent, used, total, subnet: r.range.subnet });
   }
 
+  /**
+   * Puts attachments back exactly as they were: how a change that could not be made durable is
+   * rolled back (a DEL, GC or sweep whose lease file write failed).
+   */
+  restore(attachments: Iterable<Attachment>): void {
+    for (const a of attachments) this.attachments.set(attachmentKey(a.network, a.containerId, a.ifname), a);
+  }
+
   /** Frees an attachment; false when there was none (still a success for DEL). */
   del(network: string, containerId: string, ifname: string): boolean {
     return this.attachments.delete(attachmentKey(network, containerId, ifname));

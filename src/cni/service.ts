@@ -1,17 +1,26 @@
 /**
  * The daemon side of `lashup-ipam`: a unix socket server answering the plugin, over the
- * ContainerPool, with every change written to disk (temp file, fsync, rename) before it is
- * answered, so leases survive restarts and a crash never hands an address out twice. Requests
- * are served one at a time (concurrent plugin invocations are safe by construction).
+ * ContainerPool, with every change written to disk (temp file, fsync, rename, directory fsync)
+ * before it is answered, so leases survive restarts and a crash never hands an address out
+ * twice. Requests are served one at a time (concurrent plugin invocations are safe by
+ * construction).
  *
- * Protocol: one JSON object per line each way. Request `{ op: "add"|"del"|"check"|"gc"|"status",
- * network, containerId, ifname, valid? }`; reply `{ ok: true, attachment? , removed? }` or
+ * Invariant: a change is visible (in memory, in answers) only once it is durable. When the
+ * lease file cannot be written, the change is rolled back before the error is answered. (A past
+ * bug: a failed write left an ADD in memory; the runtime's retry found it and answered "ok"
+ * without writing, so after a restart the container's address went to the next container.)
+ *
+ * Protocol: one JSON object per line each way; every request line gets one reply line, in
+ * order; the server closes the connection once the client has half-closed and every reply is
+ * written. Request `{ op: "add"|"del"|"check"|"gc"|"status", network, containerId, ifname,
+ * netns?, valid? }`; reply `{ ok: true, attachment?, removed? }` or
  * `{ ok: false, error: { code, cniCode, message, details } }`.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log/index.js';
+import { NodeFs, type StorageFs } from '../storage/index.js';
 import { CniCode, CniError, CniErrorCode } from './errors.js';
 import { ContainerPool, type Attachment, type NetworkRange } from './pool.js';
 
@@ -21,6 +30,8 @@ export interface CniServiceOptions {
   /** File of the leases (JSON). */
   leasesPath: string;
   logger?: Logger;
+  /** File operations for the lease file. Default: the real file system (tests inject failures). */
+  fs?: StorageFs;
 }
 
 export interface CniStats {
@@ -33,26 +44,59 @@ export interface CniStats {
   /** Requests refused as malformed. */
   badRequests: number;
   notReady: number;
+  /** Lease file writes that failed (the change was rolled back and the request refused). */
+  persistFailures: number;
+  /** Sweeps that kept a lease because its network namespace could not be examined (not ENOENT). */
+  sweepUncertain: number;
 }
 
-const MAX_LINE = 64 * 1024;
+/** Longest request line, in bytes: requests are a few hundred bytes. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+/** A connection idle this long is closed (a plugin answers within its own 10 s limit). */
+const IDLE_TIMEOUT_MS = 30_000;
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$/;
 
+const describe = (v: unknown): string => (v === undefined ? '(missing)' : JSON.stringify(v)?.slice(0, 80) ?? String(v));
+
+/**
+ * The `valid` list of a GC request: every entry an object with a well-formed containerId and
+ * ifname. Anything else is refused as a whole, because "no valid attachments" would free every
+ * address of the network while its containers still run (a past bug: a missing or string-valued
+ * list was read as empty).
+ */
+function parseValidList(value: unknown): { containerId: string; ifname: string }[] {
+  if (!Array.isArray(value)) {
+    throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `valid = ${describe(value)} is not valid; GC needs the list of attachments still in use (cni.dev/valid-attachments), possibly empty`, { field: 'valid' });
+  }
+  return value.map((entry: unknown, i) => {
+    const e = entry as { containerId?: unknown; ifname?: unknown } | null;
+    if (e === null || typeof e !== 'object' || typeof e.containerId !== 'string' || !ID.test(e.containerId) || typeof e.ifname !== 'string' || e.ifname.length === 0 || e.ifname.length > 15) {
+      throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `valid[${i}] = ${describe(entry)} is not valid; expected { containerId, ifname }`, { field: `valid[${i}]` });
+    }
+    return { containerId: e.containerId, ifname: e.ifname };
+  });
+}
+
 export class CniService {
-  readonly stats: CniStats = { adds: 0, dels: 0, checks: 0, gcCollected: 0, exhausted: 0, badRequests: 0, notReady: 0 };
+  readonly stats: CniStats = { adds: 0, dels: 0, checks: 0, gcCollected: 0, exhausted: 0, badRequests: 0, notReady: 0, persistFailures: 0, sweepUncertain: 0 };
   readonly pool: ContainerPool;
+  private readonly fs: StorageFs;
   private server: Server | undefined;
   private ready = false;
   private queue: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Namespace paths whose examination failed, already logged (logged once each). */
+  private readonly uncertainLogged = new Set<string>();
   /** Called after every change of the attachments (the daemon publishes usage). */
   onChange: (() => void) | undefined;
 
   constructor(private readonly options: CniServiceOptions) {
+    this.fs = options.fs ?? new NodeFs();
     let initial: Attachment[] = [];
-    if (existsSync(options.leasesPath)) {
+    const bytes = this.fs.read(options.leasesPath);
+    if (bytes !== undefined) {
       try {
-        const parsed = JSON.parse(readFileSync(options.leasesPath, 'utf8')) as { attachments?: Attachment[] };
+        const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { attachments?: Attachment[] };
         initial = Array.isArray(parsed.attachments) ? parsed.attachments : [];
       } catch (err) {
         // A corrupt file would otherwise let addresses be handed out twice: refuse to start.
@@ -71,7 +115,8 @@ export class CniService {
   async listen(): Promise<void> {
     mkdirSync(dirname(this.options.socketPath), { recursive: true, mode: 0o755 });
     if (existsSync(this.options.socketPath)) rmSync(this.options.socketPath);
-    this.server = createServer((socket) => this.serve(socket));
+    // Half-open: a client writes its request and half-closes; the reply still goes back.
+    this.server = createServer({ allowHalfOpen: true }, (socket) => this.serve(socket));
     await new Promise<void>((resolve, reject) => {
       this.server?.once('error', reject);
       this.server?.listen(this.options.socketPath, () => resolve());
@@ -79,16 +124,46 @@ export class CniService {
   }
 
   /**
+   * Whether a container's network namespace is gone. Only "does not exist" (ENOENT) counts: a
+   * namespace that cannot be examined (EACCES on /proc/<pid>/ns/net, say) may well be in use,
+   * and collecting its lease would hand a running container's address to the next one (a past
+   * bug). Such leases are kept and the path is logged once.
+   */
+  netnsGone(path: string): boolean {
+    try {
+      statSync(path);
+      this.uncertainLogged.delete(path);
+      return false;
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'unknown';
+      if (code === 'ENOENT') return true;
+      this.stats.sweepUncertain++;
+      if (!this.uncertainLogged.has(path)) {
+        this.uncertainLogged.add(path);
+        this.options.logger?.warn({ netns: path, errno: code }, 'cannot examine a container network namespace; its lease is kept');
+      }
+      return false;
+    }
+  }
+
+  /**
    * Collects leases of containers whose network namespace no longer exists (a runtime that
    * crashed before DEL, a node that never runs GC), older than `graceMs`. Returns how many.
    */
-  sweep(gone: (netns: string) => boolean = (p) => !existsSync(p), graceMs = 5 * 60_000): number {
+  sweep(gone: (netns: string) => boolean = (p) => this.netnsGone(p), graceMs = 5 * 60_000): number {
     const removed = this.pool.sweep(gone, Date.now(), graceMs);
-    if (removed.length > 0) {
-      this.stats.gcCollected += removed.length;
-      this.options.logger?.info({ collected: removed.map((a) => `${a.containerId}/${a.ifname} ${a.address}`) }, 'collected leases of containers that no longer exist');
+    if (removed.length === 0) return 0;
+    try {
       this.persist();
+    } catch (err) {
+      this.pool.restore(removed);
+      this.options.logger?.error({ err: (err as Error).message }, 'leases of vanished containers kept: the lease file cannot be written');
+      return 0;
     }
+    this.onChange?.();
+    this.stats.gcCollected += removed.length;
+    for (const a of removed) if (a.netns !== undefined) this.uncertainLogged.delete(a.netns);
+    this.options.logger?.info({ collected: removed.map((a) => `${a.containerId}/${a.ifname} ${a.address}`) }, 'collected leases of containers that no longer exist');
     return removed.length;
   }
 
@@ -111,51 +186,77 @@ export class CniService {
 
   private serve(socket: Socket): void {
     let buffer = '';
+    let pending = 0;
+    let clientEnded = false;
+    let refused = false;
     socket.setEncoding('utf8');
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
     socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      if (buffer.length > MAX_LINE) {
-        this.stats.badRequests++;
-        socket.end(`${JSON.stringify({ ok: false, error: { code: CniErrorCode.BadRequest, cniCode: CniCode.DecodeFailure, message: `request longer than ${MAX_LINE} bytes`, details: {} } })}\n`);
-        return;
-      }
-      const end = buffer.indexOf('\n');
-      if (end < 0) return;
-      const line = buffer.slice(0, end);
-      buffer = '';
+    const endIfDone = (): void => {
+      if (clientEnded && pending === 0 && !socket.destroyed) socket.end();
+    };
+    const reply = (value: Record<string, unknown>): void => {
+      if (!socket.destroyed && socket.writable) socket.write(`${JSON.stringify(value)}\n`);
+    };
+    const enqueue = (work: () => void): void => {
+      pending++;
       this.queue = this.queue.then(() => {
-        const reply = this.handle(line);
-        socket.end(`${JSON.stringify(reply)}\n`);
+        work();
+        pending--;
+        endIfDone();
       });
+    };
+    socket.on('end', () => {
+      clientEnded = true;
+      endIfDone();
+    });
+    socket.on('data', (chunk: string) => {
+      if (refused) return;
+      buffer += chunk;
+      for (let end = buffer.indexOf('\n'); end >= 0 && !refused; end = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 1);
+        if (Buffer.byteLength(line) > MAX_REQUEST_BYTES) refused = true;
+        else if (line.trim() !== '') enqueue(() => reply(this.handle(line)));
+      }
+      if (refused || Buffer.byteLength(buffer) > MAX_REQUEST_BYTES) {
+        // Counted once per connection: everything after an oversize request is ignored.
+        refused = true;
+        buffer = '';
+        this.stats.badRequests++;
+        this.options.logger?.debug({ limitBytes: MAX_REQUEST_BYTES }, 'oversize CNI request refused');
+        enqueue(() => {
+          reply({ ok: false, error: { code: CniErrorCode.BadRequest, cniCode: CniCode.DecodeFailure, message: `request longer than ${MAX_REQUEST_BYTES} bytes`, details: {} } });
+          clientEnded = true;
+        });
+      }
     });
   }
 
   /** One request (exposed for tests); never throws. */
   handle(line: string): Record<string, unknown> {
     try {
-      let req: Record<string, unknown>;
+      let parsed: unknown;
       try {
-        req = JSON.parse(line) as Record<string, unknown>;
+        parsed = JSON.parse(line);
       } catch {
         throw new CniError(CniErrorCode.BadRequest, CniCode.DecodeFailure, 'the request is not JSON');
       }
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CniError(CniErrorCode.BadRequest, CniCode.DecodeFailure, `the request ${describe(parsed)} is not a JSON object`);
+      const req = parsed as Record<string, unknown>;
       const field = (name: string): string => {
         const v = req[name];
-        if (typeof v !== 'string' || !ID.test(v)) throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `${name} = ${JSON.stringify(v)} is not valid; expected 1-255 letters, digits, "_", "." or "-"`, { field: name });
+        if (typeof v !== 'string' || !ID.test(v)) throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `${name} = ${describe(v)} is not valid; expected 1-255 letters, digits, "_", "." or "-"`, { field: name });
         return v;
       };
       const op = req['op'];
       if (op === 'status') return { ok: true, ready: this.ready, networks: this.pool.networks() };
       const network = field('network');
       if (op === 'gc') {
-        const valid = Array.isArray(req['valid']) ? (req['valid'] as { containerId?: unknown; ifname?: unknown }[]) : [];
-        const removed = this.pool.gc(
-          network,
-          valid.filter((v) => typeof v.containerId === 'string' && typeof v.ifname === 'string') as { containerId: string; ifname: string }[],
-        );
+        const valid = parseValidList(req['valid']);
+        const removed = this.pool.gc(network, valid);
+        if (removed.length > 0) this.durably(() => this.pool.restore(removed));
         this.stats.gcCollected += removed.length;
-        if (removed.length > 0) this.persist();
         return { ok: true, removed: removed.length };
       }
       const containerId = field('containerId');
@@ -169,7 +270,7 @@ export class CniService {
           try {
             const netns = typeof req['netns'] === 'string' && req['netns'].startsWith('/') && req['netns'].length < 4096 ? req['netns'] : undefined;
             const { attachment, created } = this.pool.add(network, containerId, ifname, Date.now(), netns);
-            if (created) this.persist();
+            if (created) this.durably(() => this.pool.del(network, containerId, ifname));
             this.stats.adds++;
             return { ok: true, attachment };
           } catch (err) {
@@ -181,7 +282,8 @@ export class CniService {
           }
         }
         case 'del': {
-          if (this.pool.del(network, containerId, ifname)) this.persist();
+          const existing = this.pool.get(network, containerId, ifname);
+          if (existing !== undefined && this.pool.del(network, containerId, ifname)) this.durably(() => this.pool.restore([existing]));
           this.stats.dels++;
           return { ok: true };
         }
@@ -192,7 +294,7 @@ export class CniService {
           return { ok: true, attachment };
         }
         default:
-          throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `op ${JSON.stringify(op)} is not valid; expected add, del, check, gc or status`);
+          throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `op ${describe(op)} is not valid; expected add, del, check, gc or status`);
       }
     } catch (err) {
       if (err instanceof CniError) {
@@ -206,17 +308,30 @@ export class CniService {
     }
   }
 
+  /** Writes the leases; when that fails, runs `rollback` and throws LASHUP_ERR_CNI_PERSIST_FAILED. */
+  private durably(rollback: () => void): void {
+    try {
+      this.persist();
+    } catch (err) {
+      rollback();
+      this.stats.persistFailures++;
+      const errno = (err as { details?: { errno?: unknown } }).details?.errno ?? (err as { code?: unknown }).code ?? 'unknown';
+      const message = `the container leases cannot be written to ${this.options.leasesPath} (${String(errno)}); nothing was changed, retry once the data directory is writable`;
+      this.options.logger?.error({ err: (err as Error).message }, message);
+      throw new CniError(CniErrorCode.PersistFailed, CniCode.IoFailure, message, { path: this.options.leasesPath, errno: String(errno) });
+    }
+    this.onChange?.();
+  }
+
+  /** Replaces the lease file atomically and durably (temp file, fsync, rename, directory fsync). */
   private persist(): void {
     const path = this.options.leasesPath;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const fd = openSync(`${path}.tmp`, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify({ version: 1, attachments: this.pool.list() }, null, 1)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(`${path}.tmp`, path);
-    this.onChange?.();
+    const dir = dirname(path);
+    this.fs.mkdirp(dir);
+    const tmp = `${path}.tmp`;
+    this.fs.write(tmp, new TextEncoder().encode(`${JSON.stringify({ version: 1, attachments: this.pool.list() }, null, 1)}\n`));
+    this.fs.fsync(tmp);
+    this.fs.rename(tmp, path);
+    this.fs.fsyncDir(dir);
   }
 }

@@ -30,6 +30,8 @@ export class MemoryFs implements StorageFs {
   writes = 0;
   /** When set, the write with this number fails with EIO (a full or failing disk). */
   failWriteAt: number | undefined;
+  /** While set, every write fails with this errno (an immutable directory, a full disk). */
+  failAllWrites: string | undefined;
 
   mkdirp(): void {
     // Directories are implied.
@@ -52,6 +54,7 @@ export class MemoryFs implements StorageFs {
     if (this.failWriteAt !== undefined && this.writes === this.failWriteAt) {
       throw new StorageError(`write to ${path} failed: EIO (injected)`, { path, errno: 'EIO' });
     }
+    if (this.failAllWrites !== undefined) throw new StorageError(`write to ${path} failed: ${this.failAllWrites} (injected)`, { path, errno: this.failAllWrites });
   }
 
   append(path: string, data: Uint8Array): void {

@@ -103,8 +103,8 @@ t.test('plugin: commands, results and the specification error codes', async (t) 
   t.equal((await runPlugin(env('DEL'), config(), ask)).code, 0);
   t.equal((await runPlugin(env('DEL'), config(), ask)).code, 0, 'DEL twice');
   t.equal(codeOf(await runPlugin(env('CHECK'), config(), ask)), CniCode.UnknownContainer);
-  t.equal((await runPlugin(env('GC'), config({ 'cni.dev/valid-attachments': [{ containerID: 'ctr1', ifname: 'eth0' }] }), ask)).code, 0);
-  t.equal((await runPlugin(env('STATUS'), config(), ask)).code, 0);
+  t.equal((await runPlugin(env('GC'), config({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'ctr1', ifname: 'eth0' }] }), ask)).code, 0);
+  t.equal((await runPlugin(env('STATUS'), config({ cniVersion: '1.1.0' }), ask)).code, 0);
 
   t.equal(codeOf(await runPlugin({}, config(), ask)), CniCode.InvalidEnvironment, 'no CNI_COMMAND');
   t.equal(codeOf(await runPlugin(env('FLY'), config(), ask)), CniCode.InvalidEnvironment);
@@ -121,7 +121,7 @@ t.test('plugin: commands, results and the specification error codes', async (t) 
   t.equal(codeOf(await runPlugin(env('ADD'), config({}, { network: 'other' }), ask)), CniCode.InvalidConfig, 'a network without a lease');
   t.equal(codeOf(await runPlugin(env('ADD'), config({}, { socketPath: join(dir, 'nobody.sock') }), ask)), CniCode.TryAgainLater, 'daemon not running');
   const notReady = new CniService({ agent: 'a2', ...fresh() });
-  t.equal(codeOf(await runPlugin(env('STATUS'), config(), async (_p, r) => notReady.handle(JSON.stringify(r)))), 50, 'STATUS before a lease: plugin not available');
+  t.equal(codeOf(await runPlugin(env('STATUS'), config({ cniVersion: '1.1.0' }), async (_p, r) => notReady.handle(JSON.stringify(r)))), 50, 'STATUS before a lease: plugin not available');
 });
 
 t.test('conflist: bridge on m-<network> chained with lashup-ipam, written only on change', async (t) => {
