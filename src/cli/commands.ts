@@ -27,7 +27,10 @@ commands:
   kv get KEY | kv watch KEY  read a store key, or stream its changes
   routes                     the dataplane: desired vs programmed, conflicts, counters
   allocations                leases (on a master) or this agent's lease
-  allocations release AGENT  free an agent's allocation (on a master)
+  allocations release AGENT [--force]
+                             free a stopped agent's allocation (on a master); refused while
+                             membership sees it running or it stopped less than
+                             ipam.releaseGraceMs ago, unless --force
   leave                      make the local daemon leave the cluster and stop
   keygen                     print a new cluster key
   demo [--agents N]          as root: 3 masters and N agents (default 3) in network namespaces,
@@ -42,7 +45,7 @@ options:
   members: 'usage: lashup members [--api HOST:PORT]',
   kv: 'usage: lashup kv get KEY | lashup kv watch KEY [--api HOST:PORT]',
   routes: 'usage: lashup routes [--api HOST:PORT]',
-  allocations: 'usage: lashup allocations [release AGENT] [--api HOST:PORT]',
+  allocations: 'usage: lashup allocations [release AGENT [--force]] [--api HOST:PORT]\n\nrelease frees a decommissioned agent\'s subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).',
   leave: 'usage: lashup leave [--api HOST:PORT]',
   keygen: 'usage: lashup keygen\n\nPrints a new base64 cluster key (32 random bytes) for cluster.keys.',
   'config-reference': 'usage: lashup config-reference',
@@ -64,7 +67,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   const apiIndex = args.indexOf('--api');
   const apiText = apiIndex >= 0 ? args[apiIndex + 1] : undefined;
   if (apiIndex >= 0) args.splice(apiIndex, 2);
-  const positional = args.filter((a) => a !== '--help' && a !== '-h');
+  const force = args.includes('--force');
+  const positional = args.filter((a) => a !== '--help' && a !== '-h' && a !== '--force');
   const command = positional[0] ?? '';
   if (help || command === '' || command === 'help') {
     io.out(`${USAGE[command === 'help' ? '' : command] ?? USAGE['']}\n`);
@@ -114,7 +118,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await show('POST', '/v1/leave');
       case 'allocations':
         if (positional[1] === undefined) return await show('GET', '/v1/allocations');
-        if (positional[1] === 'release' && positional[2] !== undefined) return await show('POST', `/v1/allocations/${encodeURIComponent(positional[2])}/release`);
+        if (positional[1] === 'release' && positional[2] !== undefined) return await show('POST', `/v1/allocations/${encodeURIComponent(positional[2])}/release${force ? '?force=1' : ''}`);
         io.err(`${USAGE['allocations']}\n`);
         return EXIT.usage;
       case 'kv': {

@@ -7,7 +7,8 @@
  *   GET  /v1/kv/{key}                    a store value; `?watch=1` streams changes (server-sent events)
  *   GET  /v1/routes                      desired vs programmed (drift, waiting, conflicts, stale), counters (agents)
  *   GET  /v1/allocations                 every lease (masters) or this agent's lease
- *   POST /v1/allocations/{agent}/release frees an agent's allocation and removes its entries (masters)
+ *   POST /v1/allocations/{agent}/release frees a stopped agent's allocation and removes its entries
+ *                                        (masters; refused while it may run, unless ?force=1)
  *   GET  /v1/overlay/{network}/usage     used and free blocks per network, per agent (masters)
  *   POST /v1/leave                       leave the cluster gracefully and stop
  *   GET  /metrics                        Prometheus text format
@@ -110,7 +111,14 @@ export class ApiServer {
     const d = this.daemon;
     if (d === undefined) throw new HttpError(503, 'LASHUP_ERR_NOT_READY', 'the daemon is starting');
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    let parts: string[];
+    try {
+      parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch {
+      // A malformed percent-escape is bad input, not a server error: it once answered 500 and
+      // logged a stack trace per request (megabytes per second from one local client).
+      throw new HttpError(400, 'LASHUP_ERR_BAD_REQUEST', `the path ${JSON.stringify(url.pathname.slice(0, 80))} has a malformed percent-escape; escape "%" as %25`);
+    }
     const method = req.method ?? 'GET';
     const route = `${method} /${parts.map((p, i) => (i >= 2 && parts[0] === 'v1' ? ':' : p)).join('/')}`;
     switch (route) {
@@ -131,8 +139,10 @@ export class ApiServer {
         const agent = parts[2] as string;
         if (agent.length === 0 || agent.length > 256) throw new HttpError(400, 'LASHUP_ERR_BAD_REQUEST', `agent name ${JSON.stringify(agent.slice(0, 40))} is not valid; expected 1-256 characters`);
         if (d.node.allocator === undefined) throw new HttpError(409, 'LASHUP_ERR_NOT_MASTER', 'release runs on a master');
+        const forceText = url.searchParams.get('force');
+        if (forceText !== null && !['1', 'true', '0', 'false'].includes(forceText)) throw new HttpError(400, 'LASHUP_ERR_BAD_REQUEST', `force = ${JSON.stringify(forceText.slice(0, 20))} is not valid; expected 1, true, 0 or false`);
         try {
-          return this.json(res, { agent, ...(await d.release(agent)) });
+          return this.json(res, { agent, ...(await d.release(agent, { force: forceText === '1' || forceText === 'true' })) });
         } catch (err) {
           const code = (err as { code?: string }).code ?? 'LASHUP_ERR_INTERNAL';
           throw new HttpError(code === 'LASHUP_ERR_RAFT_NOT_LEADER' ? 421 : 409, code, err instanceof Error ? err.message : String(err));
@@ -214,12 +224,15 @@ export class ApiServer {
     return renderMetrics({
       membership: d.node.membership.stats,
       udp: d.node.udp?.stats,
+      libp2p: d.node.libp2p.stats,
       kv: d.node.kv.stats,
       anti_entropy: d.node.antiEntropy.stats,
       allocator: d.node.allocator?.stats,
+      lease: d.node.lease?.stats,
       dataplane: d.reconciler?.stats(),
       overlay: d.overlayAgent?.stats,
       cni: d.cni?.stats,
+      cni_conflist: d.conflists?.stats,
       daemon: d.stats,
       api: this.stats,
     });

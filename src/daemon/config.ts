@@ -8,6 +8,7 @@
 import { LashupError, isIp } from '../common/index.js';
 import { DEFAULT_OVERLAY_CONFIG, validateOverlayConfig, type OverlayConfig } from '../ipam/index.js';
 import { membershipConfig, type MembershipConfig, type MembershipProfile } from '../membership/index.js';
+import { seedMultiaddr } from './seeds.js';
 
 export const ConfigErrorCode = {
   /** The file is not valid JSON or does not match the schema (details.errors lists every problem). */
@@ -47,6 +48,7 @@ export interface DaemonConfig {
   api: { host: string; port: number };
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean };
   cni: { enabled: boolean; socketPath: string; confDir: string };
+  ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
   overlay: OverlayConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
@@ -80,7 +82,29 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
   dataDir: { kind: { type: 'string' }, default: '/var/lib/lashup', doc: 'Directory for the peer key, the store (snapshot + log), Raft state and the lease. Default /var/lib/lashup (FHS state directory).' },
   underlayIp: { kind: { type: 'ip' }, doc: "This node's address on the underlay network: the VXLAN source and where peers send overlay traffic. Required." },
   masters: { kind: { type: 'strings', min: 1, item: NAME, itemText: 'member names' }, doc: 'Names of the masters: the Raft voters. The same list on every node. Required; 3 or 5 for fault tolerance.' },
-  seeds: { kind: { type: 'strings', min: 0 }, default: [], doc: 'Where to join: libp2p multiaddrs or "host:port" of nodes\' libp2p ports. Default none (the first master starts alone).' },
+  seeds: {
+    kind: {
+      type: 'custom',
+      describe: 'a list of "host:port" (port 1-65535) or TCP multiaddrs',
+      check: (value, path) => {
+        if (!Array.isArray(value)) return [{ path, value, expected: 'a list of "host:port" (port 1-65535) or TCP multiaddrs' }];
+        const problems: ConfigProblem[] = [];
+        value.forEach((seed: unknown, i) => {
+          if (typeof seed !== 'string') problems.push({ path: `${path}[${i}]`, value: seed, expected: 'a string: "host:port" or a TCP multiaddr' });
+          else {
+            try {
+              seedMultiaddr(seed);
+            } catch (err) {
+              problems.push({ path: `${path}[${i}]`, value: seed, expected: (err as Error).message.replace(/^seed .*? is not valid: /, '') });
+            }
+          }
+        });
+        return problems;
+      },
+    },
+    default: [],
+    doc: 'Where to join: libp2p multiaddrs or "host:port" of nodes\' libp2p ports. Default none (the first master starts alone).',
+  },
   cluster: {
     kind: {
       type: 'object',
@@ -165,6 +189,24 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       },
     },
     doc: 'Container addresses through CNI.',
+  },
+  ipam: {
+    kind: {
+      type: 'object',
+      fields: {
+        releaseGraceMs: {
+          kind: { type: 'integer', min: 0, max: 7 * 24 * 3_600_000 },
+          default: 300_000,
+          doc: 'Masters: milliseconds after an agent left or failed (as membership sees it) before `allocations release` frees its subnet without --force; an alive or suspect agent is never released without it. Default 300,000 (5 minutes): long enough for a restart or a short partition to end, so a running agent does not lose its addresses to the next one.',
+        },
+        leaseCheckIntervalMs: {
+          kind: { type: 'integer', min: 1000, max: 3_600_000 },
+          default: 30_000,
+          doc: "Agents: milliseconds between confirmations of the lease with the masters (a Raft read); an agent released while it ran notices within this interval (at once when its overlay entry is removed), stops advertising its old subnet and asks for a new one. Default 30,000.",
+        },
+      },
+    },
+    doc: 'Allocation of subnets and VTEP addresses.',
   },
   overlay: {
     kind: {

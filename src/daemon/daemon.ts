@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniService, writeConflist, type NetworkRange } from '../cni/index.js';
+import { CniService, ConflistKeeper, type NetworkRange } from '../cni/index.js';
 import type { Kernel } from '../dataplane/index.js';
 import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
@@ -62,10 +62,12 @@ export interface DaemonStats {
   masqueradeApplies: number;
   masqueradeFailures: number;
   releases: number;
+  /** Releases refused because the agent may still be running (alive, suspect, or within the grace period). */
+  releasesRefused: number;
 }
 
 export class Daemon {
-  readonly stats: DaemonStats = { startedAtMs: Date.now(), masqueradeApplies: 0, masqueradeFailures: 0, releases: 0 };
+  readonly stats: DaemonStats = { startedAtMs: Date.now(), masqueradeApplies: 0, masqueradeFailures: 0, releases: 0, releasesRefused: 0 };
   private stopping: Promise<void> | undefined;
   private readonly leaveListeners = new Set<() => void>();
 
@@ -94,6 +96,7 @@ export class Daemon {
     readonly logger: Logger,
     readonly version: string,
     readonly cni: CniService | undefined,
+    readonly conflists: ConflistKeeper | undefined,
   ) {}
 
   static async start(config: DaemonConfig, options: DaemonOptions = {}): Promise<Daemon> {
@@ -118,6 +121,7 @@ export class Daemon {
       membership: config.membership.overrides,
       masters: config.masters,
       overlay: config.overlay,
+      leaseCheckIntervalMs: config.ipam.leaseCheckIntervalMs,
       logger,
     });
     let kernel: Kernel | undefined;
@@ -129,10 +133,20 @@ export class Daemon {
         kernel = options.kernel ?? (await openNetlinkKernel({ logger: componentLogger(logger, 'netlink') }));
         reconciler = new Reconciler({ kernel, clock: new RealClock(), logger: componentLogger(logger, 'dataplane'), resyncIntervalMs: config.dataplane.resyncIntervalMs });
         void reconciler.start();
-        overlayAgent = new OverlayAgent({ name: config.name, underlayIp: config.underlayIp, kv: node.kv, reconciler, overlay: config.overlay, logger: componentLogger(logger, 'overlay') });
+        overlayAgent = new OverlayAgent({
+          name: config.name,
+          underlayIp: config.underlayIp,
+          kv: node.kv,
+          reconciler,
+          overlay: config.overlay,
+          logger: componentLogger(logger, 'overlay'),
+          onOwnEntryMissing: () => node.lease?.confirm(),
+        });
         overlayAgent.start();
         const agent = overlayAgent;
         node.onLease((lease) => agent.setLease(lease));
+        node.onLeaseConfirmed(() => agent.republish());
+        node.onLeaseLost(() => agent.leaseLost());
         const current = node.lease?.current;
         if (current !== undefined) agent.setLease(current);
       }
@@ -141,6 +155,7 @@ export class Daemon {
       throw err;
     }
     let cni: CniService | undefined;
+    let conflists: ConflistKeeper | undefined;
     if (config.role === 'agent' && config.dataplane.enabled && config.cni.enabled) {
       try {
         cni = new CniService({ agent: config.name, socketPath: config.cni.socketPath, leasesPath: join(config.dataDir, 'cni-leases.json'), logger: componentLogger(logger, 'cni') });
@@ -153,6 +168,9 @@ export class Daemon {
         throw err;
       }
       const service = cni;
+      const keeper = new ConflistKeeper({ dir: config.cni.confDir, socketPath: config.cni.socketPath, mtu: config.overlay.mtu, logger: componentLogger(logger, 'cni') });
+      keeper.start();
+      conflists = keeper;
       const onLease = (lease: Lease): void => {
         const ranges: Record<string, NetworkRange> = {};
         for (const [network, n] of Object.entries(lease.networks)) {
@@ -165,12 +183,8 @@ export class Daemon {
                 : undefined;
           if (half === undefined) continue;
           ranges[network] = half;
-          try {
-            if (writeConflist(config.cni.confDir, network, config.overlay.mtu, config.cni.socketPath)) logger.info({ network, dir: config.cni.confDir }, 'CNI configuration written');
-          } catch (err) {
-            logger.error({ err, network }, 'cannot write the CNI configuration');
-          }
         }
+        keeper.setNetworks(Object.keys(ranges));
         service.setRanges(ranges);
         publishCniUsage(node, config.name, service);
       };
@@ -180,7 +194,7 @@ export class Daemon {
       if (current !== undefined) onLease(current);
     }
     const api = new ApiServer({ host: config.api.host, port: config.api.port, logger: componentLogger(logger, 'api') });
-    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, api, logger, version, cni);
+    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, api, logger, version, cni, conflists);
     api.attach(daemon);
     try {
       await api.listen();
@@ -198,19 +212,49 @@ export class Daemon {
     return this.node.lease?.current;
   }
 
-  /** Releases an agent's allocation (masters: through Raft) and removes its overlay entries. */
-  release(agent: string): Promise<{ released: boolean; entriesRemoved: number }> {
+  /**
+   * Why `agent` may not be released now (undefined: it may): membership sees it alive or
+   * suspect, or it left or failed less than `ipam.releaseGraceMs` ago. An agent membership
+   * does not know (never seen, or reaped) may be released.
+   */
+  releaseRefusal(agent: string): string | undefined {
+    const member = this.node.membership.member(agent);
+    if (member === undefined) return undefined;
+    if (member.state === 'alive' || member.state === 'suspect') {
+      return `agent ${agent} is ${member.state} (membership sees it running): releasing it would hand its subnet and VTEP address to the next agent while it still uses them. Stop it first, or pass force to release it anyway`;
+    }
+    const sinceMs = this.node.nowMs() - member.stateChangedAtMs;
+    const graceMs = this.config.ipam.releaseGraceMs;
+    if (sinceMs < graceMs) {
+      return `agent ${agent} ${member.state === 'left' ? 'left' : 'failed'} ${Math.round(sinceMs / 1000)} s ago; it may be restarting or behind a partition. Release it after ${Math.ceil((graceMs - sinceMs) / 1000)} s more (ipam.releaseGraceMs = ${graceMs}), or pass force`;
+    }
+    return undefined;
+  }
+
+  /**
+   * Releases an agent's allocation (masters: through Raft) and removes its overlay entries.
+   * Refused with LASHUP_ERR_RELEASE_REFUSED while the agent may still be running, unless forced.
+   */
+  release(agent: string, options: { force?: boolean } = {}): Promise<{ released: boolean; entriesRemoved: number; forced: boolean }> {
     const allocator = this.node.allocator;
     if (allocator === undefined) return Promise.reject(Object.assign(new Error('release runs on a master'), { code: 'LASHUP_ERR_NOT_MASTER' }));
+    const refusal = this.releaseRefusal(agent);
+    if (refusal !== undefined && options.force !== true) {
+      this.stats.releasesRefused++;
+      return Promise.reject(Object.assign(new Error(refusal), { code: 'LASHUP_ERR_RELEASE_REFUSED' }));
+    }
+    const forced = refusal !== undefined;
+    if (forced) this.logger.warn({ agent, reason: refusal }, 'releasing an agent that may still run (forced)');
     const vtepIp = allocator.state.lease(agent)?.vtepIp;
     return new Promise((resolve, reject) => {
       allocator.raft.propose(encodeCommand({ op: 'release', agent }), (error, result) => {
         if (error !== null) return reject(error);
         const decoded = decodeResult(result as Uint8Array);
         if (!decoded.ok) return reject(Object.assign(new Error(decoded.error.message), { code: decoded.error.code }));
-        this.stats.releases++;
+        // Counted only when something was released: a no-op release is not an event.
+        if (decoded.value === true) this.stats.releases++;
         const entriesRemoved = vtepIp === undefined ? 0 : removeAgentEntries(this.node.kv, vtepIp);
-        resolve({ released: decoded.value === true, entriesRemoved });
+        resolve({ released: decoded.value === true, entriesRemoved, forced });
       });
     });
   }
@@ -228,6 +272,7 @@ export class Daemon {
   stop(leave = true): Promise<void> {
     this.stopping ??= (async () => {
       await this.api.close();
+      this.conflists?.stop();
       await this.cni?.close();
       this.overlayAgent?.stop();
       await this.reconciler?.stop();

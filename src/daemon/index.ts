@@ -1,4 +1,5 @@
-export { LashupNode, loadOrCreatePeerKey, seedMultiaddr, advertisedAddrs, KV_TOPIC, OVERLAY_CONFIG_KEY } from './node.js';
+export { LashupNode, loadOrCreatePeerKey, advertisedAddrs, KV_TOPIC, OVERLAY_CONFIG_KEY } from './node.js';
+export { seedMultiaddr } from './seeds.js';
 export { FileLeaseStore } from './lease-store.js';
 export type { NodeOptions } from './node.js';
 export { parseConfig, parseConfigText, configDefaults, configReference, ConfigError, ConfigErrorCode, CONFIG_SCHEMA } from './config.js';

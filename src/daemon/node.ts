@@ -23,6 +23,7 @@ import type { Logger } from '../log/index.js';
 import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
 import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
 import { FileLeaseStore } from './lease-store.js';
+import { seedMultiaddr } from './seeds.js';
 import { silentLogger, componentLogger } from '../log/index.js';
 import {
   Membership,
@@ -85,6 +86,8 @@ export interface NodeOptions {
   /** The overlay configuration (masters). Default: DC/OS's. */
   overlay?: OverlayConfig;
   raft?: Partial<RaftConfig>;
+  /** Agents: interval between confirmations of the lease with the masters, ms. Default 30,000. */
+  leaseCheckIntervalMs?: number;
   logger?: Logger;
   clock?: Clock;
   rng?: Rng;
@@ -126,16 +129,6 @@ export function advertisedAddrs(listening: readonly string[], peerId: string, ad
   return ordered.slice(0, 4);
 }
 
-/** A seed address as a multiaddr ("host:port" becomes /ip4|ip6/host/tcp/port). */
-export function seedMultiaddr(seed: string): string {
-  if (seed.startsWith('/')) return seed;
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(seed) ?? /^([^:]+):(\d+)$/.exec(seed);
-  if (m === null) throw new LashupError('LASHUP_ERR_INVALID_SEED', `seed ${JSON.stringify(seed)} is not a multiaddr or "host:port"`, { seed });
-  const host = m[1] as string;
-  const proto = host.includes(':') ? 'ip6' : /^[0-9.]+$/.test(host) ? 'ip4' : 'dns';
-  return `/${proto}/${host}/tcp/${m[2]}`;
-}
-
 export class LashupNode {
   readonly membership: Membership;
   readonly kv: KvStore;
@@ -147,6 +140,9 @@ export class LashupNode {
   readonly lease: LeaseClient | undefined;
   private stopped = false;
   private readonly leaseListeners = new Set<(lease: Lease) => void>();
+  private readonly leaseLostListeners = new Set<(lease: Lease) => void>();
+  private readonly leaseConfirmedListeners = new Set<(lease: Lease) => void>();
+  private readonly clock: Clock;
   private readonly raftListeners = new Set<(state: { role: Role; term: number; leader: string | undefined }) => void>();
   /** peer id -> member name, from metadata. */
   private readonly peerNames = new Map<string, string>();
@@ -161,6 +157,7 @@ export class LashupNode {
     clock: Clock,
     rng: Rng,
   ) {
+    this.clock = clock;
     const meta = encodeMeta({
       role: options.role,
       underlayIp: options.underlayIp,
@@ -209,10 +206,14 @@ export class LashupNode {
     });
     if (opened.report.truncatedBytes > 0 || opened.report.corruptSnapshots > 0) logger.warn({ recovery: opened.report }, 'kv recovered with repairs');
     libp2p.subscribe(KV_TOPIC, (data, from) => this.kv.receive(data, from));
+    // Members' hosts are admitted to the libp2p handshake even when strangers hold every slot.
+    libp2p.setMemberHosts((host) => this.memberHosts.has(host));
     this.membership.on((event) => {
       if (!('member' in event)) return;
       const meta = this.meta(event.member.meta);
       if (meta?.peerId !== undefined) this.peerNames.set(meta.peerId, event.member.name);
+      if (event.type === 'reaped') this.forgetHosts(event.member.name);
+      else this.rememberHosts(event.member.name, event.member.address, meta);
       if ((event.type === 'join' || event.type === 'alive' || event.type === 'update') && event.member.name !== options.name) {
         const address = meta?.addrs?.[0];
         if (address !== undefined) libp2p.connect(address);
@@ -263,11 +264,39 @@ export class LashupNode {
           return value?.networks.filter((n) => n.enabled !== false).map((n) => n.name);
         },
         logger: componentLogger(logger, 'lease'),
+        ...(options.leaseCheckIntervalMs === undefined ? {} : { checkIntervalMs: options.leaseCheckIntervalMs }),
         onLease: (lease) => {
           for (const listener of this.leaseListeners) listener(lease);
         },
+        onLeaseLost: (lease) => {
+          for (const listener of this.leaseLostListeners) listener(lease);
+        },
+        onConfirmed: (lease) => {
+          for (const listener of this.leaseConfirmedListeners) listener(lease);
+        },
       });
       this.kv.subscribe(OVERLAY_CONFIG_KEY, () => this.lease?.recheck());
+    }
+  }
+
+  /** Remote hosts (IP text) of known members, with the members that use each. */
+  private readonly memberHosts = new Map<string, Set<string>>();
+
+  private rememberHosts(name: string, udpAddress: string, meta: MemberMeta | undefined): void {
+    if (name === this.options.name) return;
+    const hosts = [meta?.underlayIp, /^\[?([^\]]+?)\]?:\d+$/.exec(udpAddress)?.[1], ...(meta?.addrs ?? []).map((a) => /^\/ip[46]\/([^/]+)\//.exec(a)?.[1])];
+    for (const host of hosts) {
+      if (host === undefined) continue;
+      let names = this.memberHosts.get(host);
+      if (names === undefined) this.memberHosts.set(host, (names = new Set()));
+      names.add(name);
+    }
+  }
+
+  private forgetHosts(name: string): void {
+    for (const [host, names] of this.memberHosts) {
+      names.delete(name);
+      if (names.size === 0) this.memberHosts.delete(host);
     }
   }
 
@@ -300,6 +329,23 @@ export class LashupNode {
   onLease(listener: (lease: Lease) => void): () => void {
     this.leaseListeners.add(listener);
     return () => this.leaseListeners.delete(listener);
+  }
+
+  /** Calls `listener` when the masters say this agent's lease no longer holds (released while it ran). */
+  onLeaseLost(listener: (lease: Lease) => void): () => void {
+    this.leaseLostListeners.add(listener);
+    return () => this.leaseLostListeners.delete(listener);
+  }
+
+  /** Calls `listener` each time the masters confirm this agent's lease. */
+  onLeaseConfirmed(listener: (lease: Lease) => void): () => void {
+    this.leaseConfirmedListeners.add(listener);
+    return () => this.leaseConfirmedListeners.delete(listener);
+  }
+
+  /** The node's monotonic time (the clock membership's `stateChangedAtMs` is on), ms. */
+  nowMs(): number {
+    return this.clock.nowMs();
   }
 
   /** Calls `listener` on every change of this master's Raft role, term or leader. */
@@ -391,7 +437,8 @@ export class LashupNode {
     // A node listed among its own seeds (one config file for all masters) joins through the others.
     const own = advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost);
     const seeds = options.seeds.map(seedMultiaddr).filter((seed) => !own.some((a) => a === seed || a.startsWith(`${seed}/`)));
-    if (seeds.length > 0) node.membership.join(seeds);
+    const startedAtMs = clock.nowMs();
+    if (seeds.length > 0) node.membership.join(seeds, () => logger.info({ members: node.membership.liveCount, afterMs: Math.round(clock.nowMs() - startedAtMs) }, 'joined the cluster'));
     logger.info({ udp: udp?.localAddress, libp2p: libp2p.multiaddrs, peerId: libp2p.peerId }, 'node started');
     return node;
   }

@@ -29,6 +29,13 @@ export interface OverlayAgentOptions {
   logger?: Logger;
   /** Delay before recomputing remote groups after a store change, in ms; coalesces bursts. Default 5. */
   coalesceMs?: number;
+  /**
+   * This agent's own entry disappeared from a map it should be in (removed by a release, or
+   * never stored). The owner confirms the lease with the masters and calls `republish()` when
+   * it still holds: republishing blindly put a released agent's entry back next to the entry of
+   * the agent that received its addresses.
+   */
+  onOwnEntryMissing?: () => void;
 }
 
 export interface OverlayAgentStats {
@@ -42,6 +49,8 @@ export interface OverlayAgentStats {
   problems: Record<string, number>;
   /** Times this agent (re)published its own overlay entry. */
   publishes: number;
+  /** Times the masters said this agent's lease no longer held. */
+  leaseLost: number;
 }
 
 function vtepConfigOf(overlay: OverlayConfig): VtepConfig {
@@ -53,12 +62,14 @@ const prefixLen = (cidr: string | undefined): number | undefined => (cidr === un
 export class OverlayAgent {
   private readonly options: OverlayAgentOptions;
   private lease: Lease | undefined;
+  /** The masters no longer hold the lease: its entries are not published until a new lease comes. */
+  private withdrawn = false;
   private overlay: OverlayConfig;
   private readonly overlays = new Map<string, unknown>();
   private groups = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly unsubscribers: (() => void)[] = [];
-  readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0 };
+  readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0 };
 
   constructor(options: OverlayAgentOptions) {
     this.options = options;
@@ -81,8 +92,12 @@ export class OverlayAgent {
           const network = change.key.slice(OVERLAY_KEY_PREFIX.length);
           if (change.new === undefined) this.overlays.delete(network);
           else this.overlays.set(network, change.new);
-          // Our own entry went missing (removed by a release, or never stored): publish it again.
-          if (this.lease !== undefined && this.lease.networks[network] !== undefined && change.new?.[this.lease.vtepIp] === undefined) this.publish();
+          // Our own entry went missing (removed by a release, or never stored): the owner checks
+          // the lease with the masters before it is published again.
+          if (this.lease !== undefined && !this.withdrawn && this.lease.networks[network] !== undefined && change.new?.[this.lease.vtepIp] === undefined) {
+            if (this.options.onOwnEntryMissing === undefined) this.publish();
+            else this.options.onOwnEntryMissing();
+          }
           this.schedule();
         },
       ),
@@ -97,8 +112,9 @@ export class OverlayAgent {
 
   /** Takes a new or renewed lease: local devices, own entries, and remote routes re-filtered. */
   setLease(lease: Lease): void {
-    const changed = JSON.stringify(lease) !== JSON.stringify(this.lease);
+    const changed = this.withdrawn || JSON.stringify(lease) !== JSON.stringify(this.lease);
     this.lease = lease;
+    this.withdrawn = false;
     if (!changed) return;
     this.options.logger?.info({ vtepIp: lease.vtepIp, networks: Object.keys(lease.networks) }, 'lease in use');
     this.applyLocal();
@@ -108,6 +124,20 @@ export class OverlayAgent {
 
   get currentLease(): Lease | undefined {
     return this.lease;
+  }
+
+  /** The lease was confirmed by the masters: put back any own entry that is missing. */
+  republish(): void {
+    if (!this.withdrawn) this.publish();
+  }
+
+  /**
+   * The masters no longer hold this agent's lease: stop publishing its entries (the master that
+   * released it removed them). The kernel keeps the devices until a new lease replaces them.
+   */
+  leaseLost(): void {
+    this.withdrawn = true;
+    this.stats.leaseLost++;
   }
 
   private applyLocal(): void {

@@ -2,7 +2,7 @@
  * The overlay configuration (DC/OS-compatible defaults) and its validation. Every error names
  * the field (as a JSON path), the bad value and what would be valid.
  */
-import { cidrsOverlap, parseCidr, type Cidr } from '../common/index.js';
+import { cidrsOverlap, formatCidr, parseCidr, type Cidr } from '../common/index.js';
 import { IpamError, IpamErrorCode } from './errors.js';
 
 export interface OverlayNetworkConfig {
@@ -146,7 +146,9 @@ export function validateOverlayConfig(config: OverlayConfig, base = 'overlay'): 
       const a = ranges[i] as { path: string; range: Cidr };
       const b = ranges[j] as { path: string; range: Cidr };
       if (cidrsOverlap(a.range, b.range)) {
-        throw new IpamError(IpamErrorCode.InvalidConfig, `${b.path} overlaps ${a.path}; overlay ranges must not overlap`, { path: b.path, overlaps: a.path });
+        // The value goes into the details: the config check prints `path = value`, and without it
+        // an overlap was reported as "= (missing)" although the value was there.
+        throw new IpamError(IpamErrorCode.InvalidConfig, `${b.path} (${formatCidr(b.range)}) overlaps ${a.path} (${formatCidr(a.range)}); overlay ranges must not overlap`, { path: b.path, value: formatCidr(b.range), overlaps: a.path });
       }
     }
   }

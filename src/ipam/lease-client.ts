@@ -8,6 +8,12 @@
  * are retried with exponential backoff and jitter. The lease is checked against the current
  * overlay configuration: a network that the configuration enables but the lease lacks triggers
  * a new request (allocation is idempotent: what the agent holds does not change).
+ *
+ * A held lease is confirmed with the masters every `checkIntervalMs` (and when asked, e.g. when
+ * the agent's own overlay entry disappears) by a read-only lookup. When the masters no longer
+ * hold it - an operator released this agent while it ran - the agent says so loudly, stops
+ * using it (`onLeaseLost`) and requests a new one: before, it kept its released subnet and VTEP
+ * address forever while the next agent received the same ones.
  */
 import type { Clock, Rng, TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
@@ -15,7 +21,7 @@ import { RpcClient, type Address, type StreamTransport } from '../net/index.js';
 import { RaftErrorCode } from '../raft/index.js';
 import { IpamError, IpamErrorCode } from './errors.js';
 import { encodeLeaseRequest, IPAM_PROTOCOL } from './master.js';
-import { decodeResult, type Lease } from './state.js';
+import { decodeResult, type IpamResult, type Lease } from './state.js';
 
 export interface LeaseStore {
   load(): Lease | undefined;
@@ -45,8 +51,18 @@ export interface LeaseClientOptions {
   retryMaxMs?: number;
   /** Time limit of one request, ms. Default 3,000. */
   requestTimeoutMs?: number;
+  /**
+   * Interval between confirmations of a held lease, in ms (jittered by up to a fifth). Default
+   * 30,000: a lookup is a Raft read, not a log entry, so a thousand agents cost ~33 reads/s.
+   */
+  checkIntervalMs?: number;
   logger?: Logger;
+  /** A new or changed lease (also the stored one at start). */
   onLease?: (lease: Lease) => void;
+  /** The masters confirmed the lease held (unchanged). */
+  onConfirmed?: (lease: Lease) => void;
+  /** The masters no longer hold this agent's lease: stop advertising it. A new request follows. */
+  onLeaseLost?: (lease: Lease) => void;
 }
 
 export interface LeaseClientStats {
@@ -55,13 +71,18 @@ export interface LeaseClientStats {
   failures: number;
   /** Leases refused by the allocator (exhaustion, configuration). */
   refusals: number;
+  /** Confirmations asked of the masters. */
+  confirms: number;
+  /** Leases the masters no longer held (released while this agent ran). */
+  lost: number;
 }
 
 export class LeaseClient {
-  readonly stats: LeaseClientStats = { requests: 0, redirects: 0, failures: 0, refusals: 0 };
+  readonly stats: LeaseClientStats = { requests: 0, redirects: 0, failures: 0, refusals: 0, confirms: 0, lost: 0 };
   private lease: Lease | undefined;
   private readonly rpc: RpcClient;
   private timer: TimerHandle | undefined;
+  private checkTimer: TimerHandle | undefined;
   private inFlight = false;
   private redirectsInARow = 0;
   private delayMs: number;
@@ -89,6 +110,65 @@ export class LeaseClient {
   start(): void {
     if (this.lease !== undefined) this.options.onLease?.(this.lease);
     this.request();
+    this.scheduleCheck();
+  }
+
+  private scheduleCheck(): void {
+    if (this.stopped) return;
+    const interval = this.options.checkIntervalMs ?? 30_000;
+    this.checkTimer = this.options.clock.setTimer(interval + this.options.rng.int(Math.max(1, Math.floor(interval / 5))), () => {
+      this.confirm();
+      this.scheduleCheck();
+    });
+  }
+
+  /**
+   * Asks the masters (read-only) whether this agent's lease still holds. Confirmed: onConfirmed.
+   * Gone: onLeaseLost, then a new request. No answer: nothing changes (a master without quorum
+   * cannot hand the lease to anyone else either); the next check asks again.
+   */
+  confirm(hint?: string): void {
+    const held = this.lease;
+    if (this.stopped || this.inFlight || held === undefined || this.lastError !== undefined) return;
+    const master = this.target(hint);
+    if (master === undefined) return;
+    this.stats.confirms++;
+    this.ask(master, 'lookup', (failure, result) => {
+      if (this.stopped || this.lease !== held) return;
+      if (result === undefined) {
+        this.options.logger?.debug({ master: master.name, err: failure?.message }, 'lease confirmation failed; asking again later');
+        return;
+      }
+      if (!result.ok) {
+        const leader = result.error.details['leader'];
+        if (result.error.code === RaftErrorCode.NotLeader && typeof leader === 'string' && leader !== master.name && hint === undefined) this.confirm(leader);
+        return;
+      }
+      const current = result.value as Lease | null;
+      if (current === null) return this.lost(held);
+      if (JSON.stringify(current) === JSON.stringify(held)) {
+        this.options.onConfirmed?.(held);
+        return;
+      }
+      // The masters hold something else for this agent (a new network, or another lease after a
+      // release and a re-request raced): theirs is the truth.
+      this.options.logger?.warn({ held: held.vtepIp, masters: current.vtepIp }, "the masters hold a different lease for this agent; taking theirs");
+      this.lease = current;
+      this.options.store.save(current);
+      this.options.onLease?.(current);
+    });
+  }
+
+  private lost(held: Lease): void {
+    this.stats.lost++;
+    this.lease = undefined;
+    this.options.logger?.error(
+      { vtepIp: held.vtepIp, subnets: Object.fromEntries(Object.entries(held.networks).map(([n, l]) => [n, l.subnet ?? l.subnet6])) },
+      'LEASE LOST: the masters no longer hold this agent\'s subnet and VTEP address (released while it ran?); it stops advertising them and requests a new lease. Containers with addresses from the old subnets must be restarted',
+    );
+    this.options.onLeaseLost?.(held);
+    this.delayMs = this.options.retryMinMs ?? 200;
+    this.request();
   }
 
   /** The configuration may have changed: request again if the lease lacks an enabled network. */
@@ -113,7 +193,33 @@ export class LeaseClient {
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
+    this.checkTimer?.cancel();
     this.rpc.close();
+  }
+
+  /**
+   * One request to a master, one at a time (`inFlight`): the decoded result, or the failure (no
+   * answer, or an answer that does not decode) as an IpamError, counted.
+   */
+  private ask(master: MasterInfo, op: 'allocate' | 'lookup', done: (failure: IpamError | undefined, result?: IpamResult) => void): void {
+    this.inFlight = true;
+    this.rpc.request(master.address, encodeLeaseRequest(op, this.options.agent), (error, response) => {
+      this.inFlight = false;
+      if (error !== null) {
+        this.stats.failures++;
+        done(new IpamError(IpamErrorCode.NoLeader, `master ${master.name} did not answer: ${error.message}`, { master: master.name }, { cause: error }));
+        return;
+      }
+      let result: IpamResult;
+      try {
+        result = decodeResult(response as Uint8Array);
+      } catch (err) {
+        this.stats.failures++;
+        done(new IpamError(IpamErrorCode.Decode, `master ${master.name} sent a malformed answer: ${(err as Error).message}`, { master: master.name }));
+        return;
+      }
+      done(undefined, result);
+    });
   }
 
   private target(hint: string | undefined): MasterInfo | undefined {
@@ -134,22 +240,11 @@ export class LeaseClient {
       this.retry(new IpamError(IpamErrorCode.NoLeader, 'no master is known yet (membership has not found one)', {}));
       return;
     }
-    this.inFlight = true;
     this.stats.requests++;
-    this.rpc.request(master.address, encodeLeaseRequest('allocate', this.options.agent), (error, response) => {
-      this.inFlight = false;
+    this.ask(master, 'allocate', (failure, result) => {
       if (this.stopped) return;
-      if (error !== null) {
-        this.stats.failures++;
-        this.retry(new IpamError(IpamErrorCode.NoLeader, `master ${master.name} did not answer: ${error.message}`, { master: master.name }, { cause: error }));
-        return;
-      }
-      let result;
-      try {
-        result = decodeResult(response as Uint8Array);
-      } catch (err) {
-        this.stats.failures++;
-        this.retry(new IpamError(IpamErrorCode.Decode, `master ${master.name} sent a malformed answer: ${(err as Error).message}`, { master: master.name }));
+      if (result === undefined) {
+        this.retry(failure as IpamError);
         return;
       }
       if (result.ok) {

@@ -4,7 +4,13 @@
  * transport (libp2p in the daemon, simulated streams in tests).
  *
  *   /lashup/raft/1    [senderId, raft message]           one-way (the reply is an empty ack)
- *   /lashup/ipam/1    [op, agent]  ->  [ok, lease | error]   op 1 allocate, 2 release, 3 usage
+ *   /lashup/ipam/1    [op, agent]  ->  [ok, lease | error]   op 1 allocate, 3 usage, 4 lookup
+ *
+ * Op 4 (lookup) is a linearizable read of one agent's lease (null when it holds none): how a
+ * running agent checks that its lease still holds. Op 2 (release) is not served over RPC: any
+ * cluster member could release a live agent through it; releases go through a master's API,
+ * which checks that membership no longer sees the agent (a past bug: releasing a live agent
+ * handed its subnet and VTEP address to the next agent while the first still used them).
  *
  * Requests to a follower are answered with LASHUP_ERR_RAFT_NOT_LEADER and the leader's name;
  * clients find its address in membership metadata. When this master becomes leader and the
@@ -142,7 +148,7 @@ export class AllocatorMaster {
       op = raw[0];
       agent = raw[1];
     } catch {
-      fail('a lease request is [op, agent]: op 1 allocate, 2 release, 3 usage');
+      fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup');
       return;
     }
     const answer = (error: RaftError | null, result?: Uint8Array): void => {
@@ -158,15 +164,25 @@ export class AllocatorMaster {
       this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.usage()]).slice())));
       return;
     }
-    if (op !== 1 && op !== 2) {
-      fail(`unknown lease operation ${op}; valid: 1 allocate, 2 release, 3 usage`);
+    if (op === 4) {
+      this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.lease(agent) ?? null]).slice())));
       return;
     }
-    this.raft.propose(encodeCommand(op === 1 ? { op: 'allocate', agent } : { op: 'release', agent }), (error, result) => answer(error, result));
+    if (op === 2) {
+      fail('release is not served over RPC; use POST /v1/allocations/{agent}/release on a master');
+      return;
+    }
+    if (op !== 1) {
+      fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup`);
+      return;
+    }
+    this.raft.propose(encodeCommand({ op: 'allocate', agent }), (error, result) => answer(error, result));
   }
 }
 
+const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4 } as const;
+
 /** Encodes a lease request (agent side). */
-export function encodeLeaseRequest(op: 'allocate' | 'release' | 'usage', agent: string): Uint8Array {
-  return packr.pack([op === 'allocate' ? 1 : op === 'release' ? 2 : 3, agent]).slice();
+export function encodeLeaseRequest(op: keyof typeof LEASE_OPS, agent: string): Uint8Array {
+  return packr.pack([LEASE_OPS[op], agent]).slice();
 }

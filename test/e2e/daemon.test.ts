@@ -136,16 +136,58 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   });
   await until(() => events.join('').includes('"initial":true'), 5000, 'the watch starts with the current value');
 
-  // Release a2 on the master: its entry and its routes disappear from a1.
-  const release = await cli(master.api.port, 'allocations', 'release', 'a2');
-  t.equal(release.code, EXIT.ok, release.err);
-  t.match(JSON.parse(release.out), { agent: 'a2', released: true, entriesRemoved: 2 });
+  // Release a2 on the master: refused while it runs; once it is gone (forced within the grace
+  // period), its entry and its routes disappear from a1.
+  const refused = await cli(master.api.port, 'allocations', 'release', 'a2');
+  t.equal(refused.code, EXIT.failed, 'a running agent is not released');
+  t.match(refused.err, /agent a2 is alive .*pass force.*LASHUP_ERR_RELEASE_REFUSED/);
   await a2.stop(false);
+  const release = await cli(master.api.port, 'allocations', 'release', 'a2', '--force');
+  t.equal(release.code, EXIT.ok, release.err);
+  t.match(JSON.parse(release.out), { agent: 'a2', released: true, entriesRemoved: 2, forced: true });
   await until(() => !routeTo(k1, sub2), 20_000, "a2's route leaves a1");
   await until(() => events.join('').includes('"initial":false'), 5000, 'the watch saw the removal');
   controller.abort();
   await watching.catch(() => undefined);
   t.equal((await cli(a1.api.port, 'allocations', 'release', 'a1')).code, EXIT.failed, 'release on an agent is refused');
+});
+
+t.test('issue 14 item 3: a forced release of a running agent does not give its addresses to two agents', async (t) => {
+  const daemons: Daemon[] = [];
+  t.teardown(() => Promise.all(daemons.map((d) => d.stop(false))));
+  const start = async (c: DaemonConfig, kernel?: FakeKernel): Promise<Daemon> => {
+    c.api.port = 0;
+    c.dataDir = join(dir, 'item3', c.name);
+    c.cni.socketPath = join(dir, 'item3', `${c.name}.sock`);
+    c.cni.confDir = join(dir, 'item3', c.name, 'net.d');
+    c.ipam.leaseCheckIntervalMs = 1000;
+    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), masquerade: false });
+    daemons.push(d);
+    return d;
+  };
+  const master = await start(config('m1', 'master', '127.0.0.1', []));
+  const seed = `127.0.0.1:${/\/tcp\/(\d+)/.exec(master.node.libp2p.multiaddrs[0] ?? '')?.[1]}`;
+  const a1 = await start(config('a1', 'agent', '192.0.2.21', [seed]), new FakeKernel());
+  const a2 = await start(config('a2', 'agent', '192.0.2.22', [seed]), new FakeKernel());
+  await until(() => a1.lease !== undefined && a2.lease !== undefined, 30_000, 'both agents leased');
+  await until(() => master.node.membership.member('a2')?.state === 'alive', 10_000, 'the master sees a2 alive');
+  const before = a2.lease;
+  await t.rejects(master.release('a2'), { code: 'LASHUP_ERR_RELEASE_REFUSED', message: /agent a2 is alive/ }, 'refused without force');
+  t.equal(master.stats.releasesRefused, 1);
+  t.match(await master.release('a2', { force: true }), { released: true, forced: true }, 'released with force');
+  // A new agent right away: before the fix it received a2's VTEP address and subnet while a2 kept them.
+  const a3 = await start(config('a3', 'agent', '192.0.2.23', [seed]), new FakeKernel());
+  await until(() => (a2.node.lease?.stats.lost ?? 0) >= 1, 20_000, 'a2 notices its lease is gone');
+  await until(() => a2.lease !== undefined && a3.lease !== undefined, 30_000, 'a2 and a3 hold leases');
+  const leases = [a1.lease, a2.lease, a3.lease];
+  t.equal(new Set(leases.map((l) => l?.vtepIp)).size, 3, `three distinct VTEP addresses: ${leases.map((l) => l?.vtepIp).join(', ')}`);
+  t.equal(new Set(leases.map((l) => l?.networks['dcos']?.subnet)).size, 3, 'three distinct subnets');
+  t.same(master.node.allocator?.state.lease('a2'), a2.lease, "a2 holds exactly what the masters hold for it");
+  t.ok(before !== undefined, 'a2 had a lease before');
+  await until(() => JSON.stringify(Object.values(master.node.kv.get('overlay/dcos') ?? {}).map((e) => (e as { nodeId: string }).nodeId).sort()) === '["a1","a2","a3"]', 20_000, 'one overlay entry per agent');
+  const entries = master.node.kv.get('overlay/dcos') as Record<string, { nodeId: string }>;
+  for (const a of [a1, a2, a3]) t.equal(entries[a.lease?.vtepIp as string]?.nodeId, a.config.name, `${a.config.name}'s entry is under its own VTEP address`);
+  t.equal(a2.overlayAgent?.stats.leaseLost, 1, 'the overlay agent withdrew the old lease once');
 });
 
 t.test('CLI usage errors, help, keygen, config reference, unreachable daemon', async (t) => {

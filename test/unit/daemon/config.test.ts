@@ -76,3 +76,25 @@ t.test('every setting is documented in the README', async (t) => {
   t.ok(paths.length >= 20, `${paths.length} settings`);
   t.same(paths.filter((p) => !readme.includes(`\`${p}\``)), [], 'README config reference lists every setting');
 });
+
+t.test('issue 14 item 7: seeds are validated at start, and overlaps name their values', async (t) => {
+  let error: ConfigError | undefined;
+  try {
+    parseConfig({ ...minimal, seeds: ['not-a-seed', '192.0.2.1:99999', '192.0.2.1:62502', '[2001:db8::1]:62502', '/ip4/192.0.2.1/tcp/62502', '/ip4/300.1.1.1/tcp/1', '/ip4/192.0.2.1/udp/5', 'seed.example:0', 7] });
+  } catch (err) {
+    error = err as ConfigError;
+  }
+  t.ok(error instanceof ConfigError, 'refused as an invalid configuration (exit 4)');
+  t.same(error?.problems.map((p) => p.path), ['$.seeds[0]', '$.seeds[1]', '$.seeds[5]', '$.seeds[6]', '$.seeds[7]', '$.seeds[8]'], 'each bad seed by its JSON path; good ones pass');
+  t.match(error?.message, /\$\.seeds\[0\] = "not-a-seed": expected no port/);
+  t.match(error?.message, /\$\.seeds\[1\] = "192\.0\.2\.1:99999": expected port "99999" is not an integer from 1 to 65535/);
+  t.same(parseConfig({ ...minimal, seeds: ['m1.cluster.example:62502'] }).seeds, ['m1.cluster.example:62502'], 'a host name is a valid seed');
+  const overlap = problems({ ...minimal, overlay: { networks: [{ name: 'a', subnet: '10.0.0.0/8', prefix: 24 }, { name: 'b', subnet: '10.1.0.0/16', prefix: 24 }] } });
+  t.match(overlap, [{ path: '$.overlay.networks[1].subnet', expected: /overlaps/ }]);
+  try {
+    parseConfig({ ...minimal, overlay: { networks: [{ name: 'a', subnet: '10.0.0.0/8', prefix: 24 }, { name: 'b', subnet: '10.1.0.0/16', prefix: 24 }] } });
+  } catch (err) {
+    t.match((err as Error).message, /\$\.overlay\.networks\[1\]\.subnet = "10\.1\.0\.0\/16": expected/, 'the overlapping value is shown, not "(missing)"');
+    t.notMatch((err as Error).message, /\(missing\)/);
+  }
+});
