@@ -120,6 +120,11 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.equal(notFound.status, 404);
   t.match(JSON.parse(notFound.body), { code: 'LASHUP_ERR_NOT_FOUND' });
   t.equal((await get(a1.api.port, `/v1/kv/${'k'.repeat(600)}`)).status, 400);
+  const errorsBefore = a1.api.stats.serverErrors;
+  const malformed = await get(a1.api.port, '/v1/kv/%zz');
+  t.equal(malformed.status, 400, 'a malformed percent-escape is a client error (issue 14 item 7)');
+  t.match(JSON.parse(malformed.body), { code: 'LASHUP_ERR_BAD_REQUEST', message: /malformed percent-escape/ });
+  t.equal(a1.api.stats.serverErrors, errorsBefore, 'not counted as a server error');
   t.equal((await get(a1.api.port, '/v1/leave', 'POST')).status, 409, 'an embedded daemon cannot be asked to leave');
 
   // Watch a key over server-sent events while an agent's entry changes.
@@ -175,6 +180,8 @@ t.test('issue 14 item 3: a forced release of a running agent does not give its a
   await t.rejects(master.release('a2'), { code: 'LASHUP_ERR_RELEASE_REFUSED', message: /agent a2 is alive/ }, 'refused without force');
   t.equal(master.stats.releasesRefused, 1);
   t.match(await master.release('a2', { force: true }), { released: true, forced: true }, 'released with force');
+  t.match(await master.release('never-seen'), { released: false }, 'releasing an unknown agent is a no-op');
+  t.equal(master.stats.releases, 1, 'and is not counted as a release (issue 14 item 7)');
   // A new agent right away: before the fix it received a2's VTEP address and subnet while a2 kept them.
   const a3 = await start(config('a3', 'agent', '192.0.2.23', [seed]), new FakeKernel());
   await until(() => (a2.node.lease?.stats.lost ?? 0) >= 1, 20_000, 'a2 notices its lease is gone');
