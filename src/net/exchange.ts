@@ -62,6 +62,7 @@ export function startExchange(options: ExchangeOptions): Exchange {
     fail: (message, cause) => end({ message, cause }),
   };
   timer = options.clock.setTimer(options.timeoutMs, () => exchange.fail(`no answer within ${options.timeoutMs} ms`));
+  // The dial may take the whole deadline (a busy seed answers late rather than not at all).
   abortOpen = options.streams.open(options.to, options.protocol, (error, opened) => {
     opening = false;
     if (finished) {
@@ -82,6 +83,6 @@ export function startExchange(options: ExchangeOptions): Exchange {
       if (!finished) options.onMessage(message, opened, exchange);
     });
     options.onOpen(opened, exchange);
-  });
+  }, { timeoutMs: options.timeoutMs });
   return exchange;
 }

@@ -7,8 +7,12 @@
  * out: twelve sockets from one address stopped a join for more than 50 s. This gate counts
  * unauthenticated connections per remote host and refuses a host's connection beyond
  * `perHostPending` of them, and any stranger's beyond `strangerPending` in all. Hosts that
- * membership knows (members' underlay and libp2p addresses) are never refused here: a member
- * reconnecting after a partition must not wait behind strangers.
+ * membership knows (members' underlay and libp2p addresses) are not held to those two limits:
+ * a member reconnecting after a partition must not wait behind strangers. Everyone together is
+ * held to `totalPending` (above `strangerPending`, so strangers can never take every slot):
+ * a cluster starting at once sends every join to its seeds, and a seed that took them all at
+ * once spent more than the 5 s handshake limit on them and timed them all out; refused at once,
+ * a joiner retries a moment later.
  *
  * Pure bookkeeping (no I/O): the libp2p node calls `admit` when a connection arrives and
  * `settle` once it authenticated or closed, whichever comes first.
@@ -19,6 +23,8 @@ export interface InboundGateOptions {
   perHostPending: number;
   /** Unauthenticated connections all non-member hosts together may hold. */
   strangerPending: number;
+  /** Unauthenticated connections everyone together may hold (above strangerPending). */
+  totalPending: number;
   /** Whether a remote host (IP text) belongs to a known member. */
   isMemberHost: (host: string) => boolean;
 }
@@ -30,6 +36,8 @@ export interface InboundGateStats {
   refusedPerHost: number;
   /** Connections refused: strangers already held strangerPending unauthenticated ones. */
   refusedStrangers: number;
+  /** Connections refused: totalPending unauthenticated ones were in progress. */
+  refusedBusy: number;
   /** Unauthenticated connections now (a gauge). */
   pending: number;
 }
@@ -42,7 +50,7 @@ export interface GateTicket {
 }
 
 export class InboundGate {
-  readonly stats: InboundGateStats = { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, pending: 0 };
+  readonly stats: InboundGateStats = { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, refusedBusy: 0, pending: 0 };
   private readonly perHost = new Map<string, number>();
   private strangers = 0;
 
@@ -50,6 +58,10 @@ export class InboundGate {
 
   /** A ticket when the connection may proceed to its handshake; undefined when it is refused. */
   admit(host: string): GateTicket | undefined {
+    if (this.stats.pending >= this.options.totalPending) {
+      this.stats.refusedBusy++;
+      return undefined;
+    }
     const member = this.options.isMemberHost(host);
     if (!member) {
       if ((this.perHost.get(host) ?? 0) >= this.options.perHostPending) {

@@ -37,18 +37,25 @@ export interface Libp2pNodeOptions {
   dialTimeoutMs?: number;
   maxFrameBytes?: number;
   /**
-   * Gossipsub heartbeat (mesh maintenance, gossip of message ids), in ms. Default 2,000: deltas
-   * are flood-published to every subscribed peer, so the mesh only relays what a publisher could
-   * not reach itself, and a slower heartbeat halves gossipsub's idle traffic and CPU.
+   * Gossipsub heartbeat (mesh maintenance, gossip of message ids), in ms. Default 1,000
+   * (gossipsub's): the mesh carries every delta beyond the publisher's own connections, and a
+   * new node's mesh forms at its first heartbeats.
    */
   heartbeatIntervalMs?: number;
   /**
-   * Gossipsub mesh degree D (Dlo = D - 1, Dhi = D + 2). Default 3, below gossipsub's 6:
-   * publishers flood every delta to each subscriber they are connected to (usually every
-   * member), so the mesh mostly relays duplicates, and each duplicate is an encrypted frame
-   * and a decode on a busy node. With 57 nodes on 2 cores, D = 6 doubled update latency.
+   * Gossipsub mesh degree D (Dlo = D - 1, Dhi = 2 D). Default 4, below gossipsub's 6: a node
+   * holds about 10 connections (a peer degree of 5 each way); publishers flood each delta to all
+   * of them, and every node relays it to its D mesh peers, so a delta reaches 1,000 nodes in
+   * about 3 hops, and each node receives about D copies (one is used; each copy is an
+   * encrypted frame and a decode, ~300 bytes for an overlay entry). D = 6 doubled update latency
+   * with 57 nodes on 2 cores, through duplicates.
    */
   meshDegree?: number;
+  /**
+   * Connections libp2p keeps before pruning (a last resort: the peer set and the inbound keep
+   * limit bound connections long before). Default 4,096: a master holds one per agent.
+   */
+  maxConnections?: number;
   /**
    * Time an inbound connection has to finish the private-network, noise and yamux handshakes,
    * in ms. Default 5,000 (libp2p's is 10,000): members on one network finish in tens of ms
@@ -57,10 +64,45 @@ export interface Libp2pNodeOptions {
   inboundUpgradeTimeoutMs?: number;
   /** Unauthenticated inbound connections one non-member host may hold (see InboundGate). Default 4. */
   perHostPendingInbound?: number;
-  /** Unauthenticated inbound connections all non-member hosts together may hold. Default 64. */
+  /** Unauthenticated inbound connections all non-member hosts together may hold. Default 16. */
   strangerPendingInbound?: number;
+  /**
+   * Unauthenticated inbound connections everyone together may hold. Default 32: about a tenth
+   * of a second of handshakes on one core; beyond it a connection is refused at once and its
+   * dialer retries, instead of every handshake slowing past its time limit.
+   */
+  totalPendingInbound?: number;
+  /**
+   * Kept connections (see `keep`) other nodes may hold to this one, not counting essential ones
+   * (an agent keeping its masters). Beyond it a keep is refused and the asker picks another
+   * peer, so no node collects connections as the cluster grows. Default 12: with a peer degree
+   * of 5 a node has 5 kept connections out and on average 5 in, and more than 12 in is rare
+   * (each refusal wastes the asker's handshake), so a node holds at most 17 kept connections.
+   */
+  maxInboundKeeps?: number;
+  /**
+   * Interval of the idle-connection check, in ms: a connection without a kept stream and without
+   * any stream but gossipsub's and identify's in two checks in a row is closed (the short-lived
+   * dials of joins, syncs and repairs). Default 5,000.
+   */
+  idleCheckIntervalMs?: number;
+  /**
+   * Messages published while no peer subscribed to their topic, kept to be published once one
+   * does (a node's first updates, written before its first connection, were lost to gossip and
+   * waited for anti-entropy). Default 1,000 messages; older ones are dropped first and counted.
+   */
+  maxOutbox?: number;
   logger?: Logger;
 }
+
+/** The protocol of kept connections: one stream, held open as long as the connection is kept. */
+export const KEEP_PROTOCOL = '/lashup/keep/1';
+
+/** Streams that do not keep a connection busy: libp2p's own, always open on every connection. */
+const BACKGROUND_PROTOCOL = /^\/(meshsub|floodsub|ipfs\/id|ipfs\/ping)\//;
+
+/** Outcome of asking a peer to keep a connection. */
+export type KeepResult = 'kept' | 'refused' | 'failed';
 
 export interface Libp2pStats {
   dials: number;
@@ -76,6 +118,20 @@ export interface Libp2pStats {
   received: number;
   /** Admission of unauthenticated inbound connections (per-host and stranger limits). */
   inbound: InboundGateStats;
+  /** Kept connections asked by this node, now. */
+  keepsOut: number;
+  /** Kept connections asked by others and accepted, now. */
+  keepsIn: number;
+  /** Keeps refused by this node (its inbound limit). */
+  keepsRefused: number;
+  /** Idle connections closed (short-lived dials done). */
+  idleClosed: number;
+  /** Open connections, now. */
+  connections: number;
+  /** Messages waiting for a first subscriber of their topic, now. */
+  outbox: number;
+  /** Messages dropped from a full outbox. */
+  outboxDropped: number;
 }
 
 type Services = {
@@ -305,8 +361,22 @@ export class Libp2pNode implements StreamTransport {
     oversizedFrames: 0,
     published: 0,
     received: 0,
-    inbound: { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, pending: 0 },
+    inbound: { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, refusedBusy: 0, pending: 0 },
+    keepsOut: 0,
+    keepsIn: 0,
+    keepsRefused: 0,
+    idleClosed: 0,
+    connections: 0,
+    outbox: 0,
+    outboxDropped: 0,
   };
+  private readonly keepsOut = new Map<string, Stream>();
+  private readonly keepsIn = new Set<Stream>();
+  private readonly idleSeen = new Set<string>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly outbox: { topic: string; data: Uint8Array }[] = [];
+  private readonly maxInboundKeeps: number;
+  private readonly maxOutbox: number;
   private readonly maxFrameBytes: number;
   private readonly dialTimeoutMs: number;
   private readonly logger: Logger | undefined;
@@ -322,6 +392,12 @@ export class Libp2pNode implements StreamTransport {
     private readonly hosts: { isMember: (host: string) => boolean },
   ) {
     this.stats.inbound = gate.stats;
+    this.maxInboundKeeps = options.maxInboundKeeps ?? 12;
+    this.maxOutbox = options.maxOutbox ?? 1000;
+    this.handle(KEEP_PROTOCOL, (stream) => this.acceptKeep(stream));
+    libp2p.services.pubsub.addEventListener('subscription-change', () => this.flushOutbox());
+    this.idleTimer = setInterval(() => this.closeIdle(), options.idleCheckIntervalMs ?? 5000);
+    this.idleTimer.unref();
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
     this.logger = options.logger;
@@ -341,11 +417,12 @@ export class Libp2pNode implements StreamTransport {
   static async start(options: Libp2pNodeOptions): Promise<Libp2pNode> {
     const mods = await loadModules();
     const { createLibp2p, tcp, noise, yamux, identify, gossipsub, preSharedKey } = mods;
-    const mesh = options.meshDegree ?? 3;
+    const mesh = options.meshDegree ?? 4;
     const hosts = { isMember: (_host: string): boolean => false };
     const gate = new InboundGate({
       perHostPending: options.perHostPendingInbound ?? 4,
-      strangerPending: options.strangerPendingInbound ?? 64,
+      strangerPending: options.strangerPendingInbound ?? 16,
+      totalPending: options.totalPendingInbound ?? 32,
       isMemberHost: (host) => hosts.isMember(host),
     });
     const tickets = new WeakMap<object, GateTicket>();
@@ -355,12 +432,15 @@ export class Libp2pNode implements StreamTransport {
         privateKey: options.privateKey,
         addresses: { listen: options.listen },
         // The gate decides which unauthenticated connections wait for their handshake; libp2p's
-        // own limits only bound the total (its default of 10 in all, 5 per host per second, let a
-        // few silent sockets keep new members out).
+        // own limits only bound the total (its default of 10 in all let a few silent sockets keep
+        // new members out). Its per-host rate limit is off: it cannot tell members from
+        // strangers, and members behind one address (several nodes per host, a cluster on
+        // loopback) were refused at formation and retried a second later, and again.
         connectionManager: {
+          maxConnections: options.maxConnections ?? 4096,
           maxIncomingPendingConnections: 256,
           inboundUpgradeTimeout: options.inboundUpgradeTimeoutMs ?? 5000,
-          inboundConnectionThreshold: 50,
+          inboundConnectionThreshold: 1_000_000,
         },
         connectionGater: {
           denyInboundConnection: (maConn) => {
@@ -394,7 +474,7 @@ export class Libp2pNode implements StreamTransport {
             globalSignaturePolicy: 'StrictNoSign',
             allowPublishToZeroTopicPeers: true,
             floodPublish: true,
-            heartbeatInterval: options.heartbeatIntervalMs ?? 2000,
+            heartbeatInterval: options.heartbeatIntervalMs ?? 1000,
             // No IP colocation penalty: every peer is already admitted by the private network,
             // and many nodes share an address on one host, behind NAT or in tests on loopback.
             // With the default (-5 per peer above 10 on one IP, squared) 30 nodes on 127.0.0.1
@@ -405,7 +485,7 @@ export class Libp2pNode implements StreamTransport {
             msgIdFn: (message: { data: Uint8Array }) => fastMessageId(message.data),
             D: mesh,
             Dlo: Math.max(1, mesh - 1),
-            Dhi: mesh + 2,
+            Dhi: 2 * mesh,
             Dlazy: mesh,
           }),
         },
@@ -534,6 +614,106 @@ export class Libp2pNode implements StreamTransport {
     });
   }
 
+  /**
+   * Asks `to` (a dialable multiaddr ending in /p2p/<peer id>) to keep a connection with this
+   * node: a stream of KEEP_PROTOCOL held open for as long as the connection is kept. `essential`
+   * keeps (an agent and its masters) are never refused; others are when the remote already
+   * holds its maximum of inbound keeps. `onLost` runs once if an accepted keep later closes
+   * (the peer went away, or released it). One keep per peer.
+   */
+  keep(to: Address, essential: boolean, onLost: () => void, callback: (result: KeepResult) => void): void {
+    const peer = /\/p2p\/([^/]+)$/.exec(to)?.[1] ?? to;
+    if (this.stopped || this.keepsOut.has(peer)) {
+      queueMicrotask(() => callback(this.stopped ? 'failed' : 'kept'));
+      return;
+    }
+    this.open(to, KEEP_PROTOCOL, (error, stream) => {
+      if (error !== null || stream === undefined) {
+        callback('failed');
+        return;
+      }
+      let answered = false;
+      stream.onMessage(({ data }) => {
+        if (answered) return;
+        answered = true;
+        if (data[0] !== 1 || this.stopped) {
+          stream.close();
+          callback('refused');
+          return;
+        }
+        this.keepsOut.set(peer, stream);
+        this.stats.keepsOut = this.keepsOut.size;
+        callback('kept');
+      });
+      stream.onClose(() => {
+        if (!answered) {
+          answered = true;
+          callback('failed');
+          return;
+        }
+        if (this.keepsOut.get(peer) !== stream) return;
+        this.keepsOut.delete(peer);
+        this.stats.keepsOut = this.keepsOut.size;
+        onLost();
+      });
+      stream.send(Uint8Array.of(essential ? 1 : 0));
+    });
+  }
+
+  /** Stops keeping the connection to `peer` (a peer id or an address ending in /p2p/<id>); the idle check closes it. */
+  release(peer: Address): void {
+    const id = /\/p2p\/([^/]+)$/.exec(peer)?.[1] ?? peer;
+    const stream = this.keepsOut.get(id);
+    if (stream === undefined) return;
+    this.keepsOut.delete(id);
+    this.stats.keepsOut = this.keepsOut.size;
+    stream.close();
+  }
+
+  private acceptKeep(stream: Stream): void {
+    let decided = false;
+    stream.onMessage(({ data }) => {
+      if (decided) return;
+      decided = true;
+      const essential = data[0] === 1;
+      if (!essential && this.keepsIn.size >= this.maxInboundKeeps) {
+        this.stats.keepsRefused++;
+        stream.send(Uint8Array.of(0));
+        stream.close();
+        return;
+      }
+      this.keepsIn.add(stream);
+      this.stats.keepsIn = this.keepsIn.size;
+      stream.send(Uint8Array.of(1));
+    });
+    stream.onClose(() => {
+      if (this.keepsIn.delete(stream)) this.stats.keepsIn = this.keepsIn.size;
+    });
+  }
+
+  /**
+   * Closes connections that carried nothing but libp2p's own streams in two checks in a row:
+   * the short-lived dials of joins, syncs, repairs and probes, once they are done. A kept
+   * connection carries a keep stream and is never idle.
+   */
+  private closeIdle(): void {
+    if (this.stopped) return;
+    const connections = this.libp2p.getConnections();
+    this.stats.connections = connections.length;
+    const seen = new Set<string>();
+    for (const connection of connections) {
+      const id = connection.id;
+      const busy = connection.streams.some((stream) => !BACKGROUND_PROTOCOL.test(stream.protocol ?? ''));
+      if (busy) continue;
+      seen.add(id);
+      if (!this.idleSeen.has(id)) continue;
+      this.stats.idleClosed++;
+      connection.close().catch(() => connection.abort(new Error('idle close failed')));
+    }
+    this.idleSeen.clear();
+    for (const id of seen) this.idleSeen.add(id);
+  }
+
   /** Peers with an open connection. */
   connectedPeers(): string[] {
     return this.libp2p.getPeers().map((p) => p.toString());
@@ -551,8 +731,34 @@ export class Libp2pNode implements StreamTransport {
 
   publish(topic: string, data: Uint8Array): void {
     if (this.stopped) return;
+    // Held, not published, while nobody subscribes: gossipsub remembers a published message as
+    // seen and refuses to publish the same bytes again, so a message sent to no one is lost.
+    if (this.libp2p.services.pubsub.getSubscribers(topic).length === 0) {
+      this.hold(topic, data);
+      return;
+    }
     this.stats.published++;
     this.libp2p.services.pubsub.publish(topic, data).catch((err: unknown) => this.logger?.debug({ topic, err: (err as Error).message }, 'publish failed'));
+  }
+
+  /** Keeps a message that reached nobody, to publish once a peer subscribes to its topic. */
+  private hold(topic: string, data: Uint8Array): void {
+    this.outbox.push({ topic, data });
+    while (this.outbox.length > this.maxOutbox) {
+      this.outbox.shift();
+      this.stats.outboxDropped++;
+    }
+    this.stats.outbox = this.outbox.length;
+  }
+
+  private flushOutbox(): void {
+    if (this.outbox.length === 0 || this.stopped) return;
+    const pubsub = this.libp2p.services.pubsub;
+    const ready = this.outbox.filter((m) => pubsub.getSubscribers(m.topic).length > 0);
+    if (ready.length === 0) return;
+    for (const m of ready) this.outbox.splice(this.outbox.indexOf(m), 1);
+    this.stats.outbox = this.outbox.length;
+    for (const m of ready) this.publish(m.topic, m.data);
   }
 
   close(): void {
@@ -562,6 +768,7 @@ export class Libp2pNode implements StreamTransport {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.idleTimer !== undefined) clearInterval(this.idleTimer);
     await this.libp2p.stop();
   }
 }
