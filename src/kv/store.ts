@@ -50,8 +50,12 @@ export type JournalRecordKind = 'join' | 'context';
 
 /** Persistence, as the store sees it (persistence.ts implements it on a data directory). */
 export interface Journal {
-  /** Records a change of `key`: a CRDT to join, or a context to merge. Returns a sequence number. */
-  append(key: string, kind: JournalRecordKind, crdt: ORMap): number;
+  /**
+   * Records a change of `key`: a CRDT to join, or a context to merge. Returns a sequence number.
+   * `remote`: the change came from another replica (which still holds it), so it may wait
+   * longer for its fsync than this replica's own updates.
+   */
+  append(key: string, kind: JournalRecordKind, crdt: ORMap, remote?: boolean): number;
   /** Calls `callback` once record `seq` is as durable as the fsync policy makes it. */
   whenDurable(seq: number, callback: () => void): void;
 }
@@ -424,7 +428,7 @@ export class KvStore {
     state.approxBytes += encodedBytes;
     state.digest = undefined;
     if (result.changes > 0) this.changed(key, before);
-    this.journal?.append(key, 'join', crdt);
+    this.journal?.append(key, 'join', crdt, true);
     return true;
   }
 
@@ -507,7 +511,7 @@ export class KvStore {
     state.crdt.context.merge(context);
     if (state.crdt.context.dotCount() !== before) {
       state.digest = undefined;
-      this.journal?.append(key, 'context', new ORMap(undefined, context.clone()));
+      this.journal?.append(key, 'context', new ORMap(undefined, context.clone()), true);
     }
     this.stats.repairsApplied++;
   }

@@ -304,9 +304,14 @@ export class Membership {
   }
 
   /**
-   * Joins through `seeds` (stream addresses): syncs with every seed at once; done when one
-   * answers. Until then it retries with exponential backoff (joinRetryMinMs doubling to
-   * joinRetryMaxMs, with jitter). `onJoined` runs once, at the first success.
+   * Joins through `seeds` (stream addresses): syncs with one seed at a time, in random order,
+   * moving to the next at once when one fails; done when one answers. When all failed it
+   * retries with exponential backoff (joinRetryMinMs doubling to joinRetryMaxMs, half of it
+   * jitter). `onJoined` runs once, at the first success.
+   *
+   * One seed at a time, not all at once: when a whole cluster starts together every node joins
+   * through the same few seeds, and syncing with all of them multiplied the handshakes the
+   * seeds had to absorb by their number; a random order spreads the joins over the seeds.
    */
   join(seeds: readonly Address[], onJoined?: () => void): void {
     if (this.lifecycle !== 'running') throw this.stateError('join');
@@ -322,32 +327,37 @@ export class Membership {
       this.joinTimer = undefined;
       if (this.lifecycle !== 'running') return;
       this.stats.joinAttempts++;
-      let pending = targets.length;
-      let succeeded = false;
+      const order = this.rng.shuffle([...targets]);
       let lastError: MembershipError | undefined;
-      for (const seed of targets) {
+      const next = (): void => {
+        if (this.lifecycle !== 'running') return;
+        const seed = order.shift();
+        if (seed === undefined) {
+          this.lastJoinError = lastError;
+          this.logger?.warn({ seeds: targets, retryInMs: delayMs, reason: lastError?.message }, 'join reached no seed; retrying');
+          // Half the delay is jitter: nodes that start together and are refused together (a
+          // seed busy with everyone's join) must not all come back at the same moment.
+          const jitter = this.rng.int(Math.max(1, delayMs));
+          this.joinTimer = this.clock.setTimer(Math.floor(delayMs / 2) + jitter, attempt);
+          delayMs = Math.min(this.config.joinRetryMaxMs, delayMs * 2);
+          return;
+        }
         this.sync(seed, true, (error) => {
-          pending--;
-          lastError = error ?? lastError;
-          if (error === undefined && !succeeded) {
-            succeeded = true;
-            const first = !this.joined;
-            this.joined = true;
-            // A seed answers with what it knew at that moment; members joining at the same
-            // time may have reached it just after. One more (digest, so cheap) sync a little
-            // later closes that race instead of leaving it to the periodic push-pull.
-            if (first) this.clock.setTimer(this.config.joinRetryMinMs, () => this.pushPullOnce());
-            if (first) onJoined?.();
+          if (error !== undefined) {
+            lastError = error;
+            next();
+            return;
           }
-          if (pending === 0 && !succeeded && this.lifecycle === 'running') {
-            this.lastJoinError = lastError;
-            this.logger?.warn({ seeds: targets, retryInMs: delayMs, reason: lastError?.message }, 'join reached no seed; retrying');
-            const jitter = this.rng.int(Math.max(1, Math.floor(delayMs / 4)));
-            this.joinTimer = this.clock.setTimer(delayMs + jitter, attempt);
-            delayMs = Math.min(this.config.joinRetryMaxMs, delayMs * 2);
-          }
+          const first = !this.joined;
+          this.joined = true;
+          // A seed answers with what it knew at that moment; members joining at the same
+          // time may have reached it just after. One more (digest, so cheap) sync a little
+          // later closes that race instead of leaving it to the periodic push-pull.
+          if (first) this.clock.setTimer(this.config.joinRetryMinMs, () => this.pushPullOnce());
+          if (first) onJoined?.();
         });
-      }
+      };
+      next();
     };
     attempt();
   }
@@ -778,8 +788,20 @@ export class Membership {
   private armSuspicion(id: number, suspicion: Suspicion): void {
     this.suspicions.get(id)?.timer.cancel();
     const delay = Math.max(0, suspicion.deadlineMs() - this.clock.nowMs());
-    const timer = this.clock.setTimer(delay, () => this.suspicionExpired(id, suspicion));
+    const timer = this.clock.setTimer(delay, () => this.afterPendingInput(() => this.suspicionExpired(id, suspicion)));
     this.suspicions.set(id, { suspicion, timer });
+  }
+
+  /**
+   * Runs `fn` once the packets that arrived by now have been handled. On a real event loop,
+   * expired timers run before the I/O that waited during a stall: a probe's verdict or a
+   * suspicion's expiry then ran before the ack or refutation already sitting in the socket, and
+   * an overloaded node (a whole cluster starting on two cores) declared healthy members failed
+   * by the dozen. A zero-delay timer runs after that I/O (setImmediate on the real clock; on
+   * the simulator, after the events due at the same time).
+   */
+  private afterPendingInput(fn: () => void): void {
+    this.clock.setTimer(0, fn);
   }
 
   private cancelSuspicion(id: number): void {
@@ -893,9 +915,9 @@ export class Membership {
     primary.push(encodeMessage({ type: MessageType.Ping, seq, target: name, source: this.name }));
     this.send(address, primary);
 
-    indirectTimer = this.clock.setTimer(timeoutMs, () => {
+    indirectTimer = this.clock.setTimer(timeoutMs, () => this.afterPendingInput(() => {
       indirectTimer = undefined;
-      if (acked || this.lifecycle !== 'running') return;
+      if (acked || concluded || this.lifecycle !== 'running') return;
       const helpers = this.randomMembers(cfg.indirectChecks, (other) => other !== id && t.state[other] === MemberState.Alive);
       expectedNacks = helpers.length;
       for (const helper of helpers) {
@@ -905,7 +927,7 @@ export class Membership {
         ]);
       }
       if (cfg.reliableProbeFallback && !confirming) abortStreamPing = this.streamPing(id, seq, intervalMs - timeoutMs, () => conclude(true));
-    });
+    }));
 
     let concluded = false;
     /** The probe failed: at the end of the interval, or early when the target's port refused us. */
@@ -922,7 +944,7 @@ export class Membership {
       this.stats.probesFailed++;
       this.onSuspect({ type: MessageType.Suspect, incarnation: t.incarnation[id] as number, name, from: this.name });
     };
-    endTimer = this.clock.setTimer(intervalMs, () => conclude(false));
+    endTimer = this.clock.setTimer(intervalMs, () => this.afterPendingInput(() => conclude(false)));
     // A refused connection means nothing listens at the target any more (its process is gone):
     // suspect now instead of at the end of the interval. The suspicion timeout still gives a
     // member that is merely restarting time to come back and refute.
