@@ -49,6 +49,7 @@ export interface DaemonConfig {
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean };
   cni: { enabled: boolean; socketPath: string; confDir: string };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
+  peers: { degree: number; rotateIntervalMs: number; maxInbound: number };
   overlay: OverlayConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
@@ -189,6 +190,29 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       },
     },
     doc: 'Container addresses through CNI.',
+  },
+  peers: {
+    kind: {
+      type: 'object',
+      fields: {
+        degree: {
+          kind: { type: 'integer', min: 1, max: 64 },
+          default: 5,
+          doc: 'Random members this node keeps a libp2p connection to (an agent keeps its masters on top, a master the other masters). Gossipsub meshes over these connections, anti-entropy picks among them, and others keep connections to this node the same way, so a node holds about 2 x degree connections whatever the cluster size (17 at most with the defaults), where it used to hold one per member. Default 5: with about 10 connections per node and a gossipsub mesh of 4, a store update reaches 1,000 nodes in about 5 hops (the publisher sends to its ~10 connections, then each hop multiplies by ~3 new nodes: 1 + log3(100)), 200 nodes in about 4; each node receives an update about 4 times (mesh duplicates), about 350 bytes each for an overlay entry, so about 1.4 KB per node and 1.4 MB across 1,000 nodes per update. Higher: fewer hops, more duplicates and connections; lower: the graph can split after failures.',
+        },
+        rotateIntervalMs: {
+          kind: { type: 'integer', min: 0, max: 86_400_000 },
+          default: 60_000,
+          doc: 'Milliseconds between replacing one random kept peer with another member (plus up to half of it as jitter); 0 never rotates. Keeps the connection graph random as members come and go, and gives kept sets that lay on one side of a healed partition edges across (a member that comes back from failed also triggers one swap at once). Default 60,000: one reconnect per node per minute costs nothing measurable.',
+        },
+        maxInbound: {
+          kind: { type: 'integer', min: 1, max: 4096 },
+          default: 12,
+          doc: "Kept connections other nodes may hold to this one, an agent's connections to its masters not counted (masters accept every agent). Beyond it the keep is refused and the asker picks another member, so no node collects connections as the cluster grows. Default 12: with a degree of 5 a node has on average 5 inbound; more than 12 is rare, and each refusal costs the asker a handshake.",
+        },
+      },
+    },
+    doc: 'The bounded set of libp2p connections (see src/net/peer-set.ts).',
   },
   ipam: {
     kind: {

@@ -122,6 +122,9 @@ export class Daemon {
       masters: config.masters,
       overlay: config.overlay,
       leaseCheckIntervalMs: config.ipam.leaseCheckIntervalMs,
+      peerDegree: config.peers.degree,
+      peerRotateIntervalMs: config.peers.rotateIntervalMs,
+      maxInboundPeers: config.peers.maxInbound,
       logger,
     });
     let kernel: Kernel | undefined;

@@ -16,7 +16,7 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync, renameSync } from '
 import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
-import { randomlySeededRng, RealClock, type Clock, type Rng, LashupError } from '../common/index.js';
+import { randomlySeededRng, RealClock, type Clock, type Rng, type TimerHandle, LashupError } from '../common/index.js';
 import { NodeFs } from '../storage/index.js';
 import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
@@ -24,6 +24,7 @@ import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayCo
 import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
 import { FileLeaseStore } from './lease-store.js';
 import { seedMultiaddr } from './seeds.js';
+import { PeerManager } from './peers.js';
 import { silentLogger, componentLogger } from '../log/index.js';
 import {
   Membership,
@@ -46,6 +47,10 @@ import {
 } from '../net/index.js';
 
 export const KV_TOPIC = 'lashup/kv/1';
+/** Repairs with returning members run in batches this far apart, ms. */
+const REPAIR_BATCH_MS = 500;
+/** Returning members repaired with per batch. */
+const REPAIRS_PER_BATCH = 2;
 /** The key where the leading master publishes the committed overlay configuration. */
 export const OVERLAY_CONFIG_KEY = 'overlay-config';
 
@@ -88,6 +93,12 @@ export interface NodeOptions {
   raft?: Partial<RaftConfig>;
   /** Agents: interval between confirmations of the lease with the masters, ms. Default 30,000. */
   leaseCheckIntervalMs?: number;
+  /** Random peers kept connected (see src/net/peer-set.ts). Default 5. */
+  peerDegree?: number;
+  /** Time between replacing one kept peer with another member, ms. Default 60,000. */
+  peerRotateIntervalMs?: number;
+  /** Inbound keeps accepted from other nodes (essential ones not counted). Default 12. */
+  maxInboundPeers?: number;
   logger?: Logger;
   clock?: Clock;
   rng?: Rng;
@@ -138,14 +149,15 @@ export class LashupNode {
   readonly allocator: AllocatorMaster | undefined;
   /** This agent's lease client (agents only). */
   readonly lease: LeaseClient | undefined;
+  readonly peers: PeerManager;
+  readonly stats = { repairs: 0 };
+  private readonly rng: Rng;
   private stopped = false;
   private readonly leaseListeners = new Set<(lease: Lease) => void>();
   private readonly leaseLostListeners = new Set<(lease: Lease) => void>();
   private readonly leaseConfirmedListeners = new Set<(lease: Lease) => void>();
   private readonly clock: Clock;
   private readonly raftListeners = new Set<(state: { role: Role; term: number; leader: string | undefined }) => void>();
-  /** peer id -> member name, from metadata. */
-  private readonly peerNames = new Map<string, string>();
   private readonly metaCache = new WeakMap<Uint8Array, MemberMeta | null>();
 
   private constructor(
@@ -158,6 +170,7 @@ export class LashupNode {
     rng: Rng,
   ) {
     this.clock = clock;
+    this.rng = rng.fork('repairs');
     const meta = encodeMeta({
       role: options.role,
       underlayIp: options.underlayIp,
@@ -201,32 +214,54 @@ export class LashupNode {
       streams: libp2p,
       clock,
       rng: rng.fork('anti-entropy'),
-      peers: () => this.livePeerAddresses(),
+      // Rounds with kept peers (connected already); with none yet, with any live member.
+      peers: () => {
+        const kept = this.peers.keptAddresses();
+        return kept.length > 0 ? kept : this.livePeerAddresses();
+      },
       logger: componentLogger(logger, 'anti-entropy'),
     });
     if (opened.report.truncatedBytes > 0 || opened.report.corruptSnapshots > 0) logger.warn({ recovery: opened.report }, 'kv recovered with repairs');
     libp2p.subscribe(KV_TOPIC, (data, from) => this.kv.receive(data, from));
     // Members' hosts are admitted to the libp2p handshake even when strangers hold every slot.
     libp2p.setMemberHosts((host) => this.memberHosts.has(host));
+    this.peers = new PeerManager({
+      name: options.name,
+      role: options.role,
+      membership: this.membership,
+      libp2p,
+      meta: (bytes) => this.meta(bytes),
+      clock,
+      rng: rng.fork('peers'),
+      degree: options.peerDegree ?? 5,
+      rotateIntervalMs: options.peerRotateIntervalMs ?? 60_000,
+      retryBackoffMs: 10_000,
+      logger: componentLogger(logger, 'peers'),
+      // The first peers of a starting node: one repair pulls the cluster's state and pushes the
+      // node's own writes, instead of waiting for the first anti-entropy round.
+      onKept: (_name, address) => {
+        if (this.firstRepairs < 2) {
+          this.firstRepairs++;
+          this.repairs.add(address);
+          this.scheduleRepairs();
+        }
+      },
+      // A member back from failed or left (a healed partition, a restart) may hold updates this
+      // node missed while gossip could not reach it. Not on a refuted suspicion: during a
+      // cluster's start those come by the hundred and each repair is a dial.
+      onReturned: (_name, address) => this.queueRepair(address),
+      // A reset kept connection (a killed process resets its TCP connections at once): probe
+      // the member out of turn instead of at its next round-robin probe.
+      onLost: (name) => {
+        if (!this.stopped) this.membership.probeNow(name);
+      },
+    });
     this.membership.on((event) => {
       if (!('member' in event)) return;
       const meta = this.meta(event.member.meta);
-      if (meta?.peerId !== undefined) this.peerNames.set(meta.peerId, event.member.name);
       if (event.type === 'reaped') this.forgetHosts(event.member.name);
       else this.rememberHosts(event.member.name, event.member.address, meta);
-      if ((event.type === 'join' || event.type === 'alive' || event.type === 'update') && event.member.name !== options.name) {
-        const address = meta?.addrs?.[0];
-        if (address !== undefined) libp2p.connect(address);
-        // A member that joined or came back (a healed partition, a restart) may hold updates this
-        // node missed while gossip could not reach it: repair with it now rather than at the
-        // next random anti-entropy round (30 s, and only 1/N of them pick this member).
-        if (address !== undefined && event.type !== 'update') this.queueRepair(address);
-        if (meta?.role === 'master' && event.type !== 'update') this.lease?.kick();
-      }
-    });
-    libp2p.onPeerDisconnected((peerId) => {
-      const name = this.peerNames.get(peerId);
-      if (name !== undefined && !this.stopped) this.membership.probeNow(name);
+      if ((event.type === 'join' || event.type === 'alive') && event.member.name !== options.name && meta?.role === 'master') this.lease?.kick();
     });
     const masters = options.masters ?? [];
     if (options.role === 'master' && masters.includes(options.name)) {
@@ -300,29 +335,39 @@ export class LashupNode {
     }
   }
 
-  private readonly repairQueue = new Set<string>();
-  private repairTimer: NodeJS.Timeout | undefined;
+  /** Members that returned since the last repair batch (one is picked, the rest dropped). */
+  private readonly returning = new Set<string>();
+  /** Repairs to run in the next batch. */
+  private readonly repairs = new Set<string>();
+  private repairTimer: TimerHandle | undefined;
+  private firstRepairs = 0;
 
   /**
-   * Anti-entropy with members that joined or returned, at most two rounds per second, so that
-   * a join storm (a cluster starting, a large partition healing) stays bounded.
+   * A member came back: repair with returning members, at most REPAIRS_PER_BATCH per batch,
+   * chosen at random, the others dropped. A healed partition brings back half the cluster at
+   * once; repairing with each of them was N^2 rounds (each a dial) across the cluster. One
+   * repair with any member of the other side pulls that side's state (it converged while apart),
+   * and gossip and anti-entropy carry the rest.
    */
   private queueRepair(address: string): void {
     if (this.stopped) return;
-    this.repairQueue.add(address);
-    if (this.repairTimer !== undefined) return;
-    this.repairTimer = setInterval(() => {
-      const batch = [...this.repairQueue].slice(0, 2);
-      for (const peer of batch) {
-        this.repairQueue.delete(peer);
+    this.returning.add(address);
+    this.scheduleRepairs();
+  }
+
+  private scheduleRepairs(): void {
+    if (this.repairTimer !== undefined || this.stopped) return;
+    this.repairTimer = this.clock.setTimer(REPAIR_BATCH_MS, () => {
+      this.repairTimer = undefined;
+      if (this.stopped) return;
+      const returning = this.rng.shuffle([...this.returning]).slice(0, REPAIRS_PER_BATCH);
+      this.returning.clear();
+      for (const peer of new Set([...this.repairs, ...returning])) {
+        this.stats.repairs++;
         this.antiEntropy.round(peer);
       }
-      if (this.repairQueue.size === 0 || this.stopped) {
-        clearInterval(this.repairTimer);
-        this.repairTimer = undefined;
-      }
-    }, 500);
-    this.repairTimer.unref();
+      this.repairs.clear();
+    });
   }
 
   /** Calls `listener` with every lease this agent obtains (the stored one first, at start). */
@@ -407,6 +452,7 @@ export class LashupNode {
       privateKey,
       listen: [`/${proto}/${options.bindHost}/tcp/${options.libp2pPort}`],
       psk: pskFromClusterKey(networkKey, options.label),
+      ...(options.maxInboundPeers === undefined ? {} : { maxInboundKeeps: options.maxInboundPeers }),
       logger: componentLogger(logger, 'libp2p'),
     });
     let udp: UdpTransport | undefined;
@@ -431,6 +477,7 @@ export class LashupNode {
     }
     const node = new LashupNode(options, libp2p, packets, udp, logger, clock, rng);
     node.membership.start();
+    node.peers.start();
     node.antiEntropy.start();
     node.allocator?.start();
     node.lease?.start();
@@ -486,8 +533,9 @@ export class LashupNode {
   private async shutdown(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.repairTimer !== undefined) clearInterval(this.repairTimer);
+    this.repairTimer?.cancel();
     this.repairTimer = undefined;
+    this.peers.stop();
     this.allocator?.stop();
     this.lease?.stop();
     this.membership.stop();
