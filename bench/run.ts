@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- [names...] [--quick]`: runs bench/<name>.ts (all of them without names),
- * prints each table and writes bench/results/<name>.json.
+ * `npm run bench -- [names...] [--quick] [--sizes=A,B]`: runs bench/<name>.ts (all of them
+ * without names), prints each table and writes bench/results/<name>.json. `--sizes` replaces the
+ * sizes of benchmarks that have them (cluster nodes, e2e agents).
  */
 import '../src/polyfills.js';
 import { readdirSync } from 'node:fs';
@@ -24,6 +25,12 @@ function available(): string[] {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
+  const sizesArg = args.find((a) => a.startsWith('--sizes='));
+  const sizes = sizesArg === undefined ? undefined : sizesArg.slice('--sizes='.length).split(',').map(Number);
+  if (sizes !== undefined && sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+    process.stderr.write(`${sizesArg} is not valid; expected --sizes=N[,N...] with positive integers\n`);
+    return 2;
+  }
   const names = args.filter((a) => !a.startsWith('--'));
   const known = available();
   const selected = names.length > 0 ? names : known;
@@ -36,7 +43,7 @@ async function main(): Promise<number> {
     const mod = (await import(join(here, `${name}.js`))) as { default: Benchmark };
     const bench = mod.default;
     const started = performance.now();
-    const result = await bench.run({ quick, log: (m) => process.stderr.write(`[${name}] ${m}\n`) });
+    const result = await bench.run({ quick, ...(sizes === undefined ? {} : { sizes }), log: (m) => process.stderr.write(`[${name}] ${m}\n`) });
     process.stdout.write(`${report(name, bench.description, result, resultsDir)}\n`);
     process.stdout.write(`(${name} took ${((performance.now() - started) / 1000).toFixed(1)} s)\n\n`);
   }

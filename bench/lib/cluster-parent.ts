@@ -1,5 +1,5 @@
 /** Spawning and driving cluster workers (bench/lib/cluster-worker.ts) from a parent process. */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 
 export interface WorkerEvent {
   evt: string;
@@ -28,9 +28,14 @@ export class WorkerHandle {
 
   private readonly listeners = new Set<(e: WorkerEvent) => void>();
 
-  /** Spawns a worker: `script` is the worker module, `execArgv` the Node flags (loaders, polyfills). */
-  static spawn(script: string, execArgv: string[]): WorkerHandle {
-    const child = fork(script, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  /**
+   * Spawns a worker: `script` is the worker module, `execArgv` the Node flags (loaders,
+   * polyfills); `netns` runs it inside that network namespace (`ip netns exec` replaces itself
+   * with Node, so the IPC channel and the PID are the worker's own).
+   */
+  static spawn(script: string, execArgv: string[], netns?: string): WorkerHandle {
+    const stdio: StdioOptions = ['ignore', 'ignore', 'inherit', 'ipc'];
+    const child = netns === undefined ? fork(script, [], { execArgv, stdio }) : spawn('ip', ['netns', 'exec', netns, process.execPath, ...execArgv, script], { stdio });
     return new WorkerHandle(child);
   }
 

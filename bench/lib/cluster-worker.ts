@@ -29,6 +29,12 @@ export interface WorkerNodeSpec {
   packetTransport: 'udp' | 'libp2p';
   role?: 'master' | 'agent';
   masters?: string[];
+  /** Address to bind and advertise. Default 127.0.0.1. */
+  host?: string;
+  /** NodeOptions.peerDegree. */
+  peerDegree?: number;
+  /** Write `formation/<name>` at start (the cluster benchmark's formation check). */
+  formationKey?: boolean;
 }
 
 type Command =
@@ -53,10 +59,11 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
         dataDir: spec.dataDir,
         role: spec.role ?? 'agent',
         ...(spec.masters === undefined ? {} : { masters: spec.masters }),
-        underlayIp: '127.0.0.1',
+        underlayIp: spec.host ?? '127.0.0.1',
         clusterKeys: [spec.clusterKey],
         label: spec.label,
-        bindHost: '127.0.0.1',
+        bindHost: spec.host ?? '127.0.0.1',
+        ...(spec.peerDegree === undefined ? {} : { peerDegree: spec.peerDegree }),
         udpPort: 0,
         libp2pPort: 0,
         seeds: spec.seeds,
@@ -69,9 +76,13 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
       });
       node.onLease((lease) => send({ evt: 'lease', node: spec.name, lease, atMs: now() }));
       node.onAllocatorState((state) => send({ evt: 'raft', node: spec.name, role: state.role, term: state.term, leader: state.leader, atMs: now() }));
+      // Joins and metadata updates are not forwarded: at 200 nodes they are 40,000 messages at
+      // formation, which loaded the machine being measured.
       node.membership.on((event) => {
-        if ('member' in event) send({ evt: 'member', node: spec.name, type: event.type, member: event.member.name, atMs: now() });
+        if ('member' in event && event.type !== 'join' && event.type !== 'update') send({ evt: 'member', node: spec.name, type: event.type, member: event.member.name, atMs: now() });
       });
+      // Formation is complete when every node holds every node's key.
+      if (spec.formationKey === true) node.kv.update(`formation/${spec.name}`, (m) => m.lww('v').write(node.kv.marker(), 1));
       return { name: spec.name, libp2p: node.libp2p.multiaddrs[0], udp: node.udp?.localAddress };
     }),
   );
@@ -129,12 +140,20 @@ function stats(): void {
     nodes: [...nodes.values()].map((n) => ({
       name: n.name,
       live: n.membership.liveCount,
-      connections: n.libp2p.connectedPeers().length,
+      connections: n.libp2p.libp2p.getConnections().length,
+      formationKeys: n.kv.keys('formation/').length,
+      formationHave: n.kv.keys('formation/').length < 1000 ? n.kv.keys('formation/').map((k) => k.slice('formation/'.length)) : [],
+      kept: n.peers.stats.kept,
+      keptPeers: n.peers.peerSet.names,
+      joinAttempts: n.membership.stats.joinAttempts,
+      joinError: n.membership.lastJoinError?.message,
       subscribers: (n.libp2p.libp2p.services.pubsub as unknown as { getSubscribers(topic: string): unknown[] }).getSubscribers('lashup/kv/1').length,
       udp: n.udp?.stats,
       libp2p: n.libp2p.stats,
       membership: n.membership.stats,
       kv: n.kv.stats,
+      antiEntropy: n.antiEntropy.stats,
+      peers: n.peers.stats,
       allocator:
         n.allocator === undefined
           ? undefined

@@ -10,6 +10,8 @@ export interface Benchmark {
 export interface BenchContext {
   /** `--quick` was given: fewer trials and smaller sizes, for a smoke run. */
   readonly quick: boolean;
+  /** `--sizes=A,B`: the sizes to run instead of the benchmark's own (where it has sizes). */
+  readonly sizes?: readonly number[];
   /** Progress lines (to standard error, so the table stays clean). */
   log(message: string): void;
 }
