@@ -227,6 +227,8 @@ export class ApiServer {
       libp2p: d.node.libp2p.stats,
       kv: d.node.kv.stats,
       anti_entropy: d.node.antiEntropy.stats,
+      peers: d.node.peers.stats,
+      node: d.node.stats,
       allocator: d.node.allocator?.stats,
       lease: d.node.lease?.stats,
       dataplane: d.reconciler?.stats(),

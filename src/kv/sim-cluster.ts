@@ -92,6 +92,13 @@ export class KvCluster {
     });
   }
 
+  /** A replica's anti-entropy (for its counters). */
+  antiEntropyOf(name: string): AntiEntropy {
+    const ae = this.antiEntropy.get(name);
+    if (ae === undefined) throw new Error(`no replica ${name}`);
+    return ae;
+  }
+
   store(name: string): KvStore {
     const store = this.stores.get(name);
     if (store === undefined) throw new Error(`no replica ${name}`);

@@ -118,3 +118,36 @@ t.test('with every push lost, anti-entropy alone converges', async (t) => {
   t.ok(c.converged(), `converged after ${rounds} intervals`);
   t.same(c.store('r19').keys().length, 20);
 });
+
+t.test('rounds that find differences come quickly: writes lost at start spread in seconds, not intervals', async (t) => {
+  // 60 replicas, every push lost: each replica's own write is known only to itself, as a node's
+  // first writes were when it published before any peer subscribed.
+  const timeToConverge = (catchUpMs: number): number => {
+    const c = new KvCluster({ seed: 4, push: false, kv: { antiEntropyCatchUpIntervalMs: catchUpMs } });
+    for (let i = 0; i < 60; i++) c.addReplica(`r${i}`);
+    for (let i = 0; i < 60; i++) {
+      const s = c.store(`r${i}`);
+      s.update(`k${i}`, (m) => m.lww('v').write(s.marker(), i));
+    }
+    const startMs = c.sim.scheduler.nowMs();
+    while (!c.converged() && c.sim.scheduler.nowMs() - startMs < 600_000) c.runFor(500);
+    t.ok(c.converged(), `converged with catch-up ${catchUpMs} ms`);
+    const convergedMs = c.sim.scheduler.nowMs() - startMs;
+    const rounds = [...Array(60).keys()].reduce((n, i) => n + c.antiEntropyOf(`r${i}`).stats.roundsStarted, 0);
+    const catchUps = [...Array(60).keys()].reduce((n, i) => n + c.antiEntropyOf(`r${i}`).stats.catchUpRounds, 0);
+    t.comment(`catch-up ${catchUpMs} ms: converged after ${convergedMs} ms, ${rounds} rounds (${catchUps} brought forward)`);
+    if (catchUpMs === 0) t.equal(catchUps, 0, 'none brought forward when catch-up is off');
+    // Once equal (and after the few confirming quick rounds), rounds fall back to the full
+    // interval: in the second minute after converging the rate is that of the interval (60
+    // replicas, one round per 30 s each: ~120 a minute), not one per second each (3,600).
+    c.runFor(60_000);
+    const before = [...Array(60).keys()].reduce((n, i) => n + c.antiEntropyOf(`r${i}`).stats.roundsStarted, 0);
+    c.runFor(60_000);
+    const after = [...Array(60).keys()].reduce((n, i) => n + c.antiEntropyOf(`r${i}`).stats.roundsStarted, 0);
+    t.ok(after - before <= 200, `${after - before} rounds in the second minute after converging`);
+    return convergedMs;
+  };
+  const slow = timeToConverge(0);
+  const quick = timeToConverge(1000);
+  t.ok(quick * 4 < slow, `catch-up rounds converge ${Math.round(slow / quick)}x faster (${quick} ms against ${slow} ms)`);
+});
