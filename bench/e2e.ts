@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eventually, NetnsCluster } from '../src/demo/index.js';
+import { eventually, NetnsCluster, run } from '../src/demo/index.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
 
@@ -39,6 +39,16 @@ function monitor(ns: string): Monitor {
   return m;
 }
 
+/** LASHUP_BENCH_DEBUG=1: what an agent that lacks a route holds (a developer's aid). */
+async function diagnose(cluster: NetnsCluster, agent: string, subnet: string | undefined): Promise<string> {
+  const ns = cluster.nodes.get(agent)?.host.ns as string;
+  const get = async (path: string): Promise<string> => (await run(['ip', 'netns', 'exec', ns, 'curl', '-s', '-m', '3', `http://127.0.0.1:62080${path}`])).stdout;
+  const kv = await get('/v1/kv/overlay%2Fdcos');
+  const metrics = (await get('/metrics')).split('\n').filter((l) => /lashup_(libp2p|peers|anti_entropy_rounds|kv_remote)/.test(l)).join(' ');
+  const route = subnet === undefined ? '' : (await run(['ip', '-n', ns, 'route', 'show', subnet])).stdout.trim();
+  return `${agent}: entry in store: ${subnet !== undefined && kv.includes(subnet)}; route: ${route || 'none'}; ${metrics}`;
+}
+
 interface Trial {
   /** New agent's process spawn -> its route on every other agent's kernel, ms. */
   spawnMs: number;
@@ -57,7 +67,8 @@ interface Measured {
 
 async function measure(agents: number, trials: number, log: (m: string) => void): Promise<Measured> {
   const command = [process.execPath, join(here, '..', 'src', 'cli', 'main.js')];
-  const cluster = await NetnsCluster.create({ agents, spareHosts: trials, command, prefix: 'lxb' });
+  const daemonLog = process.env['LASHUP_BENCH_DAEMON_LOG'];
+  const cluster = await NetnsCluster.create({ agents, spareHosts: trials, command, prefix: 'lxb', ...(daemonLog === undefined ? {} : { logLevel: daemonLog }) });
   const results: Trial[] = [];
   const failures: string[] = [];
   try {
@@ -78,7 +89,13 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
       }, 30_000, 20);
       for (const m of monitors.values()) m.child.kill('SIGTERM');
       if (!ok) {
-        failures.push(`trial ${t}: not every agent programmed ${name}'s route within 30 s`);
+        const subnet = cluster.leaseOf(name)?.networks['dcos']?.subnet;
+        const lacking = [...monitors].filter(([, m]) => subnet === undefined || !m.lines.some((l) => l.text.startsWith(`${subnet} `))).map(([n]) => n);
+        failures.push(`trial ${t}: not every agent programmed ${name}'s route within 30 s (subnet ${subnet ?? 'not leased'}; lacking: ${lacking.join(', ')})`);
+        if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
+          log(`${name}'s log: ${node.log.slice(-3000)}`);
+          for (const n of lacking.slice(0, 3)) log(await diagnose(cluster, n, subnet));
+        }
         continue;
       }
       const subnet = cluster.leaseOf(name)?.networks['dcos']?.subnet as string;

@@ -27,6 +27,14 @@ export interface InboundGateOptions {
   totalPending: number;
   /** Whether a remote host (IP text) belongs to a known member. */
   isMemberHost: (host: string) => boolean;
+  /**
+   * Age after which an unsettled ticket is reclaimed, in ms: longer than libp2p's own limit on
+   * an inbound upgrade, so a connection still handshaking is never counted out. A backstop for
+   * connections that ended without the close event reaching the gate.
+   */
+  maxPendingMs: number;
+  /** Monotonic time, ms. */
+  nowMs: () => number;
 }
 
 export interface InboundGateStats {
@@ -40,24 +48,30 @@ export interface InboundGateStats {
   refusedBusy: number;
   /** Unauthenticated connections now (a gauge). */
   pending: number;
+  /** Tickets reclaimed after maxPendingMs without being settled (each one a missed close). */
+  expired: number;
 }
 
 /** A connection admitted by the gate; settle it exactly once. */
 export interface GateTicket {
   readonly host: string;
   readonly member: boolean;
+  readonly admittedAtMs: number;
   settled: boolean;
 }
 
 export class InboundGate {
-  readonly stats: InboundGateStats = { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, refusedBusy: 0, pending: 0 };
+  readonly stats: InboundGateStats = { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, refusedBusy: 0, pending: 0, expired: 0 };
   private readonly perHost = new Map<string, number>();
+  /** Unsettled tickets (at most totalPending). */
+  private readonly open = new Set<GateTicket>();
   private strangers = 0;
 
   constructor(private readonly options: InboundGateOptions) {}
 
   /** A ticket when the connection may proceed to its handshake; undefined when it is refused. */
   admit(host: string): GateTicket | undefined {
+    this.reclaimExpired();
     if (this.stats.pending >= this.options.totalPending) {
       this.stats.refusedBusy++;
       return undefined;
@@ -77,17 +91,34 @@ export class InboundGate {
     this.perHost.set(host, (this.perHost.get(host) ?? 0) + 1);
     this.stats.admitted++;
     this.stats.pending++;
-    return { host, member, settled: false };
+    const ticket: GateTicket = { host, member, admittedAtMs: this.options.nowMs(), settled: false };
+    this.open.add(ticket);
+    return ticket;
   }
 
   /** The connection authenticated, failed or closed: its slot is free. Idempotent. */
   settle(ticket: GateTicket): void {
     if (ticket.settled) return;
     ticket.settled = true;
+    this.open.delete(ticket);
     const left = (this.perHost.get(ticket.host) ?? 1) - 1;
     if (left <= 0) this.perHost.delete(ticket.host);
     else this.perHost.set(ticket.host, left);
     if (!ticket.member) this.strangers--;
     this.stats.pending--;
+  }
+
+  /**
+   * Settles tickets older than maxPendingMs. Slots that were never given back kept members out
+   * for good: in a 3-master, 32-agent cluster the masters' stranger slots filled up during
+   * formation, and every agent started later never joined (no lease after 30 s, every time).
+   */
+  private reclaimExpired(): void {
+    const oldest = this.options.nowMs() - this.options.maxPendingMs;
+    for (const ticket of this.open) {
+      if (ticket.admittedAtMs > oldest) continue;
+      this.stats.expired++;
+      this.settle(ticket);
+    }
   }
 }

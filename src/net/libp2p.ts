@@ -46,7 +46,8 @@ export interface Libp2pNodeOptions {
    * Gossipsub mesh degree D (Dlo = D - 1, Dhi = 2 D). Default 4, below gossipsub's 6: a node
    * holds about 10 connections (a peer degree of 5 each way); publishers flood each delta to all
    * of them, and every node relays it to its D mesh peers, so a delta reaches 1,000 nodes in
-   * about 3 hops, and each node receives about D copies (one is used; each copy is an
+   * about 5 hops (~10 nodes after the publisher's flood, then ~3 new nodes per node per hop:
+   * 1 + log3(100)), and each node receives about D copies (one is used; each copy is an
    * encrypted frame and a decode, ~300 bytes for an overlay entry). D = 6 doubled update latency
    * with 57 nodes on 2 cores, through duplicates.
    */
@@ -361,7 +362,7 @@ export class Libp2pNode implements StreamTransport {
     oversizedFrames: 0,
     published: 0,
     received: 0,
-    inbound: { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, refusedBusy: 0, pending: 0 },
+    inbound: { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, refusedBusy: 0, pending: 0, expired: 0 },
     keepsOut: 0,
     keepsIn: 0,
     keepsRefused: 0,
@@ -424,6 +425,8 @@ export class Libp2pNode implements StreamTransport {
       strangerPending: options.strangerPendingInbound ?? 16,
       totalPending: options.totalPendingInbound ?? 32,
       isMemberHost: (host) => hosts.isMember(host),
+      maxPendingMs: (options.inboundUpgradeTimeoutMs ?? 5000) + 1000,
+      nowMs: () => performance.now(),
     });
     const tickets = new WeakMap<object, GateTicket>();
     let libp2p: Libp2p<Services>;

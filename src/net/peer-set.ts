@@ -9,7 +9,8 @@
  * and accept at most their own inbound limit (enforced by the shell), so connections per node
  * stay near 2 x degree whatever the cluster size. Gossipsub's mesh runs over these connections:
  * a random graph of degree ~2 x degree has a diameter of about log(N) / log(2 x degree - 1)
- * hops (3 at 1,000 nodes with degree 5).
+ * hops (3 at 1,000 nodes with degree 5); gossipsub relays over a mesh of degree 4 inside it,
+ * so a delta takes about 5 hops to reach 1,000 nodes (see Libp2pNodeOptions.meshDegree).
  *
  * Why random and rotating: a random graph stays connected with overwhelming probability, and
  * replacing one peer every `rotateIntervalMs` keeps mixing it, so sets that all ended up on one
