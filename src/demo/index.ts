@@ -4,3 +4,4 @@ export { TestNet, run, must, eventually, reapStale } from './netns.js';
 export type { TestHost, TestNetOptions, ExecResult } from './netns.js';
 export { runDemo } from './demo.js';
 export { runLocalDemo } from './local.js';
+export { neighbourEntriesFor, reserveNeighbourCapacity } from './neighbour-capacity.js';

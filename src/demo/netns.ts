@@ -14,6 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { reserveNeighbourCapacity } from './neighbour-capacity.js';
 
 export interface ExecResult {
   code: number;
@@ -93,6 +94,7 @@ export class TestNet {
     readonly switchNs: string,
     readonly hosts: readonly TestHost[],
     private readonly namespaces: string[],
+    private readonly releaseNeighbours: () => void,
   ) {}
 
   /** Builds the switch and `hosts` host namespaces. On failure, removes what it made. */
@@ -101,6 +103,7 @@ export class TestNet {
     const prefix = options.prefix ?? 'lxt';
     if (!/^[a-z]{2,4}$/.test(prefix)) throw new RangeError(`prefix ${JSON.stringify(prefix)}; expected 2-4 lower-case letters`);
     await reapStale(prefix);
+    const releaseNeighbours = reserveNeighbourCapacity(options.hosts);
     const id = `${prefix}-${process.pid}-${netCounter++}`;
     const subnet = options.subnet24 ?? '192.0.2';
     const switchNs = `${id}-sw`;
@@ -125,9 +128,10 @@ export class TestNet {
       }
     } catch (err) {
       for (const ns of created.reverse()) await run(['ip', 'netns', 'del', ns]);
+      releaseNeighbours();
       throw err;
     }
-    return new TestNet(id, switchNs, hosts, created);
+    return new TestNet(id, switchNs, hosts, created, releaseNeighbours);
   }
 
   host(index: number): TestHost {
@@ -174,6 +178,7 @@ export class TestNet {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const ns of [...this.namespaces].reverse()) await run(['ip', 'netns', 'del', ns]);
+    this.releaseNeighbours();
   }
 
   /** Names of this net's namespaces that still exist. */

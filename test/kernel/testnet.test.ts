@@ -4,7 +4,9 @@
  * and everything is removed afterwards.
  */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { kernelTestSkip, run, TestNet } from '../helpers/netns.js';
+import { neighbourEntriesFor } from '../../src/demo/index.js';
 
 const skip = await kernelTestSkip();
 
@@ -40,4 +42,21 @@ t.test('a failed build removes what it made', { skip }, async (t) => {
     .filter((line) => line.startsWith(`lxt-${process.pid}-`));
   t.same(leftovers, [], 'no namespace of this process is left');
   await t.rejects(TestNet.create({ hosts: 0 }), RangeError);
+});
+
+t.test('a large net gets room in the kernel\'s shared neighbour table, given back when it is destroyed', { skip }, async (t) => {
+  const limit = '/proc/sys/net/ipv4/neigh/default/gc_thresh3';
+  const before = Number(readFileSync(limit, 'utf8'));
+  // 30 hosts need 2 x 30 x 30 = 1,800 entries, above the kernel's default of 1,024.
+  const hosts = 30;
+  const needed = neighbourEntriesFor(hosts);
+  const net = await TestNet.create({ hosts });
+  t.teardown(() => net.destroy());
+  t.ok(Number(readFileSync(limit, 'utf8')) >= needed, `the limit holds ${needed} entries while the net exists`);
+  // Every host resolves every other one at once: the last host still reaches the first.
+  const all = await Promise.all(net.hosts.slice(1).map((h) => net.ping(h.ns, net.host(1).ip)));
+  t.ok(all.every(Boolean), 'every host reaches host 1');
+  t.ok(await net.ping(net.host(hosts).ns, net.host(2).ip), 'the last host reaches host 2');
+  await net.destroy();
+  t.equal(Number(readFileSync(limit, 'utf8')), before, 'the previous limit is restored');
 });
