@@ -76,10 +76,8 @@ async function until(check: () => boolean, timeoutMs: number, what: string): Pro
   }
 }
 
-async function stats(workers: WorkerHandle[]): Promise<WorkerEvent[]> {
-  const marks = workers.map((w) => w.events.length);
-  for (const w of workers) w.send({ cmd: 'stats' });
-  return Promise.all(workers.map((w, i) => w.waitFor((e) => e.evt === 'stats' && w.events.indexOf(e) >= (marks[i] as number), 10_000)));
+function stats(workers: WorkerHandle[]): Promise<WorkerEvent[]> {
+  return Promise.all(workers.map((w) => w.stats()));
 }
 
 async function run(nodes: number, log: (m: string) => void): Promise<RunResult> {

@@ -48,6 +48,13 @@ export class WorkerHandle {
     if (!this.exited) this.child.send(command as never);
   }
 
+  /** Asks for the worker's stats; resolves with the stats event sent after this request. */
+  stats(timeoutMs = 10_000): Promise<WorkerEvent> {
+    const mark = this.events.length;
+    this.send({ cmd: 'stats' });
+    return this.waitFor((e) => e.evt === 'stats' && this.events.indexOf(e) >= mark, timeoutMs);
+  }
+
   /** The next event matching `match`, or a rejection after `timeoutMs`. */
   waitFor(match: (e: WorkerEvent) => boolean, timeoutMs: number): Promise<WorkerEvent> {
     const seen = this.events.find(match);

@@ -53,14 +53,8 @@ t.test('a partition heals and merges across peer sets that all lay on one side',
 
   /** Every node's stats, fresh from both workers. */
   const stats = async (): Promise<NodeStats[]> => {
-    const out: NodeStats[] = [];
-    for (const w of workers) {
-      const before = w.events.length;
-      w.send({ cmd: 'stats' });
-      await until(() => w.events.slice(before).some((e) => e.evt === 'stats'), 10_000, 'worker stats', 20);
-      out.push(...((w.events.slice(before).find((e) => e.evt === 'stats') as WorkerEvent)['nodes'] as NodeStats[]));
-    }
-    return out;
+    const events = await Promise.all(workers.map((w) => w.stats()));
+    return events.flatMap((e) => e['nodes'] as NodeStats[]);
   };
   /** Polls stats until `check` holds for every node; returns the last stats. */
   const eventually = async (check: (n: NodeStats) => boolean, ms: number, what: string): Promise<NodeStats[]> => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Scheduler, ScopedClock } from '../../../src/sim/index.js';
 import { SeededRng } from '../../../src/common/index.js';
 import { KvPersistence, KvStore, MemoryFs, NodeFs, kvConfig, type FsyncPolicy, type StorageFs } from '../../../src/kv/index.js';
+import { ORMap } from '../../../src/crdt/index.js';
 
 /** One process life: its timers die with it (`clock.cancelAll()` is the crash). */
 function boot(fs: StorageFs, scheduler: Scheduler, options: { fsync?: FsyncPolicy; compactAfterBytes?: number; dir?: string } = {}) {
@@ -211,4 +212,33 @@ t.test('the real file system', async (t) => {
   t.throws(() => fs.read(join(dir, 'kv')), { code: 'LASHUP_ERR_STORAGE' }, 'reading a directory as a file');
   t.throws(() => fs.list(join(dir, 'missing')), { code: 'LASHUP_ERR_STORAGE' });
   t.equal(fs.read(join(dir, 'nothing')), undefined);
+});
+
+t.test('group commit: changes from other replicas wait remoteIntervalMs; a local update brings them forward', async (t) => {
+  const fs = new MemoryFs();
+  const scheduler = new Scheduler();
+  const a = boot(fs, scheduler, { fsync: { mode: 'interval', intervalMs: 10, remoteIntervalMs: 1000 } });
+  let remoteDurable = false;
+  a.persistence.whenDurable(a.persistence.append('r1', 'join', new ORMap(), true), () => (remoteDurable = true));
+  scheduler.runFor(500);
+  t.notOk(remoteDurable, 'a remote change alone waits for the remote interval');
+  t.equal(a.persistence.stats.fsyncs, 0);
+  scheduler.runFor(500);
+  t.ok(remoteDurable, 'durable after remoteIntervalMs');
+  t.equal(a.persistence.stats.fsyncs, 1, 'one fsync for it');
+
+  let second = false;
+  a.persistence.whenDurable(a.persistence.append('r2', 'join', new ORMap(), true), () => (second = true));
+  scheduler.runFor(100);
+  let local = false;
+  a.store.whenDurable(write(a.store, 'k', 'f', 1), () => (local = true));
+  scheduler.runFor(10);
+  t.ok(local && second, 'a local update commits the waiting remote change with it, 10 ms later');
+  t.equal(a.persistence.stats.fsyncs, 2);
+  // A remote change never pushes a pending local commit back.
+  let third = false;
+  a.store.whenDurable(write(a.store, 'k', 'f', 2), () => (third = true));
+  a.persistence.append('r3', 'join', new ORMap(), true);
+  scheduler.runFor(10);
+  t.ok(third, 'the local update is durable after 10 ms despite the remote change after it');
 });
