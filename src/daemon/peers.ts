@@ -95,7 +95,12 @@ export class PeerManager {
     this.options.clock.setTimer(0, () => {
       this.replanQueued = false;
       if (this.stopped) return;
-      this.apply(this.peerSet.setCandidates(this.candidates()));
+      const { candidates, addresses } = this.candidates();
+      for (const [name, address] of addresses) this.addresses.set(name, address);
+      // Addresses of members that are no longer candidates (suspect, failed, left) are kept
+      // until the plan released them: clearing them first left their keeps open.
+      this.apply(this.peerSet.setCandidates(candidates));
+      for (const name of [...this.addresses.keys()]) if (!addresses.has(name) && !this.peerSet.has(name)) this.addresses.delete(name);
       if (this.returned.size === 0) return;
       // Members came back from failed or left (a healed partition, restarts): mix the set so it
       // reaches across the old line, and tell the node (it repairs with some of them).
@@ -108,19 +113,20 @@ export class PeerManager {
     });
   }
 
-  private candidates(): PeerCandidate[] {
+  /** Alive members with a libp2p address, and those addresses. */
+  private candidates(): { candidates: PeerCandidate[]; addresses: Map<string, string> } {
     const out: PeerCandidate[] = [];
-    this.addresses.clear();
+    const addresses = new Map<string, string>();
     for (const m of this.options.membership.members()) {
       if (m.state !== 'alive' || m.name === this.options.name) continue;
       const meta = this.options.meta(m.meta);
       const address = meta?.addrs?.[0];
       if (address === undefined || !/\/p2p\/[^/]+$/.test(address)) continue;
-      this.addresses.set(m.name, address);
+      addresses.set(m.name, address);
       // An agent keeps the masters; a master keeps the other masters.
       out.push({ name: m.name, mustKeep: meta?.role === 'master' });
     }
-    return out;
+    return { candidates: out, addresses };
   }
 
   private apply(plan: PeerPlan): void {
