@@ -335,7 +335,7 @@ export class LashupNode {
     }
   }
 
-  /** Members that returned since the last repair batch (one is picked, the rest dropped). */
+  /** Members that returned since the last repair batch (REPAIRS_PER_BATCH are picked, the rest dropped). */
   private readonly returning = new Set<string>();
   /** Repairs to run in the next batch. */
   private readonly repairs = new Set<string>();

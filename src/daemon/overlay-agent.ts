@@ -118,6 +118,14 @@ export class OverlayAgent {
     if (!changed) return;
     this.options.logger?.info({ vtepIp: lease.vtepIp, networks: Object.keys(lease.networks) }, 'lease in use');
     this.applyLocal();
+    // The entry is published the moment the lease is granted, in the same turn, and travels as a
+    // store delta: flooded to every kept connection (the masters' included, which every agent
+    // keeps), then relayed along the gossipsub mesh, about as many hops as membership news
+    // takes. Chosen over carrying the entry in membership metadata (512 bytes, shared with the
+    // role and addresses, and two subnets with IPv6 do not fit) and over having the masters
+    // publish it (they would write other agents' keys, which the trust issue forbids); one
+    // write path keeps anti-entropy, removal and conflict handling in one place. Measured in
+    // `npm run bench -- e2e` (lease -> routes).
     this.publish();
     this.schedule();
   }
