@@ -123,7 +123,7 @@ export class OverlayAgent {
     // keeps), then relayed along the gossipsub mesh, about as many hops as membership news
     // takes. Chosen over carrying the entry in membership metadata (512 bytes, shared with the
     // role and addresses, and two subnets with IPv6 do not fit) and over having the masters
-    // publish it (they would write other agents' keys, which the trust issue forbids); one
+    // publish it (they would write other agents' entries, which the trust issue means to restrict); one
     // write path keeps anti-entropy, removal and conflict handling in one place. Measured in
     // `npm run bench -- e2e` (lease -> routes).
     this.publish();
