@@ -154,7 +154,11 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
           const have = new Set((n as NodeStats & { formationHave: string[] }).formationHave);
           for (const name of names) if (!have.has(name)) missing.set(name, (missing.get(name) ?? 0) + 1);
         }
-        if (process.env['LASHUP_BENCH_DEBUG'] === '1') log(`v0: ${JSON.stringify(last.find((n) => n.name === 'v0'))}`);
+        if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
+          // The node holding the fewest keys, whole (its anti-entropy and peer counters).
+          const laggard = last.reduce((a, b) => (b.formationKeys < a.formationKeys ? b : a));
+          log(`fewest keys: ${JSON.stringify({ ...laggard, formationHave: undefined })}`);
+        }
         const retrying = last.filter((n) => ((n as unknown as { joinAttempts: number }).joinAttempts ?? 0) > 1);
         log(`nodes=${nodes}: forming after ${Date.now() - started} ms: ${live} see all alive, ${keys} hold all keys (fewest ${minKeys}); missing keys ${JSON.stringify([...missing].slice(0, 6))}; ${retrying.length} retried joins, e.g. ${JSON.stringify(retrying.slice(0, 2).map((n) => (n as unknown as { joinError: string }).joinError))}`);
       }
