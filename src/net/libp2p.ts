@@ -151,6 +151,7 @@ interface Libp2pModules {
   preSharedKey: typeof import('@libp2p/pnet').preSharedKey;
   multiaddr: typeof import('@multiformats/multiaddr').multiaddr;
   peerIdFromString: typeof import('@libp2p/peer-id').peerIdFromString;
+  noiseCrypto: typeof import('./noise-crypto.js').fastNoiseCrypto;
 }
 
 let modules: Promise<Libp2pModules> | undefined;
@@ -166,7 +167,8 @@ function loadModules(): Promise<Libp2pModules> {
     import('@libp2p/pnet'),
     import('@multiformats/multiaddr'),
     import('@libp2p/peer-id'),
-  ]).then(([l, t, n, y, i, g, p, m, pid]) => ({
+    import('./noise-crypto.js'),
+  ]).then(([l, t, n, y, i, g, p, m, pid, nc]) => ({
     createLibp2p: l.createLibp2p,
     tcp: t.tcp,
     noise: n.noise,
@@ -176,6 +178,7 @@ function loadModules(): Promise<Libp2pModules> {
     preSharedKey: p.preSharedKey,
     multiaddr: m.multiaddr,
     peerIdFromString: pid.peerIdFromString,
+    noiseCrypto: nc.fastNoiseCrypto,
   }));
   return modules;
 }
@@ -417,7 +420,7 @@ export class Libp2pNode implements StreamTransport {
 
   static async start(options: Libp2pNodeOptions): Promise<Libp2pNode> {
     const mods = await loadModules();
-    const { createLibp2p, tcp, noise, yamux, identify, gossipsub, preSharedKey } = mods;
+    const { createLibp2p, tcp, noise, yamux, identify, gossipsub, preSharedKey, noiseCrypto } = mods;
     const mesh = options.meshDegree ?? 4;
     const hosts = { isMember: (_host: string): boolean => false };
     const gate = new InboundGate({
@@ -462,7 +465,7 @@ export class Libp2pNode implements StreamTransport {
           },
         },
         transports: [tcp()],
-        connectionEncrypters: [noise()],
+        connectionEncrypters: [noise({ crypto: noiseCrypto })],
         streamMuxers: [yamux()],
         connectionProtector: preSharedKey({ psk: options.psk }),
         // libp2p pings every connection every 10 s on a new stream (a multistream negotiation
