@@ -143,7 +143,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     while (!formed && Date.now() < deadline) {
       last = nodeStats(await stats(all));
       formed = last.length === nodes && last.every((n) => n.live === nodes && n.formationKeys === nodes);
-      if (!formed && Date.now() - reportedAt >= 5000) {
+      if (!formed && Date.now() - reportedAt >= (process.env['LASHUP_BENCH_DEBUG'] === '1' ? 1000 : 5000)) {
         reportedAt = Date.now();
         const live = last.filter((n) => n.live === nodes).length;
         const keys = last.filter((n) => n.formationKeys === nodes).length;
@@ -155,9 +155,9 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
           for (const name of names) if (!have.has(name)) missing.set(name, (missing.get(name) ?? 0) + 1);
         }
         if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
-          // The node holding the fewest keys, whole (its anti-entropy and peer counters).
-          const laggard = last.reduce((a, b) => (b.formationKeys < a.formationKeys ? b : a));
-          log(`fewest keys: ${JSON.stringify({ ...laggard, formationHave: undefined })}`);
+          // The node holding the fewest keys: its anti-entropy and peer counters.
+          const laggard = last.reduce((a, b) => (b.formationKeys < a.formationKeys ? b : a)) as NodeStats & Record<string, unknown>;
+          log(`fewest keys: ${JSON.stringify({ name: laggard.name, live: laggard.live, keys: laggard.formationKeys, connections: laggard.connections, antiEntropy: laggard['antiEntropy'], peers: laggard['peers'] })}`);
         }
         const retrying = last.filter((n) => ((n as unknown as { joinAttempts: number }).joinAttempts ?? 0) > 1);
         log(`nodes=${nodes}: forming after ${Date.now() - started} ms: ${live} see all alive, ${keys} hold all keys (fewest ${minKeys}); missing keys ${JSON.stringify([...missing].slice(0, 6))}; ${retrying.length} retried joins, e.g. ${JSON.stringify(retrying.slice(0, 2).map((n) => (n as unknown as { joinError: string }).joinError))}`);
@@ -169,7 +169,8 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       throw new Error(`${nodes} nodes did not form within 300 s; e.g. ${JSON.stringify(lagging)}`);
     }
     const formationMs = Date.now() - started;
-    log(`nodes=${nodes}: formed (all alive, all formation keys) after ${formationMs} ms`);
+    const formationCpuSec = (await stats(all)).reduce((sum, e) => sum + ((e.cpuUserUs as number) + (e.cpuSystemUs as number)) / 1e6, 0);
+    log(`nodes=${nodes}: formed (all alive, all formation keys) after ${formationMs} ms; the workers used ${round(formationCpuSec)} s of CPU until then (module loading included)`);
     if (profileDir !== undefined) {
       (all[processes + 1] as WorkerHandle).send({ cmd: 'stop' });
       log(`profile of n1's process written to ${profileDir}`);
@@ -203,6 +204,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     const idleBytesPerNodeSec = (txAfter - txBefore) / idleSec / nodes;
     const rssMiBPerNode = after.slice(0, processes).reduce((s, e) => s + (e.rssBytes as number), 0) / 2 ** 20 / rest;
     const singleNodeRssMiB = summarize(after.slice(processes).map((e) => (e.rssBytes as number) / 2 ** 20)).p50;
+    if (process.env['LASHUP_BENCH_DEBUG'] === '1') log(`memory of the one-node processes: ${JSON.stringify(after.slice(processes).map((e) => e['memory']))}`);
 
     // Updates.
     const owner = new Map<string, WorkerHandle>();

@@ -137,6 +137,7 @@ function stats(): void {
     cpuUserUs: cpu.user,
     cpuSystemUs: cpu.system,
     rssBytes: process.memoryUsage().rss,
+    memory: process.memoryUsage(),
     nodes: [...nodes.values()].map((n) => ({
       name: n.name,
       live: n.membership.liveCount,
