@@ -83,8 +83,10 @@ function stats(workers: WorkerHandle[]): Promise<WorkerEvent[]> {
 async function run(nodes: number, log: (m: string) => void): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'lashup-bench-cluster-'));
   const key = generateClusterKey();
-  const script = join(here, 'lib', 'cluster-worker.js');
-  const execArgv = ['--import', join(here, '..', 'src', 'polyfills.js')];
+  // The worker as bundled with the daemon (tools/bundle.mjs): its memory and start-up are the
+  // shipped code's. It imports the polyfills first itself.
+  const script = join(here, '..', 'bundle', 'bench-cluster-worker.js');
+  const execArgv: string[] = [];
   const victims = 3;
   // The seeds everyone joins through (n0-n2) run alone, as the masters of a real cluster do.
   const seedCount = 3;

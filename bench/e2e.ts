@@ -66,7 +66,8 @@ interface Measured {
 }
 
 async function measure(agents: number, trials: number, log: (m: string) => void): Promise<Measured> {
-  const command = [process.execPath, join(here, '..', 'src', 'cli', 'main.js')];
+  // The shipped daemon: the bundle `npm run build` makes (see tools/bundle.mjs).
+  const command = [process.execPath, join(here, '..', 'bundle', 'lashup.js')];
   const daemonLog = process.env['LASHUP_BENCH_DAEMON_LOG'];
   const cluster = await NetnsCluster.create({ agents, spareHosts: trials, command, prefix: 'lxb', ...(daemonLog === undefined ? {} : { logLevel: daemonLog }) });
   const results: Trial[] = [];

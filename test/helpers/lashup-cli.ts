@@ -2,7 +2,7 @@
  * The `lashup` command for tests that start daemons as processes. They run the compiled build
  * (`npm test` builds first): starting through the TypeScript loader costs about 10 s of CPU per
  * process, which with nine daemons on two cores starved them into missing their deadlines.
- * Run on its own, a test rebuilds when `dist/` is older than `src/`.
+ * Run on its own, a test rebuilds (and re-bundles) when `dist/` is older than `src/`.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ export async function lashupCommand(): Promise<string[]> {
   built ??= (async () => {
     if (existsSync(main) && statSync(main).mtimeMs >= newest(join(root, 'src'))) return;
     await must(['npx', 'tsc', '-p', join(root, 'tsconfig.build.json')], 180_000);
+    await must([process.execPath, join(root, 'tools', 'bundle.mjs')], 60_000);
   })();
   await built;
   return [process.execPath, main];

@@ -1,0 +1,81 @@
+/**
+ * The shipped build: `npm run build` bundles the CLI/daemon into dist/bundle/lashup.js (see
+ * tools/bundle.mjs). The other process tests run the unbundled build (its coverage maps to the
+ * sources); this one runs the bundle as an operator does: a master starts from a configuration
+ * file, answers `lashup status` and leaves on SIGTERM.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { generateClusterKey } from '../../src/net/index.js';
+import { lashupCommand } from '../helpers/lashup-cli.js';
+import { eventually } from '../../src/demo/index.js';
+
+const bundle = fileURLToPath(new URL('../../dist/bundle/lashup.js', import.meta.url));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bundle, ...args], { timeout: 30_000, encoding: 'utf8' }, (error, out, err) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, out, err });
+    });
+  });
+}
+
+t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM', { timeout: 120_000 }, async (t) => {
+  await lashupCommand(); // builds dist/ (and the bundle) when older than src/
+  const usage = await cli('--help');
+  t.equal(usage.code, 0, usage.err);
+  t.match(usage.out, /usage: lashup <command>/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'lashup-bundle-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const config = join(dir, 'm1.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      name: 'm1',
+      role: 'master',
+      underlayIp: '127.0.0.1',
+      dataDir: join(dir, 'm1'),
+      masters: ['m1'],
+      seeds: [],
+      cluster: { keys: [generateClusterKey()], label: 'bundle-test' },
+      listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
+      membership: { profile: 'local' },
+      api: { host: '127.0.0.1', port },
+    }),
+  );
+  const daemon = spawn(process.execPath, [bundle, 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  daemon.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  const exited = new Promise<number | null>((resolve) => daemon.on('exit', (code) => resolve(code)));
+  t.teardown(() => void (daemon.exitCode === null && daemon.kill('SIGKILL')));
+
+  let status: { code: number; out: string; err: string } = { code: -1, out: '', err: '' };
+  const up = await eventually(async () => {
+    status = await cli('status', '--api', `127.0.0.1:${port}`);
+    return status.code === 0 && /"leader": "m1"/.test(status.out);
+  }, 60_000);
+  t.ok(up, `status answered with a leader: ${JSON.stringify(status)}; daemon stderr: ${stderr}`);
+  t.match(JSON.parse(status.out), { name: 'm1', role: 'master', raft: { role: 'leader' } });
+
+  daemon.kill('SIGTERM');
+  t.equal(await exited, 0, 'exits 0 after leaving');
+  t.match(stderr, /lashup daemon stopped/);
+});
