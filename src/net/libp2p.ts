@@ -212,9 +212,14 @@ export function mapLibp2pError(err: unknown, to: string, protocol: string): Tran
     return new TransportError(TransportErrorCode.ConnectionRefused, `${to} refused ${protocol}: ${e.message ?? text}`, detail, { cause: err });
   }
   if (/Encryption|Crypto|handshake|ECONNRESET|psk|nonce/i.test(text)) {
+    // A handshake that timed out is also what an overloaded peer looks like (a 200-node cluster
+    // starting on two cores logged a dozen of these): say both, the key first.
+    const cause = /abort|timeout|timed out/i.test(text)
+      ? 'pre-shared key mismatch? (or the peer is overloaded: the handshake timed out) Check that both nodes have the same cluster key and label'
+      : 'pre-shared key mismatch? Check that both nodes have the same cluster key and label';
     return new TransportError(
       TransportErrorCode.HandshakeFailed,
-      `libp2p handshake with ${to} failed (${e.message ?? text}): pre-shared key mismatch? Check that both nodes have the same cluster key and label`,
+      `libp2p handshake with ${to} failed (${e.message ?? text}): ${cause}`,
       detail,
       { cause: err },
     );
