@@ -190,6 +190,9 @@ export class LashupNode {
       streams: libp2p,
       logger: componentLogger(logger, 'membership'),
       streamAddressOf: (_name, _address, bytes) => this.meta(bytes)?.addrs?.[0],
+      // Catch-up syncs over connections that exist (a stream, not a handshake). Read when a
+      // sync is due: the peer manager is made below, after membership.
+      connectedPeers: () => this.peers.keptAddresses(),
     });
     const opened = KvPersistence.open({
       fs: new NodeFs(),

@@ -102,6 +102,8 @@ export interface MembershipStats {
   identityConflicts: number;
   syncsStarted: number;
   syncsCompleted: number;
+  /** Syncs brought forward because the last one taught this node new members. */
+  catchUpSyncs: number;
   syncsFailed: number;
   /** Sync messages (or streams) that were malformed: the sync was abandoned. */
   syncMessagesDropped: number;
@@ -132,6 +134,11 @@ export interface MembershipOptions {
    * the peer id carried in the metadata). Undefined means "no stream path to this member".
    */
   streamAddressOf?: (name: string, address: Address, meta: Uint8Array) => Address | undefined;
+  /**
+   * Stream addresses of members this node is connected to already (the libp2p runtime's kept
+   * peers): catch-up syncs go to one of them when there are any. Default none: a random member.
+   */
+  connectedPeers?: () => Address[];
 }
 
 type Lifecycle = 'new' | 'running' | 'leaving' | 'left' | 'stopped';
@@ -168,6 +175,7 @@ function emptyStats(): MembershipStats {
     identityConflicts: 0,
     syncsStarted: 0,
     syncsCompleted: 0,
+    catchUpSyncs: 0,
     syncsFailed: 0,
     syncMessagesDropped: 0,
     joinAttempts: 0,
@@ -190,6 +198,8 @@ export class Membership {
   private readonly streams: StreamTransport;
   private readonly logger: Logger | undefined;
   private readonly streamAddressOf: (name: string, address: Address, meta: Uint8Array) => Address | undefined;
+  private readonly connectedPeers: () => Address[];
+  private catchUpTimer: TimerHandle | undefined;
   private readonly broadcasts = new BroadcastQueue();
   private readonly awareness: Awareness;
   private readonly suspicions = new Map<number, RunningSuspicion>();
@@ -232,6 +242,7 @@ export class Membership {
     this.streams = options.streams;
     this.logger = options.logger;
     this.streamAddressOf = options.streamAddressOf ?? ((_name, address) => address);
+    this.connectedPeers = options.connectedPeers ?? (() => []);
     this.awareness = new Awareness(options.config.awarenessMaxMultiplier);
     this.table = new MemberTable(options.registry ?? new MemberRegistry());
     this.selfId = this.table.add(this.name, this.address, meta, options.incarnation ?? 0, MemberState.Alive, this.clock.nowMs());
@@ -441,7 +452,7 @@ export class Membership {
   stop(): void {
     if (this.lifecycle === 'stopped') return;
     this.lifecycle = 'stopped';
-    for (const timer of [this.probeTimer, this.gossipTimer, this.eagerTimer, this.pushPullTimer, this.reconnectTimer, this.reapTimer, this.joinTimer]) {
+    for (const timer of [this.probeTimer, this.gossipTimer, this.eagerTimer, this.pushPullTimer, this.catchUpTimer, this.reconnectTimer, this.reapTimer, this.joinTimer]) {
       timer?.cancel();
     }
     for (const running of this.suspicions.values()) running.timer.cancel();
@@ -1100,6 +1111,25 @@ export class Membership {
     if (to !== undefined) this.sync(to, false, () => undefined);
   }
 
+  /**
+   * A sync taught this node members it did not know: the cluster is forming or merging, so the
+   * next sync comes after pushPullCatchUpIntervalMs (jittered), with a connected peer when there
+   * is one. Each catch-up sync that teaches something schedules the next; the first that teaches
+   * nothing ends the chain (the periodic push-pull carries on as before).
+   */
+  private catchUp(): void {
+    const interval = this.config.pushPullCatchUpIntervalMs;
+    if (interval <= 0 || this.catchUpTimer !== undefined || this.lifecycle !== 'running') return;
+    this.stats.catchUpSyncs++;
+    this.catchUpTimer = this.clock.setTimer(Math.floor(interval * (0.5 + this.rng.next())), () => {
+      this.catchUpTimer = undefined;
+      if (this.lifecycle !== 'running') return;
+      const connected = this.connectedPeers();
+      if (connected.length > 0) this.sync(this.rng.pick(connected), false, () => undefined);
+      else this.pushPullOnce();
+    });
+  }
+
   private reconnectTick(): void {
     if (this.lifecycle !== 'running') return;
     this.reconnectTimer = this.clock.setTimer(this.config.reconnectIntervalMs, () => this.reconnectTick());
@@ -1188,6 +1218,8 @@ export class Membership {
     let sentMine = false;
     /** The responder's member name, from its DIFF: the "from" of suspicions its records carry. */
     let peer = to;
+    /** The responder's records named members this node did not know. */
+    let learned = false;
     startExchange({
       streams: this.streams,
       clock: this.clock,
@@ -1212,9 +1244,12 @@ export class Membership {
           peer = message.from;
           this.sendRecords(stream, this.recordsIn(buckets, (b) => bucketDiffers(message.differing, b)));
         } else if (message.type === SyncMessageType.Records) {
+          const known = this.table.count;
           this.mergeRecords(message.records, peer);
+          if (this.table.count > known) learned = true;
         } else if (message.type === SyncMessageType.Done && sentMine) {
           exchange.succeed();
+          if (learned) this.catchUp();
         } else {
           this.stats.syncMessagesDropped++;
           exchange.fail(`unexpected sync message of type ${message.type}`);

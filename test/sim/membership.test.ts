@@ -291,3 +291,31 @@ t.test('probeNow: a hint of a lost connection gets a dead member suspected withi
   c.runFor(10_000);
   t.ok(everyoneSees(c, 'n4', 'dead'));
 });
+
+t.test('syncs that teach new members are repeated soon (catch-up), and only then', async (t) => {
+  // Gossip slowed down so that joins spread mostly by syncs: the catch-up chain is what differs.
+  const base = membershipConfig('lan', { gossipIntervalMs: 5000, retransmitMult: 1 });
+  const timeToConverge = (catchUpMs: number): { ms: number; catchUps: number } => {
+    const { c } = cluster(7, 40, { config: { ...base, pushPullCatchUpIntervalMs: catchUpMs } });
+    let at = -1;
+    for (let s = 0; s < 120 && at < 0; s++) {
+      c.runFor(500);
+      if (c.converged()) at = c.sim.nowMs();
+    }
+    const catchUpsNow = (): number => c.names().reduce((n, name) => n + c.node(name).stats.catchUpSyncs, 0);
+    const catchUps = catchUpsNow();
+    // Converged: each chain ends at its first sync that teaches nothing, and none starts again.
+    c.runFor(20_000);
+    const settled = catchUpsNow();
+    c.runFor(60_000);
+    t.equal(catchUpsNow(), settled, `no catch-up sync in the minute after the chains ended (catch-up ${catchUpMs} ms)`);
+    return { ms: at, catchUps };
+  };
+  const off = timeToConverge(0);
+  const on = timeToConverge(1000);
+  t.comment(`converged after ${on.ms} ms with catch-up (${on.catchUps} syncs brought forward), ${off.ms} ms without`);
+  t.equal(off.catchUps, 0, 'none brought forward when disabled');
+  t.ok(on.catchUps > 0, 'syncs brought forward while joins were news');
+  t.ok(on.ms > 0, 'converged with catch-up');
+  t.ok(off.ms < 0 || on.ms < off.ms, 'sooner than without');
+});
