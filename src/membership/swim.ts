@@ -363,7 +363,9 @@ export class Membership {
           this.joined = true;
           // A seed answers with what it knew at that moment; members joining at the same
           // time may have reached it just after. One more (digest, so cheap) sync a little
-          // later closes that race instead of leaving it to the periodic push-pull.
+          // later closes that race instead of leaving it to the periodic push-pull. (The join
+          // sync also starts the catch-up chain, since it taught members; that one comes after
+          // pushPullCatchUpIntervalMs, 5 s on a LAN, and this race wants a quicker look.)
           if (first) this.clock.setTimer(this.config.joinRetryMinMs, () => this.pushPullOnce());
           if (first) onJoined?.();
         });
