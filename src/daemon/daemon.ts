@@ -9,28 +9,26 @@ import { join } from 'node:path';
 import { CniService, ConflistKeeper, type NetworkRange } from '../cni/index.js';
 import type { Kernel } from '../dataplane/index.js';
 import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
-import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
+import type { Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
 import { ApiServer } from './api.js';
-import { cniUsageKey } from './keys.js';
+import { createApiBackend, type ReleaseResult } from './api-backend.js';
+import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
 import type { DaemonConfig } from './config.js';
 import { applyMasquerade } from './masquerade.js';
 import { LashupNode } from './node.js';
-import { OverlayAgent, removeAgentEntries } from './overlay-agent.js';
+import { OverlayAgent } from './overlay-agent.js';
 
 /**
  * Publishes this agent's container address usage per network (only when it changed), so that
  * schedulers and operators see exhaustion cluster-wide (`/v1/overlay/{network}/usage`).
  */
-function publishCniUsage(node: LashupNode, agent: string, cni: CniService): void {
+function publishAgentCniUsage(node: LashupNode, agent: string, cni: CniService): void {
   for (const network of cni.pool.networks()) {
     const used = cni.pool.used(network);
     const total = cni.pool.capacity(network);
-    const value = { used, total, exhausted: used >= total };
-    if (JSON.stringify(node.kv.get(cniUsageKey(network))?.[agent]) === JSON.stringify(value)) continue;
-    const marker = node.kv.marker();
-    node.kv.update(cniUsageKey(network), (m) => m.lww(agent).write(marker, value));
+    publishCniUsage(node.kv, network, agent, { used, total, exhausted: used >= total });
   }
 }
 
@@ -92,12 +90,25 @@ export class Daemon {
     readonly reconciler: Reconciler | undefined,
     readonly kernel: Kernel | undefined,
     readonly overlayAgent: OverlayAgent | undefined,
-    readonly api: ApiServer,
     readonly logger: Logger,
     readonly version: string,
     readonly cni: CniService | undefined,
     readonly conflists: ConflistKeeper | undefined,
-  ) {}
+  ) {
+    this.api = new ApiServer({ host: config.api.host, port: config.api.port, backend: this.backend, logger: componentLogger(logger, 'api') });
+  }
+
+  private readonly backend = createApiBackend(this);
+  readonly api: ApiServer;
+
+  /** Stats of components that are not fields of the API view, for /metrics. */
+  componentStats(): Record<string, object | undefined> {
+    return {};
+  }
+
+  removeEntries(vtepIp: string): number {
+    return removeAgentEntries(this.node.kv, vtepIp);
+  }
 
   static async start(config: DaemonConfig, options: DaemonOptions = {}): Promise<Daemon> {
     const logger = options.logger ?? silentLogger();
@@ -141,7 +152,7 @@ export class Daemon {
           underlayIp: config.underlayIp,
           kv: node.kv,
           reconciler,
-          overlay: config.overlay,
+          overlay: node.overlayConfig,
           logger: componentLogger(logger, 'overlay'),
           onOwnEntryMissing: () => node.lease?.confirm(),
         });
@@ -189,24 +200,22 @@ export class Daemon {
         }
         keeper.setNetworks(Object.keys(ranges));
         service.setRanges(ranges);
-        publishCniUsage(node, config.name, service);
+        publishAgentCniUsage(node, config.name, service);
       };
-      service.onChange = () => publishCniUsage(node, config.name, service);
+      service.onChange = () => publishAgentCniUsage(node, config.name, service);
       node.onLease(onLease);
       const current = node.lease?.current;
       if (current !== undefined) onLease(current);
     }
-    const api = new ApiServer({ host: config.api.host, port: config.api.port, logger: componentLogger(logger, 'api') });
-    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, api, logger, version, cni, conflists);
-    api.attach(daemon);
+    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, logger, version, cni, conflists);
     try {
-      await api.listen();
+      await daemon.api.listen();
     } catch (err) {
       await daemon.stop(false);
       throw err;
     }
     if (config.role === 'agent' && config.dataplane.enabled && config.dataplane.masquerade && options.masquerade !== false) void daemon.masquerade();
-    logger.info({ name: config.name, role: config.role, api: `${config.api.host}:${api.port}` }, 'lashup daemon started');
+    logger.info({ name: config.name, role: config.role, api: `${config.api.host}:${daemon.api.port}` }, 'lashup daemon started');
     return daemon;
   }
 
@@ -238,28 +247,8 @@ export class Daemon {
    * Releases an agent's allocation (masters: through Raft) and removes its overlay entries.
    * Refused with LASHUP_ERR_RELEASE_REFUSED while the agent may still be running, unless forced.
    */
-  release(agent: string, options: { force?: boolean } = {}): Promise<{ released: boolean; entriesRemoved: number; forced: boolean }> {
-    const allocator = this.node.allocator;
-    if (allocator === undefined) return Promise.reject(Object.assign(new Error('release runs on a master'), { code: 'LASHUP_ERR_NOT_MASTER' }));
-    const refusal = this.releaseRefusal(agent);
-    if (refusal !== undefined && options.force !== true) {
-      this.stats.releasesRefused++;
-      return Promise.reject(Object.assign(new Error(refusal), { code: 'LASHUP_ERR_RELEASE_REFUSED' }));
-    }
-    const forced = refusal !== undefined;
-    if (forced) this.logger.warn({ agent, reason: refusal }, 'releasing an agent that may still run (forced)');
-    const vtepIp = allocator.state.lease(agent)?.vtepIp;
-    return new Promise((resolve, reject) => {
-      allocator.raft.propose(encodeCommand({ op: 'release', agent }), (error, result) => {
-        if (error !== null) return reject(error);
-        const decoded = decodeResult(result as Uint8Array);
-        if (!decoded.ok) return reject(Object.assign(new Error(decoded.error.message), { code: decoded.error.code }));
-        // Counted only when something was released: a no-op release is not an event.
-        if (decoded.value === true) this.stats.releases++;
-        const entriesRemoved = vtepIp === undefined ? 0 : removeAgentEntries(this.node.kv, vtepIp);
-        resolve({ released: decoded.value === true, entriesRemoved, forced });
-      });
-    });
+  release(agent: string, options: { force?: boolean } = {}): Promise<ReleaseResult> {
+    return this.backend.release(agent, options.force === true);
   }
 
   private async masquerade(): Promise<void> {

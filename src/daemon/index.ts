@@ -1,15 +1,14 @@
-export { LashupNode, loadOrCreatePeerKey, advertisedAddrs, KV_TOPIC, OVERLAY_CONFIG_KEY } from './node.js';
+export { LashupNode, loadOrCreatePeerKey, advertisedAddrs, KV_TOPIC } from './node.js';
 export { seedMultiaddr } from './seeds.js';
 export { FileLeaseStore } from './lease-store.js';
 export type { NodeOptions } from './node.js';
 export { parseConfig, parseConfigText, configDefaults, configReference, ConfigError, ConfigErrorCode, CONFIG_SCHEMA } from './config.js';
 export type { DaemonConfig, ConfigProblem } from './config.js';
 export { Daemon } from './daemon.js';
-export { cniUsageKey } from './keys.js';
 export type { DaemonOptions, DaemonStats } from './daemon.js';
 export { ApiServer } from './api.js';
 export type { ApiStats } from './api.js';
-export { OverlayAgent, removeAgentEntries } from './overlay-agent.js';
+export { OverlayAgent } from './overlay-agent.js';
 export type { OverlayAgentStats } from './overlay-agent.js';
 export { masqueradeRuleset, applyMasquerade, removeMasquerade, MASQUERADE_TABLE } from './masquerade.js';
 export { renderMetrics } from './metrics.js';

@@ -22,6 +22,7 @@ import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type K
 import type { Logger } from '../log/index.js';
 import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
 import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
+import { OVERLAY_CONFIG_KEY, OverlayConfigView, publishOverlayConfig } from '../keyspace/index.js';
 import { FileLeaseStore } from './lease-store.js';
 import { seedMultiaddr } from './seeds.js';
 import { PeerManager } from './peers.js';
@@ -51,8 +52,6 @@ export const KV_TOPIC = 'lashup/kv/1';
 const REPAIR_BATCH_MS = 500;
 /** Returning members repaired with per batch. */
 const REPAIRS_PER_BATCH = 2;
-/** The key where the leading master publishes the committed overlay configuration. */
-export const OVERLAY_CONFIG_KEY = 'overlay-config';
 
 export interface NodeOptions {
   /** Member name: unique in the cluster, stable across restarts. */
@@ -150,6 +149,8 @@ export class LashupNode {
   /** This agent's lease client (agents only). */
   readonly lease: LeaseClient | undefined;
   readonly peers: PeerManager;
+  /** The overlay configuration in use: the masters' published one (validated), else this node's own. */
+  readonly overlayConfig: OverlayConfigView;
   readonly stats = { repairs: 0 };
   private readonly rng: Rng;
   private stopped = false;
@@ -267,8 +268,9 @@ export class LashupNode {
       if ((event.type === 'join' || event.type === 'alive') && event.member.name !== options.name && meta?.role === 'master') this.lease?.kick();
     });
     const masters = options.masters ?? [];
+    const overlay = options.overlay ?? (DEFAULT_OVERLAY_CONFIG as OverlayConfig);
+    this.overlayConfig = new OverlayConfigView({ kv: this.kv, fallback: overlay, logger: componentLogger(logger, 'overlay-config') });
     if (options.role === 'master' && masters.includes(options.name)) {
-      const overlay = options.overlay ?? (DEFAULT_OVERLAY_CONFIG as OverlayConfig);
       validateOverlayConfig(overlay);
       this.allocator = new AllocatorMaster({
         name: options.name,
@@ -289,6 +291,14 @@ export class LashupNode {
           if (role === 'leader') this.publishOverlayConfig();
         },
       });
+      // The leader puts the committed configuration back when the key is overwritten (a forged
+      // or buggy write): agents ignore an invalid one, but a valid foreign one would be taken.
+      this.kv.subscribe(
+        (key) => key === OVERLAY_CONFIG_KEY,
+        () => {
+          if (this.allocator?.raft.role === 'leader') this.publishOverlayConfig();
+        },
+      );
     } else if (options.role === 'agent') {
       this.lease = new LeaseClient({
         agent: options.name,
@@ -297,10 +307,9 @@ export class LashupNode {
         rng: rng.fork('lease'),
         masters: () => this.masterInfos(),
         store: new FileLeaseStore(join(options.dataDir, 'lease.json')),
-        wantedNetworks: () => {
-          const value = this.kv.get(OVERLAY_CONFIG_KEY)?.['config'] as OverlayConfig | undefined;
-          return value?.networks.filter((n) => n.enabled !== false).map((n) => n.name);
-        },
+        // Only the masters' configuration says which networks a lease must cover; the local
+        // file may be older or newer than the cluster's.
+        wantedNetworks: () => (this.overlayConfig.published ? this.overlayConfig.current.networks.filter((n) => n.enabled !== false).map((n) => n.name) : undefined),
         logger: componentLogger(logger, 'lease'),
         ...(options.leaseCheckIntervalMs === undefined ? {} : { checkIntervalMs: options.leaseCheckIntervalMs }),
         onLease: (lease) => {
@@ -313,7 +322,7 @@ export class LashupNode {
           for (const listener of this.leaseConfirmedListeners) listener(lease);
         },
       });
-      this.kv.subscribe(OVERLAY_CONFIG_KEY, () => this.lease?.recheck());
+      this.overlayConfig.subscribe(() => this.lease?.recheck());
     }
   }
 
@@ -437,8 +446,7 @@ export class LashupNode {
     allocator.raft.read((error) => {
       const config = allocator.state.config;
       if (error !== null || config === undefined || this.stopped) return;
-      const marker = this.kv.marker();
-      this.kv.update(OVERLAY_CONFIG_KEY, (m) => m.lww('config').write(marker, config));
+      publishOverlayConfig(this.kv, config);
     });
   }
 
@@ -543,6 +551,7 @@ export class LashupNode {
     this.lease?.stop();
     this.membership.stop();
     this.antiEntropy.stop();
+    this.overlayConfig.close();
     this.kv.close();
     this.persistence.close();
     this.packets.close();

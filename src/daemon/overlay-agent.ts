@@ -15,17 +15,19 @@ import type { KvStore } from '../kv/index.js';
 import type { Lease, OverlayConfig } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
 import type { Reconciler } from '../dataplane/index.js';
-import { localDesired, overlayKey, OVERLAY_KEY_PREFIX, remoteDesired } from '../routes/index.js';
+import { localDesired, OVERLAY_KEY_PREFIX, remoteDesired, type OverlayEntry } from '../routes/index.js';
 import type { VtepConfig } from '../vxlan/index.js';
-import { OVERLAY_CONFIG_KEY } from './node.js';
+import { publishOverlayEntry, type OverlayConfigView } from '../keyspace/index.js';
+import { isDeepStrictEqual } from 'node:util';
+import type { DesiredState } from '../dataplane/index.js';
 
 export interface OverlayAgentOptions {
   name: string;
   underlayIp: string;
   kv: KvStore;
   reconciler: Reconciler;
-  /** The node's own overlay config: used until the masters' copy is in the store. */
-  overlay: OverlayConfig;
+  /** The overlay configuration in use (the masters' published one once known, validated). */
+  overlay: OverlayConfigView;
   logger?: Logger;
   /** Delay before recomputing remote groups after a store change, in ms; coalesces bursts. Default 5. */
   coalesceMs?: number;
@@ -66,22 +68,22 @@ export class OverlayAgent {
   private withdrawn = false;
   private overlay: OverlayConfig;
   private readonly overlays = new Map<string, unknown>();
-  private groups = new Map<string, string>();
+  private groups = new Map<string, DesiredState>();
   private timer: NodeJS.Timeout | undefined;
   private readonly unsubscribers: (() => void)[] = [];
   readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0 };
 
   constructor(options: OverlayAgentOptions) {
     this.options = options;
-    this.overlay = options.overlay;
+    this.overlay = options.overlay.current;
   }
 
   start(): void {
     const { kv } = this.options;
     this.unsubscribers.push(
-      kv.subscribe(OVERLAY_CONFIG_KEY, (change) => {
-        const config = change.new?.['config'] as OverlayConfig | undefined;
-        if (config === undefined || JSON.stringify(config) === JSON.stringify(this.overlay)) return;
+      // The view replays the current configuration, validated; an invalid one never gets here.
+      this.options.overlay.subscribe((config) => {
+        if (config === this.overlay) return;
         this.overlay = config;
         this.applyLocal();
         this.schedule();
@@ -112,7 +114,7 @@ export class OverlayAgent {
 
   /** Takes a new or renewed lease: local devices, own entries, and remote routes re-filtered. */
   setLease(lease: Lease): void {
-    const changed = this.withdrawn || JSON.stringify(lease) !== JSON.stringify(this.lease);
+    const changed = this.withdrawn || this.lease === undefined || !isDeepStrictEqual(lease, this.lease);
     this.lease = lease;
     this.withdrawn = false;
     if (!changed) return;
@@ -172,16 +174,13 @@ export class OverlayAgent {
     if (lease === undefined) return;
     const { kv } = this.options;
     for (const [network, n] of Object.entries(lease.networks)) {
-      const entry: Record<string, string> = { agentIp: this.options.underlayIp, vtepMac: lease.vtepMac, nodeId: this.options.name };
-      if (n.subnet !== undefined) entry['subnet'] = n.subnet;
+      const entry: OverlayEntry = { agentIp: this.options.underlayIp, vtepMac: lease.vtepMac, nodeId: this.options.name };
+      if (n.subnet !== undefined) entry.subnet = n.subnet;
       if (n.subnet6 !== undefined && lease.vtepIp6 !== undefined) {
-        entry['subnet6'] = n.subnet6;
-        entry['vtepIp6'] = lease.vtepIp6;
+        entry.subnet6 = n.subnet6;
+        entry.vtepIp6 = lease.vtepIp6;
       }
-      const current = kv.get(overlayKey(network))?.[lease.vtepIp];
-      if (JSON.stringify(current) === JSON.stringify(entry)) continue;
-      const marker = kv.marker();
-      kv.update(overlayKey(network), (m) => m.lww(lease.vtepIp).write(marker, entry));
+      if (!publishOverlayEntry(kv, network, lease.vtepIp, entry)) continue;
       this.stats.publishes++;
       this.options.logger?.info({ network, vtepIp: lease.vtepIp }, 'overlay entry published');
     }
@@ -204,15 +203,16 @@ export class OverlayAgent {
     const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease.vtepIp, this.overlays, selfSubnets);
     const counts: Record<string, number> = {};
     for (const p of problems) counts[p.code] = (counts[p.code] ?? 0) + 1;
-    if (problems.length > 0 && JSON.stringify(counts) !== JSON.stringify(this.stats.problems)) {
+    if (problems.length > 0 && !isDeepStrictEqual(counts, this.stats.problems)) {
       this.options.logger?.warn({ problems: problems.slice(0, 5).map((p) => p.message), total: problems.length }, 'overlay entries left out');
     }
     this.stats.problems = counts;
-    const next = new Map<string, string>();
+    // Compared structurally (key order does not matter), not as JSON text.
+    const next = new Map<string, DesiredState>();
     for (const [group, state] of groups) {
-      const text = JSON.stringify(state);
-      next.set(group, text);
-      if (this.groups.get(group) !== text) {
+      next.set(group, state);
+      const before = this.groups.get(group);
+      if (before === undefined || !isDeepStrictEqual(before, state)) {
         this.options.reconciler.setDesiredGroup(group, state);
         this.stats.groupChanges++;
       }
@@ -226,15 +226,4 @@ export class OverlayAgent {
     this.groups = next;
     this.stats.remoteAgents = next.size;
   }
-}
-
-/** Removes a released agent's entries from every overlay map (run by the master that released it). */
-export function removeAgentEntries(kv: KvStore, vtepIp: string): number {
-  let removed = 0;
-  for (const key of kv.keys(OVERLAY_KEY_PREFIX)) {
-    if (kv.get(key)?.[vtepIp] === undefined) continue;
-    kv.update(key, (m) => m.remove(vtepIp));
-    removed++;
-  }
-  return removed;
 }

@@ -112,6 +112,9 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.match(JSON.parse(usage.body), { network: 'dcos', families: [{ family: 4, used: 2, total: 65_536, free: 65_534 }] });
   t.equal((await get(master.api.port, '/v1/overlay/nope/usage')).status, 404);
   t.equal((await get(a1.api.port, '/v1/overlay/dcos/usage')).status, 409, 'usage is a master question');
+  const plainKey = await get(a1.api.port, '/v1/kv/overlay/dcos');
+  t.equal(plainKey.status, 200, 'a key with "/" needs no escaping (issue 16)');
+  t.match(JSON.parse(plainKey.body), { key: 'overlay/dcos' });
   const metrics = await get(a1.api.port, '/metrics');
   t.match(metrics.body, /lashup_dataplane_ops_ok\{key="route\.replace"\} [1-9]/);
   t.match(metrics.body, /lashup_membership_/);

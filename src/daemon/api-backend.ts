@@ -1,0 +1,153 @@
+/**
+ * The API backend over the running daemon's parts. It is given those parts (not the Daemon
+ * class), so the API does not import the daemon and the daemon does not import the API's
+ * internals.
+ */
+import type { CniService, ConflistKeeper } from '../cni/index.js';
+import { isLashupError } from '../common/index.js';
+import type { Reconciler } from '../dataplane/index.js';
+import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
+import { readCniUsage } from '../keyspace/index.js';
+import { RaftErrorCode } from '../raft/index.js';
+import type { ApiBackend } from './api.js';
+import { BadRequestError, ConflictError, MisdirectedError, NotFoundError } from './api-errors.js';
+import type { DaemonConfig } from './config.js';
+import { renderMetrics } from './metrics.js';
+import type { LashupNode } from './node.js';
+import type { OverlayAgent } from './overlay-agent.js';
+
+/** What the API reads of the daemon. */
+export interface ApiDaemonView {
+  readonly config: DaemonConfig;
+  readonly version: string;
+  readonly node: LashupNode;
+  readonly reconciler: Reconciler | undefined;
+  readonly overlayAgent: OverlayAgent | undefined;
+  readonly cni: CniService | undefined;
+  readonly conflists: ConflistKeeper | undefined;
+  readonly stats: { startedAtMs: number; releases: number; releasesRefused: number };
+  /** Extra components' stats for /metrics, by component name. */
+  componentStats(): Record<string, object | undefined>;
+  readonly lease: Lease | undefined;
+  releaseRefusal(agent: string): string | undefined;
+  canLeave(): boolean;
+  requestLeave(): void;
+  /** Removes a released agent's overlay entries; returns how many maps changed. */
+  removeEntries(vtepIp: string): number;
+}
+
+export interface ReleaseResult {
+  agent: string;
+  released: boolean;
+  entriesRemoved: number;
+  forced: boolean;
+}
+
+export interface DaemonApiBackend extends ApiBackend {
+  release(agent: string, force: boolean): Promise<ReleaseResult>;
+}
+
+export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Date.now): DaemonApiBackend {
+  const allocatorOrRefuse = (what: string) => {
+    const allocator = d.node.allocator;
+    if (allocator === undefined) throw new ConflictError('LASHUP_ERR_NOT_MASTER', `${what} runs on a master; ${d.config.name} is an ${d.config.role}`);
+    return allocator;
+  };
+  return {
+    status() {
+      const counts: Record<string, number> = {};
+      for (const m of d.node.membership.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
+      const raft = d.node.allocator?.raft;
+      const rec = d.reconciler?.stats();
+      return {
+        name: d.config.name,
+        role: d.config.role,
+        version: d.version,
+        uptimeMs: nowWallMs() - d.stats.startedAtMs,
+        members: counts,
+        ...(raft === undefined ? {} : { raft: { role: raft.role, term: raft.term, leader: raft.leaderId ?? null } }),
+        ...(d.config.role === 'agent' ? { lease: d.lease ?? null, leaseWaiting: d.node.lease?.waitingFor() ?? null } : {}),
+        ...(rec === undefined ? {} : { dataplane: { converged: rec.converged, conflicts: rec.conflicts, invalid: rec.invalid, remoteAgents: d.overlayAgent?.stats.remoteAgents ?? 0, lastApplyMs: rec.lastApplyMs } }),
+      };
+    },
+    members() {
+      return d.node.membership.members().map((m) => {
+        const meta = d.node.meta(m.meta);
+        return { name: m.name, state: m.state, incarnation: m.incarnation, address: m.address, ...(meta === undefined ? {} : { role: meta.role, underlayIp: meta.underlayIp, version: meta.version, tags: meta.tags ?? {} }) };
+      });
+    },
+    kvGet: (key) => d.node.kv.get(key),
+    kvWatch(key, onEvent) {
+      return d.node.kv.subscribe(
+        (k) => k === key,
+        (change) => onEvent({ key: change.key, value: change.new, initial: change.initial }),
+      );
+    },
+    routes() {
+      const rec = d.reconciler;
+      if (rec === undefined) throw new NotFoundError('LASHUP_ERR_NO_DATAPLANE', `${d.config.name} is a ${d.config.role} without a dataplane; ask an agent`);
+      return { entries: rec.routeReport(), stats: rec.stats(), conflicts: rec.conflictReport(), overlay: d.overlayAgent?.stats, lease: d.lease };
+    },
+    allocations() {
+      const allocator = d.node.allocator;
+      return allocator === undefined ? { lease: d.lease ?? null } : { leases: allocator.state.leases() };
+    },
+    async release(agent, force) {
+      if (agent.length === 0) throw new BadRequestError('agent name is empty; expected 1-256 characters');
+      const allocator = allocatorOrRefuse('release');
+      const refusal = d.releaseRefusal(agent);
+      if (refusal !== undefined && !force) {
+        d.stats.releasesRefused++;
+        throw new ConflictError('LASHUP_ERR_RELEASE_REFUSED', refusal, { agent });
+      }
+      const forced = refusal !== undefined;
+      const vtepIp = allocator.state.lease(agent)?.vtepIp;
+      return new Promise<ReleaseResult>((resolve, reject) => {
+        allocator.raft.propose(encodeCommand({ op: 'release', agent }), (error, result) => {
+          if (error !== null) {
+            if (isLashupError(error, RaftErrorCode.NotLeader)) return reject(new MisdirectedError(error.code, error.message));
+            const failure: Error = error;
+            return reject(new ConflictError(isLashupError(failure) ? failure.code : 'LASHUP_ERR_INTERNAL', failure.message));
+          }
+          const decoded = decodeResult(result as Uint8Array);
+          if (!decoded.ok) return reject(new ConflictError(decoded.error.code, decoded.error.message));
+          // Counted only when something was released: a no-op release is not an event.
+          if (decoded.value === true) d.stats.releases++;
+          const entriesRemoved = vtepIp === undefined ? 0 : d.removeEntries(vtepIp);
+          resolve({ agent, released: decoded.value === true, entriesRemoved, forced });
+        });
+      });
+    },
+    usage(network) {
+      const state = allocatorOrRefuse('usage').state;
+      const usage = state.usage().filter((u) => u.network === network);
+      if (usage.length === 0) throw new NotFoundError('LASHUP_ERR_UNKNOWN_NETWORK', `no overlay network ${JSON.stringify(network)}; known: ${[...new Set(state.usage().map((u) => u.network))].join(', ')}`);
+      // Container addresses per agent, as the agents publish them (exhaustion before it bites).
+      return { network, families: usage.map((u) => ({ family: u.family, used: u.used, total: u.total, free: u.total - u.used, agents: u.agents })), containers: readCniUsage(d.node.kv, network) };
+    },
+    prepareLeave() {
+      if (!d.canLeave()) throw new ConflictError('LASHUP_ERR_NOT_SUPPORTED', 'this daemon is embedded; stop it from its owner');
+      return () => d.requestLeave();
+    },
+    metrics() {
+      return renderMetrics({
+        membership: d.node.membership.stats,
+        udp: d.node.udp?.stats,
+        libp2p: d.node.libp2p.stats,
+        kv: d.node.kv.stats,
+        anti_entropy: d.node.antiEntropy.stats,
+        peers: d.node.peers.stats,
+        node: d.node.stats,
+        overlay_config: d.node.overlayConfig.stats,
+        allocator: d.node.allocator?.stats,
+        lease: d.node.lease?.stats,
+        dataplane: d.reconciler?.stats(),
+        overlay: d.overlayAgent?.stats,
+        cni: d.cni?.stats,
+        cni_conflist: d.conflists?.stats,
+        daemon: d.stats,
+        ...d.componentStats(),
+      });
+    },
+  };
+}

@@ -1,0 +1,28 @@
+/**
+ * Every key lashup writes in the replicated store, in one place. A key's value is a map (an
+ * ORMap of LWW registers); the fields named here are the map's keys.
+ *
+ *   overlay-config         field `config`: the overlay configuration the masters committed
+ *                          (written by the leading master; read by agents, validated)
+ *   overlay/<network>      field <VTEP IPv4>: one agent's overlay entry (written by that agent;
+ *                          removed by the master that releases it; validated by src/routes)
+ *   cni-usage/<network>    field <agent name>: `{ used, total, exhausted }`, container addresses
+ *                          of that agent (written by that agent; read by the API)
+ *
+ * Writers go through `writeIfChanged`: an unchanged value is not written again (each write is a
+ * delta flooded to the cluster and a journal record).
+ */
+import { OVERLAY_KEY_PREFIX, overlayKey } from '../routes/index.js';
+
+export { OVERLAY_KEY_PREFIX, overlayKey };
+
+/** The key where the leading master publishes the committed overlay configuration. */
+export const OVERLAY_CONFIG_KEY = 'overlay-config';
+/** The field of `overlay-config` holding the configuration. */
+export const OVERLAY_CONFIG_FIELD = 'config';
+
+/** Prefix of the per-network container address usage keys. */
+export const CNI_USAGE_PREFIX = 'cni-usage/';
+
+/** Per-agent container address usage of a network: the cluster-wide exhaustion view. */
+export const cniUsageKey = (network: string): string => `${CNI_USAGE_PREFIX}${network}`;

@@ -1,0 +1,155 @@
+import t from 'tap';
+import { request } from 'node:http';
+import { ApiServer, type ApiBackend, type KvWatchEvent } from '../../../src/daemon/api.js';
+import { ConflictError, MisdirectedError } from '../../../src/daemon/api-errors.js';
+import { matchRoute } from '../../../src/daemon/api-router.js';
+
+/** A stub backend: a map for the store, recorded calls, and failures on demand. */
+function stub() {
+  const store = new Map<string, unknown>([['overlay/dcos', { '44.128.0.1': { nodeId: 'a1' } }]]);
+  const watchers = new Set<(e: KvWatchEvent) => void>();
+  const calls: string[] = [];
+  let leaving = 0;
+  const backend: ApiBackend = {
+    status: () => ({ name: 'stub' }),
+    members: () => [],
+    kvGet: (key) => store.get(key),
+    kvWatch(key, onEvent) {
+      const w = (e: KvWatchEvent): void => {
+        if (e.key === key) onEvent(e);
+      };
+      watchers.add(w);
+      if (store.has(key)) onEvent({ key, value: store.get(key), initial: true });
+      return () => watchers.delete(w);
+    },
+    routes: () => {
+      throw new Error('boom');
+    },
+    allocations: () => ({ leases: [] }),
+    release: (agent, force) => {
+      calls.push(`release ${agent} ${force}`);
+      if (agent === 'follower') return Promise.reject(new MisdirectedError('LASHUP_ERR_RAFT_NOT_LEADER', 'ask the leader'));
+      return Promise.resolve({ agent, released: true });
+    },
+    usage: (network) => {
+      throw new ConflictError('LASHUP_ERR_NOT_MASTER', `usage of ${network} runs on a master`);
+    },
+    prepareLeave: () => () => leaving++,
+    metrics: () => 'lashup_stub_value 1\n',
+  };
+  return { backend, store, watchers, calls, leaving: () => leaving };
+}
+
+async function send(port: number, method: string, path: string): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function serve(t: { teardown(fn: () => unknown): void }, backend: ApiBackend): Promise<ApiServer> {
+  const api = new ApiServer({ host: '127.0.0.1', port: 0, backend });
+  await api.listen();
+  t.teardown(() => api.close());
+  return api;
+}
+
+t.test('store keys with "/" are reachable as path segments or escaped', async (t) => {
+  const s = stub();
+  const api = await serve(t, s.backend);
+  for (const path of ['/v1/kv/overlay/dcos', '/v1/kv/overlay%2Fdcos']) {
+    const reply = await send(api.port, 'GET', path);
+    t.equal(reply.status, 200, path);
+    t.match(JSON.parse(reply.body), { key: 'overlay/dcos', value: { '44.128.0.1': { nodeId: 'a1' } } });
+  }
+  const missing = await send(api.port, 'GET', '/v1/kv/overlay/none');
+  t.equal(missing.status, 404);
+  t.match(JSON.parse(missing.body), { code: 'LASHUP_ERR_NO_SUCH_KEY', message: /overlay\/none/ });
+  t.equal((await send(api.port, 'GET', '/v1/kv/')).status, 404, 'no key is no route');
+  t.equal((await send(api.port, 'GET', `/v1/kv/${'k'.repeat(600)}`)).status, 400, 'an over-long key is bad input');
+  t.equal((await send(api.port, 'GET', '/v1/kv/overlay%zz')).status, 400, 'a malformed escape is bad input');
+});
+
+t.test('statuses come from the error types; other failures are 500 and counted', async (t) => {
+  const s = stub();
+  const api = await serve(t, s.backend);
+  const wrongMethod = await send(api.port, 'POST', '/v1/status');
+  t.equal(wrongMethod.status, 405);
+  t.equal(wrongMethod.headers['allow'], 'GET');
+  t.match(JSON.parse(wrongMethod.body), { code: 'LASHUP_ERR_METHOD_NOT_ALLOWED' });
+  t.equal((await send(api.port, 'GET', '/v1/overlay/dcos/usage')).status, 409);
+  const misdirected = await send(api.port, 'POST', '/v1/allocations/follower/release');
+  t.equal(misdirected.status, 421);
+  t.match(JSON.parse(misdirected.body), { code: 'LASHUP_ERR_RAFT_NOT_LEADER' });
+  const crash = await send(api.port, 'GET', '/v1/routes');
+  t.equal(crash.status, 500);
+  t.match(JSON.parse(crash.body), { code: 'LASHUP_ERR_INTERNAL', message: 'boom' });
+  t.equal(api.stats.serverErrors, 1);
+  t.equal(api.stats.clientErrors, 3, '405, 409 and 421');
+  t.equal((await send(api.port, 'GET', '/v2/anything')).status, 404);
+});
+
+t.test('release passes the agent and the force flag; a bad flag is refused before the backend', async (t) => {
+  const s = stub();
+  const api = await serve(t, s.backend);
+  t.match(JSON.parse((await send(api.port, 'POST', '/v1/allocations/a2/release?force=1')).body), { agent: 'a2', released: true });
+  await send(api.port, 'POST', '/v1/allocations/a%2F3/release');
+  const bad = await send(api.port, 'POST', '/v1/allocations/a4/release?force=maybe');
+  t.equal(bad.status, 400);
+  t.match(JSON.parse(bad.body), { message: /force = "maybe" is not valid; expected 1, true, 0 or false/ });
+  t.same(s.calls, ['release a2 true', 'release a/3 false']);
+});
+
+t.test('leave answers first, then starts leaving; metrics add the API counters', async (t) => {
+  const s = stub();
+  const api = await serve(t, s.backend);
+  const reply = await send(api.port, 'POST', '/v1/leave');
+  t.match(JSON.parse(reply.body), { leaving: true });
+  t.equal(s.leaving(), 1);
+  const metrics = await send(api.port, 'GET', '/metrics');
+  t.match(metrics.body, /^lashup_stub_value 1\n/);
+  t.match(metrics.body, /lashup_api_requests 2\n/);
+});
+
+t.test('a watch streams the current value and changes until the client goes', async (t) => {
+  const s = stub();
+  const api = await serve(t, s.backend);
+  const events: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: api.port, path: '/v1/kv/overlay/dcos?watch=true' }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        events.push(chunk);
+        if (events.length === 1) for (const w of s.watchers) w({ key: 'overlay/dcos', value: undefined, initial: false });
+        else req.destroy();
+      });
+      res.on('close', resolve);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.match(events[0], /^event: value\ndata: \{"key":"overlay\/dcos","value":\{"44.128.0.1":\{"nodeId":"a1"\}\},"initial":true\}/);
+  t.match(events[1], /^event: removed\ndata: \{"key":"overlay\/dcos","value":null,"initial":false\}/);
+  // The server notices the closed connection on its side; the unsubscribe follows.
+  for (let i = 0; i < 50 && s.watchers.size > 0; i++) await new Promise((r) => setImmediate(r));
+  t.equal(s.watchers.size, 0, 'unsubscribed when the client closed');
+  t.equal(api.stats.watchers, 0);
+});
+
+t.test('route patterns: parameters, trailing wildcards, wildcard placement', async (t) => {
+  const routes = [
+    { method: 'GET' as const, pattern: '/a/:x/b', handler: 1 },
+    { method: 'GET' as const, pattern: '/k/*rest', handler: 2 },
+  ];
+  t.match(matchRoute(routes, 'GET', ['a', 'one', 'b']), { params: { x: 'one' } });
+  t.equal(matchRoute(routes, 'GET', ['a', 'one']), undefined);
+  t.equal(matchRoute(routes, 'GET', ['a', 'one', 'b', 'c']), undefined);
+  t.match(matchRoute(routes, 'GET', ['k', 'x', 'y']), { params: { rest: 'x/y' } });
+  t.throws(() => matchRoute([{ method: 'GET', pattern: '/*x/y', handler: 0 }], 'GET', ['p', 'y']), TypeError);
+});
