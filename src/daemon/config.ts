@@ -46,7 +46,7 @@ export interface DaemonConfig {
   listen: { bindHost: string; advertiseHost?: string; udpPort: number; libp2pPort: number };
   membership: { profile: MembershipProfile; packetTransport: 'udp' | 'libp2p'; overrides: Partial<MembershipConfig> };
   api: { host: string; port: number };
-  dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean };
+  dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean; firewallResyncIntervalMs: number };
   cni: { enabled: boolean; socketPath: string; confDir: string };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
   peers: { degree: number; rotateIntervalMs: number; maxInbound: number };
@@ -175,7 +175,16 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       fields: {
         enabled: { kind: { type: 'boolean' }, default: true, doc: 'Program the kernel (agents). false runs membership, store and allocator only. Default true.' },
         resyncIntervalMs: { kind: { type: 'integer', min: 1000, max: 3_600_000 }, default: 60_000, doc: 'Milliseconds between full kernel resyncs; notifications repair drift at once, this is the backstop. Default 60,000.' },
-        masquerade: { kind: { type: 'boolean' }, default: true, doc: 'Masquerade overlay-sourced traffic leaving the overlay (nftables table owned by lashup). Default true, as DC/OS did.' },
+        masquerade: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: 'Masquerade overlay-sourced traffic leaving the overlay (nftables tables `ip lashup` and `ip6 lashup`, owned by lashup, following the overlay configuration the masters publish, removed on leave). Default true, as DC/OS did. false removes the tables at start.',
+        },
+        firewallResyncIntervalMs: {
+          kind: { type: 'integer', min: 1000, max: 3_600_000 },
+          default: 30_000,
+          doc: "Milliseconds between listings of lashup's nftables tables; a table changed or removed by someone else (`nft flush ruleset`, another firewall manager) is put back within this interval. Costs two `nft` runs per interval. Default 30,000.",
+        },
       },
     },
     doc: 'Kernel programming.',

@@ -1,8 +1,14 @@
 /**
- * The lashup daemon: the node runtime (membership, store, allocator or lease client), the
- * dataplane (agents), masquerading and the HTTP API, started in dependency order and stopped in
- * reverse. A restart keeps identity (peer key, name), the lease (stored) and the kernel state:
- * the reconciler adopts what it finds and changes nothing that is already right.
+ * The lashup daemon: a list of components per role (see component.ts), started in order and
+ * stopped in reverse.
+ *
+ *   every node   node (membership, store, transports; the allocator on masters, the lease client on agents)
+ *   agents       dataplane (netlink kernel + reconciler), overlay (lease -> devices, entries -> routes),
+ *                firewall (nftables masquerade, level-triggered), cni (container addresses), conflists
+ *   every node   api (HTTP API and /metrics)
+ *
+ * A restart keeps identity (peer key, name), the lease (stored) and the kernel state: the
+ * reconciler adopts what it finds and changes nothing that is already right.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,25 +18,14 @@ import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import type { Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
+import { FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
+import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
 import { ApiServer } from './api.js';
 import { createApiBackend, type ReleaseResult } from './api-backend.js';
-import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
+import { ComponentRunner, type Component } from './component.js';
 import type { DaemonConfig } from './config.js';
-import { applyMasquerade } from './masquerade.js';
 import { LashupNode } from './node.js';
 import { OverlayAgent } from './overlay-agent.js';
-
-/**
- * Publishes this agent's container address usage per network (only when it changed), so that
- * schedulers and operators see exhaustion cluster-wide (`/v1/overlay/{network}/usage`).
- */
-function publishAgentCniUsage(node: LashupNode, agent: string, cni: CniService): void {
-  for (const network of cni.pool.networks()) {
-    const used = cni.pool.used(network);
-    const total = cni.pool.capacity(network);
-    publishCniUsage(node.kv, network, agent, { used, total, exhausted: used >= total });
-  }
-}
 
 /**
  * An agent routes between its bridges and its VTEP, so IPv4 and IPv6 forwarding must be on (in
@@ -46,28 +41,310 @@ function enableForwarding(logger: Logger): void {
   }
 }
 
+/** The Mesos half of each leased network: IPv4 when the network has one, else IPv6 (dcos6). */
+function mesosRanges(lease: Lease): Record<string, NetworkRange> {
+  const ranges: Record<string, NetworkRange> = {};
+  for (const [network, n] of Object.entries(lease.networks)) {
+    const half =
+      n.mesos !== undefined && n.mesosGateway !== undefined
+        ? { subnet: n.mesos, gateway: n.mesosGateway }
+        : n.mesos6 !== undefined && n.mesosGateway6 !== undefined
+          ? { subnet: n.mesos6, gateway: n.mesosGateway6 }
+          : undefined;
+    if (half !== undefined) ranges[network] = half;
+  }
+  return ranges;
+}
+
 export interface DaemonOptions {
   logger?: Logger;
   /** A kernel backend to use instead of netlink (tests). */
   kernel?: Kernel;
-  /** Skip nftables (tests without nft). */
-  masquerade?: boolean;
+  /** An nftables backend to use instead of the `nft` command (tests); false: no nftables at all. */
+  firewall?: FirewallBackend | false;
   version?: string;
+  /** Runs before each component starts, with its name (tests inject start failures here). */
+  beforeStart?: (component: string) => void;
 }
 
 export interface DaemonStats {
   startedAtMs: number;
-  masqueradeApplies: number;
-  masqueradeFailures: number;
   releases: number;
   /** Releases refused because the agent may still be running (alive, suspect, or within the grace period). */
   releasesRefused: number;
 }
 
 export class Daemon {
-  readonly stats: DaemonStats = { startedAtMs: Date.now(), masqueradeApplies: 0, masqueradeFailures: 0, releases: 0, releasesRefused: 0 };
-  private stopping: Promise<void> | undefined;
+  readonly stats: DaemonStats = { startedAtMs: Date.now(), releases: 0, releasesRefused: 0 };
+  readonly logger: Logger;
+  readonly version: string;
+  private readonly runner: ComponentRunner;
   private readonly leaveListeners = new Set<() => void>();
+  private readonly backend = createApiBackend(this);
+  private parts: {
+    node?: LashupNode;
+    kernel?: Kernel;
+    reconciler?: Reconciler;
+    overlayAgent?: OverlayAgent;
+    firewall?: FirewallSyncer;
+    cni?: CniService;
+    conflists?: ConflistKeeper;
+    api?: ApiServer;
+  } = {};
+
+  private constructor(
+    readonly config: DaemonConfig,
+    private readonly options: DaemonOptions,
+  ) {
+    this.logger = options.logger ?? silentLogger();
+    this.version = options.version ?? '0.1.0';
+    this.runner = new ComponentRunner(this.logger);
+  }
+
+  /** Starts the role's components in order; on a failure, stops those that started and throws a ComponentStartError. */
+  static async start(config: DaemonConfig, options: DaemonOptions = {}): Promise<Daemon> {
+    const daemon = new Daemon(config, options);
+    await daemon.runner.start(daemon.components(), options.beforeStart);
+    daemon.logger.info({ name: config.name, role: config.role, api: `${config.api.host}:${daemon.api.port}`, components: daemon.runner.names() }, 'lashup daemon started');
+    return daemon;
+  }
+
+  get node(): LashupNode {
+    return this.parts.node as LashupNode;
+  }
+  get kernel(): Kernel | undefined {
+    return this.parts.kernel;
+  }
+  get reconciler(): Reconciler | undefined {
+    return this.parts.reconciler;
+  }
+  get overlayAgent(): OverlayAgent | undefined {
+    return this.parts.overlayAgent;
+  }
+  get firewall(): FirewallSyncer | undefined {
+    return this.parts.firewall;
+  }
+  get cni(): CniService | undefined {
+    return this.parts.cni;
+  }
+  get conflists(): ConflistKeeper | undefined {
+    return this.parts.conflists;
+  }
+  get api(): ApiServer {
+    return this.parts.api as ApiServer;
+  }
+
+  /** The lease this agent holds. */
+  get lease(): Lease | undefined {
+    return this.parts.node?.lease?.current;
+  }
+
+  /** The components of this node's role, in start order. */
+  private components(): Component[] {
+    const { config } = this;
+    const agent = config.role === 'agent' && config.dataplane.enabled;
+    const list = [this.nodeComponent()];
+    if (agent) list.push(this.dataplaneComponent(), this.overlayComponent(), this.firewallComponent());
+    if (agent && config.cni.enabled) list.push(this.cniComponent(), this.conflistComponent());
+    list.push(this.apiComponent());
+    return list;
+  }
+
+  private nodeComponent(): Component {
+    const { config, logger } = this;
+    return {
+      name: 'node',
+      start: async () => {
+        this.parts.node = await LashupNode.start({
+          name: config.name,
+          dataDir: config.dataDir,
+          role: config.role,
+          underlayIp: config.underlayIp,
+          version: this.version,
+          clusterKeys: config.cluster.keys,
+          ...(config.cluster.networkKey === undefined ? {} : { networkKey: config.cluster.networkKey }),
+          label: config.cluster.label,
+          bindHost: config.listen.bindHost,
+          advertiseHost: config.listen.advertiseHost ?? config.underlayIp,
+          udpPort: config.listen.udpPort,
+          libp2pPort: config.listen.libp2pPort,
+          seeds: config.seeds,
+          packetTransport: config.membership.packetTransport,
+          membershipProfile: config.membership.profile,
+          membership: config.membership.overrides,
+          masters: config.masters,
+          overlay: config.overlay,
+          leaseCheckIntervalMs: config.ipam.leaseCheckIntervalMs,
+          peerDegree: config.peers.degree,
+          peerRotateIntervalMs: config.peers.rotateIntervalMs,
+          maxInboundPeers: config.peers.maxInbound,
+          logger,
+        });
+      },
+      stop: (leave) => (leave ? this.node.stop() : this.node.kill()),
+    };
+  }
+
+  private dataplaneComponent(): Component {
+    const { config, logger, options } = this;
+    return {
+      name: 'dataplane',
+      start: async () => {
+        if (options.kernel === undefined) enableForwarding(logger);
+        const kernel = options.kernel ?? (await openNetlinkKernel({ logger: componentLogger(logger, 'netlink') }));
+        try {
+          const reconciler = new Reconciler({ kernel, clock: new RealClock(), logger: componentLogger(logger, 'dataplane'), resyncIntervalMs: config.dataplane.resyncIntervalMs });
+          void reconciler.start();
+          this.parts.reconciler = reconciler;
+        } catch (err) {
+          await kernel.close();
+          throw err;
+        }
+        this.parts.kernel = kernel;
+      },
+      stop: async () => {
+        await this.parts.reconciler?.stop();
+        await this.parts.kernel?.close();
+      },
+    };
+  }
+
+  private overlayComponent(): Component {
+    const { config, logger } = this;
+    const unsubscribers: (() => void)[] = [];
+    return {
+      name: 'overlay',
+      start: () => {
+        const node = this.node;
+        const agent = new OverlayAgent({
+          name: config.name,
+          underlayIp: config.underlayIp,
+          kv: node.kv,
+          reconciler: this.parts.reconciler as Reconciler,
+          overlay: node.overlayConfig,
+          logger: componentLogger(logger, 'overlay'),
+          onOwnEntryMissing: () => node.lease?.confirm(),
+        });
+        agent.start();
+        this.parts.overlayAgent = agent;
+        unsubscribers.push(
+          node.onLease((lease) => agent.setLease(lease)),
+          node.onLeaseConfirmed(() => agent.republish()),
+          node.onLeaseLost(() => agent.leaseLost()),
+        );
+      },
+      stop: () => {
+        for (const u of unsubscribers.splice(0)) u();
+        this.parts.overlayAgent?.stop();
+      },
+    };
+  }
+
+  /**
+   * nftables: the masquerade, following the overlay configuration in use and put back when
+   * someone else changes lashup's tables; removed when the agent leaves. With masquerade off,
+   * tables left by an earlier run are removed at start.
+   */
+  private firewallComponent(): Component {
+    const { config, logger, options } = this;
+    let unsubscribe: (() => void) | undefined;
+    return {
+      name: 'firewall',
+      start: async () => {
+        if (options.firewall === false) return;
+        const backend = options.firewall ?? new NftCli();
+        const log = componentLogger(logger, 'firewall');
+        if (!config.dataplane.masquerade) {
+          await backend.apply(removeScript()).catch((err: unknown) => log.debug({ err: err instanceof Error ? err.message : String(err) }, 'no lashup nftables tables removed'));
+          return;
+        }
+        const syncer = new FirewallSyncer({ backend, clock: new RealClock(), resyncIntervalMs: config.dataplane.firewallResyncIntervalMs, logger: log });
+        unsubscribe = this.node.overlayConfig.subscribe((overlay) => syncer.setDesired(firewallRuleset(overlay, { masquerade: true })));
+        syncer.start();
+        this.parts.firewall = syncer;
+      },
+      stop: async (leave) => {
+        unsubscribe?.();
+        const syncer = this.parts.firewall;
+        if (syncer === undefined) return;
+        if (!leave) return syncer.stop();
+        await syncer.remove().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'lashup nftables tables could not be removed'));
+      },
+      stats: () => this.parts.firewall?.stats,
+    };
+  }
+
+  private cniComponent(): Component {
+    const { config, logger } = this;
+    return {
+      name: 'cni',
+      start: async () => {
+        const cni = new CniService({ agent: config.name, socketPath: config.cni.socketPath, leasesPath: join(config.dataDir, 'cni-leases.json'), logger: componentLogger(logger, 'cni') });
+        await cni.listen();
+        cni.startSweeping();
+        this.parts.cni = cni;
+      },
+      stop: () => this.parts.cni?.close(),
+    };
+  }
+
+  /** The per-network CNI configuration files, and the CNI service's ranges, from the lease. */
+  private conflistComponent(): Component {
+    const { config, logger } = this;
+    let unsubscribe: (() => void) | undefined;
+    return {
+      name: 'conflists',
+      start: () => {
+        const cni = this.parts.cni as CniService;
+        const node = this.node;
+        const keeper = new ConflistKeeper({ dir: config.cni.confDir, socketPath: config.cni.socketPath, mtu: config.overlay.mtu, logger: componentLogger(logger, 'cni') });
+        keeper.start();
+        this.parts.conflists = keeper;
+        // This agent's container address usage per network, published when it changes, so that
+        // schedulers and operators see exhaustion cluster-wide (`/v1/overlay/{network}/usage`).
+        const publishUsage = (): void => {
+          for (const network of cni.pool.networks()) {
+            const used = cni.pool.used(network);
+            const total = cni.pool.capacity(network);
+            publishCniUsage(node.kv, network, config.name, { used, total, exhausted: used >= total });
+          }
+        };
+        cni.onChange = publishUsage;
+        unsubscribe = node.onLease((lease) => {
+          const ranges = mesosRanges(lease);
+          keeper.setNetworks(Object.keys(ranges));
+          cni.setRanges(ranges);
+          publishUsage();
+        });
+      },
+      stop: () => {
+        unsubscribe?.();
+        this.parts.conflists?.stop();
+      },
+    };
+  }
+
+  private apiComponent(): Component {
+    const { config, logger } = this;
+    return {
+      name: 'api',
+      start: async () => {
+        const api = new ApiServer({ host: config.api.host, port: config.api.port, backend: this.backend, logger: componentLogger(logger, 'api') });
+        this.parts.api = api;
+        await api.listen();
+      },
+      stop: () => this.parts.api?.close(),
+    };
+  }
+
+  /** Stats the components report through their contract, by component name, for /metrics. */
+  componentStats(): Record<string, object | undefined> {
+    return this.runner.stats();
+  }
+
+  removeEntries(vtepIp: string): number {
+    return removeAgentEntries(this.node.kv, vtepIp);
+  }
 
   /** Registers what to do when `POST /v1/leave` asks the daemon to leave (the CLI stops it). */
   onLeaveRequest(listener: () => void): void {
@@ -82,146 +359,6 @@ export class Daemon {
   /** Called by the API: asks the owner to stop with a goodbye. */
   requestLeave(): void {
     for (const l of this.leaveListeners) l();
-  }
-
-  private constructor(
-    readonly config: DaemonConfig,
-    readonly node: LashupNode,
-    readonly reconciler: Reconciler | undefined,
-    readonly kernel: Kernel | undefined,
-    readonly overlayAgent: OverlayAgent | undefined,
-    readonly logger: Logger,
-    readonly version: string,
-    readonly cni: CniService | undefined,
-    readonly conflists: ConflistKeeper | undefined,
-  ) {
-    this.api = new ApiServer({ host: config.api.host, port: config.api.port, backend: this.backend, logger: componentLogger(logger, 'api') });
-  }
-
-  private readonly backend = createApiBackend(this);
-  readonly api: ApiServer;
-
-  /** Stats of components that are not fields of the API view, for /metrics. */
-  componentStats(): Record<string, object | undefined> {
-    return {};
-  }
-
-  removeEntries(vtepIp: string): number {
-    return removeAgentEntries(this.node.kv, vtepIp);
-  }
-
-  static async start(config: DaemonConfig, options: DaemonOptions = {}): Promise<Daemon> {
-    const logger = options.logger ?? silentLogger();
-    const version = options.version ?? '0.1.0';
-    const node = await LashupNode.start({
-      name: config.name,
-      dataDir: config.dataDir,
-      role: config.role,
-      underlayIp: config.underlayIp,
-      version,
-      clusterKeys: config.cluster.keys,
-      ...(config.cluster.networkKey === undefined ? {} : { networkKey: config.cluster.networkKey }),
-      label: config.cluster.label,
-      bindHost: config.listen.bindHost,
-      advertiseHost: config.listen.advertiseHost ?? config.underlayIp,
-      udpPort: config.listen.udpPort,
-      libp2pPort: config.listen.libp2pPort,
-      seeds: config.seeds,
-      packetTransport: config.membership.packetTransport,
-      membershipProfile: config.membership.profile,
-      membership: config.membership.overrides,
-      masters: config.masters,
-      overlay: config.overlay,
-      leaseCheckIntervalMs: config.ipam.leaseCheckIntervalMs,
-      peerDegree: config.peers.degree,
-      peerRotateIntervalMs: config.peers.rotateIntervalMs,
-      maxInboundPeers: config.peers.maxInbound,
-      logger,
-    });
-    let kernel: Kernel | undefined;
-    let reconciler: Reconciler | undefined;
-    let overlayAgent: OverlayAgent | undefined;
-    try {
-      if (config.role === 'agent' && config.dataplane.enabled) {
-        if (options.kernel === undefined) enableForwarding(logger);
-        kernel = options.kernel ?? (await openNetlinkKernel({ logger: componentLogger(logger, 'netlink') }));
-        reconciler = new Reconciler({ kernel, clock: new RealClock(), logger: componentLogger(logger, 'dataplane'), resyncIntervalMs: config.dataplane.resyncIntervalMs });
-        void reconciler.start();
-        overlayAgent = new OverlayAgent({
-          name: config.name,
-          underlayIp: config.underlayIp,
-          kv: node.kv,
-          reconciler,
-          overlay: node.overlayConfig,
-          logger: componentLogger(logger, 'overlay'),
-          onOwnEntryMissing: () => node.lease?.confirm(),
-        });
-        overlayAgent.start();
-        const agent = overlayAgent;
-        node.onLease((lease) => agent.setLease(lease));
-        node.onLeaseConfirmed(() => agent.republish());
-        node.onLeaseLost(() => agent.leaseLost());
-        const current = node.lease?.current;
-        if (current !== undefined) agent.setLease(current);
-      }
-    } catch (err) {
-      await node.stop();
-      throw err;
-    }
-    let cni: CniService | undefined;
-    let conflists: ConflistKeeper | undefined;
-    if (config.role === 'agent' && config.dataplane.enabled && config.cni.enabled) {
-      try {
-        cni = new CniService({ agent: config.name, socketPath: config.cni.socketPath, leasesPath: join(config.dataDir, 'cni-leases.json'), logger: componentLogger(logger, 'cni') });
-        await cni.listen();
-        cni.startSweeping();
-      } catch (err) {
-        await node.stop();
-        await reconciler?.stop();
-        await kernel?.close();
-        throw err;
-      }
-      const service = cni;
-      const keeper = new ConflistKeeper({ dir: config.cni.confDir, socketPath: config.cni.socketPath, mtu: config.overlay.mtu, logger: componentLogger(logger, 'cni') });
-      keeper.start();
-      conflists = keeper;
-      const onLease = (lease: Lease): void => {
-        const ranges: Record<string, NetworkRange> = {};
-        for (const [network, n] of Object.entries(lease.networks)) {
-          // The Mesos half: IPv4 when the network has one, else IPv6 (dcos6).
-          const half =
-            n.mesos !== undefined && n.mesosGateway !== undefined
-              ? { subnet: n.mesos, gateway: n.mesosGateway }
-              : n.mesos6 !== undefined && n.mesosGateway6 !== undefined
-                ? { subnet: n.mesos6, gateway: n.mesosGateway6 }
-                : undefined;
-          if (half === undefined) continue;
-          ranges[network] = half;
-        }
-        keeper.setNetworks(Object.keys(ranges));
-        service.setRanges(ranges);
-        publishAgentCniUsage(node, config.name, service);
-      };
-      service.onChange = () => publishAgentCniUsage(node, config.name, service);
-      node.onLease(onLease);
-      const current = node.lease?.current;
-      if (current !== undefined) onLease(current);
-    }
-    const daemon = new Daemon(config, node, reconciler, kernel, overlayAgent, logger, version, cni, conflists);
-    try {
-      await daemon.api.listen();
-    } catch (err) {
-      await daemon.stop(false);
-      throw err;
-    }
-    if (config.role === 'agent' && config.dataplane.enabled && config.dataplane.masquerade && options.masquerade !== false) void daemon.masquerade();
-    logger.info({ name: config.name, role: config.role, api: `${config.api.host}:${daemon.api.port}` }, 'lashup daemon started');
-    return daemon;
-  }
-
-  /** The lease this agent holds. */
-  get lease(): Lease | undefined {
-    return this.node.lease?.current;
   }
 
   /**
@@ -251,28 +388,9 @@ export class Daemon {
     return this.backend.release(agent, options.force === true);
   }
 
-  private async masquerade(): Promise<void> {
-    const error = await applyMasquerade(this.config.overlay);
-    if (error === undefined) this.stats.masqueradeApplies++;
-    else {
-      this.stats.masqueradeFailures++;
-      this.logger.error({ error }, 'nftables masquerade could not be applied; overlay traffic leaving the overlay is not masqueraded');
-    }
-  }
-
-  /** Stops in reverse order; `leave` says goodbye to the cluster first (not a failure). */
-  stop(leave = true): Promise<void> {
-    this.stopping ??= (async () => {
-      await this.api.close();
-      this.conflists?.stop();
-      await this.cni?.close();
-      this.overlayAgent?.stop();
-      await this.reconciler?.stop();
-      await this.kernel?.close();
-      if (leave) await this.node.stop();
-      else await this.node.kill();
-      this.logger.info('lashup daemon stopped');
-    })();
-    return this.stopping;
+  /** Stops in reverse order; `leave` says goodbye to the cluster first (not a failure) and removes lashup's nftables tables. */
+  async stop(leave = true): Promise<void> {
+    await this.runner.stop(leave);
+    this.logger.info('lashup daemon stopped');
   }
 }

@@ -382,9 +382,14 @@ export class LashupNode {
     });
   }
 
-  /** Calls `listener` with every lease this agent obtains (the stored one first, at start). */
+  /**
+   * Calls `listener` with the lease held now (if any), then with every lease this agent
+   * obtains: subscribers replay the current value like the store's, so no caller has to.
+   */
   onLease(listener: (lease: Lease) => void): () => void {
     this.leaseListeners.add(listener);
+    const current = this.lease?.current;
+    if (current !== undefined) listener(current);
     return () => this.leaseListeners.delete(listener);
   }
 
@@ -486,7 +491,16 @@ export class LashupNode {
       await libp2p.stop();
       throw err;
     }
-    const node = new LashupNode(options, libp2p, packets, udp, logger, clock, rng);
+    let node: LashupNode;
+    try {
+      node = new LashupNode(options, libp2p, packets, udp, logger, clock, rng);
+    } catch (err) {
+      // The store or Raft storage failed to open: the sockets bound above must not outlive
+      // the failed start (they did: a retry then found its own ports taken).
+      packets.close();
+      await libp2p.stop();
+      throw err;
+    }
     node.membership.start();
     node.peers.start();
     node.antiEntropy.start();

@@ -41,6 +41,8 @@ export interface NetnsClusterOptions {
   logLevel?: string;
   /** Overlay configuration for every node (default DC/OS's). */
   overlay?: Record<string, unknown>;
+  /** The `dataplane` section of every node's config (defaults otherwise). */
+  dataplane?: Record<string, unknown>;
 }
 
 /** Where the reference CNI plugins live (Debian's containernetworking-plugins). */
@@ -112,6 +114,7 @@ export class NetnsCluster {
       membership: { profile: 'local' },
       cni: { socketPath: join(dir, 'cni.sock'), confDir: join(dir, 'net.d') },
       ...(this.options.overlay === undefined ? {} : { overlay: this.options.overlay }),
+      ...(this.options.dataplane === undefined ? {} : { dataplane: this.options.dataplane }),
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
     const node: ClusterNode = this.nodes.get(name) ?? { name, host, dir, startedAtMs: 0, log: '' };

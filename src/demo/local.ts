@@ -43,7 +43,7 @@ export async function runLocalDemo(options: LocalDemoOptions): Promise<number> {
     config.api.port = 0;
     const kernel = name.startsWith('a') ? new FakeKernel() : undefined;
     if (kernel !== undefined) kernels.set(name, kernel);
-    const d = await Daemon.start(config, { ...(kernel === undefined ? {} : { kernel }), masquerade: false });
+    const d = await Daemon.start(config, { ...(kernel === undefined ? {} : { kernel }), firewall: false });
     daemons.push(d);
     return d;
   };

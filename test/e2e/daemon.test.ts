@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { EXIT, run } from '../../src/cli/index.js';
 import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
-import { Daemon, parseConfig, renderMetrics, masqueradeRuleset, type DaemonConfig } from '../../src/daemon/index.js';
+import { Daemon, parseConfig, renderMetrics, type DaemonConfig } from '../../src/daemon/index.js';
 import { DEFAULT_OVERLAY_CONFIG } from '../../src/ipam/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
+import { FakeNft } from '../../src/testing/index.js';
 import { eventually } from '../../src/demo/index.js';
 import { until } from '../helpers/until.js';
 
@@ -51,7 +52,7 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.teardown(() => Promise.all(daemons.map((d) => d.stop(false))));
   const start = async (c: DaemonConfig, kernel?: FakeKernel): Promise<Daemon> => {
     c.api.port = 0;
-    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), masquerade: false });
+    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), firewall: false });
     daemons.push(d);
     return d;
   };
@@ -169,7 +170,7 @@ t.test('issue 14 item 3: a forced release of a running agent does not give its a
     c.cni.socketPath = join(dir, 'item3', `${c.name}.sock`);
     c.cni.confDir = join(dir, 'item3', c.name, 'net.d');
     c.ipam.leaseCheckIntervalMs = 1000;
-    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), masquerade: false });
+    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), firewall: false });
     daemons.push(d);
     return d;
   };
@@ -198,6 +199,49 @@ t.test('issue 14 item 3: a forced release of a running agent does not give its a
   const entries = master.node.kv.get('overlay/dcos') as Record<string, { nodeId: string }>;
   for (const a of [a1, a2, a3]) t.equal(entries[a.lease?.vtepIp as string]?.nodeId, a.config.name, `${a.config.name}'s entry is under its own VTEP address`);
   t.equal(a2.overlayAgent?.stats.leaseLost, 1, 'the overlay agent withdrew the old lease once');
+});
+
+t.test('issue 16: the masquerade follows the overlay the masters publish, is put back after a flush, and goes on leave', async (t) => {
+  const daemons: Daemon[] = [];
+  t.teardown(() => Promise.all(daemons.map((d) => d.stop(false))));
+  const base = join(dir, 'firewall');
+  const start = async (c: DaemonConfig, options: { kernel?: FakeKernel; firewall?: FakeNft } = {}): Promise<Daemon> => {
+    c.api.port = 0;
+    c.dataDir = join(base, c.name);
+    c.cni.enabled = false;
+    c.dataplane.firewallResyncIntervalMs = 1000;
+    const d = await Daemon.start(c, { ...(options.kernel === undefined ? {} : { kernel: options.kernel }), firewall: options.firewall ?? false });
+    daemons.push(d);
+    return d;
+  };
+  const seedOf = (d: Daemon): string => `127.0.0.1:${/\/tcp\/(\d+)/.exec(d.node.libp2p.multiaddrs[0] ?? '')?.[1]}`;
+  const master = await start(config('m1', 'master', '127.0.0.1', []));
+  const nft = new FakeNft();
+  const a1 = await start(config('a1', 'agent', '192.0.2.31', [seedOf(master)]), { kernel: new FakeKernel(), firewall: nft });
+  await until(() => a1.firewall?.stats.converged === true && (nft.tables.get('ip') ?? '').includes('9.0.0.0/8'), 20_000, 'the masquerade of dcos is in place');
+  t.notOk(nft.tables.get('ip')?.includes('10.200.0.0/16'), 'no masquerade for a network that is not configured');
+
+  // Someone flushes the ruleset: the next resync (1 s here) notices and puts the tables back.
+  const drift = a1.firewall?.stats.drift ?? 0;
+  nft.flush();
+  await until(() => nft.tables.get('ip') !== undefined && nft.tables.get('ip6') !== undefined, 10_000, 'both tables back after the flush');
+  t.ok((a1.firewall?.stats.drift ?? 0) > drift, 'the flush was counted as drift');
+  const metrics = await (await fetch(`http://127.0.0.1:${a1.api.port}/metrics`)).text();
+  t.match(metrics, /^lashup_firewall_drift [1-9]/m, 'drift in /metrics');
+
+  // The operator adds a network on the masters and restarts them: the agent's masquerade follows.
+  await master.stop(false);
+  daemons.splice(daemons.indexOf(master), 1);
+  const changed = config('m1', 'master', '127.0.0.1', [seedOf(a1)]);
+  changed.overlay = { ...DEFAULT_OVERLAY_CONFIG, networks: [...DEFAULT_OVERLAY_CONFIG.networks, { name: 'extra', subnet: '10.200.0.0/16', prefix: 24 }] };
+  await start(changed);
+  await until(() => (nft.tables.get('ip') ?? '').includes('10.200.0.0/16'), 30_000, 'the masquerade covers the network the masters published');
+  t.match(nft.tables.get('ip'), /9\.0\.0\.0\/8, 10\.200\.0\.0\/16/, 'both networks masqueraded');
+
+  // Leaving removes lashup's tables (a plain stop, e.g. for an upgrade, would keep them).
+  await a1.stop(true);
+  daemons.splice(daemons.indexOf(a1), 1);
+  t.same([...nft.tables.keys()], [], 'no lashup table after the agent left');
 });
 
 t.test('CLI usage errors, help, keygen, config reference, unreachable daemon', async (t) => {
@@ -233,18 +277,12 @@ t.test('CLI usage errors, help, keygen, config reference, unreachable daemon', a
   t.match(bad.err(), /\$\.dataplane\.enabled = "no": expected true or false/);
 });
 
-t.test('metrics rendering and the masquerade ruleset', async (t) => {
+t.test('metrics rendering', async (t) => {
   const text = renderMetrics({ dataplane: { applies: 3, converged: true, ops: { 'route.replace': { ok: 2, failed: 1 } } }, overlay: { problems: { LASHUP_ERR_ROUTES_CONFLICT: 2 } }, none: undefined });
   t.match(text, /^lashup_dataplane_applies 3$/m);
   t.match(text, /^lashup_dataplane_converged 1$/m);
   t.match(text, /^lashup_dataplane_ops_failed\{key="route\.replace"\} 1$/m);
   t.match(text, /^lashup_overlay_problems\{key="LASHUP_ERR_ROUTES_CONFLICT"\} 2$/m);
-  const rules = masqueradeRuleset(DEFAULT_OVERLAY_CONFIG);
-  t.match(rules, /table ip lashup \{\}\ndelete table ip lashup\ntable ip lashup \{/);
-  t.match(rules, /ip saddr \{ 9\.0\.0\.0\/8 \} ip daddr != \{ 9\.0\.0\.0\/8, 44\.128\.0\.0\/20 \} counter masquerade/);
-  t.match(rules, /ip6 saddr \{ fd01:b::\/64 \} ip6 daddr != \{ fd01:b::\/64, fd01:a::\/64 \} counter masquerade/);
-  const v4only = masqueradeRuleset({ ...DEFAULT_OVERLAY_CONFIG, networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 24 }] });
-  t.notMatch(v4only, /ip6 saddr/, 'no IPv6 rule without an IPv6 network');
 });
 
 t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {

@@ -6,7 +6,8 @@
  * subnet and VTEP MAC; a partition isolating one master and two agents (the majority keeps
  * allocating, both sides keep their routes, a new agent on the minority side says it waits for a
  * quorum, and gets its subnet after healing); releasing a decommissioned agent removes its routes
- * everywhere; a malformed config is refused at start naming the field.
+ * everywhere (and its leaving removes its nftables tables); a malformed config is refused at
+ * start naming the field. The masquerade is put back after `nft flush ruleset`.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ const skip = (await kernelTestSkip()) || (existsSync(`${CNI_PLUGIN_DIR}/bridge`)
 const command = skip === false ? await lashupCommand() : [];
 
 t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a bad config', { skip, timeout: 600_000 }, async (t) => {
-  const cluster = await NetnsCluster.create({ agents: 4, spareHosts: 2, command, prefix: 'lxt' });
+  const cluster = await NetnsCluster.create({ agents: 4, spareHosts: 2, command, prefix: 'lxt', dataplane: { firewallResyncIntervalMs: 2000 } });
   t.teardown(() => cluster.destroy());
   const agents = ['a4', 'a5', 'a6', 'a7'];
   const node = (name: string): ClusterNode => cluster.nodes.get(name) as ClusterNode;
@@ -50,7 +51,12 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
     return failures;
   };
   t.same(await pingPairs(() => true, 60_000), [], 'every container pings every other (8 containers, 56 pairs)');
-  t.match((await run(['ip', 'netns', 'exec', node('a4').host.ns, 'nft', 'list', 'table', 'ip', 'lashup'])).stdout, /9\.0\.0\.0\/8.*masquerade/, 'masquerade table in place');
+  const nftIn = async (a: string, ...args: string[]): Promise<string> => (await run(['ip', 'netns', 'exec', node(a).host.ns, 'nft', ...args])).stdout;
+  t.match(await nftIn('a4', 'list', 'table', 'ip', 'lashup'), /9\.0\.0\.0\/8.*masquerade/, 'masquerade table in place');
+  // Someone flushes a4's ruleset: the firewall resync (2 s here) puts lashup's tables back.
+  await nftIn('a4', 'flush', 'ruleset');
+  t.equal(await nftIn('a4', 'list', 'tables'), '', 'flushed');
+  t.ok(await eventually(async () => /9\.0\.0\.0\/8.*masquerade/.test(await nftIn('a4', 'list', 'table', 'ip', 'lashup')), 20_000), 'the masquerade is back after `nft flush ruleset`');
 
   // SIGKILL of an agent: others keep its route; the restart keeps subnet, MAC and the VTEP device.
   const a5 = node('a5');
@@ -102,6 +108,7 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   const exited = new Promise<number | null>((r) => a7.child?.once('exit', (code) => r(code)));
   a7.child?.kill('SIGTERM');
   t.equal(await exited, 0, 'SIGTERM: a7 left and exited 0');
+  t.notMatch(await nftIn('a7', 'list', 'tables'), /lashup/, "leaving removed a7's nftables tables");
   // Within ipam.releaseGraceMs of its leaving, a plain release is refused (a7 might be restarting).
   const early = await cluster.cli('m1', ['allocations', 'release', 'a7']);
   t.equal(early.code, 1, 'a release right after the agent left is refused');
@@ -134,4 +141,10 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   const status = await cluster.cli('a4', ['status']);
   t.equal(status.code, 0);
   t.match(JSON.parse(status.stdout), { name: 'a4', role: 'agent', dataplane: { converged: true } });
+
+  // `lashup leave` makes a4 leave: its process exits 0 and its nftables tables are gone.
+  const a4exit = new Promise<number | null>((r) => node('a4').child?.once('exit', (code) => r(code)));
+  t.equal((await cluster.cli('a4', ['leave'])).code, 0, 'lashup leave accepted');
+  t.equal(await a4exit, 0, 'a4 left and exited 0');
+  t.notMatch(await nftIn('a4', 'list', 'tables'), /lashup/, "`lashup leave` removed a4's nftables tables");
 });

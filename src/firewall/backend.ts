@@ -1,0 +1,71 @@
+/**
+ * How the syncer reaches nftables: apply a script in one transaction, and list what lashup's
+ * tables hold now. The real backend runs the `nft` command (the kernel's nftables netlink
+ * protocol has no maintained Node binding; `nft -f` gives one atomic transaction per script and
+ * is what operators use to inspect the result).
+ */
+import { execFile } from 'node:child_process';
+import { FirewallError, FirewallErrorCode } from './errors.js';
+import { FIREWALL_FAMILIES, FIREWALL_TABLE, type FirewallFamily } from './ruleset.js';
+
+export interface FirewallBackend {
+  /** Runs `script` as one transaction; rejects with a FirewallError (LASHUP_ERR_FIREWALL_APPLY). */
+  apply(script: string): Promise<void>;
+  /**
+   * What lashup's tables hold, normalized so that equal rules list equally (counter values
+   * stripped): one text per family, undefined for an absent table.
+   */
+  list(): Promise<Record<FirewallFamily, string | undefined>>;
+}
+
+export interface NftCliOptions {
+  /** The command and leading arguments; default `['nft']` (tests: `['ip', 'netns', 'exec', NS, 'nft']`). */
+  command?: readonly string[];
+  timeoutMs?: number;
+}
+
+/** Counter values change with traffic; a listing is compared without them. */
+export function normalizeListing(text: string): string {
+  return text.replace(/counter packets \d+ bytes \d+/g, 'counter').trim();
+}
+
+export class NftCli implements FirewallBackend {
+  private readonly command: readonly string[];
+  private readonly timeoutMs: number;
+
+  constructor(options: NftCliOptions = {}) {
+    this.command = options.command ?? ['nft'];
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  apply(script: string): Promise<void> {
+    return this.run(['-f', '-'], script).then(() => undefined);
+  }
+
+  async list(): Promise<Record<FirewallFamily, string | undefined>> {
+    const out: Record<FirewallFamily, string | undefined> = { ip: undefined, ip6: undefined };
+    const tables = await this.run(['list', 'tables']);
+    for (const family of FIREWALL_FAMILIES) {
+      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${FIREWALL_TABLE}`)) continue;
+      out[family] = normalizeListing(await this.run(['list', 'table', family, FIREWALL_TABLE]));
+    }
+    return out;
+  }
+
+  private run(args: string[], input?: string): Promise<string> {
+    const [file, ...lead] = this.command as [string, ...string[]];
+    return new Promise((resolve, reject) => {
+      const child = execFile(file, [...lead, ...args], { timeout: this.timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+        if (error === null) return resolve(stdout);
+        const text = (stderr || error.message).trim().slice(0, 500);
+        reject(new FirewallError(FirewallErrorCode.Apply, `nft ${args.join(' ')} failed: ${text}`, { args, stderr: text }));
+      });
+      // A command that exits without reading its input (`nft list`, a failing `nft -f`) makes the
+      // write fail with EPIPE; unhandled, that error event crashed the daemon (seen in the kernel
+      // test). The exit status already tells the outcome, so the stream's error is only absorbed.
+      child.stdin?.on('error', () => undefined);
+      if (input === undefined) child.stdin?.end();
+      else child.stdin?.end(input);
+    });
+  }
+}

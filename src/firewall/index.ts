@@ -1,0 +1,7 @@
+export { firewallRuleset, applyScript, removeScript, FIREWALL_TABLE, FIREWALL_FAMILIES } from './ruleset.js';
+export type { FirewallRuleset, FirewallTable, FirewallFamily, FirewallOptions } from './ruleset.js';
+export { NftCli, normalizeListing } from './backend.js';
+export type { FirewallBackend, NftCliOptions } from './backend.js';
+export { FirewallSyncer } from './syncer.js';
+export type { FirewallSyncerOptions, FirewallSyncerStats } from './syncer.js';
+export { FirewallError, FirewallErrorCode } from './errors.js';

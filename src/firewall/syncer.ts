@@ -1,0 +1,147 @@
+/**
+ * Keeps lashup's nftables tables equal to the desired ruleset, level-triggered like the
+ * dataplane's reconciler: the desired ruleset is applied as one atomic replace of lashup's
+ * tables; every `resyncIntervalMs` the tables are listed and compared with the listing taken
+ * right after the last apply, and anything else (an `nft flush ruleset`, a hand edit, another
+ * tool replacing the ruleset) is counted as drift and replaced. A failed apply is retried with
+ * backoff. Before this, the masquerade was applied once at start from the local file: never
+ * re-applied when the masters published another overlay, never restored after a flush, never
+ * removed on leave.
+ */
+import type { Clock, TimerHandle } from '../common/index.js';
+import type { Logger } from '../log/index.js';
+import type { FirewallBackend } from './backend.js';
+import { applyScript, removeScript, type FirewallFamily, type FirewallRuleset } from './ruleset.js';
+
+export interface FirewallSyncerOptions {
+  backend: FirewallBackend;
+  clock: Clock;
+  /** Time between listings that catch drift, ms. */
+  resyncIntervalMs: number;
+  /** First retry after a failed apply, ms (doubling up to `resyncIntervalMs`). Default 1,000. */
+  retryMinMs?: number;
+  logger?: Logger;
+}
+
+export interface FirewallSyncerStats {
+  /** Scripts applied (changes, drift repairs, retries). */
+  applies: number;
+  applyFailures: number;
+  /** Listings that found lashup's tables as last applied. */
+  resyncs: number;
+  /** Listings that found them changed by someone else (then re-applied). */
+  drift: number;
+  removals: number;
+  /** The desired ruleset is what the kernel holds (as of the last apply or listing). */
+  converged: boolean;
+}
+
+type Listing = Record<FirewallFamily, string | undefined>;
+
+const sameListing = (a: Listing, b: Listing): boolean => a.ip === b.ip && a.ip6 === b.ip6;
+
+export class FirewallSyncer {
+  readonly stats: FirewallSyncerStats = { applies: 0, applyFailures: 0, resyncs: 0, drift: 0, removals: 0, converged: false };
+  private desired: string | undefined;
+  /** The script the kernel holds, and its listing right after it was applied. */
+  private applied: { script: string; listing: Listing } | undefined;
+  private timer: TimerHandle | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private started = false;
+  private retryMs: number;
+
+  constructor(private readonly options: FirewallSyncerOptions) {
+    this.retryMs = options.retryMinMs ?? 1000;
+  }
+
+  /** Sets the ruleset to hold; applied at once when it differs (after `start`). */
+  setDesired(ruleset: FirewallRuleset): void {
+    const script = applyScript(ruleset);
+    if (script === this.desired) return;
+    this.desired = script;
+    this.stats.converged = false;
+    if (this.started) this.kick();
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.kick();
+  }
+
+  /** Stops syncing; the tables stay (a restart adopts them). Resolves when no apply is running. */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.timer?.cancel();
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** Stops syncing and removes lashup's tables (leaving the cluster). */
+  async remove(): Promise<void> {
+    await this.stop();
+    await this.options.backend.apply(removeScript());
+    this.applied = undefined;
+    this.stats.removals++;
+    this.stats.converged = false;
+  }
+
+  /** Runs a sync now, or once more after the one running. */
+  private kick(): void {
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.sync();
+      } while (this.again && this.started);
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  private async sync(): Promise<void> {
+    const script = this.desired;
+    if (script === undefined || !this.started) return;
+    this.timer?.cancel();
+    this.timer = undefined;
+    const { backend, logger } = this.options;
+    try {
+      if (this.applied?.script === script) {
+        if (sameListing(await backend.list(), this.applied.listing)) {
+          this.stats.resyncs++;
+          this.stats.converged = true;
+          this.schedule(this.options.resyncIntervalMs);
+          return;
+        }
+        this.stats.drift++;
+        logger?.warn('lashup nftables tables were changed outside lashup; putting them back');
+      }
+      await backend.apply(script);
+      this.stats.applies++;
+      this.applied = { script, listing: await backend.list() };
+      this.stats.converged = this.desired === script;
+      this.retryMs = this.options.retryMinMs ?? 1000;
+      this.schedule(this.options.resyncIntervalMs);
+    } catch (err) {
+      this.applied = undefined;
+      this.stats.applyFailures++;
+      this.stats.converged = false;
+      logger?.error({ err: err instanceof Error ? err.message : String(err), retryInMs: this.retryMs }, 'nftables rules could not be applied; overlay traffic leaving the overlay may not be masqueraded');
+      this.schedule(this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, this.options.resyncIntervalMs);
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.started) return;
+    this.timer?.cancel();
+    this.timer = this.options.clock.setTimer(delayMs, () => {
+      this.timer = undefined;
+      this.kick();
+    });
+  }
+}

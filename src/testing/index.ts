@@ -1,0 +1,5 @@
+/**
+ * Test doubles for the production surfaces: kept out of the modules' `index.ts` so that
+ * production code cannot reach them by accident.
+ */
+export { FakeNft } from '../firewall/fake.js';

@@ -1,0 +1,152 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { Scheduler } from '../../../src/sim/index.js';
+import { DEFAULT_OVERLAY_CONFIG, type OverlayConfig } from '../../../src/ipam/index.js';
+import { FirewallSyncer, NftCli, applyScript, firewallRuleset, normalizeListing, removeScript } from '../../../src/firewall/index.js';
+import { FakeNft } from '../../../src/testing/index.js';
+
+const overlay = (): OverlayConfig => structuredClone(DEFAULT_OVERLAY_CONFIG) as OverlayConfig;
+
+t.test('the ruleset masquerades overlay sources leaving the overlay, per family', async (t) => {
+  const script = applyScript(firewallRuleset(overlay(), { masquerade: true }));
+  t.match(script, /^table ip lashup \{\}\ndelete table ip lashup\ntable ip lashup \{/);
+  t.match(script, /ip saddr \{ 9\.0\.0\.0\/8 \} ip daddr != \{ 9\.0\.0\.0\/8, 44\.128\.0\.0\/20 \} counter masquerade/);
+  t.match(script, /ip6 saddr \{ fd01:b::\/64 \} ip6 daddr != \{ fd01:b::\/64, fd01:a::\/64 \} counter masquerade/);
+  const v4only = applyScript(firewallRuleset({ ...overlay(), networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 24 }] }, { masquerade: true }));
+  t.notMatch(v4only, /ip6 saddr/, 'no IPv6 rule without an IPv6 network');
+  const disabled = applyScript(firewallRuleset({ ...overlay(), networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 24, enabled: false }, { name: 'b', subnet: '10.0.0.0/8', prefix: 24 }] }, { masquerade: true }));
+  t.match(disabled, /ip saddr \{ 10\.0\.0\.0\/8 \}/, 'disabled networks are left out');
+  t.equal(applyScript(firewallRuleset(overlay(), { masquerade: false })), removeScript(), 'masquerade off: no tables');
+  t.equal(removeScript(), 'table ip lashup {}\ndelete table ip lashup\ntable ip6 lashup {}\ndelete table ip6 lashup\n');
+  t.equal(normalizeListing('  counter packets 12 bytes 3400 masquerade\n'), 'counter masquerade');
+});
+
+function setup(resyncIntervalMs = 10_000) {
+  const scheduler = new Scheduler({ epochMs: 1_700_000_000_000 });
+  const nft = new FakeNft();
+  const syncer = new FirewallSyncer({ backend: nft, clock: scheduler.clock(), resyncIntervalMs });
+  /** Lets the syncer's promise chains settle between virtual-time steps. */
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+  };
+  const run = async (ms: number): Promise<void> => {
+    await settle();
+    for (let elapsed = 0; elapsed < ms; elapsed += 100) {
+      scheduler.runFor(100);
+      await settle();
+    }
+  };
+  return { scheduler, nft, syncer, run, settle };
+}
+
+t.test('applied at start and on change, then left alone while unchanged', async (t) => {
+  const { nft, syncer, run } = setup();
+  syncer.setDesired(firewallRuleset(overlay(), { masquerade: true }));
+  await run(0);
+  t.equal(nft.applies, 0, 'nothing applied before start');
+  syncer.start();
+  await run(0);
+  t.equal(nft.applies, 1);
+  t.match(nft.tables.get('ip'), /9\.0\.0\.0\/8/);
+  t.equal(syncer.stats.converged, true);
+  syncer.setDesired(firewallRuleset(overlay(), { masquerade: true }));
+  await run(0);
+  t.equal(nft.applies, 1, 'the same ruleset is not applied again');
+  const changed = overlay();
+  changed.networks.push({ name: 'dev', subnet: '10.64.0.0/16', prefix: 24 });
+  syncer.setDesired(firewallRuleset(changed, { masquerade: true }));
+  await run(0);
+  t.equal(nft.applies, 2, 'a changed overlay is applied at once');
+  t.match(nft.tables.get('ip'), /ip saddr \{ 9\.0\.0\.0\/8, 10\.64\.0\.0\/16 \}/);
+  await run(35_000);
+  t.equal(nft.applies, 2, 'resyncs that find the tables as applied change nothing');
+  t.equal(syncer.stats.resyncs, 3);
+  t.equal(syncer.stats.drift, 0);
+  await syncer.stop();
+});
+
+t.test('put back within the resync interval after a flush or an edit', async (t) => {
+  const { nft, syncer, run } = setup(10_000);
+  syncer.setDesired(firewallRuleset(overlay(), { masquerade: true }));
+  syncer.start();
+  await run(0);
+  nft.flush();
+  await run(9_900);
+  t.equal(nft.tables.size, 0, 'not yet: the resync has not come');
+  await run(200);
+  t.equal(syncer.stats.drift, 1);
+  t.match(nft.tables.get('ip'), /masquerade/, 'restored');
+  nft.tables.set('ip6', 'chain postrouting { }');
+  await run(10_000);
+  t.equal(syncer.stats.drift, 2, 'an edited table counts as drift too');
+  t.match(nft.tables.get('ip6'), /fd01:b::\/64/);
+  await syncer.stop();
+});
+
+t.test('a failed apply is retried with backoff and counted', async (t) => {
+  const { nft, syncer, run } = setup(60_000);
+  nft.failNext = 3;
+  syncer.setDesired(firewallRuleset(overlay(), { masquerade: true }));
+  syncer.start();
+  await run(0);
+  t.equal(syncer.stats.applyFailures, 1);
+  t.equal(syncer.stats.converged, false);
+  await run(1_000);
+  t.equal(syncer.stats.applyFailures, 2, 'retried after 1 s');
+  await run(1_900);
+  t.equal(syncer.stats.applyFailures, 2, 'then after 2 s');
+  await run(200);
+  t.equal(syncer.stats.applyFailures, 3);
+  await run(4_000);
+  t.equal(syncer.stats.applies, 1, 'then after 4 s, applied');
+  t.equal(syncer.stats.converged, true);
+  await syncer.stop();
+});
+
+t.test('leaving removes the tables and stops syncing', async (t) => {
+  const { nft, syncer, run } = setup(10_000);
+  syncer.setDesired(firewallRuleset(overlay(), { masquerade: true }));
+  syncer.start();
+  await run(0);
+  await syncer.remove();
+  t.equal(nft.tables.size, 0);
+  t.equal(syncer.stats.removals, 1);
+  const applies = nft.applies;
+  await run(30_000);
+  t.equal(nft.applies, applies, 'no resync after removal');
+  syncer.setDesired(firewallRuleset({ ...overlay(), mtu: 1400, networks: [{ name: 'x', subnet: '10.0.0.0/8', prefix: 24 }] }, { masquerade: true }));
+  await run(1_000);
+  t.equal(nft.applies, applies, 'a stopped syncer applies nothing');
+});
+
+t.test('NftCli: runs the command, lists and normalizes, and survives a command that does not read its input', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lashup-nft-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A stand-in for nft: `list tables`, `list table ip lashup`, `-f -` (saves its input), else fails.
+  const fake = join(dir, 'nft');
+  writeFileSync(
+    fake,
+    [
+      '#!/bin/sh',
+      'case "$*" in',
+      '  "list tables") printf "table inet other\\ntable ip lashup\\n" ;;',
+      '  "list table ip lashup") printf "table ip lashup {\\n\\tcounter packets 12 bytes 3400 masquerade\\n}\\n" ;;',
+      `  "-f -") cat > ${join(dir, 'applied')} ;;`,
+      '  *) echo "Error: no such thing: $*" >&2; exit 1 ;;',
+      'esac',
+    ].join('\n'),
+  );
+  chmodSync(fake, 0o755);
+  const nft = new NftCli({ command: [fake] });
+  t.same(await nft.list(), { ip: 'table ip lashup {\n\tcounter masquerade\n}', ip6: undefined }, 'only lashup tables, counters stripped');
+  await nft.apply('table ip lashup {}\n');
+  t.equal(readFileSync(join(dir, 'applied'), 'utf8'), 'table ip lashup {}\n', 'the script went to nft -f - on stdin');
+
+  // A command that exits at once without reading a large script: the write fails with EPIPE,
+  // which once escaped as an unhandled error event and killed the daemon.
+  const quitter = new NftCli({ command: ['sh', '-c', 'echo "Error: syntax error" >&2; exit 1', 'nft'] });
+  await t.rejects(quitter.apply('x'.repeat(4 << 20)), { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft -f - failed: Error: syntax error/ });
+  await t.rejects(new NftCli({ command: [join(dir, 'missing')] }).list(), { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft list tables failed/ }, 'a missing nft is a typed error');
+});
