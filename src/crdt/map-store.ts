@@ -15,10 +15,12 @@
  * costs one entry's work. The index is built the first time a small delta meets a map of more
  * than INDEX_MIN_ENTRIES entries, and every join maintains it through trackers from then on.
  */
+import { AW_SET_OPS } from './awset.js';
 import { CausalContext } from './context.js';
+import { DW_FLAG_OPS, EW_FLAG_OPS } from './dot-set.js';
 import { CrdtError, CrdtErrorCode } from './errors.js';
 import { setOwn } from './plain.js';
-import { opsForKind } from './registry.js';
+import { LWW_REGISTER_OPS, MV_REGISTER_OPS } from './registers.js';
 import { KIND_TAGS, KINDS, type DotTracker, type Kind, type StoreOps } from './store.js';
 
 export interface MapEntry {
@@ -244,4 +246,24 @@ export function kindMismatch(expected: Kind, found: Kind): CrdtError {
     expected,
     found,
   });
+}
+
+/**
+ * Kind -> store operations. It lives with the OR-map because the map is the one recursive kind:
+ * its operations look up those of the kinds nested in it (itself included). It used to be a
+ * module of its own, which made an import cycle with this one (registry -> map-store ->
+ * registry). Built on first use, when every table above is initialised.
+ */
+let kindTable: Record<Kind, StoreOps<unknown, unknown>> | undefined;
+
+export function opsForKind(kind: Kind): StoreOps<unknown, unknown> {
+  kindTable ??= {
+    ewflag: EW_FLAG_OPS as StoreOps<unknown, unknown>,
+    dwflag: DW_FLAG_OPS as StoreOps<unknown, unknown>,
+    lww: LWW_REGISTER_OPS as StoreOps<unknown, unknown>,
+    mvreg: MV_REGISTER_OPS as StoreOps<unknown, unknown>,
+    awset: AW_SET_OPS as StoreOps<unknown, unknown>,
+    ormap: OR_MAP_OPS as StoreOps<unknown, unknown>,
+  };
+  return kindTable[kind];
 }

@@ -21,10 +21,9 @@ import type { DotSetStore } from './dot-set.js';
 import type { AwSetStore } from './awset.js';
 import { stateDigest } from './digest.js';
 import { CrdtError, CrdtErrorCode } from './errors.js';
-import { kindMismatch, makeEntry, MapStore, slotOf } from './map-store.js';
+import { kindMismatch, makeEntry, MapStore, opsForKind, slotOf } from './map-store.js';
 import { plainEquals, toPlain, type PlainValue } from './plain.js';
 import { compareMarkers, lwwConflict, lwwWinner, type LwwEntry, type LwwMarker, type LwwStore, type MvStore } from './registers.js';
-import { opsForKind } from './registry.js';
 import type { DotTracker, Kind, StoreOps } from './store.js';
 
 /** A delta for one store, before it is wrapped into its enclosing maps. */
