@@ -111,8 +111,12 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     const first = seedWorkers[0] as WorkerHandle;
     const victimWorkers = all.slice(processes + seedCount);
     for (let i = 0; i < rest; i++) (placement.get(main[i % processes] as WorkerHandle) as string[]).push(`n${i + seedCount}`);
-    seedWorkers.forEach((w, i) => (placement.get(w) as string[]).push(`n${i}`));
-    victimWorkers.forEach((w, i) => (placement.get(w) as string[]).push(`v${i}`));
+    seedWorkers.forEach((w, i) => {
+      (placement.get(w) as string[]).push(`n${i}`);
+    });
+    victimWorkers.forEach((w, i) => {
+      (placement.get(w) as string[]).push(`v${i}`);
+    });
     const spec = (name: string, seeds: string[]) => ({ name, dataDir: join(dir, name), seeds, clusterKey: key, label: 'bench', packetTransport: 'udp', formationKey: true });
     // The seeds first, so everyone else has addresses to join (the first seed alone; the other
     // two join it).
@@ -123,7 +127,9 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       return `${m[1]}:${m[2]}`;
     };
     const seed0 = await addressOf(first);
-    seedWorkers.slice(1).forEach((w, i) => w.send({ cmd: 'start', nodes: [spec(`n${i + 1}`, [seed0])] }));
+    seedWorkers.slice(1).forEach((w, i) => {
+      w.send({ cmd: 'start', nodes: [spec(`n${i + 1}`, [seed0])] });
+    });
     const seeds = [seed0, ...(await Promise.all(seedWorkers.slice(1).map(addressOf)))];
     for (const w of [...main, ...victimWorkers]) {
       const names = placement.get(w) as string[];
@@ -159,10 +165,14 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
           // The node holding the fewest keys: its anti-entropy and peer counters.
           const laggard = last.reduce((a, b) => (b.formationKeys < a.formationKeys ? b : a)) as NodeStats & Record<string, unknown>;
-          log(`fewest keys: ${JSON.stringify({ name: laggard.name, live: laggard.live, keys: laggard.formationKeys, connections: laggard.connections, antiEntropy: laggard['antiEntropy'], peers: laggard['peers'] })}`);
+          log(
+            `fewest keys: ${JSON.stringify({ name: laggard.name, live: laggard.live, keys: laggard.formationKeys, connections: laggard.connections, antiEntropy: laggard['antiEntropy'], peers: laggard['peers'] })}`,
+          );
         }
         const retrying = last.filter((n) => ((n as unknown as { joinAttempts: number }).joinAttempts ?? 0) > 1);
-        log(`nodes=${nodes}: forming after ${Date.now() - started} ms: ${live} see all alive, ${keys} hold all keys (fewest ${minKeys}); missing keys ${JSON.stringify([...missing].slice(0, 6))}; ${retrying.length} retried joins, e.g. ${JSON.stringify(retrying.slice(0, 2).map((n) => (n as unknown as { joinError: string }).joinError))}`);
+        log(
+          `nodes=${nodes}: forming after ${Date.now() - started} ms: ${live} see all alive, ${keys} hold all keys (fewest ${minKeys}); missing keys ${JSON.stringify([...missing].slice(0, 6))}; ${retrying.length} retried joins, e.g. ${JSON.stringify(retrying.slice(0, 2).map((n) => (n as unknown as { joinError: string }).joinError))}`,
+        );
       }
       if (!formed) await sleep(250);
     }
@@ -217,7 +227,10 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       w.onEvent((e) => {
         if (e.evt !== 'applied') return;
         let at = applied.get(e.key as string);
-        if (at === undefined) applied.set(e.key as string, (at = new Map()));
+        if (at === undefined) {
+          at = new Map();
+          applied.set(e.key as string, at);
+        }
         if (!at.has(e.node as string)) at.set(e.node as string, e.atMs as number);
       });
     }
@@ -245,7 +258,9 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       const name = (placement.get(victim) as string[])[0] as string;
       killed.add(name);
       const failedAt = new Map<string, number>();
-      const stop = all.map((w) => w.onEvent((e) => void (e.evt === 'member' && e.type === 'failed' && e.member === name && !failedAt.has(e.node as string) && failedAt.set(e.node as string, e.atMs as number))));
+      const stop = all.map((w) =>
+        w.onEvent((e) => void (e.evt === 'member' && e.type === 'failed' && e.member === name && !failedAt.has(e.node as string) && failedAt.set(e.node as string, e.atMs as number))),
+      );
       const survivors = everyone.filter((n) => !killed.has(n));
       const t0 = now();
       victim.kill('SIGKILL');

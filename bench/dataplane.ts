@@ -72,17 +72,30 @@ const bench: Benchmark = {
       row('ratio lashup / iproute2, remove', removeRatios, 'x'),
       row('lashup: one-agent change, apply to converged', s.changeMs),
       row('lashup: one-agent change, kernel operations', s.changeOps, 'ops'),
-      row('lashup: one-agent change not meeting a full resync', s.changeMs.filter((_, i) => s.changeResynced[i] !== true)),
+      row(
+        'lashup: one-agent change not meeting a full resync',
+        s.changeMs.filter((_, i) => s.changeResynced[i] !== true),
+      ),
     ];
     const resyncHits = s.changeResynced.filter(Boolean).length;
     const ratio = summarize(ratios);
     const change = summarize(s.changeMs);
     const changeOps = Math.max(...s.changeOps);
     const targets: TargetCheck[] = [
-      { name: 'full program vs iproute2 batch (p50 of per-repetition ratios)', target: '<= 1.0x', measured: `${round(ratio.p50)}x (p99 ${round(ratio.p99)}x; lashup p50 ${round(summarize(s.programMs).p50)} ms, iproute2 p50 ${round(summarize(s.baselineProgramMs).p50)} ms)`, met: ratio.p50 <= 1 },
+      {
+        name: 'full program vs iproute2 batch (p50 of per-repetition ratios)',
+        target: '<= 1.0x',
+        measured: `${round(ratio.p50)}x (p99 ${round(ratio.p99)}x; lashup p50 ${round(summarize(s.programMs).p50)} ms, iproute2 p50 ${round(summarize(s.baselineProgramMs).p50)} ms)`,
+        met: ratio.p50 <= 1,
+      },
       { name: 'one-agent change, kernel operations (max)', target: '<= 3', measured: String(changeOps), met: changeOps <= 3 },
       { name: 'one-agent change, time (p99)', target: '< 5 ms', measured: `${round(change.p99)} ms (p50 ${round(change.p50)} ms)`, met: change.p99 < 5 },
-      { name: `notification flood of ${s.flood['entries']} route changes`, target: 'no process abort', measured: `daemon alive; helper restarts ${s.flood['helperRestarts']}, notifications seen ${s.flood['notificationsSeen']}, losses ${s.flood['notificationLosses']}`, met: s.flood['daemonAlive'] === true },
+      {
+        name: `notification flood of ${s.flood['entries']} route changes`,
+        target: 'no process abort',
+        measured: `daemon alive; helper restarts ${s.flood['helperRestarts']}, notifications seen ${s.flood['notificationsSeen']}, losses ${s.flood['notificationLosses']}`,
+        met: s.flood['daemonAlive'] === true,
+      },
     ];
     return {
       parameters: { agents, repetitions: reps, changesPerRepetition: changes, entriesPerAgent: 3, inFlightLimit: s.inFlightLimit },

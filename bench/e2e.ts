@@ -44,7 +44,10 @@ async function diagnose(cluster: NetnsCluster, agent: string, subnet: string | u
   const ns = cluster.nodes.get(agent)?.host.ns as string;
   const get = async (path: string): Promise<string> => (await run(['ip', 'netns', 'exec', ns, 'curl', '-s', '-m', '3', `http://127.0.0.1:62080${path}`])).stdout;
   const kv = await get('/v1/kv/overlay%2Fdcos');
-  const metrics = (await get('/metrics')).split('\n').filter((l) => /lashup_(libp2p|peers|anti_entropy_rounds|kv_remote)/.test(l)).join(' ');
+  const metrics = (await get('/metrics'))
+    .split('\n')
+    .filter((l) => /lashup_(libp2p|peers|anti_entropy_rounds|kv_remote)/.test(l))
+    .join(' ');
   const route = subnet === undefined ? '' : (await run(['ip', '-n', ns, 'route', 'show', subnet])).stdout.trim();
   return `${agent}: entry in store: ${subnet !== undefined && kv.includes(subnet)}; route: ${route || 'none'}; ${metrics}`;
 }
@@ -84,10 +87,14 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
       await new Promise((r) => setTimeout(r, 300));
       const name = `n${t}`;
       const node = cluster.start(name, 3 + agents + 1 + t);
-      const ok = await eventually(() => {
-        const subnet = cluster.leaseOf(name)?.networks['dcos']?.subnet;
-        return subnet !== undefined && [...monitors.values()].every((m) => m.lines.some((l) => l.text.startsWith(`${subnet} `) && l.text.includes('proto 76')));
-      }, 30_000, 20);
+      const ok = await eventually(
+        () => {
+          const subnet = cluster.leaseOf(name)?.networks['dcos']?.subnet;
+          return subnet !== undefined && [...monitors.values()].every((m) => m.lines.some((l) => l.text.startsWith(`${subnet} `) && l.text.includes('proto 76')));
+        },
+        30_000,
+        20,
+      );
       for (const m of monitors.values()) m.child.kill('SIGTERM');
       if (!ok) {
         const subnet = cluster.leaseOf(name)?.networks['dcos']?.subnet;
@@ -150,8 +157,8 @@ const bench: Benchmark = {
       }
     }
     notes.push(
-      'spawn->routes starts at the new daemon process spawn (Node start included) and ends when the last existing agent\'s kernel announces the route (ip monitor).',
-      'lease->routes starts when the new agent stores the lease the masters granted (its lease file\'s time) and ends at the same last announcement; spawn->lease is the rest (process start, joining, the Raft round trip).',
+      "spawn->routes starts at the new daemon process spawn (Node start included) and ends when the last existing agent's kernel announces the route (ip monitor).",
+      "lease->routes starts when the new agent stores the lease the masters granted (its lease file's time) and ends at the same last announcement; spawn->lease is the rest (process start, joining, the Raft round trip).",
       'formation counts from the first daemon spawn until every agent has a lease and a route to every other.',
     );
     return { parameters: { sizes, trialsPerSize: trials, masters: 3, membershipProfile: 'local' }, rows, targets, notes };

@@ -26,7 +26,10 @@ function propagation(nodes: number, push: boolean, updates: number, seed: number
     c.store(n).subscribe('probe/', (e) => {
       if (e.initial) return;
       let at = seen.get(e.key);
-      if (at === undefined) seen.set(e.key, (at = new Map()));
+      if (at === undefined) {
+        at = new Map();
+        seen.set(e.key, at);
+      }
       if (!at.has(n)) at.set(n, c.sim.nowMs());
     });
   }
@@ -151,7 +154,7 @@ const bench: Benchmark = {
       targets,
       notes: [
         `the whole store of ${keys} keys encodes to ${storeBytes} bytes: what a full-state exchange would send each way`,
-        'round trips are the initiator\'s: hello/subs, keyreq/keys, want/repair (the final message needs no answer)',
+        "round trips are the initiator's: hello/subs, keyreq/keys, want/repair (the final message needs no answer)",
         'times are virtual (simulated) milliseconds',
       ],
     };

@@ -188,9 +188,7 @@ const bench: Benchmark = {
           if (label !== 'lashup lan' && loss !== 0 && nodes >= 10_000) continue;
           // Several seeds where a scenario is cheap: one seed's churn is a small sample.
           const seeds = nodes >= 10_000 ? 1 : 3;
-          const runs = Array.from({ length: seeds }, (_, k) =>
-            scenario({ nodes, loss, config, seed: 1000 * (k + 1) + nodes + Math.round(loss * 100), joins, crashes, steadyMs }, ctx.log),
-          );
+          const runs = Array.from({ length: seeds }, (_, k) => scenario({ nodes, loss, config, seed: 1000 * (k + 1) + nodes + Math.round(loss * 100), joins, crashes, steadyMs }, ctx.log));
           const r = combine(runs);
           (globalThis as { gc?: () => void }).gc?.();
           rows.push({

@@ -151,12 +151,30 @@ const bench: Benchmark = {
       violations += r.violations.length;
       stuck += r.stuck;
     }
-    rows.push({ where: 'simulated', masters: '3 and 5', measure: `fault soak, ${soakSeeds} seeds`, n: soakSeeds, 'p50 ms': null, 'p99 ms': null, 'max ms': null, total: `${violations} violations, ${stuck} stuck` });
+    rows.push({
+      where: 'simulated',
+      masters: '3 and 5',
+      measure: `fault soak, ${soakSeeds} seeds`,
+      n: soakSeeds,
+      'p50 ms': null,
+      'p99 ms': null,
+      'max ms': null,
+      total: `${violations} violations, ${stuck} stuck`,
+    });
     targets.push({ name: `fault soak over ${soakSeeds} seeds`, target: '0 violations, 0 stuck', measured: `${violations} violations, ${stuck} stuck`, met: violations === 0 && stuck === 0 });
     const lb = await loopback(ctx.log);
     const ll = summarize(lb.latency);
     const lf = summarize(lb.failover);
-    rows.push({ where: 'loopback', masters: 3, measure: '1,000 lease requests, 50 in flight', n: ll.n, 'p50 ms': round(ll.p50), 'p99 ms': round(ll.p99), 'max ms': round(ll.max), total: `${round(lb.totalMs)} ms, ${lb.errors} errors` });
+    rows.push({
+      where: 'loopback',
+      masters: 3,
+      measure: '1,000 lease requests, 50 in flight',
+      n: ll.n,
+      'p50 ms': round(ll.p50),
+      'p99 ms': round(ll.p99),
+      'max ms': round(ll.max),
+      total: `${round(lb.totalMs)} ms, ${lb.errors} errors`,
+    });
     rows.push({ where: 'loopback', masters: 3, measure: 'failover: SIGKILL to next allocation', n: lf.n, 'p50 ms': round(lf.p50), 'p99 ms': round(lf.p99), 'max ms': round(lf.max), total: null });
     targets.push({ name: '1,000 agents allocated on loopback', target: '< 5000 ms', measured: `${round(lb.totalMs)} ms (${lb.errors} errors)`, met: lb.totalMs < 5000 && lb.errors === 0 });
     targets.push({ name: 'failover on loopback, SIGKILL of the leader (worst of 3)', target: '< 3000 ms', measured: `${round(lf.max)} ms (p50 ${round(lf.p50)})`, met: lf.max < 3000 });

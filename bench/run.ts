@@ -27,7 +27,7 @@ async function main(): Promise<number> {
   const quick = args.includes('--quick');
   const sizesArg = args.find((a) => a.startsWith('--sizes='));
   const sizes = sizesArg === undefined ? undefined : sizesArg.slice('--sizes='.length).split(',').map(Number);
-  if (sizes !== undefined && sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+  if (sizes?.some((n) => !Number.isInteger(n) || n < 1)) {
     process.stderr.write(`${sizesArg} is not valid; expected --sizes=N[,N...] with positive integers\n`);
     return 2;
   }

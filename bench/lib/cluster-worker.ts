@@ -155,10 +155,7 @@ function stats(): void {
       kv: n.kv.stats,
       antiEntropy: n.antiEntropy.stats,
       peers: n.peers.stats,
-      allocator:
-        n.allocator === undefined
-          ? undefined
-          : { role: n.allocator.raft.role, term: n.allocator.raft.term, commit: n.allocator.raft.commitIndex, agents: n.allocator.state.agentCount },
+      allocator: n.allocator === undefined ? undefined : { role: n.allocator.raft.role, term: n.allocator.raft.term, commit: n.allocator.raft.commitIndex, agents: n.allocator.state.agentCount },
       lease: n.lease?.current,
     })),
   });

@@ -40,7 +40,11 @@ function count(argv: string[]): number {
 }
 
 const ids = Array.from({ length: agents }, (_, k) => k + 2);
-const local = localState(config, { underlayIp: '198.19.0.1', vtepAddress: '44.128.0.1/10', networks: [{ name: 'dcos', mesos: '9.0.1.0/25', mesosGateway: '9.0.1.1', docker: '9.0.1.128/25', dockerGateway: '9.0.1.129' }] });
+const local = localState(config, {
+  underlayIp: '198.19.0.1',
+  vtepAddress: '44.128.0.1/10',
+  networks: [{ name: 'dcos', mesos: '9.0.1.0/25', mesosGateway: '9.0.1.1', docker: '9.0.1.128/25', dockerGateway: '9.0.1.129' }],
+});
 
 function batchFiles(kind: 'add' | 'del'): { ip: string; bridge: string } {
   const ip: string[] = [];
@@ -66,7 +70,19 @@ function batchFiles(kind: 'add' | 'del'): { ip: string; bridge: string } {
 }
 
 async function main(): Promise<DataplaneSamples> {
-  const s: DataplaneSamples = { programMs: [], removeMs: [], baselineProgramMs: [], baselineRemoveMs: [], changeMs: [], changeOps: [], changeResynced: [], programOps: [], flood: {}, inFlightLimit: 0, checks: [] };
+  const s: DataplaneSamples = {
+    programMs: [],
+    removeMs: [],
+    baselineProgramMs: [],
+    baselineRemoveMs: [],
+    changeMs: [],
+    changeOps: [],
+    changeResynced: [],
+    programOps: [],
+    flood: {},
+    inFlightLimit: 0,
+    checks: [],
+  };
   const add = batchFiles('add');
   const del = batchFiles('del');
   // The baseline's VTEP: the same device, made by iproute2, in its own namespace.
@@ -196,7 +212,13 @@ async function main(): Promise<DataplaneSamples> {
   };
   sh(['ip', 'link', 'del', 'flood0']);
   s.flood['resyncReasons'] = JSON.stringify(reconciler.stats().resyncReasons);
-  s.flood['failedOps'] = JSON.stringify(Object.fromEntries(Object.entries(reconciler.stats().ops).filter(([, v]) => v.failed > 0).map(([k, v]) => [k, v.failed])));
+  s.flood['failedOps'] = JSON.stringify(
+    Object.fromEntries(
+      Object.entries(reconciler.stats().ops)
+        .filter(([, v]) => v.failed > 0)
+        .map(([k, v]) => [k, v.failed]),
+    ),
+  );
   s.flood['helperStartsTotal'] = kernel.helperStarts;
   s.flood['echoesSkipped'] = kernel.echoesDropped;
   await reconciler.stop();

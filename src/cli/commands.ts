@@ -45,7 +45,8 @@ options:
   members: 'usage: lashup members [--api HOST:PORT]',
   kv: 'usage: lashup kv get KEY | lashup kv watch KEY [--api HOST:PORT]',
   routes: 'usage: lashup routes [--api HOST:PORT]',
-  allocations: 'usage: lashup allocations [release AGENT [--force]] [--api HOST:PORT]\n\nrelease frees a decommissioned agent\'s subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).',
+  allocations:
+    "usage: lashup allocations [release AGENT [--force]] [--api HOST:PORT]\n\nrelease frees a decommissioned agent's subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).",
   leave: 'usage: lashup leave [--api HOST:PORT]',
   keygen: 'usage: lashup keygen\n\nPrints a new base64 cluster key (32 random bytes) for cluster.keys.',
   'config-reference': 'usage: lashup config-reference',

@@ -23,7 +23,7 @@ export const DEFAULT_SOCKET_PATH = '/run/lashup/cni.sock';
 export const MAX_STDIN_BYTES = 1024 * 1024;
 
 /** CNI_CONTAINERID as the specification allows it (and the daemon's limit of 255 characters). */
-const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$/;
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
 export interface PluginOutput {
   code: number;
@@ -85,7 +85,8 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
     const command = env['CNI_COMMAND'];
     if (command === undefined || command === '') throw new PluginError(CniCode.InvalidEnvironment, 'CNI_COMMAND is not set; expected ADD, DEL, CHECK, VERSION, GC or STATUS');
     if (command === 'VERSION') return { code: 0, stdout: `${JSON.stringify({ cniVersion: '1.1.0', supportedVersions: SUPPORTED_VERSIONS })}\n` };
-    if (!['ADD', 'DEL', 'CHECK', 'GC', 'STATUS'].includes(command)) throw new PluginError(CniCode.InvalidEnvironment, `CNI_COMMAND = ${show(command)} is not valid; expected ADD, DEL, CHECK, VERSION, GC or STATUS`);
+    if (!['ADD', 'DEL', 'CHECK', 'GC', 'STATUS'].includes(command))
+      throw new PluginError(CniCode.InvalidEnvironment, `CNI_COMMAND = ${show(command)} is not valid; expected ADD, DEL, CHECK, VERSION, GC or STATUS`);
     if (stdinBytes > MAX_STDIN_BYTES) throw new PluginError(CniCode.DecodeFailure, `the network configuration on stdin is larger than ${MAX_STDIN_BYTES} bytes, the most this plugin reads`);
     let config: Record<string, unknown>;
     try {
@@ -94,9 +95,11 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
     } catch (err) {
       throw new PluginError(CniCode.DecodeFailure, `the network configuration on stdin is not a JSON object (${(err as Error).message})`);
     }
-    if (typeof config['cniVersion'] !== 'string') throw new PluginError(CniCode.InvalidConfig, `cniVersion = ${show(config['cniVersion'])} in the network configuration is not valid; expected one of ${SUPPORTED_VERSIONS.join(', ')}`);
+    if (typeof config['cniVersion'] !== 'string')
+      throw new PluginError(CniCode.InvalidConfig, `cniVersion = ${show(config['cniVersion'])} in the network configuration is not valid; expected one of ${SUPPORTED_VERSIONS.join(', ')}`);
     cniVersion = config['cniVersion'];
-    if (!(SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion)) throw new PluginError(CniCode.IncompatibleVersion, `cniVersion ${show(cniVersion)} is not supported; supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+    if (!(SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion))
+      throw new PluginError(CniCode.IncompatibleVersion, `cniVersion ${show(cniVersion)} is not supported; supported: ${SUPPORTED_VERSIONS.join(', ')}`);
     if ((command === 'GC' || command === 'STATUS') && !atLeast(cniVersion, '1.1.0')) {
       throw new PluginError(CniCode.IncompatibleVersion, `${command} exists from CNI 1.1.0; the network configuration says cniVersion ${show(cniVersion)}`);
     }
@@ -114,12 +117,14 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
     };
     const containerId = (): string => {
       const v = need('CNI_CONTAINERID');
-      if (!CONTAINER_ID.test(v)) throw new PluginError(CniCode.InvalidEnvironment, `CNI_CONTAINERID = ${show(v)} is not valid; expected 1-255 letters, digits, "_", "." or "-", starting with a letter or digit`);
+      if (!CONTAINER_ID.test(v))
+        throw new PluginError(CniCode.InvalidEnvironment, `CNI_CONTAINERID = ${show(v)} is not valid; expected 1-255 letters, digits, "_", "." or "-", starting with a letter or digit`);
       return v;
     };
     const ifname = (): string => {
       const v = need('CNI_IFNAME');
-      if (!validIfname(v)) throw new PluginError(CniCode.InvalidEnvironment, `CNI_IFNAME = ${show(v)} is not valid; expected an interface name of 1-15 bytes without "/", ":" or spaces, not "." or ".."`);
+      if (!validIfname(v))
+        throw new PluginError(CniCode.InvalidEnvironment, `CNI_IFNAME = ${show(v)} is not valid; expected an interface name of 1-15 bytes without "/", ":" or spaces, not "." or ".."`);
       return v;
     };
     const call = async (request: Record<string, unknown>): Promise<Record<string, unknown>> => {
@@ -131,7 +136,11 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
       }
       if (reply['ok'] === true) return reply;
       const e = (reply['error'] ?? {}) as { cniCode?: number; message?: string; code?: string; details?: unknown };
-      throw new PluginError(typeof e.cniCode === 'number' ? e.cniCode : CniCode.IoFailure, e.message ?? 'the daemon refused the request', JSON.stringify({ code: e.code, ...(typeof e.details === 'object' && e.details !== null ? e.details : {}) }));
+      throw new PluginError(
+        typeof e.cniCode === 'number' ? e.cniCode : CniCode.IoFailure,
+        e.message ?? 'the daemon refused the request',
+        JSON.stringify({ code: e.code, ...(typeof e.details === 'object' && e.details !== null ? e.details : {}) }),
+      );
     };
     switch (command) {
       case 'ADD': {
@@ -165,7 +174,10 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
       case 'GC': {
         const list = config['cni.dev/valid-attachments'];
         if (!Array.isArray(list)) {
-          throw new PluginError(CniCode.InvalidConfig, `cni.dev/valid-attachments = ${show(list)} is not valid; GC needs the list of attachments still in use (an array of { containerID, ifname }, possibly empty)`);
+          throw new PluginError(
+            CniCode.InvalidConfig,
+            `cni.dev/valid-attachments = ${show(list)} is not valid; GC needs the list of attachments still in use (an array of { containerID, ifname }, possibly empty)`,
+          );
         }
         const valid = list.map((entry: unknown, i) => {
           const e = entry as { containerID?: unknown; ifname?: unknown } | null;

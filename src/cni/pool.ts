@@ -94,7 +94,12 @@ export class ContainerPool {
     if (existing !== undefined) return { attachment: existing, created: false };
     const r = this.ranges.get(network);
     if (r === undefined) {
-      throw new CniError(CniErrorCode.UnknownNetwork, CniCode.InvalidConfig, `agent ${this.agent} has no lease for network ${JSON.stringify(network)}; leased: ${this.networks().join(', ') || 'none yet'}`, { network, agent: this.agent });
+      throw new CniError(
+        CniErrorCode.UnknownNetwork,
+        CniCode.InvalidConfig,
+        `agent ${this.agent} has no lease for network ${JSON.stringify(network)}; leased: ${this.networks().join(', ') || 'none yet'}`,
+        { network, agent: this.agent },
+      );
     }
     const taken = new Set<bigint>();
     for (const a of this.attachments.values()) {
@@ -106,13 +111,28 @@ export class ContainerPool {
     for (let offset = 1n; offset <= last; offset++) {
       const value = r.cidr.base + offset;
       if (value === r.gateway || taken.has(value)) continue;
-      const attachment: Attachment = { network, containerId, ifname, address: formatAddress(value, r.cidr.family), prefixLen: r.cidr.prefix, gateway: r.range.gateway, sinceMs: nowMs, ...(netns === undefined ? {} : { netns }) };
+      const attachment: Attachment = {
+        network,
+        containerId,
+        ifname,
+        address: formatAddress(value, r.cidr.family),
+        prefixLen: r.cidr.prefix,
+        gateway: r.range.gateway,
+        sinceMs: nowMs,
+        ...(netns === undefined ? {} : { netns }),
+      };
       this.attachments.set(attachmentKey(network, containerId, ifname), attachment);
       return { attachment, created: true };
     }
     const used = this.used(network);
     const total = this.capacity(network);
-    throw new CniError(CniErrorCode.Exhausted, CniCode.TryAgainLater, `network ${network} on agent ${this.agent} has no free container address: ${used} of ${total} in use (${r.range.subnet})`, { network, agent: this.agent, used, total, subnet: r.range.subnet });
+    throw new CniError(CniErrorCode.Exhausted, CniCode.TryAgainLater, `network ${network} on agent ${this.agent} has no free container address: ${used} of ${total} in use (${r.range.subnet})`, {
+      network,
+      agent: this.agent,
+      used,
+      total,
+      subnet: r.range.subnet,
+    });
   }
 
   /**

@@ -16,7 +16,7 @@
  * netns?, valid? }`; reply `{ ok: true, attachment?, removed? }` or
  * `{ ok: false, error: { code, cniCode, message, details } }`.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log/index.js';
@@ -54,9 +54,9 @@ export interface CniStats {
 export const MAX_REQUEST_BYTES = 64 * 1024;
 /** A connection idle this long is closed (a plugin answers within its own 10 s limit). */
 const IDLE_TIMEOUT_MS = 30_000;
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$/;
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
-const describe = (v: unknown): string => (v === undefined ? '(missing)' : JSON.stringify(v)?.slice(0, 80) ?? String(v));
+const describe = (v: unknown): string => (v === undefined ? '(missing)' : (JSON.stringify(v)?.slice(0, 80) ?? String(v)));
 
 /**
  * The `valid` list of a GC request: every entry an object with a well-formed containerId and
@@ -66,7 +66,12 @@ const describe = (v: unknown): string => (v === undefined ? '(missing)' : JSON.s
  */
 function parseValidList(value: unknown): { containerId: string; ifname: string }[] {
   if (!Array.isArray(value)) {
-    throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `valid = ${describe(value)} is not valid; GC needs the list of attachments still in use (cni.dev/valid-attachments), possibly empty`, { field: 'valid' });
+    throw new CniError(
+      CniErrorCode.BadRequest,
+      CniCode.InvalidConfig,
+      `valid = ${describe(value)} is not valid; GC needs the list of attachments still in use (cni.dev/valid-attachments), possibly empty`,
+      { field: 'valid' },
+    );
   }
   return value.map((entry: unknown, i) => {
     const e = entry as { containerId?: unknown; ifname?: unknown } | null;
@@ -100,7 +105,12 @@ export class CniService {
         initial = Array.isArray(parsed.attachments) ? parsed.attachments : [];
       } catch (err) {
         // A corrupt file would otherwise let addresses be handed out twice: refuse to start.
-        throw new CniError(CniErrorCode.BadRequest, CniCode.IoFailure, `${options.leasesPath} is not readable JSON (${(err as Error).message}); restore it, or remove it once no container uses lashup addresses`, { path: options.leasesPath });
+        throw new CniError(
+          CniErrorCode.BadRequest,
+          CniCode.IoFailure,
+          `${options.leasesPath} is not readable JSON (${(err as Error).message}); restore it, or remove it once no container uses lashup addresses`,
+          { path: options.leasesPath },
+        );
       }
     }
     this.pool = new ContainerPool(options.agent, initial);
@@ -242,11 +252,13 @@ export class CniService {
       } catch {
         throw new CniError(CniErrorCode.BadRequest, CniCode.DecodeFailure, 'the request is not JSON');
       }
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CniError(CniErrorCode.BadRequest, CniCode.DecodeFailure, `the request ${describe(parsed)} is not a JSON object`);
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+        throw new CniError(CniErrorCode.BadRequest, CniCode.DecodeFailure, `the request ${describe(parsed)} is not a JSON object`);
       const req = parsed as Record<string, unknown>;
       const field = (name: string): string => {
         const v = req[name];
-        if (typeof v !== 'string' || !ID.test(v)) throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `${name} = ${describe(v)} is not valid; expected 1-255 letters, digits, "_", "." or "-"`, { field: name });
+        if (typeof v !== 'string' || !ID.test(v))
+          throw new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, `${name} = ${describe(v)} is not valid; expected 1-255 letters, digits, "_", "." or "-"`, { field: name });
         return v;
       };
       const op = req['op'];
@@ -290,7 +302,8 @@ export class CniService {
         case 'check': {
           this.stats.checks++;
           const attachment = this.pool.get(network, containerId, ifname);
-          if (attachment === undefined) throw new CniError(CniErrorCode.UnknownContainer, CniCode.UnknownContainer, `no address for container ${containerId} interface ${ifname} on ${network}`, { containerId, ifname });
+          if (attachment === undefined)
+            throw new CniError(CniErrorCode.UnknownContainer, CniCode.UnknownContainer, `no address for container ${containerId} interface ${ifname} on ${network}`, { containerId, ifname });
           return { ok: true, attachment };
         }
         default:

@@ -64,7 +64,7 @@ export class SeededRng implements Rng {
 
   /** A generator with an explicit state (for known-answer tests); the state must not be all zero. */
   static fromState(a: number, b: number, c: number, d: number): SeededRng {
-    if (((a | b | c | d) >>> 0) === 0) throw new RangeError('xoshiro128** state must not be all zero');
+    if ((a | b | c | d) >>> 0 === 0) throw new RangeError('xoshiro128** state must not be all zero');
     const rng = new SeededRng(0);
     rng.a = a | 0;
     rng.b = b | 0;

@@ -48,6 +48,5 @@ export const AW_SET_OPS: StoreOps<AwSetStore, string[]> = {
     for (const dots of store.values()) for (const d of dots) fn(d.actor, d.counter);
   },
   value: (store) => [...store.keys()].sort(),
-  canonical: (store) =>
-    [...store.keys()].sort().map((e) => [e, [...(store.get(e) as Dot[])].sort(compareDots).map((d) => [d.actor, d.counter])]),
+  canonical: (store) => [...store.keys()].sort().map((e) => [e, [...(store.get(e) as Dot[])].sort(compareDots).map((d) => [d.actor, d.counter])]),
 };

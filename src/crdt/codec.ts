@@ -264,7 +264,9 @@ function decodeContext(raw: unknown, t: DecodeTables): CausalContext {
   for (let i = 0; i < cloud.length; i += 2) {
     const actor = t.actor(cloud[i], `context.cloud[${i}]`);
     const counters = expectArray(cloud[i + 1], `context.cloud[${i + 1}]`);
-    counters.forEach((c, j) => context.add(actor, expectCounter(c, `context.cloud[${i + 1}][${j}]`)));
+    counters.forEach((c, j) => {
+      context.add(actor, expectCounter(c, `context.cloud[${i + 1}][${j}]`));
+    });
   }
   return context;
 }
@@ -388,11 +390,10 @@ export function decodeCrdt(bytes: Uint8Array, limits: Partial<DecodeLimits> = {}
     const top = expectArray(raw, 'message');
     if (top.length < 1 || typeof top[0] !== 'number') fail('message[0]', `expected a format version, found ${describe(top[0])}`);
     if (top[0] !== CRDT_FORMAT_VERSION) {
-      throw new CrdtError(
-        CrdtErrorCode.UnsupportedVersion,
-        `CRDT format version ${String(top[0])} is not supported; this build reads version ${CRDT_FORMAT_VERSION}`,
-        { version: top[0], supported: [CRDT_FORMAT_VERSION] },
-      );
+      throw new CrdtError(CrdtErrorCode.UnsupportedVersion, `CRDT format version ${String(top[0])} is not supported; this build reads version ${CRDT_FORMAT_VERSION}`, {
+        version: top[0],
+        supported: [CRDT_FORMAT_VERSION],
+      });
     }
     if (top.length !== 4) fail('message', `expected [version, kind, context, store], found ${top.length} items`);
     const kind = decodeKind(top[1], 'message[1]');
@@ -406,4 +407,3 @@ export function decodeCrdt(bytes: Uint8Array, limits: Partial<DecodeLimits> = {}
     throw new CrdtError(CrdtErrorCode.Decode, `malformed CRDT message: ${err instanceof Error ? err.message : String(err)}`, {}, { cause: err });
   }
 }
-

@@ -24,11 +24,7 @@ export const MAX_ACTOR_LENGTH = 256;
 
 export function checkActor(actor: unknown, path = 'actor'): asserts actor is string {
   if (typeof actor !== 'string' || actor.length === 0 || actor.length > MAX_ACTOR_LENGTH) {
-    throw new CrdtError(
-      CrdtErrorCode.InvalidArgument,
-      `${path} = ${JSON.stringify(actor)} is not a valid actor; expected a string of 1 to ${MAX_ACTOR_LENGTH} characters`,
-      { path },
-    );
+    throw new CrdtError(CrdtErrorCode.InvalidArgument, `${path} = ${JSON.stringify(actor)} is not a valid actor; expected a string of 1 to ${MAX_ACTOR_LENGTH} characters`, { path });
   }
 }
 
@@ -53,7 +49,7 @@ export class CausalContext {
     if (frontier !== undefined && counter <= frontier) return true;
     if (this.cloud.size === 0) return false;
     const extra = this.cloud.get(actor);
-    return extra !== undefined && extra.has(counter);
+    return extra?.has(counter) === true;
   }
 
   hasDot(dot: Dot): boolean {
@@ -186,7 +182,11 @@ export class CausalContext {
     for (const [actor, frontier] of this.vector()) setOwn(vv, actor, frontier);
     const cloud: Record<string, number[]> = {};
     for (const actor of [...this.cloud.keys()].sort()) {
-      setOwn(cloud, actor, [...(this.cloud.get(actor) as Set<number>)].sort((a, b) => a - b));
+      setOwn(
+        cloud,
+        actor,
+        [...(this.cloud.get(actor) as Set<number>)].sort((a, b) => a - b),
+      );
     }
     return { vv, cloud };
   }

@@ -40,7 +40,11 @@ export function joinDotsInPlace<E extends Dot>(s1: E[], c1: CausalContext, s2: r
   if (!dotsJoinChanges(s1, c1, s2, c2)) return 0;
   // Additions are decided against the original left items, before any is dropped.
   let additions: E[] | undefined;
-  for (const e of s2) if (!dotIn(s1, e.actor, e.counter) && !c1.has(e.actor, e.counter)) (additions ??= []).push(e);
+  for (const e of s2)
+    if (!dotIn(s1, e.actor, e.counter) && !c1.has(e.actor, e.counter)) {
+      additions ??= [];
+      additions.push(e);
+    }
   let kept = 0;
   const originalLength = s1.length;
   for (let i = 0; i < originalLength; i++) {
@@ -57,13 +61,7 @@ export function joinDotsInPlace<E extends Dot>(s1: E[], c1: CausalContext, s2: r
   return additions.length;
 }
 
-export function joinDotSet(
-  s1: DotSetStore,
-  c1: CausalContext,
-  s2: DotSetStore,
-  c2: CausalContext,
-  tracker: DotTracker | undefined,
-): DotSetStore {
+export function joinDotSet(s1: DotSetStore, c1: CausalContext, s2: DotSetStore, c2: CausalContext, tracker: DotTracker | undefined): DotSetStore {
   joinDotsInPlace(s1, c1, s2, c2, tracker);
   return s1;
 }

@@ -16,7 +16,7 @@
  * than INDEX_MIN_ENTRIES entries, and every join maintains it through trackers from then on.
  */
 import { AW_SET_OPS } from './awset.js';
-import { CausalContext } from './context.js';
+import type { CausalContext } from './context.js';
 import { DW_FLAG_OPS, EW_FLAG_OPS } from './dot-set.js';
 import { CrdtError, CrdtErrorCode } from './errors.js';
 import { setOwn } from './plain.js';

@@ -51,11 +51,10 @@ export function toPlain(value: unknown, path = 'value', depth = 0): PlainValue {
     }
     return Object.freeze(out);
   }
-  throw new CrdtError(
-    CrdtErrorCode.InvalidValue,
-    `${path} = ${describeValue(value)} is not plain data; expected null, boolean, finite number, string, Uint8Array, array or plain object`,
-    { path, type: typeof value },
-  );
+  throw new CrdtError(CrdtErrorCode.InvalidValue, `${path} = ${describeValue(value)} is not plain data; expected null, boolean, finite number, string, Uint8Array, array or plain object`, {
+    path,
+    type: typeof value,
+  });
 }
 
 function isPlainObjectPrototype(value: object): boolean {

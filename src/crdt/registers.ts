@@ -133,6 +133,5 @@ export const LWW_REGISTER_OPS: StoreOps<LwwStore, PlainValue | undefined> = {
   removeCovered: removeCoveredDots,
   forEachDot: dotFunForEach,
   value: (store) => lwwWinner(store)?.value,
-  canonical: (store) =>
-    [...store].sort(compareDots).map((e) => [e.actor, e.counter, e.marker.ts, e.marker.actor, plainToJson(e.value)]),
+  canonical: (store) => [...store].sort(compareDots).map((e) => [e.actor, e.counter, e.marker.ts, e.marker.actor, plainToJson(e.value)]),
 };

@@ -49,11 +49,7 @@ function freshContext(context: CausalContext, actor: string, observed: readonly 
 export function checkMarker(marker: unknown): asserts marker is LwwMarker {
   const m = marker as Partial<LwwMarker> | null;
   if (m === null || typeof m !== 'object' || typeof m.ts !== 'number' || !Number.isSafeInteger(m.ts) || m.ts < 0) {
-    throw new CrdtError(
-      CrdtErrorCode.InvalidArgument,
-      `LWW marker ${JSON.stringify(marker)} is not valid; expected { ts: a safe integer >= 0, actor: string }`,
-      {},
-    );
+    throw new CrdtError(CrdtErrorCode.InvalidArgument, `LWW marker ${JSON.stringify(marker)} is not valid; expected { ts: a safe integer >= 0, actor: string }`, {});
   }
   checkActor(m.actor, 'marker.actor');
 }

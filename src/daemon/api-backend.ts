@@ -67,13 +67,21 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         members: counts,
         ...(raft === undefined ? {} : { raft: { role: raft.role, term: raft.term, leader: raft.leaderId ?? null } }),
         ...(d.config.role === 'agent' ? { lease: d.lease ?? null, leaseWaiting: d.node.lease?.waitingFor() ?? null } : {}),
-        ...(rec === undefined ? {} : { dataplane: { converged: rec.converged, conflicts: rec.conflicts, invalid: rec.invalid, remoteAgents: d.overlayAgent?.stats.remoteAgents ?? 0, lastApplyMs: rec.lastApplyMs } }),
+        ...(rec === undefined
+          ? {}
+          : { dataplane: { converged: rec.converged, conflicts: rec.conflicts, invalid: rec.invalid, remoteAgents: d.overlayAgent?.stats.remoteAgents ?? 0, lastApplyMs: rec.lastApplyMs } }),
       };
     },
     members() {
       return d.node.membership.members().map((m) => {
         const meta = d.node.meta(m.meta);
-        return { name: m.name, state: m.state, incarnation: m.incarnation, address: m.address, ...(meta === undefined ? {} : { role: meta.role, underlayIp: meta.underlayIp, version: meta.version, tags: meta.tags ?? {} }) };
+        return {
+          name: m.name,
+          state: m.state,
+          incarnation: m.incarnation,
+          address: m.address,
+          ...(meta === undefined ? {} : { role: meta.role, underlayIp: meta.underlayIp, version: meta.version, tags: meta.tags ?? {} }),
+        };
       });
     },
     kvGet: (key) => d.node.kv.get(key),
@@ -121,7 +129,8 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
     usage(network) {
       const state = allocatorOrRefuse('usage').state;
       const usage = state.usage().filter((u) => u.network === network);
-      if (usage.length === 0) throw new NotFoundError('LASHUP_ERR_UNKNOWN_NETWORK', `no overlay network ${JSON.stringify(network)}; known: ${[...new Set(state.usage().map((u) => u.network))].join(', ')}`);
+      if (usage.length === 0)
+        throw new NotFoundError('LASHUP_ERR_UNKNOWN_NETWORK', `no overlay network ${JSON.stringify(network)}; known: ${[...new Set(state.usage().map((u) => u.network))].join(', ')}`);
       // Container addresses per agent, as the agents publish them (exhaustion before it bites).
       return { network, families: usage.map((u) => ({ family: u.family, used: u.used, total: u.total, free: u.total - u.used, agents: u.agents })), containers: readCniUsage(d.node.kv, network) };
     },

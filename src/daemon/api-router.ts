@@ -22,7 +22,10 @@ export type RouteMatch<H> = { route: Route<H>; params: Record<string, string> };
 /** Splits and percent-decodes a URL path; throws BadRequestError for a malformed escape. */
 export function pathSegments(pathname: string): string[] {
   try {
-    return pathname.split('/').filter((s) => s.length > 0).map(decodeURIComponent);
+    return pathname
+      .split('/')
+      .filter((s) => s.length > 0)
+      .map(decodeURIComponent);
   } catch {
     // A malformed percent-escape is bad input, not a server error: it once answered 500 and
     // logged a stack trace per request (megabytes per second from one local client).

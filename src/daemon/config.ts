@@ -78,11 +78,21 @@ const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 const membershipFields = Object.keys(membershipConfig('lan'));
 
 export const CONFIG_SCHEMA: Record<string, Field> = {
-  name: { kind: { type: 'string', pattern: NAME, patternText: '1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' }, doc: 'Member name: unique in the cluster and stable across restarts (the allocator keys leases by it). Required.' },
+  name: {
+    kind: { type: 'string', pattern: NAME, patternText: '1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' },
+    doc: 'Member name: unique in the cluster and stable across restarts (the allocator keys leases by it). Required.',
+  },
   role: { kind: { type: 'enum', values: ['master', 'agent'] }, doc: 'master (runs the allocator, a Raft voter when named in `masters`) or agent (gets a lease and programs the overlay). Required.' },
-  dataDir: { kind: { type: 'string' }, default: '/var/lib/lashup', doc: 'Directory for the peer key, the store (snapshot + log), Raft state and the lease. Default /var/lib/lashup (FHS state directory).' },
+  dataDir: {
+    kind: { type: 'string' },
+    default: '/var/lib/lashup',
+    doc: 'Directory for the peer key, the store (snapshot + log), Raft state and the lease. Default /var/lib/lashup (FHS state directory).',
+  },
   underlayIp: { kind: { type: 'ip' }, doc: "This node's address on the underlay network: the VXLAN source and where peers send overlay traffic. Required." },
-  masters: { kind: { type: 'strings', min: 1, item: NAME, itemText: 'member names' }, doc: 'Names of the masters: the Raft voters. The same list on every node. Required; 3 or 5 for fault tolerance.' },
+  masters: {
+    kind: { type: 'strings', min: 1, item: NAME, itemText: 'member names' },
+    doc: 'Names of the masters: the Raft voters. The same list on every node. Required; 3 or 5 for fault tolerance.',
+  },
   seeds: {
     kind: {
       type: 'custom',
@@ -110,9 +120,20 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
     kind: {
       type: 'object',
       fields: {
-        keys: { kind: { type: 'strings', min: 1, item: BASE64_KEY, itemText: 'base64 32-byte keys (`lashup keygen`)' }, doc: 'Cluster keys, base64 of 32 bytes; the first encrypts, all decrypt (add the new key second, then make it first everywhere, then drop the old one). Required.' },
-        label: { kind: { type: 'string', pattern: NAME, patternText: 'a short name' }, default: 'lashup', doc: 'Cluster label, authenticated in every packet so that two clusters sharing a key still cannot talk. Default "lashup".' },
-        networkKey: { kind: { type: 'string', pattern: BASE64_KEY, patternText: 'a base64 32-byte key' }, optional: true, doc: "Key of libp2p's private network. Default: derived from the primary cluster key." },
+        keys: {
+          kind: { type: 'strings', min: 1, item: BASE64_KEY, itemText: 'base64 32-byte keys (`lashup keygen`)' },
+          doc: 'Cluster keys, base64 of 32 bytes; the first encrypts, all decrypt (add the new key second, then make it first everywhere, then drop the old one). Required.',
+        },
+        label: {
+          kind: { type: 'string', pattern: NAME, patternText: 'a short name' },
+          default: 'lashup',
+          doc: 'Cluster label, authenticated in every packet so that two clusters sharing a key still cannot talk. Default "lashup".',
+        },
+        networkKey: {
+          kind: { type: 'string', pattern: BASE64_KEY, patternText: 'a base64 32-byte key' },
+          optional: true,
+          doc: "Key of libp2p's private network. Default: derived from the primary cluster key.",
+        },
       },
     },
     doc: 'Cluster identity and keys.',
@@ -134,7 +155,11 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       type: 'object',
       fields: {
         profile: { kind: { type: 'enum', values: ['lan', 'wan', 'local'] }, default: 'lan', doc: 'Timing profile (see src/membership/config.ts). Default lan: one data centre.' },
-        packetTransport: { kind: { type: 'enum', values: ['udp', 'libp2p'] }, default: 'udp', doc: 'SWIM over encrypted UDP, or over libp2p streams for sites that allow one TCP port only. Default udp.' },
+        packetTransport: {
+          kind: { type: 'enum', values: ['udp', 'libp2p'] },
+          default: 'udp',
+          doc: 'SWIM over encrypted UDP, or over libp2p streams for sites that allow one TCP port only. Default udp.',
+        },
         overrides: {
           kind: {
             type: 'custom',
@@ -142,7 +167,9 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
             check: (value, path) => {
               if (value === null || typeof value !== 'object' || Array.isArray(value)) return [{ path, value, expected: 'an object of membership settings' }];
               const problems: ConfigProblem[] = [];
-              for (const key of Object.keys(value)) if (!membershipFields.includes(key)) problems.push({ path: `${path}.${key}`, value: (value as Record<string, unknown>)[key], expected: `a membership setting (${membershipFields.join(', ')})` });
+              for (const key of Object.keys(value))
+                if (!membershipFields.includes(key))
+                  problems.push({ path: `${path}.${key}`, value: (value as Record<string, unknown>)[key], expected: `a membership setting (${membershipFields.join(', ')})` });
               if (problems.length > 0) return problems;
               try {
                 membershipConfig('lan', value as Partial<MembershipConfig>);
@@ -174,7 +201,11 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       type: 'object',
       fields: {
         enabled: { kind: { type: 'boolean' }, default: true, doc: 'Program the kernel (agents). false runs membership, store and allocator only. Default true.' },
-        resyncIntervalMs: { kind: { type: 'integer', min: 1000, max: 3_600_000 }, default: 60_000, doc: 'Milliseconds between full kernel resyncs; notifications repair drift at once, this is the backstop. Default 60,000.' },
+        resyncIntervalMs: {
+          kind: { type: 'integer', min: 1000, max: 3_600_000 },
+          default: 60_000,
+          doc: 'Milliseconds between full kernel resyncs; notifications repair drift at once, this is the backstop. Default 60,000.',
+        },
         masquerade: {
           kind: { type: 'boolean' },
           default: true,
@@ -194,8 +225,16 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       type: 'object',
       fields: {
         enabled: { kind: { type: 'boolean' }, default: true, doc: 'Serve the lashup-ipam CNI plugin and write a CNI configuration per network (agents). Default true.' },
-        socketPath: { kind: { type: 'string', pattern: /^\/.{1,100}$/, patternText: 'an absolute path of at most 100 characters (unix socket limit)' }, default: '/run/lashup/cni.sock', doc: 'Unix socket where lashup-ipam reaches the daemon. Default /run/lashup/cni.sock (the plugin\'s default too).' },
-        confDir: { kind: { type: 'string', pattern: /^\//, patternText: 'an absolute path' }, default: '/etc/cni/net.d', doc: 'Where `<network>.conflist` is written (bridge on m-<network> chained with lashup-ipam). Default /etc/cni/net.d, where runtimes look.' },
+        socketPath: {
+          kind: { type: 'string', pattern: /^\/.{1,100}$/, patternText: 'an absolute path of at most 100 characters (unix socket limit)' },
+          default: '/run/lashup/cni.sock',
+          doc: "Unix socket where lashup-ipam reaches the daemon. Default /run/lashup/cni.sock (the plugin's default too).",
+        },
+        confDir: {
+          kind: { type: 'string', pattern: /^\//, patternText: 'an absolute path' },
+          default: '/etc/cni/net.d',
+          doc: 'Where `<network>.conflist` is written (bridge on m-<network> chained with lashup-ipam). Default /etc/cni/net.d, where runtimes look.',
+        },
       },
     },
     doc: 'Container addresses through CNI.',
@@ -235,7 +274,7 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
         leaseCheckIntervalMs: {
           kind: { type: 'integer', min: 1000, max: 3_600_000 },
           default: 30_000,
-          doc: "Agents: milliseconds between confirmations of the lease with the masters (a Raft read); an agent released while it ran notices within this interval (at once when its overlay entry is removed), stops advertising its old subnet and asks for a new one. Default 30,000.",
+          doc: 'Agents: milliseconds between confirmations of the lease with the masters (a Raft read); an agent released while it ran notices within this interval (at once when its overlay entry is removed), stops advertising its old subnet and asks for a new one. Default 30,000.',
         },
       },
     },
@@ -249,12 +288,15 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
         if (value === null || typeof value !== 'object' || Array.isArray(value)) return [{ path, value, expected: 'an object' }];
         const known = Object.keys(DEFAULT_OVERLAY_CONFIG);
         const problems: ConfigProblem[] = [];
-        for (const key of Object.keys(value)) if (!known.includes(key)) problems.push({ path: `${path}.${key}`, value: (value as Record<string, unknown>)[key], expected: `an overlay setting (${known.join(', ')})` });
+        for (const key of Object.keys(value))
+          if (!known.includes(key)) problems.push({ path: `${path}.${key}`, value: (value as Record<string, unknown>)[key], expected: `an overlay setting (${known.join(', ')})` });
         const nets = (value as { networks?: unknown }).networks;
         if (Array.isArray(nets)) {
           nets.forEach((n, i) => {
             if (n !== null && typeof n === 'object') {
-              for (const key of Object.keys(n)) if (!['name', 'subnet', 'prefix', 'subnet6', 'prefix6', 'enabled'].includes(key)) problems.push({ path: `${path}.networks[${i}].${key}`, value: (n as Record<string, unknown>)[key], expected: 'a network setting (name, subnet, prefix, subnet6, prefix6, enabled)' });
+              for (const key of Object.keys(n))
+                if (!['name', 'subnet', 'prefix', 'subnet6', 'prefix6', 'enabled'].includes(key))
+                  problems.push({ path: `${path}.networks[${i}].${key}`, value: (n as Record<string, unknown>)[key], expected: 'a network setting (name, subnet, prefix, subnet6, prefix6, enabled)' });
             }
           });
         }
@@ -275,7 +317,12 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
     doc: "The overlay (masters publish it; agents follow the masters' copy). Default DC/OS's: dcos 9.0.0.0/8 per-agent /24, dcos6 fd01:b::/64 per-agent /80, VTEP 44.128.0.0/20 and fd01:a::/64, vtep1024, VNI 1024, port 64000, MTU 1420.",
   },
   log: {
-    kind: { type: 'object', fields: { level: { kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'Log level. Default info. LASHUP_LOG_LEVEL overrides it.' } } },
+    kind: {
+      type: 'object',
+      fields: {
+        level: { kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'Log level. Default info. LASHUP_LOG_LEVEL overrides it.' },
+      },
+    },
     doc: 'Logging.',
   },
 };
@@ -358,7 +405,8 @@ function check(fields: Record<string, Field>, value: unknown, path: string, prob
         if (!Array.isArray(v) || v.length < kind.min) bad();
         else {
           v.forEach((item, i) => {
-            if (typeof item !== 'string' || item.length === 0 || (kind.item !== undefined && !kind.item.test(item))) problems.push({ path: `${p}[${i}]`, value: item, expected: kind.itemText ?? 'a non-empty string' });
+            if (typeof item !== 'string' || item.length === 0 || (kind.item !== undefined && !kind.item.test(item)))
+              problems.push({ path: `${p}[${i}]`, value: item, expected: kind.itemText ?? 'a non-empty string' });
           });
           out[key] = [...(v as string[])];
         }

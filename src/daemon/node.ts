@@ -27,25 +27,8 @@ import { FileLeaseStore } from './lease-store.js';
 import { seedMultiaddr } from './seeds.js';
 import { PeerManager } from './peers.js';
 import { silentLogger, componentLogger } from '../log/index.js';
-import {
-  Membership,
-  decodeMeta,
-  encodeMeta,
-  membershipConfig,
-  type MemberMeta,
-  type MemberRole,
-  type MembershipConfig,
-  type MembershipProfile,
-} from '../membership/index.js';
-import {
-  Libp2pNode,
-  StreamPacketTransport,
-  UdpTransport,
-  keyringFrom,
-  parseClusterKey,
-  pskFromClusterKey,
-  type PacketTransport,
-} from '../net/index.js';
+import { Membership, decodeMeta, encodeMeta, membershipConfig, type MemberMeta, type MemberRole, type MembershipConfig, type MembershipProfile } from '../membership/index.js';
+import { Libp2pNode, StreamPacketTransport, UdpTransport, keyringFrom, parseClusterKey, pskFromClusterKey, type PacketTransport } from '../net/index.js';
 
 export const KV_TOPIC = 'lashup/kv/1';
 /** Repairs with returning members run in batches this far apart, ms. */
@@ -335,7 +318,10 @@ export class LashupNode {
     for (const host of hosts) {
       if (host === undefined) continue;
       let names = this.memberHosts.get(host);
-      if (names === undefined) this.memberHosts.set(host, (names = new Set()));
+      if (names === undefined) {
+        names = new Set();
+        this.memberHosts.set(host, names);
+      }
       names.add(name);
     }
   }

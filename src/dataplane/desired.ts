@@ -85,7 +85,16 @@ export const routeKey = (table: number, dst: string, prefixLen: number, metric: 
 export const neighbourKey = (dev: string, ip: string): string => `n|${dev}|${ip}`;
 export const fdbKey = (dev: string, mac: string): string => `f|${dev}|${mac}`;
 export const addressKey = (dev: string, address: string, prefixLen: number): string => `${dev}|${address}/${prefixLen}`;
-export function ruleKey(r: { family: number; priority: number; table: number; src?: string | undefined; srcLen: number; dst?: string | undefined; dstLen: number; fwmark?: number | undefined }): string {
+export function ruleKey(r: {
+  family: number;
+  priority: number;
+  table: number;
+  src?: string | undefined;
+  srcLen: number;
+  dst?: string | undefined;
+  dstLen: number;
+  fwmark?: number | undefined;
+}): string {
   return `u|${r.family}|${r.priority}|${r.table}|${r.src ?? ''}/${r.srcLen}|${r.dst ?? ''}/${r.dstLen}|${r.fwmark ?? ''}`;
 }
 
@@ -234,10 +243,18 @@ export function normalizeState(state: Partial<DesiredState>, base = 'desired'): 
   });
   const addresses = list<DesiredAddress>('addresses').map((a, i) => normalizeAddress(a, `${base}.addresses[${i}]`));
   const entries: NormEntry[] = [];
-  list<DesiredRoute>('routes').forEach((r, i) => entries.push(normalizeRoute(r, `${base}.routes[${i}]`)));
-  list<DesiredNeighbour>('neighbours').forEach((n, i) => entries.push(normalizeNeighbour(n, `${base}.neighbours[${i}]`)));
-  list<DesiredFdb>('fdb').forEach((f, i) => entries.push(normalizeFdb(f, `${base}.fdb[${i}]`)));
-  list<DesiredRule>('rules').forEach((r, i) => entries.push(normalizeRule(r, `${base}.rules[${i}]`)));
+  list<DesiredRoute>('routes').forEach((r, i) => {
+    entries.push(normalizeRoute(r, `${base}.routes[${i}]`));
+  });
+  list<DesiredNeighbour>('neighbours').forEach((n, i) => {
+    entries.push(normalizeNeighbour(n, `${base}.neighbours[${i}]`));
+  });
+  list<DesiredFdb>('fdb').forEach((f, i) => {
+    entries.push(normalizeFdb(f, `${base}.fdb[${i}]`));
+  });
+  list<DesiredRule>('rules').forEach((r, i) => {
+    entries.push(normalizeRule(r, `${base}.rules[${i}]`));
+  });
   return { links, addresses, entries };
 }
 

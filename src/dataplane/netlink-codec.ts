@@ -161,7 +161,11 @@ function routeMessage(r: KernelRoute, forDelete: boolean): Buffer {
 function neighMessage(n: KernelNeighbour): Buffer {
   return collect((out) =>
     rt.formatNeighborMessage(
-      { kind: 'neighbor', data: { family: afOf(n.family), ifindex: n.ifindex, state: n.permanent ? { permanent: true } : {} }, attrs: { dst: ipBytes(n.ip), ...(n.mac === undefined ? {} : { lladdr: macBytes(n.mac) }) } },
+      {
+        kind: 'neighbor',
+        data: { family: afOf(n.family), ifindex: n.ifindex, state: n.permanent ? { permanent: true } : {} },
+        attrs: { dst: ipBytes(n.ip), ...(n.mac === undefined ? {} : { lladdr: macBytes(n.mac) }) },
+      },
       out,
     ),
   );
@@ -186,7 +190,10 @@ function ruleMessage(r: KernelRule): Buffer {
   if (r.dst !== undefined && r.dstLen > 0) attrs.dst = ipBytes(r.dst);
   if (r.fwmark !== undefined) attrs.fwmark = r.fwmark;
   return collect((out) =>
-    rt.formatRuleMessage({ kind: 'rule', data: { family: afOf(r.family), srcLen: r.srcLen, dstLen: r.dstLen, table: r.table > 255 ? 252 : r.table, action: FR_ACT_TO_TBL as rt.RuleAction }, attrs }, out),
+    rt.formatRuleMessage(
+      { kind: 'rule', data: { family: afOf(r.family), srcLen: r.srcLen, dstLen: r.dstLen, table: r.table > 255 ? 252 : r.table, action: FR_ACT_TO_TBL as rt.RuleAction }, attrs },
+      out,
+    ),
   );
 }
 
@@ -262,7 +269,8 @@ export function frame(encoded: EncodedOp, seq: number, port: number, ack = true)
   return out;
 }
 
-const numeric = (value: unknown, names: Record<string, unknown>): number => (typeof value === 'number' ? value : typeof value === 'string' && typeof names[value] === 'number' ? (names[value] as number) : 0);
+const numeric = (value: unknown, names: Record<string, unknown>): number =>
+  typeof value === 'number' ? value : typeof value === 'string' && typeof names[value] === 'number' ? (names[value] as number) : 0;
 
 const ipText = (b: Buffer | undefined): string | undefined => (b === undefined || (b.length !== 4 && b.length !== 16) ? undefined : formatIp(b));
 
@@ -387,7 +395,6 @@ export function decodeEvent(type: number, payload: Buffer): KernelEvent | undefi
       return undefined;
   }
 }
-
 
 /** Writes an address's bytes at `offset`; returns the byte count (4 or 16), or -1 when malformed. */
 function writeIp(buf: Buffer, offset: number, text: string): number {

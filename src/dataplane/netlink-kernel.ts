@@ -128,11 +128,21 @@ export class NetlinkKernel implements Kernel {
 
   async snapshot(): Promise<KernelSnapshot> {
     const links = await this.listLinks();
-    const addresses = (await this.dump(RTM.GETADDR, (o) => rt.formatAddressMessage({ kind: 'address', data: {}, attrs: {} }, o))).flatMap((m) => (m.kind === 'address' ? [decodeAddress(m)] : [])).filter((x) => x !== undefined);
-    const routes = (await this.dump(RTM.GETROUTE, (o) => rt.formatRouteMessage({ kind: 'route', data: {}, attrs: {} }, o))).flatMap((m) => (m.kind === 'route' ? [decodeRoute(m)] : [])).filter((x) => x !== undefined);
-    const neighbours = (await this.dump(RTM.GETNEIGH, (o) => rt.formatNeighborMessage({ kind: 'neighbor', data: {}, attrs: {} }, o))).flatMap((m) => (m.kind === 'neighbor' ? [decodeNeighbour(m)] : [])).filter((x) => x !== undefined);
-    const fdb = (await this.dump(RTM.GETNEIGH, (o) => rt.formatNeighborMessage({ kind: 'neighbor', data: { family: 7 }, attrs: {} }, o))).flatMap((m) => (m.kind === 'neighbor' ? [decodeFdb(m)] : [])).filter((x) => x !== undefined);
-    const rules = (await this.dump(RTM.GETRULE, (o) => rt.formatRuleMessage({ kind: 'rule', data: {}, attrs: {} }, o))).flatMap((m) => (m.kind === 'rule' ? [decodeRule(m)] : [])).filter((x) => x !== undefined);
+    const addresses = (await this.dump(RTM.GETADDR, (o) => rt.formatAddressMessage({ kind: 'address', data: {}, attrs: {} }, o)))
+      .flatMap((m) => (m.kind === 'address' ? [decodeAddress(m)] : []))
+      .filter((x) => x !== undefined);
+    const routes = (await this.dump(RTM.GETROUTE, (o) => rt.formatRouteMessage({ kind: 'route', data: {}, attrs: {} }, o)))
+      .flatMap((m) => (m.kind === 'route' ? [decodeRoute(m)] : []))
+      .filter((x) => x !== undefined);
+    const neighbours = (await this.dump(RTM.GETNEIGH, (o) => rt.formatNeighborMessage({ kind: 'neighbor', data: {}, attrs: {} }, o)))
+      .flatMap((m) => (m.kind === 'neighbor' ? [decodeNeighbour(m)] : []))
+      .filter((x) => x !== undefined);
+    const fdb = (await this.dump(RTM.GETNEIGH, (o) => rt.formatNeighborMessage({ kind: 'neighbor', data: { family: 7 }, attrs: {} }, o)))
+      .flatMap((m) => (m.kind === 'neighbor' ? [decodeFdb(m)] : []))
+      .filter((x) => x !== undefined);
+    const rules = (await this.dump(RTM.GETRULE, (o) => rt.formatRuleMessage({ kind: 'rule', data: {}, attrs: {} }, o)))
+      .flatMap((m) => (m.kind === 'rule' ? [decodeRule(m)] : []))
+      .filter((x) => x !== undefined);
     return { links, addresses, routes, neighbours, fdb, rules };
   }
 
@@ -301,7 +311,11 @@ export class NetlinkKernel implements Kernel {
     const here = import.meta.url;
     const ext = here.endsWith('.ts') ? '.ts' : '.js';
     const script = fileURLToPath(new URL(`./notify-child${ext}`, here));
-    const child = fork(script, [String(this.notifyRecvBufferBytes), String(this.sock.address().port)], { execArgv: process.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+    const child = fork(script, [String(this.notifyRecvBufferBytes), String(this.sock.address().port)], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      serialization: 'advanced',
+    });
     this.child = child;
     this.helperStarts++;
     if (this.helperStarts > 1) this.ready = deferred();

@@ -69,7 +69,10 @@ export function planLinks(desired: ReadonlyMap<string, NormLink>, view: KernelVi
   for (const d of desired.values()) {
     const k = view.linksByName.get(d.name);
     if (k === undefined) {
-      creates.push({ op: 'link.create', link: { name: d.name, kind: d.kind, mtu: d.mtu, alias: own.ownerAlias, ...(d.mac === undefined ? {} : { mac: d.mac }), ...(d.vxlan === undefined ? {} : { vxlan: d.vxlan }) } });
+      creates.push({
+        op: 'link.create',
+        link: { name: d.name, kind: d.kind, mtu: d.mtu, alias: own.ownerAlias, ...(d.mac === undefined ? {} : { mac: d.mac }), ...(d.vxlan === undefined ? {} : { vxlan: d.vxlan }) },
+      });
       continue;
     }
     const owned = k.alias === own.ownerAlias;
@@ -78,7 +81,10 @@ export function planLinks(desired: ReadonlyMap<string, NormLink>, view: KernelVi
       if (owned) {
         // Only what cannot change in place forces a new device; a restart never does.
         deletes.push({ op: 'link.delete', ifindex: k.ifindex });
-        creates.push({ op: 'link.create', link: { name: d.name, kind: d.kind, mtu: d.mtu, alias: own.ownerAlias, ...(d.mac === undefined ? {} : { mac: d.mac }), ...(d.vxlan === undefined ? {} : { vxlan: d.vxlan }) } });
+        creates.push({
+          op: 'link.create',
+          link: { name: d.name, kind: d.kind, mtu: d.mtu, alias: own.ownerAlias, ...(d.mac === undefined ? {} : { mac: d.mac }), ...(d.vxlan === undefined ? {} : { vxlan: d.vxlan }) },
+        });
       } else {
         conflicts.push({ key: d.name, reason: `link ${d.name} exists, is not lashup's (alias ${JSON.stringify(k.alias ?? '')}) and differs: ${differs}` });
       }
@@ -203,7 +209,7 @@ function planRoute(key: string, d: NormRoute | undefined, view: KernelView, own:
     return { outcome: 'conflict', replaces: [], deletes: [], reason: `route ${d.dst}/${d.prefixLen} in table ${d.table} exists with protocol ${k.protocol}, not lashup's ${own.routeProtocol}` };
   }
   const ifindex = view.linksByName.get(d.dev)?.ifindex as number;
-  if (k !== undefined && k.unicast && k.gateway === d.gateway && k.ifindex === ifindex && k.onlink === d.onlink) return OK;
+  if (k?.unicast && k.gateway === d.gateway && k.ifindex === ifindex && k.onlink === d.onlink) return OK;
   return {
     outcome: 'ops',
     replaces: [
@@ -222,7 +228,7 @@ function planNeighbour(key: string, d: NormNeighbour | undefined, links: LinkPla
     if (k === undefined || !k.permanent || !links.ownedVxlan.has(k.ifindex)) return OK;
     return { outcome: 'ops', replaces: [], deletes: [{ op: 'neigh.delete', neigh: k }] };
   }
-  if (k !== undefined && k.permanent && k.mac === d.mac) return OK;
+  if (k?.permanent && k.mac === d.mac) return OK;
   // A non-permanent entry at this address is the kernel's cache (a failed ARP, say): replacing it is what `ip neigh replace` does.
   const ifindex = view.linksByName.get(d.dev)?.ifindex as number;
   return { outcome: 'ops', replaces: [{ op: 'neigh.replace', neigh: { ifindex, family: d.family, ip: d.ip, mac: d.mac, permanent: true } }], deletes: [] };
@@ -256,7 +262,9 @@ function planRule(key: string, d: NormRule | undefined, view: KernelView, own: O
   if (k !== undefined) return OK;
   return {
     outcome: 'ops',
-    replaces: [{ op: 'rule.add', rule: { family: d.family, priority: d.priority, table: d.table, src: d.src, srcLen: d.srcLen, dst: d.dst, dstLen: d.dstLen, fwmark: d.fwmark, protocol: own.routeProtocol } }],
+    replaces: [
+      { op: 'rule.add', rule: { family: d.family, priority: d.priority, table: d.table, src: d.src, srcLen: d.srcLen, dst: d.dst, dstLen: d.dstLen, fwmark: d.fwmark, protocol: own.routeProtocol } },
+    ],
     deletes: [],
   };
 }

@@ -155,7 +155,9 @@ export class Reconciler {
     this.retryInitialMs = options.retryInitialMs ?? 200;
     this.retryMaxMs = options.retryMaxMs ?? 10_000;
     if (!Number.isInteger(this.own.routeProtocol) || this.own.routeProtocol < 5 || this.own.routeProtocol > 255) {
-      throw new DataplaneError(DataplaneErrorCode.InvalidDesired, `routeProtocol = ${this.own.routeProtocol} is not valid; expected an integer from 5 to 255 (0-4 belong to the kernel)`, { routeProtocol: this.own.routeProtocol });
+      throw new DataplaneError(DataplaneErrorCode.InvalidDesired, `routeProtocol = ${this.own.routeProtocol} is not valid; expected an integer from 5 to 255 (0-4 belong to the kernel)`, {
+        routeProtocol: this.own.routeProtocol,
+      });
     }
     const ops = {} as Record<KernelOpName, OpCounts>;
     for (const name of KERNEL_OP_NAMES) ops[name] = { ok: 0, failed: 0 };
@@ -216,7 +218,11 @@ export class Reconciler {
       for (const link of norm.links) {
         for (const [other, s] of this.groups) {
           if (other !== group && s.links.some((l) => l.name === link.name)) {
-            throw new DataplaneError(DataplaneErrorCode.InvalidDesired, `link ${link.name} of group ${JSON.stringify(group)} is already desired by group ${JSON.stringify(other)}; a link belongs to one group`, { group, other, link: link.name });
+            throw new DataplaneError(
+              DataplaneErrorCode.InvalidDesired,
+              `link ${link.name} of group ${JSON.stringify(group)} is already desired by group ${JSON.stringify(other)}; a link belongs to one group`,
+              { group, other, link: link.name },
+            );
           }
         }
       }
@@ -480,7 +486,11 @@ export class Reconciler {
       }
       if (plan.outcome === 'conflict' || plan.outcome === 'invalid') {
         const map = plan.outcome === 'conflict' ? this.conflicts : this.invalid;
-        if (map.get(key) !== plan.reason) this.logger?.warn({ key, reason: plan.reason }, plan.outcome === 'conflict' ? 'desired entry blocked by a foreign kernel object; leaving it alone' : 'desired entry names a device lashup does not manage');
+        if (map.get(key) !== plan.reason)
+          this.logger?.warn(
+            { key, reason: plan.reason },
+            plan.outcome === 'conflict' ? 'desired entry blocked by a foreign kernel object; leaving it alone' : 'desired entry names a device lashup does not manage',
+          );
         map.set(key, plan.reason as string);
         this.dirty.delete(key);
         continue;

@@ -47,7 +47,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }
     const members = await cluster.cli('m1', ['members']);
     options.out('members (seen by m1):\n');
-    for (const m of JSON.parse(members.stdout || '[]') as { name: string; state: string; role: string; underlayIp: string }[]) options.out(`  ${m.name.padEnd(4)} ${m.role.padEnd(7)} ${m.state.padEnd(6)} ${m.underlayIp}\n`);
+    for (const m of JSON.parse(members.stdout || '[]') as { name: string; state: string; role: string; underlayIp: string }[])
+      options.out(`  ${m.name.padEnd(4)} ${m.role.padEnd(7)} ${m.state.padEnd(6)} ${m.underlayIp}\n`);
     options.out('\nallocations:\n');
     for (const a of cluster.agents) {
       const lease = cluster.leaseOf(a.name);

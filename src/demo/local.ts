@@ -69,13 +69,15 @@ export async function runLocalDemo(options: LocalDemoOptions): Promise<number> {
     options.out(`converged in ${((Date.now() - started) / 1000).toFixed(1)} s\n\nmembers (seen by m1):\n`);
     for (const m of first.node.membership.members().sort((a, b) => a.name.localeCompare(b.name))) options.out(`  ${m.name.padEnd(4)} ${m.state}\n`);
     options.out('\nallocations:\n');
-    for (const a of agents) options.out(`  ${a.config.name.padEnd(4)} dcos ${a.lease?.networks['dcos']?.subnet}  dcos6 ${a.lease?.networks['dcos6']?.subnet6}  vtep ${a.lease?.vtepIp} ${a.lease?.vtepMac}\n`);
+    for (const a of agents)
+      options.out(`  ${a.config.name.padEnd(4)} dcos ${a.lease?.networks['dcos']?.subnet}  dcos6 ${a.lease?.networks['dcos6']?.subnet6}  vtep ${a.lease?.vtepIp} ${a.lease?.vtepMac}\n`);
     for (const a of agents) {
       const k = kernels.get(a.config.name) as FakeKernel;
       const s = k.state();
       const name = new Map(s.links.map((l) => [l.ifindex, l.name]));
       options.out(`\n${a.config.name} would program (underlay ${a.config.underlayIp}):\n`);
-      for (const r of s.routes.filter((x) => x.protocol === LASHUP_ROUTE_PROTOCOL)) options.out(`  ip route replace ${r.dst}/${r.prefixLen} via ${r.gateway} dev ${name.get(r.ifindex ?? 0)} onlink proto 76\n`);
+      for (const r of s.routes.filter((x) => x.protocol === LASHUP_ROUTE_PROTOCOL))
+        options.out(`  ip route replace ${r.dst}/${r.prefixLen} via ${r.gateway} dev ${name.get(r.ifindex ?? 0)} onlink proto 76\n`);
       for (const n of s.neighbours.filter((x) => x.permanent)) options.out(`  ip neigh replace ${n.ip} lladdr ${n.mac} dev ${name.get(n.ifindex)} nud permanent\n`);
       for (const f of s.fdb) options.out(`  bridge fdb replace ${f.mac} dev ${name.get(f.ifindex)} dst ${f.dst} self permanent\n`);
     }

@@ -130,7 +130,10 @@ export class FirewallSyncer {
       this.applied = undefined;
       this.stats.applyFailures++;
       this.stats.converged = false;
-      logger?.error({ err: err instanceof Error ? err.message : String(err), retryInMs: this.retryMs }, 'nftables rules could not be applied; overlay traffic leaving the overlay may not be masqueraded');
+      logger?.error(
+        { err: err instanceof Error ? err.message : String(err), retryInMs: this.retryMs },
+        'nftables rules could not be applied; overlay traffic leaving the overlay may not be masqueraded',
+      );
       this.schedule(this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, this.options.resyncIntervalMs);
     }

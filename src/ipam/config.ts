@@ -148,7 +148,11 @@ export function validateOverlayConfig(config: OverlayConfig, base = 'overlay'): 
       if (cidrsOverlap(a.range, b.range)) {
         // The value goes into the details: the config check prints `path = value`, and without it
         // an overlap was reported as "= (missing)" although the value was there.
-        throw new IpamError(IpamErrorCode.InvalidConfig, `${b.path} (${formatCidr(b.range)}) overlaps ${a.path} (${formatCidr(a.range)}); overlay ranges must not overlap`, { path: b.path, value: formatCidr(b.range), overlaps: a.path });
+        throw new IpamError(IpamErrorCode.InvalidConfig, `${b.path} (${formatCidr(b.range)}) overlaps ${a.path} (${formatCidr(a.range)}); overlay ranges must not overlap`, {
+          path: b.path,
+          value: formatCidr(b.range),
+          overlaps: a.path,
+        });
       }
     }
   }

@@ -152,7 +152,7 @@ export class LeaseClient {
       }
       // The masters hold something else for this agent (a new network, or another lease after a
       // release and a re-request raced): theirs is the truth.
-      this.options.logger?.warn({ held: held.vtepIp, masters: current.vtepIp }, "the masters hold a different lease for this agent; taking theirs");
+      this.options.logger?.warn({ held: held.vtepIp, masters: current.vtepIp }, 'the masters hold a different lease for this agent; taking theirs');
       this.lease = current;
       this.options.store.save(current);
       this.options.onLease?.(current);
@@ -164,7 +164,7 @@ export class LeaseClient {
     this.lease = undefined;
     this.options.logger?.error(
       { vtepIp: held.vtepIp, subnets: Object.fromEntries(Object.entries(held.networks).map(([n, l]) => [n, l.subnet ?? l.subnet6])) },
-      'LEASE LOST: the masters no longer hold this agent\'s subnet and VTEP address (released while it ran?); it stops advertising them and requests a new lease. Containers with addresses from the old subnets must be restarted',
+      "LEASE LOST: the masters no longer hold this agent's subnet and VTEP address (released while it ran?); it stops advertising them and requests a new lease. Containers with addresses from the old subnets must be restarted",
     );
     this.options.onLeaseLost?.(held);
     this.delayMs = this.options.retryMinMs ?? 200;
@@ -263,13 +263,7 @@ export class LeaseClient {
       const leader = result.error.details['leader'];
       // Follow a redirect at once, but only to a master we can address, and not in circles
       // (during an election followers may point at a leader that is gone).
-      if (
-        result.error.code === RaftErrorCode.NotLeader &&
-        typeof leader === 'string' &&
-        leader !== master.name &&
-        this.redirectsInARow < 3 &&
-        this.options.masters().some((m) => m.name === leader)
-      ) {
+      if (result.error.code === RaftErrorCode.NotLeader && typeof leader === 'string' && leader !== master.name && this.redirectsInARow < 3 && this.options.masters().some((m) => m.name === leader)) {
         this.stats.redirects++;
         this.redirectsInARow++;
         this.request(leader);

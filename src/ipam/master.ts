@@ -21,7 +21,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import type { Clock, Rng } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { RpcClient, RpcServer, type Address, type StreamTransport } from '../net/index.js';
-import { decodeRaftMessage, encodeRaftMessage, RaftError, RaftErrorCode, RaftNode, type RaftConfig, type RaftStorage, type Role } from '../raft/index.js';
+import { decodeRaftMessage, encodeRaftMessage, type RaftError, RaftErrorCode, RaftNode, type RaftConfig, type RaftStorage, type Role } from '../raft/index.js';
 import type { OverlayConfig } from './config.js';
 import { decodeResult, encodeCommand, IpamState } from './state.js';
 
@@ -134,7 +134,7 @@ export class AllocatorMaster {
     this.raft.propose(encodeCommand({ op: 'config', config: this.options.overlay }), (error, result) => {
       if (error !== null) return;
       const decoded = decodeResult(result as Uint8Array);
-      if (!decoded.ok) this.options.logger?.error({ err: decoded.error }, 'this master\'s overlay configuration was refused by the allocator; keeping the committed one');
+      if (!decoded.ok) this.options.logger?.error({ err: decoded.error }, "this master's overlay configuration was refused by the allocator; keeping the committed one");
     });
   }
 

@@ -220,11 +220,12 @@ export class IpamState {
     const total = subBlockCount(range, prefix);
     const index = lowestFree(used, 0, total);
     if (index < 0) {
-      throw new IpamError(
-        IpamErrorCode.Exhausted,
-        `network ${net.name} is exhausted: ${used.size} of ${total} /${prefix} blocks of ${formatCidr(range)} are in use`,
-        { network: net.name, used: used.size, total, family },
-      );
+      throw new IpamError(IpamErrorCode.Exhausted, `network ${net.name} is exhausted: ${used.size} of ${total} /${prefix} blocks of ${formatCidr(range)} are in use`, {
+        network: net.name,
+        used: used.size,
+        total,
+        family,
+      });
     }
     return index;
   }
@@ -325,7 +326,10 @@ export class IpamState {
 
 function setOf(map: Map<string, Set<number>>, key: string): Set<number> {
   let set = map.get(key);
-  if (set === undefined) map.set(key, (set = new Set()));
+  if (set === undefined) {
+    set = new Set();
+    map.set(key, set);
+  }
   return set;
 }
 

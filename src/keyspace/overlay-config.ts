@@ -55,7 +55,10 @@ export class OverlayConfigView {
 
   constructor(private readonly options: OverlayConfigViewOptions) {
     this.config = options.fallback;
-    this.unsubscribe = options.kv.subscribe((key) => key === OVERLAY_CONFIG_KEY, (change) => this.take(change.new));
+    this.unsubscribe = options.kv.subscribe(
+      (key) => key === OVERLAY_CONFIG_KEY,
+      (change) => this.take(change.new),
+    );
   }
 
   /** The configuration in use. */

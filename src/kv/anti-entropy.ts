@@ -27,19 +27,7 @@ import type { Clock, Rng, TimerHandle } from '../common/index.js';
 import type { CausalContext, ORMap } from '../crdt/index.js';
 import type { Logger } from '../log/index.js';
 import { startExchange, type Address, type Exchange, type Stream, type StreamTransport } from '../net/index.js';
-import {
-  AE_BUCKETS,
-  AE_SUB_BUCKETS,
-  ANTI_ENTROPY_PROTOCOL,
-  decodeAe,
-  encodeAe,
-  encodeAeChunks,
-  KvMessageType,
-  type AeMessage,
-  type FinalItem,
-  type RepairItem,
-  type WantItem,
-} from './codec.js';
+import { AE_BUCKETS, AE_SUB_BUCKETS, ANTI_ENTROPY_PROTOCOL, decodeAe, encodeAe, encodeAeChunks, KvMessageType, type AeMessage, type FinalItem, type RepairItem, type WantItem } from './codec.js';
 import { KvError, KvErrorCode } from './errors.js';
 import type { KvStore } from './store.js';
 
@@ -417,5 +405,4 @@ export class AntiEntropy {
       }
     });
   }
-
 }

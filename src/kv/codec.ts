@@ -22,7 +22,7 @@
  * KvError.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { CausalContext, CrdtError, decodeCrdt, encodeCrdt, ORMap, type DecodeLimits } from '../crdt/index.js';
+import { type CausalContext, CrdtError, decodeCrdt, encodeCrdt, ORMap, type DecodeLimits } from '../crdt/index.js';
 import { KvError, KvErrorCode } from './errors.js';
 
 export const KV_PROTOCOL_VERSION = 1;
@@ -174,7 +174,9 @@ type ListMessage = Extract<AeMessage, { last: boolean }>;
 function sumBytes(sums: Uint32Array): Uint8Array {
   const out = new Uint8Array(sums.length * 4);
   const view = new DataView(out.buffer);
-  sums.forEach((s, i) => view.setUint32(i * 4, s, true));
+  sums.forEach((s, i) => {
+    view.setUint32(i * 4, s, true);
+  });
   return out;
 }
 

@@ -25,7 +25,6 @@ import { Packr, Unpackr } from 'msgpackr';
 import { concatBytes, type Clock, type TimerHandle } from '../common/index.js';
 import { decodeCrdt, encodeCrdt, ORMap } from '../crdt/index.js';
 import type { Logger } from '../log/index.js';
-import { KvError, KvErrorCode } from './errors.js';
 import { frameRecord as frame, readRecords, MAX_RECORD_BYTES, type StorageFs } from '../storage/index.js';
 import type { Journal, JournalRecordKind } from './store.js';
 
@@ -148,8 +147,14 @@ export class KvPersistence implements Journal {
     fs.mkdirp(dir);
     const names = fs.list(dir);
     for (const name of names) if (name.endsWith('.tmp')) fs.remove(`${dir}/${name}`);
-    const snapshots = names.map((n) => generationOf(n, 'snapshot-')).filter((g): g is number => g !== undefined).sort((a, b) => b - a);
-    const logs = names.map((n) => generationOf(n, 'log-')).filter((g): g is number => g !== undefined).sort((a, b) => a - b);
+    const snapshots = names
+      .map((n) => generationOf(n, 'snapshot-'))
+      .filter((g): g is number => g !== undefined)
+      .sort((a, b) => b - a);
+    const logs = names
+      .map((n) => generationOf(n, 'log-'))
+      .filter((g): g is number => g !== undefined)
+      .sort((a, b) => a - b);
     const report: RecoveryReport = { snapshotGeneration: -1, corruptSnapshots: 0, recordsReplayed: 0, truncatedBytes: 0, skippedRecords: 0, keys: 0 };
     const state = new Map<string, ORMap>();
     const join = (key: string, crdt: ORMap): void => {

@@ -15,16 +15,7 @@
  * the disk from a Journal.
  */
 import type { Clock, TimerHandle } from '../common/index.js';
-import {
-  type CausalContext,
-  type CrdtError,
-  encodeCrdt,
-  ORMap,
-  plainEquals,
-  type LwwMarker,
-  type MapMutator,
-  type PlainValue,
-} from '../crdt/index.js';
+import { type CausalContext, type CrdtError, encodeCrdt, ORMap, plainEquals, type LwwMarker, type MapMutator, type PlainValue } from '../crdt/index.js';
 import { fmix32, hashString32 } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { AE_BUCKETS, AE_SUB_BUCKETS, checkKey, decodeDelta, encodeDelta } from './codec.js';
@@ -241,11 +232,11 @@ export class KvStore {
       target.mutate(this.actor, mutation);
       approx = encodeCrdt(target).byteLength;
       if (approx > this.config.maxValueBytes) {
-        throw new KvError(
-          KvErrorCode.ValueTooLarge,
-          `update of key ${JSON.stringify(key)} would make its value ${approx} bytes, above the limit of ${this.config.maxValueBytes} (kv.maxValueBytes)`,
-          { key, bytes: approx, maxBytes: this.config.maxValueBytes },
-        );
+        throw new KvError(KvErrorCode.ValueTooLarge, `update of key ${JSON.stringify(key)} would make its value ${approx} bytes, above the limit of ${this.config.maxValueBytes} (kv.maxValueBytes)`, {
+          key,
+          bytes: approx,
+          maxBytes: this.config.maxValueBytes,
+        });
       }
     }
     const before = this.captureOld(key, state);
@@ -330,7 +321,7 @@ export class KvStore {
     const changes = [...this.pending];
     this.pending.clear();
     const values = new Map<string, KvValue | undefined>();
-    const valueOf = (key: string): KvValue | undefined => {
+    const valueAt = (key: string): KvValue | undefined => {
       if (!values.has(key)) values.set(key, this.get(key));
       return values.get(key);
     };
@@ -340,13 +331,13 @@ export class KvStore {
         for (const key of this.keys()) {
           if (!s.active || !s.matches(key)) continue;
           this.stats.subscriptionEvents++;
-          s.handler({ key, old: undefined, new: valueOf(key), initial: true });
+          s.handler({ key, old: undefined, new: valueAt(key), initial: true });
         }
         continue;
       }
       for (const [key, old] of changes) {
         if (!s.active || !s.matches(key)) continue;
-        const now = valueOf(key);
+        const now = valueAt(key);
         if (sameValue(old, now)) continue;
         this.stats.subscriptionEvents++;
         s.handler({ key, old, new: now, initial: false });
@@ -538,4 +529,3 @@ function sameValue(a: KvValue | undefined, b: KvValue | undefined): boolean {
 export function saltedDigest(digest: number, salt: number): number {
   return fmix32((digest >>> 0) ^ Math.imul(Math.floor(digest / 4294967296), 0x9e3779b1) ^ salt);
 }
-

@@ -64,7 +64,10 @@ export class BroadcastQueue {
     const item: Broadcast = { key, group, bytes, transmits: 0, live: true, onTransmit: options.onTransmit, order: this.enqueued++ };
     this.byKey.set(key, item);
     let members = this.byGroup.get(group);
-    if (members === undefined) this.byGroup.set(group, (members = new Set()));
+    if (members === undefined) {
+      members = new Set();
+      this.byGroup.set(group, members);
+    }
     members.add(item);
     (this.levels[0] as Broadcast[]).push(item);
     this.freshCount++;

@@ -87,14 +87,7 @@ export interface DeadMessage {
   from: string;
 }
 
-export type SwimMessage =
-  | PingMessage
-  | IndirectPingMessage
-  | AckMessage
-  | NackMessage
-  | SuspectMessage
-  | AliveMessage
-  | DeadMessage;
+export type SwimMessage = PingMessage | IndirectPingMessage | AckMessage | NackMessage | SuspectMessage | AliveMessage | DeadMessage;
 
 export interface DecodedPacket {
   messages: SwimMessage[];
@@ -274,12 +267,7 @@ export function unpackHostile(bytes: Uint8Array, what: string): unknown {
   try {
     return unpackr.unpack(bytes);
   } catch (err) {
-    throw new MembershipError(
-      MembershipErrorCode.Decode,
-      `malformed ${what}: not valid msgpack (${err instanceof Error ? err.message : String(err)})`,
-      {},
-      { cause: err },
-    );
+    throw new MembershipError(MembershipErrorCode.Decode, `malformed ${what}: not valid msgpack (${err instanceof Error ? err.message : String(err)})`, {}, { cause: err });
   }
 }
 
@@ -289,11 +277,10 @@ export function decodePacket(bytes: Uint8Array, maxBytes: number): DecodedPacket
   const raw = unpackHostile(bytes, 'SWIM packet');
   if (!Array.isArray(raw) || raw.length < 1) decodeFail('packet', `expected [version, messages...], found ${describeRaw(raw)}`);
   if (raw[0] !== PROTOCOL_VERSION) {
-    throw new MembershipError(
-      MembershipErrorCode.UnsupportedVersion,
-      `SWIM protocol version ${String(raw[0])} is not supported; this build speaks version ${PROTOCOL_VERSION}`,
-      { version: raw[0], supported: [PROTOCOL_VERSION] },
-    );
+    throw new MembershipError(MembershipErrorCode.UnsupportedVersion, `SWIM protocol version ${String(raw[0])} is not supported; this build speaks version ${PROTOCOL_VERSION}`, {
+      version: raw[0],
+      supported: [PROTOCOL_VERSION],
+    });
   }
   const messages: SwimMessage[] = [];
   let unknown = 0;

@@ -201,11 +201,7 @@ export const MEMBERSHIP_PROFILES: Readonly<Record<MembershipProfile, Readonly<Me
 export const MIN_PACKET_BYTES = 512;
 
 function invalid(field: string, value: unknown, expected: string): never {
-  throw new MembershipError(
-    MembershipErrorCode.InvalidConfig,
-    `membership.${field} = ${JSON.stringify(value)} is not valid; expected ${expected}`,
-    { field: `membership.${field}`, value },
-  );
+  throw new MembershipError(MembershipErrorCode.InvalidConfig, `membership.${field} = ${JSON.stringify(value)} is not valid; expected ${expected}`, { field: `membership.${field}`, value });
 }
 
 function integerIn(config: Record<string, unknown>, field: string, min: number, max: number): void {

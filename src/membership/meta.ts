@@ -77,11 +77,10 @@ export function encodeMeta(meta: MemberMeta): Uint8Array {
   for (const [key, value] of Object.entries(m.tags ?? {})) tags.push(key, value);
   const bytes = packr.pack([META_FORMAT_VERSION, ROLES.indexOf(m.role), m.underlayIp, m.version, m.peerId ?? null, m.addrs ?? [], tags]).slice();
   if (bytes.byteLength > MAX_META_BYTES) {
-    throw new MembershipError(
-      MembershipErrorCode.InvalidMeta,
-      `member metadata encodes to ${bytes.byteLength} bytes, above the limit of ${MAX_META_BYTES}; shorten tags or addresses`,
-      { bytes: bytes.byteLength, maxBytes: MAX_META_BYTES },
-    );
+    throw new MembershipError(MembershipErrorCode.InvalidMeta, `member metadata encodes to ${bytes.byteLength} bytes, above the limit of ${MAX_META_BYTES}; shorten tags or addresses`, {
+      bytes: bytes.byteLength,
+      maxBytes: MAX_META_BYTES,
+    });
   }
   return bytes;
 }

@@ -45,19 +45,7 @@ import { validateMembershipConfig, type MembershipConfig } from './config.js';
 import { MembershipError, MembershipErrorCode } from './errors.js';
 import { MemberRegistry, type SeedSet } from './registry.js';
 import { expectedConfirmations, Suspicion, suspicionMinMs } from './suspicion.js';
-import {
-  bucketCountFor,
-  bucketDiffers,
-  decodeSync,
-  diffBitmap,
-  encodeSync,
-  PING_PROTOCOL,
-  RECORDS_PER_MESSAGE,
-  SYNC_PROTOCOL,
-  SyncMessageType,
-  type SyncMessage,
-  type SyncRecord,
-} from './sync.js';
+import { bucketCountFor, bucketDiffers, decodeSync, diffBitmap, encodeSync, PING_PROTOCOL, RECORDS_PER_MESSAGE, SYNC_PROTOCOL, SyncMessageType, type SyncMessage, type SyncRecord } from './sync.js';
 import { isLive, MAX_INCARNATION, MemberState, MemberTable, STATE_NAMES } from './table.js';
 
 export type MemberStateName = 'alive' | 'suspect' | 'dead' | 'left';
@@ -715,7 +703,7 @@ export class Membership {
     if (state === MemberState.Dead || state === MemberState.Left) return;
     if (state === MemberState.Suspect && message.incarnation === inc) {
       const running = this.suspicions.get(id);
-      if (running !== undefined && running.suspicion.confirm(message.from)) {
+      if (running?.suspicion.confirm(message.from)) {
         this.armSuspicion(id, running.suspicion);
         // Pass confirmations on: they shorten the others' timeouts too.
         this.enqueue(message.name, encodeMessage(message), message.from);
@@ -763,10 +751,7 @@ export class Membership {
     const now = this.clock.nowMs();
     if (now - this.lastConflictLogMs >= 10_000) {
       this.lastConflictLogMs = now;
-      this.logger?.warn(
-        { member: name, knownAddress, claimedAddress, conflicts: this.stats.identityConflicts },
-        'two nodes claim one member name; keeping the live one',
-      );
+      this.logger?.warn({ member: name, knownAddress, claimedAddress, conflicts: this.stats.identityConflicts }, 'two nodes claim one member name; keeping the live one');
     }
     const event: MembershipEvent = { type: 'conflict', name, knownAddress, claimedAddress };
     for (const listener of this.listeners) listener(event);
@@ -928,19 +913,19 @@ export class Membership {
     primary.push(encodeMessage({ type: MessageType.Ping, seq, target: name, source: this.name }));
     this.send(address, primary);
 
-    indirectTimer = this.clock.setTimer(timeoutMs, () => this.afterPendingInput(() => {
-      indirectTimer = undefined;
-      if (acked || concluded || this.lifecycle !== 'running') return;
-      const helpers = this.randomMembers(cfg.indirectChecks, (other) => other !== id && t.state[other] === MemberState.Alive);
-      expectedNacks = helpers.length;
-      for (const helper of helpers) {
-        this.stats.indirectProbes++;
-        this.send(t.address(helper), [
-          encodeMessage({ type: MessageType.IndirectPing, seq, target: name, targetAddress: address, wantNack: true, source: this.name }),
-        ]);
-      }
-      if (cfg.reliableProbeFallback && !confirming) abortStreamPing = this.streamPing(id, seq, intervalMs - timeoutMs, () => conclude(true));
-    }));
+    indirectTimer = this.clock.setTimer(timeoutMs, () =>
+      this.afterPendingInput(() => {
+        indirectTimer = undefined;
+        if (acked || concluded || this.lifecycle !== 'running') return;
+        const helpers = this.randomMembers(cfg.indirectChecks, (other) => other !== id && t.state[other] === MemberState.Alive);
+        expectedNacks = helpers.length;
+        for (const helper of helpers) {
+          this.stats.indirectProbes++;
+          this.send(t.address(helper), [encodeMessage({ type: MessageType.IndirectPing, seq, target: name, targetAddress: address, wantNack: true, source: this.name })]);
+        }
+        if (cfg.reliableProbeFallback && !confirming) abortStreamPing = this.streamPing(id, seq, intervalMs - timeoutMs, () => conclude(true));
+      }),
+    );
 
     let concluded = false;
     /** The probe failed: at the end of the interval, or early when the target's port refused us. */
@@ -1244,7 +1229,10 @@ export class Membership {
         if (message.type === SyncMessageType.Diff && !sentMine) {
           sentMine = true;
           peer = message.from;
-          this.sendRecords(stream, this.recordsIn(buckets, (b) => bucketDiffers(message.differing, b)));
+          this.sendRecords(
+            stream,
+            this.recordsIn(buckets, (b) => bucketDiffers(message.differing, b)),
+          );
         } else if (message.type === SyncMessageType.Records) {
           const known = this.table.count;
           this.mergeRecords(message.records, peer);
@@ -1304,7 +1292,10 @@ export class Membership {
         const mine = this.table.bucketSums(message.buckets);
         const differing = diffBitmap(mine, message.sums);
         stream.send(encodeSync({ type: SyncMessageType.Diff, from: this.name, differing }));
-        this.sendRecords(stream, this.recordsIn(message.buckets, (b) => bucketDiffers(differing, b)));
+        this.sendRecords(
+          stream,
+          this.recordsIn(message.buckets, (b) => bucketDiffers(differing, b)),
+        );
       } else if (message.type === SyncMessageType.Records && from !== undefined) {
         this.mergeRecords(message.records, from);
       } else if (message.type === SyncMessageType.Done && from !== undefined) {

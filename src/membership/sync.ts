@@ -17,15 +17,7 @@
  * in it changes or the next sync picks other sums: harmless with gossip also running.
  */
 import { Packr } from 'msgpackr';
-import {
-  decodeFail,
-  describeRaw,
-  readAddress,
-  readIncarnation,
-  readMeta,
-  readName,
-  unpackHostile,
-} from './codec.js';
+import { decodeFail, describeRaw, readAddress, readIncarnation, readMeta, readName, unpackHostile } from './codec.js';
 import { MembershipError, MembershipErrorCode } from './errors.js';
 import { MemberState } from './table.js';
 
@@ -68,7 +60,9 @@ export function encodeSync(message: SyncMessage): Uint8Array {
     case SyncMessageType.Hello: {
       const sums = new Uint8Array(message.sums.length * 4);
       const view = new DataView(sums.buffer);
-      message.sums.forEach((s, i) => view.setUint32(i * 4, s, true));
+      message.sums.forEach((s, i) => {
+        view.setUint32(i * 4, s, true);
+      });
       return packr.pack([message.type, SYNC_VERSION, message.joining, message.from, message.buckets, sums]).slice();
     }
     case SyncMessageType.Diff:
@@ -96,11 +90,10 @@ export function decodeSync(bytes: Uint8Array, maxBytes: number): SyncMessage {
     case SyncMessageType.Hello: {
       if (raw.length !== 6) decodeFail('sync.hello', `expected 6 items, found ${raw.length}`);
       if (raw[1] !== SYNC_VERSION) {
-        throw new MembershipError(
-          MembershipErrorCode.UnsupportedVersion,
-          `sync protocol version ${String(raw[1])} is not supported; this build speaks version ${SYNC_VERSION}`,
-          { version: raw[1], supported: [SYNC_VERSION] },
-        );
+        throw new MembershipError(MembershipErrorCode.UnsupportedVersion, `sync protocol version ${String(raw[1])} is not supported; this build speaks version ${SYNC_VERSION}`, {
+          version: raw[1],
+          supported: [SYNC_VERSION],
+        });
       }
       if (typeof raw[2] !== 'boolean') decodeFail('sync.hello.joining', `expected a boolean, found ${describeRaw(raw[2])}`);
       const buckets = raw[4];

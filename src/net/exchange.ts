@@ -63,26 +63,31 @@ export function startExchange(options: ExchangeOptions): Exchange {
   };
   timer = options.clock.setTimer(options.timeoutMs, () => exchange.fail(`no answer within ${options.timeoutMs} ms`));
   // The dial may take the whole deadline (a busy seed answers late rather than not at all).
-  abortOpen = options.streams.open(options.to, options.protocol, (error, opened) => {
-    opening = false;
-    if (finished) {
-      opened?.close();
-      return;
-    }
-    if (error !== null || opened === undefined) {
-      exchange.fail(error?.message ?? 'no stream', error);
-      return;
-    }
-    stream = opened;
-    options.track?.add(opened);
-    opened.onClose((closeError) => {
-      options.track?.delete(opened);
-      if (!finished) exchange.fail(closeError?.message ?? 'the peer closed the stream early', closeError);
-    });
-    opened.onMessage((message) => {
-      if (!finished) options.onMessage(message, opened, exchange);
-    });
-    options.onOpen(opened, exchange);
-  }, { timeoutMs: options.timeoutMs });
+  abortOpen = options.streams.open(
+    options.to,
+    options.protocol,
+    (error, opened) => {
+      opening = false;
+      if (finished) {
+        opened?.close();
+        return;
+      }
+      if (error !== null || opened === undefined) {
+        exchange.fail(error?.message ?? 'no stream', error);
+        return;
+      }
+      stream = opened;
+      options.track?.add(opened);
+      opened.onClose((closeError) => {
+        options.track?.delete(opened);
+        if (!finished) exchange.fail(closeError?.message ?? 'the peer closed the stream early', closeError);
+      });
+      opened.onMessage((message) => {
+        if (!finished) options.onMessage(message, opened, exchange);
+      });
+      options.onOpen(opened, exchange);
+    },
+    { timeoutMs: options.timeoutMs },
+  );
   return exchange;
 }

@@ -217,12 +217,7 @@ export function mapLibp2pError(err: unknown, to: string, protocol: string): Tran
     const cause = /abort|timeout|timed out/i.test(text)
       ? 'pre-shared key mismatch? (or the peer is overloaded: the handshake timed out) Check that both nodes have the same cluster key and label'
       : 'pre-shared key mismatch? Check that both nodes have the same cluster key and label';
-    return new TransportError(
-      TransportErrorCode.HandshakeFailed,
-      `libp2p handshake with ${to} failed (${e.message ?? text}): ${cause}`,
-      detail,
-      { cause: err },
-    );
+    return new TransportError(TransportErrorCode.HandshakeFailed, `libp2p handshake with ${to} failed (${e.message ?? text}): ${cause}`, detail, { cause: err });
   }
   if (/abort|timeout|timed out/i.test(text)) {
     return new TransportError(

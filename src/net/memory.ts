@@ -5,16 +5,7 @@
 import { copyBytes } from '../common/index.js';
 import type { SimHost, SimStreamEnd, StreamFailure } from '../sim/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
-import type {
-  Address,
-  OpenCallback,
-  OpenOptions,
-  PacketTransport,
-  ReceivedMessage,
-  ReceivedPacket,
-  Stream,
-  StreamTransport,
-} from './transport.js';
+import type { Address, OpenCallback, OpenOptions, PacketTransport, ReceivedMessage, ReceivedPacket, Stream, StreamTransport } from './transport.js';
 
 /** Default maximum packet size: what fits a 1,500-byte Ethernet MTU after IP, UDP and AEAD overhead. */
 export const DEFAULT_MAX_PACKET_BYTES = 1400;
@@ -48,20 +39,18 @@ export class SimPacketTransport implements PacketTransport {
   send(to: Address, data: Uint8Array): void {
     if (this.closed) throw new TransportError(TransportErrorCode.Closed, `packet transport of ${this.host.address} is closed`);
     if (data.byteLength > this.maxPacketBytes) {
-      throw new TransportError(
-        TransportErrorCode.PacketTooLarge,
-        `packet of ${data.byteLength} bytes to ${to} exceeds the maximum of ${this.maxPacketBytes} bytes`,
-        { bytes: data.byteLength, maxPacketBytes: this.maxPacketBytes, to },
-      );
+      throw new TransportError(TransportErrorCode.PacketTooLarge, `packet of ${data.byteLength} bytes to ${to} exceeds the maximum of ${this.maxPacketBytes} bytes`, {
+        bytes: data.byteLength,
+        maxPacketBytes: this.maxPacketBytes,
+        to,
+      });
     }
     // Copy, as a kernel copies a datagram: the caller may reuse its buffer (msgpackr does).
     this.host.sendPacket(to, copyBytes(data));
   }
 
   onPacket(handler: ((packet: ReceivedPacket) => void) | undefined): void {
-    this.host.onPacket(
-      handler === undefined ? undefined : (from, data, receivedAtMs) => handler({ from, data, receivedAtMs }),
-    );
+    this.host.onPacket(handler === undefined ? undefined : (from, data, receivedAtMs) => handler({ from, data, receivedAtMs }));
   }
 
   close(): void {
@@ -98,13 +87,7 @@ class SimStream implements Stream {
   }
 
   onClose(handler: (error: TransportError | undefined) => void): void {
-    this.end.onClose((failure) =>
-      handler(
-        failure === undefined
-          ? undefined
-          : failureToError(failure, { local: this.end.localAddress, remote: this.end.remoteAddress, protocol: this.end.protocol }),
-      ),
-    );
+    this.end.onClose((failure) => handler(failure === undefined ? undefined : failureToError(failure, { local: this.end.localAddress, remote: this.end.remoteAddress, protocol: this.end.protocol })));
   }
 
   close(): void {

@@ -185,7 +185,12 @@ export class RpcServer {
           stream.send(packr.pack([kind, id, body]).slice());
         };
         try {
-          handler(frame[2], stream.remoteAddress, (response) => answer(RESPONSE, response), (error) => answer(ERROR, error));
+          handler(
+            frame[2],
+            stream.remoteAddress,
+            (response) => answer(RESPONSE, response),
+            (error) => answer(ERROR, error),
+          );
         } catch (err) {
           answer(ERROR, err instanceof Error ? err.message : String(err));
         }

@@ -219,7 +219,14 @@ export class UdpTransport implements PacketTransport {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         socket.close();
-        reject(new TransportError(TransportErrorCode.BindFailed, `cannot bind UDP ${formatHostPort(options.host, options.port)}: ${err.message}`, { host: options.host, port: options.port }, { cause: err }));
+        reject(
+          new TransportError(
+            TransportErrorCode.BindFailed,
+            `cannot bind UDP ${formatHostPort(options.host, options.port)}: ${err.message}`,
+            { host: options.host, port: options.port },
+            { cause: err },
+          ),
+        );
       };
       socket.once('error', onError);
       socket.bind(options.port, options.host, () => {

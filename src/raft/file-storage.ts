@@ -46,9 +46,13 @@ export class FileRaftStorage implements RaftStorage {
     if (data === undefined) return undefined;
     const { records, validBytes } = readRecords(data);
     if (records.length !== 1 || validBytes !== data.length) {
-      throw new RaftError(RaftErrorCode.Storage, `${this.path(name)} is corrupt (checksum or length); raft cannot safely guess its content: restore it from a backup, or remove this master's raft directory to rejoin as an empty member`, {
-        path: this.path(name),
-      });
+      throw new RaftError(
+        RaftErrorCode.Storage,
+        `${this.path(name)} is corrupt (checksum or length); raft cannot safely guess its content: restore it from a backup, or remove this master's raft directory to rejoin as an empty member`,
+        {
+          path: this.path(name),
+        },
+      );
     }
     return unpackr.unpack(records[0] as Uint8Array) as unknown[];
   }
@@ -66,8 +70,7 @@ export class FileRaftStorage implements RaftStorage {
     const term = typeof state?.[0] === 'number' ? state[0] : 0;
     const votedFor = typeof state?.[1] === 'string' ? (state[1] as NodeId) : undefined;
     const snap = this.readSingle('raft-snapshot');
-    const snapshot: Snapshot | undefined =
-      snap === undefined ? undefined : { lastIndex: snap[0] as number, lastTerm: snap[1] as number, data: snap[2] as Uint8Array };
+    const snapshot: Snapshot | undefined = snap === undefined ? undefined : { lastIndex: snap[0] as number, lastTerm: snap[1] as number, data: snap[2] as Uint8Array };
     const logPath = this.path('raft-log');
     const data = this.fs.read(logPath) ?? new Uint8Array(0);
     const { records, validBytes, ends } = readRecords(data);

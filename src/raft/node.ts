@@ -224,7 +224,9 @@ export class RaftNode {
   private notLeader(): RaftError {
     return new RaftError(
       RaftErrorCode.NotLeader,
-      this.leader === undefined || this.leader === this.id ? `raft member ${this.id} is not the leader and knows no leader yet` : `raft member ${this.id} is not the leader; the leader is ${this.leader}`,
+      this.leader === undefined || this.leader === this.id
+        ? `raft member ${this.id} is not the leader and knows no leader yet`
+        : `raft member ${this.id} is not the leader; the leader is ${this.leader}`,
       { leader: this.leader === this.id ? undefined : this.leader },
     );
   }

@@ -108,7 +108,11 @@ export function remoteDesired(config: Pick<VtepConfig, 'name'>, selfVtepIp: stri
         agents.set(vtepIp, agent);
       } else if (agent.agentIp !== entry.agentIp || agent.vtepMac !== entry.vtepMac) {
         problems.push(
-          new RoutesError(RoutesErrorCode.Conflict, `overlay/${network}[${vtepIp}] gives agentIp ${entry.agentIp} and MAC ${entry.vtepMac}, but ${agent.networks[0]} gives ${agent.agentIp} and ${agent.vtepMac}; the first network's values are used`, { network, vtepIp }),
+          new RoutesError(
+            RoutesErrorCode.Conflict,
+            `overlay/${network}[${vtepIp}] gives agentIp ${entry.agentIp} and MAC ${entry.vtepMac}, but ${agent.networks[0]} gives ${agent.agentIp} and ${agent.vtepMac}; the first network's values are used`,
+            { network, vtepIp },
+          ),
         );
       }
       if (entry.vtepIp6 !== undefined && agent.vtepIp6 === undefined) agent.vtepIp6 = entry.vtepIp6;
@@ -116,7 +120,14 @@ export function remoteDesired(config: Pick<VtepConfig, 'name'>, selfVtepIp: stri
       if (entry.subnet !== undefined) agent.subnets.push(entry.subnet);
       if (entry.subnet6 !== undefined) {
         if (entry.vtepIp6 === agent.vtepIp6) agent.subnets.push(entry.subnet6);
-        else problems.push(new RoutesError(RoutesErrorCode.Conflict, `overlay/${network}[${vtepIp}] gives VTEP IPv6 ${entry.vtepIp6}, but ${agent.networks[0]} gives ${agent.vtepIp6}; its subnet6 ${entry.subnet6} is left out`, { network, vtepIp }));
+        else
+          problems.push(
+            new RoutesError(
+              RoutesErrorCode.Conflict,
+              `overlay/${network}[${vtepIp}] gives VTEP IPv6 ${entry.vtepIp6}, but ${agent.networks[0]} gives ${agent.vtepIp6}; its subnet6 ${entry.subnet6} is left out`,
+              { network, vtepIp },
+            ),
+          );
       }
     }
   }
@@ -129,14 +140,26 @@ export function remoteDesired(config: Pick<VtepConfig, 'name'>, selfVtepIp: stri
     const agent = agents.get(vtepIp) as Agent;
     const macHolder = macOwner.get(agent.vtepMac);
     if (macHolder !== undefined) {
-      problems.push(new RoutesError(RoutesErrorCode.Conflict, `agent ${vtepIp} publishes VTEP MAC ${agent.vtepMac}, already used by ${macHolder}; its entries are left out`, { vtepIp, vtepMac: agent.vtepMac, holder: macHolder }));
+      problems.push(
+        new RoutesError(RoutesErrorCode.Conflict, `agent ${vtepIp} publishes VTEP MAC ${agent.vtepMac}, already used by ${macHolder}; its entries are left out`, {
+          vtepIp,
+          vtepMac: agent.vtepMac,
+          holder: macHolder,
+        }),
+      );
       continue;
     }
     macOwner.set(agent.vtepMac, vtepIp);
     if (agent.vtepIp6 !== undefined) {
       const holder = ip6Owner.get(agent.vtepIp6);
       if (holder !== undefined) {
-        problems.push(new RoutesError(RoutesErrorCode.Conflict, `agent ${vtepIp} publishes VTEP IPv6 ${agent.vtepIp6}, already used by ${holder}; its IPv6 entries are left out`, { vtepIp, vtepIp6: agent.vtepIp6, holder }));
+        problems.push(
+          new RoutesError(RoutesErrorCode.Conflict, `agent ${vtepIp} publishes VTEP IPv6 ${agent.vtepIp6}, already used by ${holder}; its IPv6 entries are left out`, {
+            vtepIp,
+            vtepIp6: agent.vtepIp6,
+            holder,
+          }),
+        );
         agent.subnets = agent.subnets.filter((s) => !s.includes(':'));
         delete agent.vtepIp6;
       } else ip6Owner.set(agent.vtepIp6, vtepIp);
@@ -151,10 +174,7 @@ export function remoteDesired(config: Pick<VtepConfig, 'name'>, selfVtepIp: stri
       subnetOwner.set(subnet, vtepIp);
       subnets.push(subnet);
     }
-    groups.set(
-      agentGroup(vtepIp),
-      remoteState(config, { underlayIp: agent.agentIp, vtepIp, vtepMac: agent.vtepMac, subnets, ...(agent.vtepIp6 === undefined ? {} : { vtepIp6: agent.vtepIp6 }) }),
-    );
+    groups.set(agentGroup(vtepIp), remoteState(config, { underlayIp: agent.agentIp, vtepIp, vtepMac: agent.vtepMac, subnets, ...(agent.vtepIp6 === undefined ? {} : { vtepIp6: agent.vtepIp6 }) }));
   }
   return { groups, problems };
 }

@@ -116,10 +116,10 @@ export function validateLinkConfig(config: LinkConfig, path = 'link'): void {
   checkProbability(`${path}.duplicateProbability`, config.duplicateProbability);
   checkProbability(`${path}.reorderProbability`, config.reorderProbability);
   if (!(Number.isFinite(config.reorderDelayMs) && config.reorderDelayMs >= 0)) {
-    throw new InvalidArgumentError(
-      `${path}.reorderDelayMs = ${String(config.reorderDelayMs)} is not valid; expected a finite number >= 0`,
-      { path: `${path}.reorderDelayMs`, value: config.reorderDelayMs },
-    );
+    throw new InvalidArgumentError(`${path}.reorderDelayMs = ${String(config.reorderDelayMs)} is not valid; expected a finite number >= 0`, {
+      path: `${path}.reorderDelayMs`,
+      value: config.reorderDelayMs,
+    });
   }
 }
 
@@ -215,12 +215,7 @@ export class SimNetwork {
   /** The configuration that applies to packets from `from` to `to`. */
   link(from: SimHost, to: SimHost): LinkConfig {
     if (this.linkOverrides.size === 0) return this.defaultLink;
-    return (
-      this.linkOverrides.get(this.linkKey(from.id, to.id)) ??
-      this.linkOverrides.get(this.linkKey(from.id, -1)) ??
-      this.linkOverrides.get(this.linkKey(-1, to.id)) ??
-      this.defaultLink
-    );
+    return this.linkOverrides.get(this.linkKey(from.id, to.id)) ?? this.linkOverrides.get(this.linkKey(from.id, -1)) ?? this.linkOverrides.get(this.linkKey(-1, to.id)) ?? this.defaultLink;
   }
 
   /**

@@ -56,7 +56,7 @@ export class Scheduler {
 
   /** Runs `fn` at virtual time `atMs` (clamped to now). Not cancellable: see `setTimer`. */
   at(atMs: number, fn: () => void): void {
-    this.queue.push(atMs > this.currentMs ? atMs : this.currentMs, fn as EventFn);
+    this.queue.push(Math.max(atMs, this.currentMs), fn as EventFn);
   }
 
   /** Runs `fn` after `delayMs` of virtual time. Not cancellable: see `setTimer`. */
@@ -74,7 +74,7 @@ export class Scheduler {
 
   /** Like `afterWith`, at an absolute virtual time (clamped to now). */
   atWith<A>(atMs: number, fn: (arg: A) => void, arg: A): void {
-    this.queue.push(atMs > this.currentMs ? atMs : this.currentMs, fn as EventFn, arg);
+    this.queue.push(Math.max(atMs, this.currentMs), fn as EventFn, arg);
   }
 
   /** A cancellable timer. Cancelled timers stay queued but do nothing when their time comes. */

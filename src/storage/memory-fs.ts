@@ -107,7 +107,7 @@ export class MemoryFs implements StorageFs {
     const entries = new Map<string, FileNode>();
     const candidates = new Map<string, FileNode>(this.durableEntries);
     for (const [path, file] of this.files) if (!candidates.has(path) && rng.chance(0.5)) candidates.set(path, file);
-    for (const [path, file] of this.durableEntries) if (!this.files.has(path) && rng.chance(0.5)) candidates.delete(path);
+    for (const path of this.durableEntries.keys()) if (!this.files.has(path) && rng.chance(0.5)) candidates.delete(path);
     for (const [path, file] of candidates) {
       let data = file.durable;
       const current = file.data;

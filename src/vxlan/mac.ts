@@ -12,7 +12,10 @@ export const DEFAULT_VTEP_OUI = '70:b3:d5:00:00:00';
 export function parseOui(oui: unknown, path = 'vtepMacOui'): [number, number, number] {
   const mac = typeof oui === 'string' ? canonicalMac(oui) : undefined;
   if (mac === undefined || !mac.endsWith(':00:00:00')) invalidSpec(path, oui, 'a MAC "xx:xx:xx:00:00:00" (the low three bytes come from the VTEP address)');
-  const bytes = mac.split(':').slice(0, 3).map((b) => parseInt(b, 16)) as [number, number, number];
+  const bytes = mac
+    .split(':')
+    .slice(0, 3)
+    .map((b) => parseInt(b, 16)) as [number, number, number];
   // A set low bit of the first byte makes a multicast address, which no interface may own.
   if ((bytes[0] & 1) !== 0) invalidSpec(path, oui, 'a unicast OUI (even first byte)');
   return bytes;

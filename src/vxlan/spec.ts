@@ -80,7 +80,8 @@ function hostAddress(path: string, text: unknown, family: 4 | 6): { address: str
   const slash = typeof text === 'string' ? text.indexOf('/') : -1;
   const ip = slash > 0 ? parseIp((text as string).slice(0, slash)) : undefined;
   const cidr = typeof text === 'string' ? parseCidr(text, false) : undefined;
-  if (ip === undefined || cidr === undefined || ip.family !== family) invalidSpec(path, text, `an IPv${family} address with its prefix length, e.g. ${family === 4 ? '44.128.0.1/20' : 'fd01:a::1/64'}`);
+  if (ip === undefined || cidr === undefined || ip.family !== family)
+    invalidSpec(path, text, `an IPv${family} address with its prefix length, e.g. ${family === 4 ? '44.128.0.1/20' : 'fd01:a::1/64'}`);
   return { address: canonicalIp((text as string).slice(0, slash)) as string, prefixLen: cidr.prefix };
 }
 

@@ -18,9 +18,21 @@ const key = generateClusterKey();
 const masters = ['m0', 'm1', 'm2'];
 const workerScript = new URL('../../bench/lib/cluster-worker.ts', import.meta.url).pathname;
 
-
 function agentOptions(name: string, seeds: string[]): NodeOptions {
-  return { name, role: 'agent', masters, dataDir: join(dir, name), underlayIp: '127.0.0.1', clusterKeys: [key], label: 'alloc', bindHost: '127.0.0.1', udpPort: 0, libp2pPort: 0, packetTransport: 'udp', seeds };
+  return {
+    name,
+    role: 'agent',
+    masters,
+    dataDir: join(dir, name),
+    underlayIp: '127.0.0.1',
+    clusterKeys: [key],
+    label: 'alloc',
+    bindHost: '127.0.0.1',
+    udpPort: 0,
+    libp2pPort: 0,
+    packetTransport: 'udp',
+    seeds,
+  };
 }
 
 t.test('three master processes: leases, leader failover, catch-up, lease reuse', async (t) => {
@@ -30,7 +42,11 @@ t.test('three master processes: leases, leader failover, catch-up, lease reuse',
     return w;
   };
   const workers = new Map<string, WorkerHandle>();
-  t.teardown(() => [...workers.values()].forEach((w) => w.kill()));
+  t.teardown(() =>
+    [...workers.values()].forEach((w) => {
+      w.kill();
+    }),
+  );
   workers.set('m0', spawnMaster('m0', []));
   const started = await (workers.get('m0') as WorkerHandle).waitFor((e) => e.evt === 'started', 60_000);
   const m = /\/ip4\/([^/]+)\/tcp\/(\d+)/.exec((started.nodes as { libp2p: string }[])[0]?.libp2p ?? '') as RegExpExecArray;
@@ -58,7 +74,12 @@ t.test('three master processes: leases, leader failover, catch-up, lease reuse',
   (workers.get(old.name) as WorkerHandle).kill('SIGKILL');
   await until(() => (currentLeader()?.term ?? 0) > old.term && currentLeader()?.name !== old.name, 20_000, 'another leader');
   t.pass(`${currentLeader()?.name} leads term ${currentLeader()?.term}, ${Date.now() - killedAt} ms after the kill`);
-  const late = await LashupNode.start(agentOptions('late', [seeds[0] as string].map((s) => (old.name === 'm0' ? s : s))));
+  const late = await LashupNode.start(
+    agentOptions(
+      'late',
+      [seeds[0] as string].map((s) => (old.name === 'm0' ? s : s)),
+    ),
+  );
   agents.push(late);
   if (old.name === 'm0') {
     // The seed was the killed master: reach the cluster through an agent instead.
@@ -66,7 +87,10 @@ t.test('three master processes: leases, leader failover, catch-up, lease reuse',
     late.membership.join([a.libp2p.multiaddrs[0] as string]);
   }
   await until(() => late.lease?.current !== undefined, 20_000, 'allocation resumes');
-  t.notOk(agents.slice(0, 3).some((a) => a.lease?.current?.vtepIp === late.lease?.current?.vtepIp), 'the new lease is distinct');
+  t.notOk(
+    agents.slice(0, 3).some((a) => a.lease?.current?.vtepIp === late.lease?.current?.vtepIp),
+    'the new lease is distinct',
+  );
 
   // The killed master comes back from its data directory and catches up.
   workers.set(old.name, spawnMaster(old.name, [agents[0]?.libp2p.multiaddrs[0] as string]));

@@ -37,7 +37,6 @@ function options(name: string, key: string, seeds: string[], packetTransport: 'u
   };
 }
 
-
 function seedAddress(node: LashupNode): string {
   const m = /\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(node.libp2p.multiaddrs[0] as string) as RegExpExecArray;
   return `${m[1]}:${m[2]}`;
@@ -63,13 +62,19 @@ for (const packetTransport of ['udp', 'libp2p'] as const) {
     const writer = nodes[2] as LashupNode;
     writer.kv.update('e2e/k', (m) => m.lww('v').write(writer.kv.marker(), 'hello'));
     await until(() => seen.size === 5, 10_000, 'the update reaches every node');
-    t.same(nodes.map((n) => n.kv.get('e2e/k')), nodes.map(() => ({ v: 'hello' })));
+    t.same(
+      nodes.map((n) => n.kv.get('e2e/k')),
+      nodes.map(() => ({ v: 'hello' })),
+    );
     const victim = nodes[4] as LashupNode;
     await victim.kill();
     const others = nodes.slice(0, 4);
     await until(() => others.every((n) => n.membership.member('n4')?.state === 'dead'), 15_000, 'n4 failed everywhere');
     t.pass('the dead node is declared failed by all others');
-    t.ok(others.every((n) => n.membership.member('n3')?.state === 'alive'), 'nobody else');
+    t.ok(
+      others.every((n) => n.membership.member('n3')?.state === 'alive'),
+      'nobody else',
+    );
   });
 }
 
@@ -85,13 +90,18 @@ t.test('a node with the wrong cluster key never joins, and says why', async (t) 
       },
     }),
   );
-  const intruder = await LashupNode.start(options('intruder', generateClusterKey(), [seedAddress(nodes[0] as LashupNode)], 'udp', { logger, membership: { joinRetryMinMs: 100, joinRetryMaxMs: 200 } }));
+  const intruder = await LashupNode.start(
+    options('intruder', generateClusterKey(), [seedAddress(nodes[0] as LashupNode)], 'udp', { logger, membership: { joinRetryMinMs: 100, joinRetryMaxMs: 200 } }),
+  );
   t.teardown(() => Promise.all([...nodes, intruder].map((n) => n.kill())));
   await until(() => intruder.membership.lastJoinError !== undefined && intruder.membership.stats.joinAttempts >= 2, 20_000, 'a failed join attempt and a retry');
   t.notOk(intruder.membership.isJoined, 'never joined');
   t.equal(nodes[0]?.membership.member('intruder'), undefined, 'the cluster never heard of it');
   t.match(intruder.membership.lastJoinError?.message ?? '', /pre-shared key mismatch\?/, 'the failure names the likely cause');
-  t.ok(lines.some((l) => l.includes('join reached no seed') && l.includes('pre-shared key mismatch?')), 'and the log says so');
+  t.ok(
+    lines.some((l) => l.includes('join reached no seed') && l.includes('pre-shared key mismatch?')),
+    'and the log says so',
+  );
   // Its UDP packets, if any reach the cluster, fail to decrypt and are counted.
   const stranger = await UdpTransport.open({ host: '127.0.0.1', port: 0, keyring: keyringFrom([generateClusterKey()]), label: 'e2e', clock: new RealClock() });
   t.teardown(() => stranger.close());
@@ -129,7 +139,10 @@ t.test('random, truncated, replayed and oversized datagrams crash nothing and ar
   t.ok(s.droppedReplay >= 2, `${s.droppedReplay} replays dropped`);
   t.equal(s.droppedMalformed + s.droppedDecrypt, 50 + truncations + 2, `${s.droppedMalformed} malformed and ${s.droppedDecrypt} undecryptable dropped: every bad datagram counted once`);
   t.ok(s.droppedDecrypt >= 1, 'a tampered datagram fails authentication');
-  t.ok(nodes.every((n) => n.membership.liveCount === 3), 'the cluster is unaffected');
+  t.ok(
+    nodes.every((n) => n.membership.liveCount === 3),
+    'the cluster is unaffected',
+  );
   const w = nodes[1] as LashupNode;
   w.kv.update('e2e/after', (m) => m.lww('v').write(w.kv.marker(), 1));
   await until(() => target.kv.get('e2e/after') !== undefined, 10_000, 'still replicating');
@@ -141,12 +154,19 @@ t.test('across processes: workers join, replicate, and one killed with SIGKILL i
   t.teardown(() => seed.kill());
   const workerScript = new URL('../../bench/lib/cluster-worker.ts', import.meta.url).pathname;
   const workers = [0, 1, 2].map(() => WorkerHandle.spawn(workerScript, process.execArgv));
-  t.teardown(() => workers.forEach((w) => w.kill()));
-  workers.forEach((w, i) =>
-    w.send({ cmd: 'start', nodes: [{ name: `w${i}`, dataDir: join(dir, `w${i}`), seeds: [seedAddress(seed)], clusterKey: key, label: 'e2e', packetTransport: 'udp' }] }),
+  t.teardown(() =>
+    workers.forEach((w) => {
+      w.kill();
+    }),
   );
+  workers.forEach((w, i) => {
+    w.send({ cmd: 'start', nodes: [{ name: `w${i}`, dataDir: join(dir, `w${i}`), seeds: [seedAddress(seed)], clusterKey: key, label: 'e2e', packetTransport: 'udp' }] });
+  });
   await Promise.all(workers.map((w) => w.waitFor((e) => e.evt === 'started' || e.evt === 'error', 60_000)));
-  t.ok(workers.every((w) => w.events.some((e) => e.evt === 'started')), 'every worker started its node');
+  t.ok(
+    workers.every((w) => w.events.some((e) => e.evt === 'started')),
+    'every worker started its node',
+  );
   await until(() => seed.membership.liveCount === 4, 15_000, 'the seed sees all workers');
   const applied = (w: WorkerHandle, key: string): boolean => w.events.some((e: WorkerEvent) => e.evt === 'applied' && e.key === key);
   seed.kv.update('bench/from-seed', (m) => m.lww('v').write(seed.kv.marker(), 1));

@@ -37,9 +37,15 @@ t.test('bin/lashup-ipam: VERSION, and error codes with a non-zero exit', async (
   t.match(noEnv.out, { code: 4, msg: /CNI_COMMAND is not set/ });
   const badStdin = await invoke({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/run/netns/c', CNI_IFNAME: 'eth0' }, 'garbage');
   t.match(badStdin, { code: 1, out: { code: 6 } });
-  const badConfig = await invoke({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/run/netns/c', CNI_IFNAME: 'eth0' }, JSON.stringify({ cniVersion: '1.0.0', name: 'dcos', ipam: { type: 'other' } }));
+  const badConfig = await invoke(
+    { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/run/netns/c', CNI_IFNAME: 'eth0' },
+    JSON.stringify({ cniVersion: '1.0.0', name: 'dcos', ipam: { type: 'other' } }),
+  );
   t.match(badConfig, { code: 1, out: { code: 7 } });
-  const noDaemon = await invoke({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/run/netns/c', CNI_IFNAME: 'eth0' }, JSON.stringify({ cniVersion: '1.0.0', name: 'dcos', ipam: { type: 'lashup-ipam', socketPath: '/nonexistent/lashup.sock' } }));
+  const noDaemon = await invoke(
+    { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/run/netns/c', CNI_IFNAME: 'eth0' },
+    JSON.stringify({ cniVersion: '1.0.0', name: 'dcos', ipam: { type: 'lashup-ipam', socketPath: '/nonexistent/lashup.sock' } }),
+  );
   t.match(noDaemon, { code: 1, out: { code: 11, msg: /not reachable/ } });
 });
 
@@ -66,4 +72,3 @@ t.test('issue 14 item 7: 64 MB on stdin is answered with a CNI error, not a cras
   t.equal(huge.code, 1, 'non-zero exit');
   t.match(huge.out, { code: 6, msg: /larger than 1048576 bytes/ }, 'a decode failure on stdout');
 });
-

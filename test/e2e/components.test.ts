@@ -47,7 +47,11 @@ async function udpFree(port: number): Promise<boolean> {
 /** Child processes of this process (the netlink helper would be one). */
 function children(): number {
   try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.trim().length > 0).length - 1; // ps itself
+    return (
+      execFileSync('ps', ['-o', 'pid=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.trim().length > 0).length - 1
+    ); // ps itself
   } catch {
     return 0;
   }
@@ -71,7 +75,11 @@ async function config(name: string, role: 'master' | 'agent'): Promise<{ config:
   return { config: c, tcp: [libp2pPort, apiPort], udp: [udpPort] };
 }
 
-async function assertReleased(t: { ok(v: unknown, m: string): void; notOk(v: unknown, m: string): void; equal(a: unknown, b: unknown, m: string): void }, c: { config: DaemonConfig; tcp: number[]; udp: number[] }, childrenBefore: number): Promise<void> {
+async function assertReleased(
+  t: { ok(v: unknown, m: string): void; notOk(v: unknown, m: string): void; equal(a: unknown, b: unknown, m: string): void },
+  c: { config: DaemonConfig; tcp: number[]; udp: number[] },
+  childrenBefore: number,
+): Promise<void> {
   for (const port of c.tcp) t.ok(await tcpFree(port), `TCP ${port} is free again`);
   for (const port of c.udp) t.ok(await udpFree(port), `UDP ${port} is free again`);
   t.notOk(existsSync(c.config.cni.socketPath), 'no CNI socket left');

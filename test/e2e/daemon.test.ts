@@ -68,7 +68,11 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   const sub2 = a2.lease?.networks['dcos']?.subnet;
   await until(() => routeTo(k1, sub2) && routeTo(k2, sub1), 20_000, 'each agent routes to the other');
   t.ok(k1.linkByName('vtep1024'), 'a1 made its VTEP');
-  t.same(k1.state().fdb.map((f) => f.dst), ['192.0.2.12'], "a1's FDB sends a2's MAC to a2's underlay address");
+  t.same(
+    k1.state().fdb.map((f) => f.dst),
+    ['192.0.2.12'],
+    "a1's FDB sends a2's MAC to a2's underlay address",
+  );
 
   // Container addresses through the daemon's CNI socket: IPv4 from dcos, IPv6 from dcos6.
   const { runPlugin, askSocket: ask } = await import('../../src/cni/index.js');
@@ -96,7 +100,13 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.match(JSON.parse((await cli(master.api.port, 'allocations')).out), { leases: [{ agent: 'a1' }, { agent: 'a2' }] });
   t.match(JSON.parse((await cli(a2.api.port, 'allocations')).out), { lease: { agent: 'a2' } });
   const kv = JSON.parse((await cli(a1.api.port, 'kv', 'get', 'overlay/dcos')).out) as { value: Record<string, { nodeId: string }> };
-  t.same(Object.values(kv.value).map((e) => e.nodeId).sort(), ['a1', 'a2'], 'both entries in overlay/dcos');
+  t.same(
+    Object.values(kv.value)
+      .map((e) => e.nodeId)
+      .sort(),
+    ['a1', 'a2'],
+    'both entries in overlay/dcos',
+  );
   const missing = await cli(a1.api.port, 'kv', 'get', 'no-such-key');
   t.equal(missing.code, EXIT.failed);
   t.match(missing.err, /LASHUP_ERR_NO_SUCH_KEY/);
@@ -193,9 +203,18 @@ t.test('issue 14 item 3: a forced release of a running agent does not give its a
   const leases = [a1.lease, a2.lease, a3.lease];
   t.equal(new Set(leases.map((l) => l?.vtepIp)).size, 3, `three distinct VTEP addresses: ${leases.map((l) => l?.vtepIp).join(', ')}`);
   t.equal(new Set(leases.map((l) => l?.networks['dcos']?.subnet)).size, 3, 'three distinct subnets');
-  t.same(master.node.allocator?.state.lease('a2'), a2.lease, "a2 holds exactly what the masters hold for it");
+  t.same(master.node.allocator?.state.lease('a2'), a2.lease, 'a2 holds exactly what the masters hold for it');
   t.ok(before !== undefined, 'a2 had a lease before');
-  await until(() => JSON.stringify(Object.values(master.node.kv.get('overlay/dcos') ?? {}).map((e) => (e as { nodeId: string }).nodeId).sort()) === '["a1","a2","a3"]', 20_000, 'one overlay entry per agent');
+  await until(
+    () =>
+      JSON.stringify(
+        Object.values(master.node.kv.get('overlay/dcos') ?? {})
+          .map((e) => (e as { nodeId: string }).nodeId)
+          .sort(),
+      ) === '["a1","a2","a3"]',
+    20_000,
+    'one overlay entry per agent',
+  );
   const entries = master.node.kv.get('overlay/dcos') as Record<string, { nodeId: string }>;
   for (const a of [a1, a2, a3]) t.equal(entries[a.lease?.vtepIp as string]?.nodeId, a.config.name, `${a.config.name}'s entry is under its own VTEP address`);
   t.equal(a2.overlayAgent?.stats.leaseLost, 1, 'the overlay agent withdrew the old lease once');
@@ -306,7 +325,13 @@ t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {
   const running = run(['agent', '--config', file], c.io);
   // The API answering is the event: awaited with a bound.
   let status: { code: number; out: string } = { code: -1, out: '' };
-  t.ok(await eventually(async () => (status = await cli(port, 'status')).code === EXIT.ok, 10_000), 'the daemon API answers');
+  t.ok(
+    await eventually(async () => {
+      status = await cli(port, 'status');
+      return status.code === EXIT.ok;
+    }, 10_000),
+    'the daemon API answers',
+  );
   t.match(JSON.parse(status.out), { name: 'solo', role: 'master' });
   const leave = await cli(port, 'leave');
   t.equal(leave.code, EXIT.ok);
@@ -320,6 +345,6 @@ t.test('the demo without root: a local cluster on the fake kernel, with the rout
   const c = capture();
   t.equal(await runLocalDemo({ agents: 2, ...c.io }), 0, c.err());
   t.match(c.out(), /converged in/);
-  t.match(c.out(), /a1 would program \(underlay 192\.0\.2\.11\):\n  ip route replace 9\.0\.\d+\.0\/24 via 44\.128\.0\.\d+ dev vtep1024 onlink proto 76/);
+  t.match(c.out(), /a1 would program \(underlay 192\.0\.2\.11\):\n {2}ip route replace 9\.0\.\d+\.0\/24 via 44\.128\.0\.\d+ dev vtep1024 onlink proto 76/);
   t.match(c.out(), /bridge fdb replace 70:b3:d5:80:00:0\d dev vtep1024 dst 192\.0\.2\.12 self permanent/);
 });

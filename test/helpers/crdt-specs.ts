@@ -6,19 +6,7 @@
  * sequential specification the delta mutator is checked against.
  */
 import fc from 'fast-check';
-import {
-  AWSet,
-  DWFlag,
-  EWFlag,
-  LWWRegister,
-  MVRegister,
-  ORMap,
-  plainToJson,
-  type PlainValue,
-  compareMarkers,
-  type CausalCrdt,
-  type LwwMarker,
-} from '../../src/crdt/index.js';
+import { AWSet, DWFlag, EWFlag, LWWRegister, MVRegister, ORMap, plainToJson, type PlainValue, compareMarkers, type CausalCrdt, type LwwMarker } from '../../src/crdt/index.js';
 
 export type AnyCrdt = CausalCrdt<unknown, unknown>;
 
@@ -298,7 +286,10 @@ export function checkAgainstHistory(state: AnyCrdt, known: ReadonlySet<number>, 
     for (const d of r.context) if (!own.has(d)) removed.add(d);
   }
   const expectedLive = [...created].filter((d) => !removed.has(d)).sort();
-  const actualLive = state.liveDots().map((d) => `${d.actor}:${d.counter}`).sort();
+  const actualLive = state
+    .liveDots()
+    .map((d) => `${d.actor}:${d.counter}`)
+    .sort();
   if (JSON.stringify(expectedLive) !== JSON.stringify(actualLive)) {
     return `live dots ${JSON.stringify(actualLive)}, history says ${JSON.stringify(expectedLive)}`;
   }

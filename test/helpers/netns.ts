@@ -41,4 +41,3 @@ export async function kernelTestSkip(): Promise<false | string> {
   if (netnsRequired()) throw new Error(`${message} (required because CI=true or LASHUP_REQUIRE_NETNS=1)`);
   return `${message}; set LASHUP_REQUIRE_NETNS=1 to make this a failure`;
 }
-

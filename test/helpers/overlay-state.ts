@@ -32,9 +32,7 @@ export function localPart(i: number, config: VtepConfig = DEFAULT_VTEP_CONFIG, o
     ...(ipv6 ? { vtepAddress6: `fd01:a::${h}/64` } : {}),
     networks: [
       { name: 'dcos', mesos: `9.${hi}.${lo}.0/25`, mesosGateway: `9.${hi}.${lo}.1`, docker: `9.${hi}.${lo}.128/25`, dockerGateway: `9.${hi}.${lo}.129` },
-      ...(ipv6
-        ? [{ name: 'dcos6', mesos6: `fd01:b:0:0:${h}::/81`, mesosGateway6: `fd01:b:0:0:${h}::1`, docker6: `fd01:b:0:0:${h}:8000::/81`, dockerGateway6: `fd01:b:0:0:${h}:8000:0:1` }]
-        : []),
+      ...(ipv6 ? [{ name: 'dcos6', mesos6: `fd01:b:0:0:${h}::/81`, mesosGateway6: `fd01:b:0:0:${h}::1`, docker6: `fd01:b:0:0:${h}:8000::/81`, dockerGateway6: `fd01:b:0:0:${h}:8000:0:1` }] : []),
     ],
   });
 }

@@ -61,7 +61,11 @@ t.test('bridge + lashup-ipam on two agents: unique addresses, pings, DEL, concur
 
   // 20 concurrent ADDs on one agent.
   const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => cluster.cni(a5, 'ADD', `burst${i}`)));
-  t.same(burst.filter((b) => b.code !== 0).map((b) => b.stdout), [], 'every concurrent ADD succeeded');
+  t.same(
+    burst.filter((b) => b.code !== 0).map((b) => b.stdout),
+    [],
+    'every concurrent ADD succeeded',
+  );
   const burstIps = burst.map((b) => ipOf(b.stdout));
   t.equal(new Set([...burstIps, ips.get('a5-c1'), ips.get('a5-c2')]).size, 22, '20 concurrent ADDs: 20 new unique addresses');
 
@@ -71,7 +75,7 @@ t.test('bridge + lashup-ipam on two agents: unique addresses, pings, DEL, concur
   await new Promise((r) => node?.child?.once('exit', r));
   cluster.start(a5, node?.host.index as number);
   const retried = await eventually(async () => (await cluster.cni(a5, 'CHECK', 'burst3')).code === 0, 30_000);
-  t.ok(retried, 'after the restart the daemon still holds burst3\'s address (CHECK through the bridge plugin)');
+  t.ok(retried, "after the restart the daemon still holds burst3's address (CHECK through the bridge plugin)");
   const after = ipOf((await cluster.cni(a5, 'ADD', 'late')).stdout);
   t.notOk([...burstIps, ips.get('a5-c1'), ips.get('a5-c2')].includes(after), `a new container gets a free address (${after})`);
 });

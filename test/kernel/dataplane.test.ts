@@ -71,8 +71,6 @@ function startWorker(ns: string, self: number, remotes: number[], env: Record<st
   };
 }
 
-
-
 /** A container namespace for host i: eth0 on m-dcos (9.0.i.2/25), eth1 on m-dcos6 (fd01:b:0:0:i::2/81). */
 async function addContainer(net: TestNet, host: TestHost, namespaces: string[]): Promise<string> {
   const i = host.index;
@@ -129,7 +127,7 @@ t.test('two hosts: containers ping over VXLAN (IPv4, IPv6); hand-deleted entries
   t.match(vtep, /alias lashup/);
 
   // Manual deletions on host 1 are restored through notifications.
-  const before = await workers[0]!.stats();
+  const before = await (workers[0] as Worker).stats();
   await must(['ip', '-n', h1.ns, 'route', 'del', '9.0.2.0/24']);
   await must(['ip', '-n', h1.ns, 'neigh', 'del', '44.128.0.2', 'dev', 'vtep1024']);
   await must(['bridge', '-n', h1.ns, 'fdb', 'del', '70:b3:d5:80:00:02', 'dev', 'vtep1024', 'dst', '192.0.2.2']);
@@ -142,15 +140,15 @@ t.test('two hosts: containers ping over VXLAN (IPv4, IPv6); hand-deleted entries
     return /proto 76 onlink/.test(routes) && /proto 76/.test(routes6) && /PERMANENT/.test(neigh) && /70:b3:d5:80:00:02 dst 192\.0\.2\.2 self permanent/.test(fdb);
   }, 5000);
   t.ok(restored, 'route, IPv6 route, neighbour and FDB entry restored within the notification window');
-  const after = await workers[0]!.stats();
+  const after = await (workers[0] as Worker).stats();
   t.ok(after.driftCorrected >= before.driftCorrected + 4, `drift corrected: ${after.driftCorrected - before.driftCorrected} operations`);
   t.ok(await ping(c1, '9.0.2.2'), 'traffic flows again');
 
   // A foreign route is never touched; the containers' veths on lashup's bridges are left alone.
   await must(['ip', '-n', h1.ns, 'route', 'add', '10.99.0.0/16', 'via', '192.0.2.2']);
-  await workers[0]!.child.stdin.write('resync\n');
-  await workers[0]!.next();
-  t.ok(await eventually(async () => (await workers[0]!.stats()).converged, 5000));
+  await (workers[0] as Worker).child.stdin.write('resync\n');
+  await (workers[0] as Worker).next();
+  t.ok(await eventually(async () => (await (workers[0] as Worker).stats()).converged, 5000));
   t.match((await run(['ip', '-n', h1.ns, 'route', 'show', '10.99.0.0/16'])).stdout, /via 192\.0\.2\.2/, 'foreign route intact after a resync');
   t.match((await run(['ip', '-n', h1.ns, 'link', 'show', 'c1eth0'])).stdout, /master m-dcos/, 'container veth still enslaved');
 });
@@ -185,10 +183,13 @@ t.test('a restarted reconciler over programmed state changes nothing; a VTEP dow
   second.child.stdin.write('kill-helper\n');
   await second.next();
   t.ok(await eventually(async () => (await second.stats()).notificationLosses >= 1, 5000), 'the helper death counts as lost notifications');
-  t.ok(await eventually(async () => {
-    second.child.stdin.write('stats\n');
-    return ((await second.next())['helperStarts'] as number) >= 2;
-  }, 5000), 'a new helper is started');
+  t.ok(
+    await eventually(async () => {
+      second.child.stdin.write('stats\n');
+      return ((await second.next())['helperStarts'] as number) >= 2;
+    }, 5000),
+    'a new helper is started',
+  );
   await must(['ip', '-n', h1.ns, 'neigh', 'del', '44.128.0.3', 'dev', 'vtep1024']);
   t.ok(await eventually(async () => /PERMANENT/.test((await run(['ip', '-n', h1.ns, 'neigh', 'show', '44.128.0.3', 'dev', 'vtep1024'])).stdout), 5000), 'the new helper reports drift');
 });

@@ -80,7 +80,10 @@ t.test('new agents join within seconds while one host floods the master with sil
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     let log = '';
     const startedAt = Date.now();
-    const child = spawn('ip', ['netns', 'exec', host.ns, ...command, 'agent', '--config', join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LASHUP_LOG_LEVEL: 'info' } });
+    const child = spawn('ip', ['netns', 'exec', host.ns, ...command, 'agent', '--config', join(dir, 'config.json')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LASHUP_LOG_LEVEL: 'info' },
+    });
     child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
     children.push(child);
@@ -94,7 +97,10 @@ t.test('new agents join within seconds while one host floods the master with sil
       t.comment(`${name} log: ${agent.log().slice(-1500)}`);
       return undefined;
     }
-    const line = agent.log().split('\n').find((l) => l.includes('"msg":"joined the cluster"')) as string;
+    const line = agent
+      .log()
+      .split('\n')
+      .find((l) => l.includes('"msg":"joined the cluster"')) as string;
     return (JSON.parse(line) as { time: number }).time - agent.startedAt;
   };
   const runAttacker = (mode: 'hold' | 'trickle', seconds: number): { child: ChildProcess; last: () => { opened: number; closedByPeer: number } } => {

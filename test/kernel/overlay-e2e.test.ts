@@ -65,10 +65,14 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   a5.child?.kill('SIGKILL');
   await new Promise((r) => a5.child?.once('exit', r));
   // Wait for the event that could wrongly remove it: a4's membership declaring a5 failed.
-  const failed = await eventually(async () => {
-    const r = await cluster.cli('a4', ['members']);
-    return r.code === 0 && (JSON.parse(r.stdout) as { name: string; state: string }[]).some((m) => m.name === 'a5' && m.state !== 'alive');
-  }, 30_000, 200);
+  const failed = await eventually(
+    async () => {
+      const r = await cluster.cli('a4', ['members']);
+      return r.code === 0 && (JSON.parse(r.stdout) as { name: string; state: string }[]).some((m) => m.name === 'a5' && m.state !== 'alive');
+    },
+    30_000,
+    200,
+  );
   t.ok(failed, 'a4 sees a5 gone');
   t.ok(await cluster.routeTo('a4', 'a5'), "a4 keeps the killed agent's route after declaring it failed");
   cluster.start('a5', a5.host.index);
@@ -84,7 +88,10 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   const a8 = cluster.start('a8', 8);
   t.ok(await eventually(() => cluster.leaseOf('a8') !== undefined, 60_000), `the majority side keeps allocating (a8 leased)${cluster.leaseOf('a8') === undefined ? `: ${a8.log.slice(-1500)}` : ''}`);
   const a9 = cluster.start('a9', 9);
-  t.ok(await eventually(() => /waiting for a quorum/.test(a9.log), 60_000), `a new agent on the minority side says it waits for a quorum${/waiting for a quorum/.test(a9.log) ? '' : `: ${a9.log.slice(-1500)}`}`);
+  t.ok(
+    await eventually(() => /waiting for a quorum/.test(a9.log), 60_000),
+    `a new agent on the minority side says it waits for a quorum${/waiting for a quorum/.test(a9.log) ? '' : `: ${a9.log.slice(-1500)}`}`,
+  );
   t.equal(cluster.leaseOf('a9'), undefined, 'and has no lease');
   t.ok(await cluster.routeTo('a6', 'a4'), 'minority side keeps its route to a majority agent');
   t.ok(await cluster.routeTo('a4', 'a6'), 'majority side keeps its route to a minority agent');
@@ -124,15 +131,18 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   }
   t.ok(released, 'a master released a7 (forced within the grace period)');
   const others = all.filter((a) => a !== 'a7');
-  t.ok(await eventually(async () => {
-    for (const a of others) if (/proto 76/.test((await run(['ip', '-n', node(a).host.ns, 'route', 'show', subnet7])).stdout)) return false;
-    return true;
-  }, 30_000), `the released agent's route (${subnet7}) is gone from every agent`);
+  t.ok(
+    await eventually(async () => {
+      for (const a of others) if (/proto 76/.test((await run(['ip', '-n', node(a).host.ns, 'route', 'show', subnet7])).stdout)) return false;
+      return true;
+    }, 30_000),
+    `the released agent's route (${subnet7}) is gone from every agent`,
+  );
 
   // A malformed config is refused at start, naming the field.
   const badDir = join(cluster.root, 'bad');
   mkdirSync(badDir, { recursive: true });
-  writeFileSync(join(badDir, 'config.json'), JSON.stringify({ name: 'bad', role: 'agent', underlayIp: '192.0.2.9', masters: ['m1'], cluster: { keys: ['x'.repeat(43) + '='] }, api: { port: 'x' } }));
+  writeFileSync(join(badDir, 'config.json'), JSON.stringify({ name: 'bad', role: 'agent', underlayIp: '192.0.2.9', masters: ['m1'], cluster: { keys: [`${'x'.repeat(43)}=`] }, api: { port: 'x' } }));
   const bad = await run(['ip', 'netns', 'exec', cluster.net.host(9).ns, ...command, 'agent', '--config', join(badDir, 'config.json')], 30_000);
   t.equal(bad.code, 4, 'exit code 4: invalid configuration');
   t.match(bad.stderr, /\$\.api\.port = "x": expected an integer from 1 to 65535/);

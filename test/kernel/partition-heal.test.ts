@@ -32,7 +32,11 @@ t.test('a partition heals and merges across peer sets that all lay on one side',
   const [h1, h2] = net.hosts as [(typeof net.hosts)[0], (typeof net.hosts)[0]];
   const script = new URL('../../bench/lib/cluster-worker.ts', import.meta.url).pathname;
   const workers = [WorkerHandle.spawn(script, process.execArgv, h1.ns), WorkerHandle.spawn(script, process.execArgv, h2.ns)] as const;
-  t.teardown(() => workers.forEach((w) => w.kill()));
+  t.teardown(() =>
+    workers.forEach((w) => {
+      w.kill();
+    }),
+  );
   const key = generateClusterKey();
   const sideOf = (name: string): 'a' | 'b' => (name.startsWith('a') ? 'a' : 'b');
   const spec = (name: string, host: string, seeds: string[]) => ({ name, host, seeds, dataDir: join(dir, name), clusterKey: key, label: 'heal', packetTransport: 'udp', peerDegree: 2 });
@@ -68,20 +72,29 @@ t.test('a partition heals and merges across peer sets that all lay on one side',
   };
 
   const formed = await eventually((n) => n.live === 10, 60_000, 'all 10 alive everywhere');
-  t.ok(formed.every((n) => n.keptPeers.length <= 2), 'peer sets hold at most the degree (2)');
+  t.ok(
+    formed.every((n) => n.keptPeers.length <= 2),
+    'peer sets hold at most the degree (2)',
+  );
 
   await net.isolate(h1, [h2.ip]);
   await net.isolate(h2, [h1.ip]);
   await eventually((n) => n.live === 5, 60_000, 'each side declared the other failed');
   const apart = await eventually((n) => n.keptPeers.length === 2 && n.keptPeers.every((p) => sideOf(p) === sideOf(n.name)), 30_000, 'peer sets refilled on their own side');
-  t.ok(apart.every((n) => n.keptPeers.every((p) => sideOf(p) === sideOf(n.name))), 'while apart, every kept peer lies on the node\'s own side');
+  t.ok(
+    apart.every((n) => n.keptPeers.every((p) => sideOf(p) === sideOf(n.name))),
+    "while apart, every kept peer lies on the node's own side",
+  );
 
   const applied = (node: string, k: string): boolean => workers.some((w) => w.events.some((e) => e.evt === 'applied' && e.node === node && e.key === k));
   workers[0].send({ cmd: 'update', node: 'a0', key: 'bench/side-a', value: 'a' });
   workers[1].send({ cmd: 'update', node: 'b0', key: 'bench/side-b', value: 'b' });
   const names = [...['a1', 'a2', 'a3', 'a4'], ...['b1', 'b2', 'b3', 'b4']];
-  await until(() => names.every((n) => applied(n, `bench/side-${sideOf(n)}`)), 20_000, 'each side\'s write reaches its own side', 50);
-  t.notOk(names.some((n) => applied(n, `bench/side-${sideOf(n) === 'a' ? 'b' : 'a'}`)), 'and not the other side while apart');
+  await until(() => names.every((n) => applied(n, `bench/side-${sideOf(n)}`)), 20_000, "each side's write reaches its own side", 50);
+  t.notOk(
+    names.some((n) => applied(n, `bench/side-${sideOf(n) === 'a' ? 'b' : 'a'}`)),
+    'and not the other side while apart',
+  );
 
   const healedAt = Date.now();
   await net.heal(h1);
@@ -89,7 +102,7 @@ t.test('a partition heals and merges across peer sets that all lay on one side',
   await eventually((n) => n.live === 10, 90_000, 'all 10 alive everywhere after healing');
   t.pass(`membership merged ${Date.now() - healedAt} ms after healing`);
   const everyone = ['a0', 'b0', ...names];
-  await until(() => everyone.every((n) => (n === 'a0' || applied(n, 'bench/side-a')) && (n === 'b0' || applied(n, 'bench/side-b'))), 60_000, 'both sides\' writes reach every node', 50);
+  await until(() => everyone.every((n) => (n === 'a0' || applied(n, 'bench/side-a')) && (n === 'b0' || applied(n, 'bench/side-b'))), 60_000, "both sides' writes reach every node", 50);
   t.pass(`writes made apart reached every node ${Date.now() - healedAt} ms after healing`);
   const across = (await stats()).filter((n) => n.keptPeers.some((p) => sideOf(p) !== sideOf(n.name))).length;
   t.ok(across > 0, `${across} of 10 nodes keep a peer across the old line`);

@@ -19,14 +19,13 @@ import { eventually, kernelTestSkip, netnsRequired } from '../helpers/netns.js';
 
 const missing = ['/usr/bin/podman', '/usr/bin/busybox', '/usr/sbin/runc', `${CNI_PLUGIN_DIR}/bridge`].filter((p) => !existsSync(p) && !(p === '/usr/sbin/runc' && existsSync('/usr/bin/runc')));
 const kernelSkip = await kernelTestSkip();
-if (kernelSkip === false && missing.length > 0 && netnsRequired()) throw new Error(`the podman test needs ${missing.join(', ')} (Debian packages podman, busybox-static, runc, containernetworking-plugins)`);
+if (kernelSkip === false && missing.length > 0 && netnsRequired())
+  throw new Error(`the podman test needs ${missing.join(', ')} (Debian packages podman, busybox-static, runc, containernetworking-plugins)`);
 const skip = kernelSkip || (missing.length > 0 ? `podman test needs ${missing.join(', ')} (Debian packages podman, busybox-static, runc, containernetworking-plugins)` : false);
 const command = skip === false ? await lashupCommand() : [];
 const binDir = fileURLToPath(new URL('../../bin', import.meta.url));
 
-interface Podman {
-  (args: string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
-}
+type Podman = (args: string[], timeoutMs?: number) => Promise<{ code: number; stdout: string; stderr: string }>;
 
 /** podman inside `node`'s namespace, with storage and configuration of its own. */
 function podmanFor(cluster: NetnsCluster, node: ClusterNode): Podman {
@@ -72,7 +71,10 @@ t.test('podman on two agents: addresses, pings, lease freed, conflist restored, 
   t.teardown(async () => {
     // Containers first (their namespaces and veths), then podman's storage mounts, then the cluster.
     for (const p of podmans) await p(['rm', '-af', '-t', '0']);
-    const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${cluster.root}/`));
+    const mounts = readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(`${cluster.root}/`));
     for (const m of mounts.sort((a, b) => b.length - a.length)) await new Promise((resolve) => execFile('umount', ['-l', m], resolve));
     await cluster.destroy();
   });
@@ -141,6 +143,6 @@ t.test('podman on two agents: addresses, pings, lease freed, conflist restored, 
   const wanted = half.replace(/\.0\/\d+$/, '.77');
   const pinned = await p4(['run', '--rm', '--network', 'dcos', '--ip', wanted, 'lashup-test/busybox:1', 'true']);
   t.not(pinned.code, 0, `podman run --ip ${wanted} fails`);
-  t.match(pinned.stderr, /does not hand out requested addresses/, 'with lashup-ipam\'s reason');
+  t.match(pinned.stderr, /does not hand out requested addresses/, "with lashup-ipam's reason");
   t.ok(await eventually(() => leases(a4) === 0, 10_000), 'and leaves no lease behind');
 });

@@ -37,14 +37,12 @@ t.test('hosts on a switch namespace ping, partition and heal', { skip }, async (
 
 t.test('a failed build removes what it made', { skip }, async (t) => {
   await t.rejects(TestNet.create({ hosts: 2, subnet24: '300.1.1' }), /command failed/);
-  const leftovers = (await run(['ip', 'netns', 'list'])).stdout
-    .split('\n')
-    .filter((line) => line.startsWith(`lxt-${process.pid}-`));
+  const leftovers = (await run(['ip', 'netns', 'list'])).stdout.split('\n').filter((line) => line.startsWith(`lxt-${process.pid}-`));
   t.same(leftovers, [], 'no namespace of this process is left');
   await t.rejects(TestNet.create({ hosts: 0 }), RangeError);
 });
 
-t.test('a large net gets room in the kernel\'s shared neighbour table, given back when it is destroyed', { skip }, async (t) => {
+t.test("a large net gets room in the kernel's shared neighbour table, given back when it is destroyed", { skip }, async (t) => {
   const limit = '/proc/sys/net/ipv4/neigh/default/gc_thresh3';
   const before = Number(readFileSync(limit, 'utf8'));
   // 30 hosts need 2 x 30 x 30 = 1,800 entries, above the kernel's default of 1,024.

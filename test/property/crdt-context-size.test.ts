@@ -19,10 +19,7 @@ t.test('100,000 adds and removes by 10 actors: the context is O(actors)', async 
     const actor = `agent-${who}`;
     const key = rng.pick(keys);
     const state = replicas[who] as ORMap;
-    const delta =
-      rng.chance(0.5) && state.has(key)
-        ? state.remove(actor, key)
-        : state.mutate(actor, (m) => m.map(key, (e) => e.lww('agentIp').write({ ts: op, actor }, `198.18.${who}.${op % 250}`)));
+    const delta = rng.chance(0.5) && state.has(key) ? state.remove(actor, key) : state.mutate(actor, (m) => m.map(key, (e) => e.lww('agentIp').write({ ts: op, actor }, `198.18.${who}.${op % 250}`)));
     // Ship the delta to one other replica, 10% lost; the queue is drained out of order.
     if (!rng.chance(0.1)) queue.push({ to: (who + 1 + rng.int(actors - 1)) % actors, delta });
     if (queue.length > 20 || rng.chance(0.2)) {

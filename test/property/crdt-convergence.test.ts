@@ -10,8 +10,6 @@ import { ALL_SPECS, checkAgainstHistory, recordOf, type AnyCrdt, type OpRecord, 
 
 const RUNS = Number(process.env['LASHUP_PROPERTY_RUNS'] ?? 200);
 
-type Action = { kind: 'op'; replica: number; op: unknown } | { kind: 'deliver'; pick: number };
-
 interface InFlight {
   to: number;
   delta: AnyCrdt;

@@ -11,14 +11,12 @@ const RUNS = Number(process.env['LASHUP_PROPERTY_RUNS'] ?? 200);
 
 /** Three states picked from one random execution of `replicas` replicas. */
 function triple(spec: TypeSpec): fc.Arbitrary<[AnyCrdt, AnyCrdt, AnyCrdt]> {
-  return fc
-    .integer({ min: 3, max: 5 })
-    .chain((replicas) =>
-      fc.tuple(stepsArb(spec, replicas), fc.nat(replicas - 1), fc.nat(replicas - 1), fc.nat(replicas - 1)).map(([steps, i, j, k]) => {
-        const states = runExecution(spec, replicas, steps);
-        return [states[i], states[j], states[k]] as [AnyCrdt, AnyCrdt, AnyCrdt];
-      }),
-    );
+  return fc.integer({ min: 3, max: 5 }).chain((replicas) =>
+    fc.tuple(stepsArb(spec, replicas), fc.nat(replicas - 1), fc.nat(replicas - 1), fc.nat(replicas - 1)).map(([steps, i, j, k]) => {
+      const states = runExecution(spec, replicas, steps);
+      return [states[i], states[j], states[k]] as [AnyCrdt, AnyCrdt, AnyCrdt];
+    }),
+  );
 }
 
 function eq(a: AnyCrdt, b: AnyCrdt): boolean {
@@ -42,9 +40,7 @@ for (const spec of ALL_SPECS) {
   t.test(`${spec.name}: join(state, delta) equals the mutated state, which meets the sequential spec`, async (t) => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 3, max: 5 }).chain((replicas) =>
-          fc.tuple(fc.constant(replicas), stepsArb(spec, replicas), fc.nat(replicas - 1), spec.op),
-        ),
+        fc.integer({ min: 3, max: 5 }).chain((replicas) => fc.tuple(fc.constant(replicas), stepsArb(spec, replicas), fc.nat(replicas - 1), spec.op)),
         ([replicas, steps, who, op]) => {
           const state = runExecution(spec, replicas, steps)[who] as AnyCrdt;
           const before = state.clone();

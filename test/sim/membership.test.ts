@@ -3,14 +3,7 @@
  * refutation, leave, partitions and healing, metadata, loss, conflicts, restarts, reaping.
  */
 import t from 'tap';
-import {
-  SwimCluster,
-  encodeMeta,
-  decodeMeta,
-  membershipConfig,
-  type MembershipConfig,
-  type MembershipEvent,
-} from '../../src/membership/index.js';
+import { SwimCluster, encodeMeta, decodeMeta, membershipConfig, type MembershipConfig, type MembershipEvent } from '../../src/membership/index.js';
 import { createSimTransports } from '../../src/net/index.js';
 
 interface Logged {
@@ -103,7 +96,10 @@ t.test('a transiently slow node is suspected, refutes, and is never declared fai
   c.runFor(3000);
   c.sim.network.clearLinks();
   c.runFor(60_000);
-  t.ok(log.some((e) => e.type === 'suspect' && e.member === 'n3'), 'n3 was suspected');
+  t.ok(
+    log.some((e) => e.type === 'suspect' && e.member === 'n3'),
+    'n3 was suspected',
+  );
   t.equal(log.filter((e) => e.type === 'failed').length, 0, 'nobody was declared failed');
   t.ok(c.converged(), 'everyone alive everywhere again');
   const after = c.node('n0').member('n3')?.incarnation as number;
@@ -134,9 +130,18 @@ t.test('a partition into two halves: each side fails the other; healed, all aliv
   const b = c.names().slice(10);
   c.sim.network.partition([a, b]);
   c.runFor(90_000);
-  t.ok(a.every((x) => b.every((y) => c.view(x, y) === 'dead')), 'side A sees side B dead');
-  t.ok(b.every((x) => a.every((y) => c.view(x, y) === 'dead')), 'side B sees side A dead');
-  t.ok(a.every((x) => a.every((y) => c.view(x, y) === 'alive')), 'side A still sees itself alive');
+  t.ok(
+    a.every((x) => b.every((y) => c.view(x, y) === 'dead')),
+    'side A sees side B dead',
+  );
+  t.ok(
+    b.every((x) => a.every((y) => c.view(x, y) === 'dead')),
+    'side B sees side A dead',
+  );
+  t.ok(
+    a.every((x) => a.every((y) => c.view(x, y) === 'alive')),
+    'side A still sees itself alive',
+  );
   const healedAt = c.sim.nowMs();
   c.sim.network.heal();
   let convergedAt = -1;
@@ -200,7 +205,10 @@ t.test('two nodes claiming one name: the live one is kept, the conflict counted'
   }
   const conflicts = ['n0', 'n1', 'n3', 'n4', 'n2'].reduce((s, n) => s + c.node(n).stats.identityConflicts, 0);
   t.ok(conflicts > 0, `${conflicts} conflicts counted`);
-  t.ok(log.some((e) => e.type === 'conflict' && e.member === 'n2'), 'conflict events emitted');
+  t.ok(
+    log.some((e) => e.type === 'conflict' && e.member === 'n2'),
+    'conflict events emitted',
+  );
   t.equal(log.filter((e) => e.type === 'failed').length, 0, 'the original is not harmed');
 });
 

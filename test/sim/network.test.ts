@@ -145,15 +145,27 @@ t.test('latency models stay in their bounds', async (t) => {
     return arrivals;
   };
   const uniform = measure({ kind: 'uniform', minMs: 3, maxMs: 7 });
-  t.ok(uniform.every((d) => d >= 3 && d <= 7), 'uniform within [3, 7]');
+  t.ok(
+    uniform.every((d) => d >= 3 && d <= 7),
+    'uniform within [3, 7]',
+  );
   const constant = measure({ kind: 'constant', ms: 4 });
-  t.ok(constant.every((d) => d === 4), 'constant is constant');
+  t.ok(
+    constant.every((d) => d === 4),
+    'constant is constant',
+  );
   const normal = measure({ kind: 'normal', meanMs: 20, stdDevMs: 5, minMs: 12 });
-  t.ok(normal.every((d) => d >= 12), 'normal clamped at its minimum');
+  t.ok(
+    normal.every((d) => d >= 12),
+    'normal clamped at its minimum',
+  );
   const mean = normal.reduce((s, d) => s + d, 0) / normal.length;
   t.ok(Math.abs(mean - 20) < 2, `normal mean ${mean.toFixed(2)} near 20`);
   const tail = measure({ kind: 'exponential', minMs: 1, meanExtraMs: 4 });
-  t.ok(tail.every((d) => d >= 1), 'exponential never below its minimum');
+  t.ok(
+    tail.every((d) => d >= 1),
+    'exponential never below its minimum',
+  );
   t.ok(Math.max(...tail) > 8, 'exponential has a tail');
 });
 
@@ -168,10 +180,7 @@ t.test('invalid link settings are refused with the field named', async (t) => {
   t.throws(() => sim.network.setDefaultLink({ latency: { kind: 'normal', meanMs: 1, stdDevMs: -1 } }), /stdDevMs/);
   t.throws(() => sim.network.setDefaultLink({ latency: { kind: 'normal', meanMs: 1, stdDevMs: 1, minMs: -3 } }), /minMs/);
   t.throws(() => sim.network.setDefaultLink({ latency: { kind: 'exponential', minMs: 1, meanExtraMs: -2 } }), /meanExtraMs/);
-  t.throws(
-    () => sim.network.setDefaultLink({ latency: { kind: 'gaussian' } as unknown as { kind: 'constant'; ms: number } }),
-    /one of constant, uniform, normal, exponential/,
-  );
+  t.throws(() => sim.network.setDefaultLink({ latency: { kind: 'gaussian' } as unknown as { kind: 'constant'; ms: number } }), /one of constant, uniform, normal, exponential/);
   t.throws(() => new Simulation({ seed: 1, network: { defaultLink: { lossProbability: NaN } } }), /lossProbability/);
   t.throws(() => sim.network.addHost('a'), /already exists/);
   t.throws(() => sim.network.host('nope'), /no host "nope"/);
@@ -326,7 +335,11 @@ t.test('streams are reliable and ordered even over lossy, jittery links', async 
   t.ok(end, 'connected');
   for (let i = 0; i < 200; i++) end?.send(Uint8Array.of(i));
   pair.sim.runFor(10_000);
-  t.same(pair.serverGot, Array.from({ length: 200 }, (_, i) => i), 'all 200 messages, in order');
+  t.same(
+    pair.serverGot,
+    Array.from({ length: 200 }, (_, i) => i),
+    'all 200 messages, in order',
+  );
   t.equal(pair.client.counters.streamMessagesSent, 200);
   t.equal(pair.server.counters.streamMessagesReceived, 200);
 });

@@ -39,11 +39,14 @@ t.test('the checker catches a broken allocator (two agents given one block)', as
   const original = (IpamState.prototype as unknown as { reserveBlock: (...a: unknown[]) => number }).reserveBlock;
   (IpamState.prototype as unknown as { reserveBlock: (...a: unknown[]) => number }).reserveBlock = function (...args: unknown[]) {
     const index = original.apply(this, args);
-    return index < 0 ? index : 0;
+    return Math.min(index, 0);
   };
   t.teardown(() => {
     (IpamState.prototype as unknown as { reserveBlock: unknown }).reserveBlock = original;
   });
   const r = runScenario({ seed: 3, masters: 3, faultyMs: 3000, livenessBoundMs: LIVENESS_BOUND_MS });
-  t.ok(r.violations.some((v) => v.includes('given to both')), `caught: ${r.violations[0]}`);
+  t.ok(
+    r.violations.some((v) => v.includes('given to both')),
+    `caught: ${r.violations[0]}`,
+  );
 });

@@ -30,7 +30,14 @@ t.test('pool: lowest free address, idempotent ADD, DEL, GC, exhaustion with coun
   pool.add('dcos', 'c5', 'eth0', 5);
   t.throws(() => pool.add('dcos', 'c6', 'eth0', 6), { code: 'LASHUP_ERR_CNI_EXHAUSTED', message: /network dcos on agent a1 has no free container address: 5 of 5 in use \(9\.0\.1\.0\/29\)/ });
   t.throws(() => pool.add('other', 'c1', 'eth0', 6), { code: 'LASHUP_ERR_CNI_UNKNOWN_NETWORK', message: /leased: dcos/ });
-  t.same(pool.gc('dcos', [{ containerId: 'c1', ifname: 'eth0' }]).map((a) => a.containerId).sort(), ['c1', 'c3', 'c4', 'c5'], 'GC collects all but the valid attachments');
+  t.same(
+    pool
+      .gc('dcos', [{ containerId: 'c1', ifname: 'eth0' }])
+      .map((a) => a.containerId)
+      .sort(),
+    ['c1', 'c3', 'c4', 'c5'],
+    'GC collects all but the valid attachments',
+  );
   t.equal(pool.used('dcos'), 1);
   const v6 = new ContainerPool('a1');
   v6.setRanges({ dcos6: { subnet: 'fd01:b::1:0:0:0/81', gateway: 'fd01:b::1:0:0:1' }, bad: { subnet: 'nope', gateway: 'x' } });
@@ -42,7 +49,11 @@ t.test('service: requests, bad input, not ready, persistence across a restart', 
   const paths = fresh();
   const s = new CniService({ agent: 'a1', ...paths });
   const call = (req: Record<string, unknown>): Record<string, unknown> => s.handle(JSON.stringify(req));
-  t.match(call({ op: 'add', network: 'dcos', containerId: 'c1', ifname: 'eth0' }), { ok: false, error: { code: 'LASHUP_ERR_CNI_NOT_READY', cniCode: CniCode.TryAgainLater } }, 'no lease yet: try again later');
+  t.match(
+    call({ op: 'add', network: 'dcos', containerId: 'c1', ifname: 'eth0' }),
+    { ok: false, error: { code: 'LASHUP_ERR_CNI_NOT_READY', cniCode: CniCode.TryAgainLater } },
+    'no lease yet: try again later',
+  );
   s.setRanges({ dcos: { subnet: '9.0.1.0/25', gateway: '9.0.1.1' } });
   t.match(call({ op: 'status' }), { ok: true, ready: true, networks: ['dcos'] });
   t.match(call({ op: 'add', network: 'dcos', containerId: 'c1', ifname: 'eth0' }), { ok: true, attachment: { address: '9.0.1.2' } });
@@ -86,7 +97,14 @@ t.test('plugin: commands, results and the specification error codes', async (t) 
   t.teardown(() => s.close());
   const config = (over: Record<string, unknown> = {}, ipam: Record<string, unknown> = {}): string =>
     JSON.stringify({ cniVersion: '1.0.0', name: 'dcos', type: 'bridge', ipam: { type: 'lashup-ipam', socketPath: paths.socketPath, ...ipam }, ...over });
-  const env = (command: string, over: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({ CNI_COMMAND: command, CNI_CONTAINERID: 'ctr1', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', ...over });
+  const env = (command: string, over: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: 'ctr1',
+    CNI_NETNS: '/run/netns/x',
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/usr/lib/cni',
+    ...over,
+  });
   const codeOf = (out: { stdout: string }): number => (JSON.parse(out.stdout) as { code: number }).code;
 
   const version = await runPlugin({ CNI_COMMAND: 'VERSION' }, '', ask);
@@ -125,7 +143,11 @@ t.test('plugin: commands, results and the specification error codes', async (t) 
 });
 
 t.test('conflist: bridge on m-<network> chained with lashup-ipam, written only on change', async (t) => {
-  t.match(conflist('dcos', 1420, '/run/lashup/cni.sock'), { cniVersion: '1.0.0', name: 'dcos', plugins: [{ type: 'bridge', bridge: 'm-dcos', isGateway: true, ipMasq: false, hairpinMode: true, mtu: 1420, ipam: { type: 'lashup-ipam', network: 'dcos' } }] });
+  t.match(conflist('dcos', 1420, '/run/lashup/cni.sock'), {
+    cniVersion: '1.0.0',
+    name: 'dcos',
+    plugins: [{ type: 'bridge', bridge: 'm-dcos', isGateway: true, ipMasq: false, hairpinMode: true, mtu: 1420, ipam: { type: 'lashup-ipam', network: 'dcos' } }],
+  });
   const d = join(dir, 'net.d');
   t.equal(writeConflist(d, 'dcos', 1420, '/s'), true);
   t.equal(writeConflist(d, 'dcos', 1420, '/s'), false, 'unchanged: not rewritten');
@@ -143,7 +165,14 @@ t.test('leases of containers whose namespace is gone are collected after a grace
   const gone = (p: string): boolean => p === '/run/netns/gone';
   t.equal(s.sweep(gone, 60_000), 0, 'nothing within the grace period');
   t.equal(s.sweep(gone, 0), 1, 'past it, the lease of the vanished namespace goes');
-  t.same(s.pool.list().map((a) => a.containerId).sort(), ['alive', 'unknown'], 'live and netns-less leases stay');
+  t.same(
+    s.pool
+      .list()
+      .map((a) => a.containerId)
+      .sort(),
+    ['alive', 'unknown'],
+    'live and netns-less leases stay',
+  );
   t.equal(s.stats.gcCollected, 1);
   const reread = new CniService({ agent: 'a1', ...paths });
   t.equal(reread.pool.list().length, 2, 'the collection is on disk');

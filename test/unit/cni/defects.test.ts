@@ -20,7 +20,8 @@ const fresh = (): { socketPath: string; leasesPath: string } => {
 };
 const RANGE = { dcos: { subnet: '9.0.1.0/25', gateway: '9.0.1.1' } };
 const call = (s: CniService, req: unknown): Record<string, unknown> => s.handle(JSON.stringify(req));
-const add = (s: CniService, containerId: string, netns?: string): Record<string, unknown> => call(s, { op: 'add', network: 'dcos', containerId, ifname: 'eth0', ...(netns === undefined ? {} : { netns }) });
+const add = (s: CniService, containerId: string, netns?: string): Record<string, unknown> =>
+  call(s, { op: 'add', network: 'dcos', containerId, ifname: 'eth0', ...(netns === undefined ? {} : { netns }) });
 const addressOf = (reply: Record<string, unknown>): string | undefined => (reply['attachment'] as { address?: string } | undefined)?.address;
 
 t.test('item 1: a GC without a well-formed valid-attachments list deletes nothing', async (t) => {
@@ -44,12 +45,20 @@ t.test('item 1: a GC without a well-formed valid-attachments list deletes nothin
   await refused({ 'cni.dev/valid-attachments': [{ containerID: 'c1' }] }, CniCode.InvalidConfig, /valid-attachments\[0\]/, 'GC with an entry lacking ifname');
   // The daemon refuses the same on its socket (defence in depth: another client, an old plugin).
   for (const valid of [undefined, 'all', [{ containerId: 'c1' }], [null]]) {
-    t.match(call(s, { op: 'gc', network: 'dcos', valid }), { ok: false, error: { code: 'LASHUP_ERR_CNI_BAD_REQUEST', cniCode: CniCode.InvalidConfig } }, `daemon: gc with valid = ${JSON.stringify(valid)} refused`);
+    t.match(
+      call(s, { op: 'gc', network: 'dcos', valid }),
+      { ok: false, error: { code: 'LASHUP_ERR_CNI_BAD_REQUEST', cniCode: CniCode.InvalidConfig } },
+      `daemon: gc with valid = ${JSON.stringify(valid)} refused`,
+    );
   }
   t.equal(s.pool.used('dcos'), 3, 'nothing was deleted');
   const ok = await runPlugin(env, config({ 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }] }), askSocket);
   t.equal(ok.code, 0, 'a well-formed GC under 1.1.0 runs');
-  t.same(s.pool.list().map((a) => a.containerId), ['c1'], 'and keeps exactly the valid attachment');
+  t.same(
+    s.pool.list().map((a) => a.containerId),
+    ['c1'],
+    'and keeps exactly the valid attachment',
+  );
 });
 
 t.test('item 2: an ADD whose lease write failed is not answered from memory on retry', async (t) => {
@@ -59,7 +68,11 @@ t.test('item 2: an ADD whose lease write failed is not answered from memory on r
   s.setRanges(RANGE);
   fs.failAllWrites = 'ENOSPC';
   const failed = add(s, 'c1');
-  t.match(failed, { ok: false, error: { code: 'LASHUP_ERR_CNI_PERSIST_FAILED', cniCode: CniCode.IoFailure, message: /cannot be written .*ENOSPC.*nothing was changed/ } }, 'ADD refused with an I/O error');
+  t.match(
+    failed,
+    { ok: false, error: { code: 'LASHUP_ERR_CNI_PERSIST_FAILED', cniCode: CniCode.IoFailure, message: /cannot be written .*ENOSPC.*nothing was changed/ } },
+    'ADD refused with an I/O error',
+  );
   t.equal(s.pool.used('dcos'), 0, 'and rolled back in memory');
   t.match(add(s, 'c1'), { ok: false, error: { code: 'LASHUP_ERR_CNI_PERSIST_FAILED' } }, 'the retry tries to write again, and fails again');
   fs.failAllWrites = undefined;
@@ -68,7 +81,11 @@ t.test('item 2: an ADD whose lease write failed is not answered from memory on r
   fs.kill();
   const restarted = new CniService({ agent: 'a1', ...paths, fs });
   restarted.setRanges(RANGE);
-  t.same(restarted.pool.list().map((a) => `${a.containerId} ${a.address}`), ['c1 9.0.1.2'], 'after a kill and restart the container is known');
+  t.same(
+    restarted.pool.list().map((a) => `${a.containerId} ${a.address}`),
+    ['c1 9.0.1.2'],
+    'after a kill and restart the container is known',
+  );
   t.equal(addressOf(add(restarted, 'c2')), '9.0.1.3', 'and its address is not handed out again');
   t.equal(s.stats.persistFailures, 2);
 
@@ -82,7 +99,11 @@ t.test('item 2: an ADD whose lease write failed is not answered from memory on r
   fs.failAllWrites = undefined;
   t.match(call(restarted, { op: 'del', network: 'dcos', containerId: 'c1', ifname: 'eth0' }), { ok: true }, 'the retried DEL writes');
   fs.kill();
-  t.same(new CniService({ agent: 'a1', ...paths, fs }).pool.list().map((a) => a.containerId), ['c2'], 'and stays deleted after a restart');
+  t.same(
+    new CniService({ agent: 'a1', ...paths, fs }).pool.list().map((a) => a.containerId),
+    ['c2'],
+    'and stays deleted after a restart',
+  );
 });
 
 t.test('item 2 on the real file system: the retry after a failed write is durable', async (t) => {
@@ -115,7 +136,14 @@ t.test('item 6: a lease whose namespace cannot be examined is kept; only ENOENT 
   add(s, 'vanished', missing);
   add(s, 'running', present);
   t.equal(s.sweep(undefined, 0), 1, 'one lease collected');
-  t.same(s.pool.list().map((a) => a.containerId).sort(), ['running', 'unexaminable'], 'only the ENOENT one went');
+  t.same(
+    s.pool
+      .list()
+      .map((a) => a.containerId)
+      .sort(),
+    ['running', 'unexaminable'],
+    'only the ENOENT one went',
+  );
   t.equal(s.sweep(undefined, 0), 0);
   t.equal(logged.length, 1, 'the unexaminable namespace is logged once, not per sweep');
   t.ok(s.stats.sweepUncertain >= 2, 'and counted per sweep');
@@ -128,7 +156,11 @@ t.test('item 7: malformed requests on the socket, several per write, one oversiz
   s.setRanges(RANGE);
   await s.listen();
   t.teardown(() => s.close());
-  t.match(s.handle('null'), { ok: false, error: { code: 'LASHUP_ERR_CNI_BAD_REQUEST', cniCode: CniCode.DecodeFailure, message: /null is not a JSON object/ } }, 'a null request is a decode failure, not an internal error');
+  t.match(
+    s.handle('null'),
+    { ok: false, error: { code: 'LASHUP_ERR_CNI_BAD_REQUEST', cniCode: CniCode.DecodeFailure, message: /null is not a JSON object/ } },
+    'a null request is a decode failure, not an internal error',
+  );
   t.match(s.handle('[1,2]'), { ok: false, error: { cniCode: CniCode.DecodeFailure } });
   const exchange = (payload: string): Promise<string[]> =>
     new Promise((resolve, reject) => {
@@ -140,9 +172,15 @@ t.test('item 7: malformed requests on the socket, several per write, one oversiz
       socket.on('error', reject);
       socket.on('close', () => resolve(text.split('\n').filter((l) => l !== '')));
     });
-  const two = await exchange(`${JSON.stringify({ op: 'add', network: 'dcos', containerId: 'x1', ifname: 'eth0' })}\n${JSON.stringify({ op: 'add', network: 'dcos', containerId: 'x2', ifname: 'eth0' })}\n`);
+  const two = await exchange(
+    `${JSON.stringify({ op: 'add', network: 'dcos', containerId: 'x1', ifname: 'eth0' })}\n${JSON.stringify({ op: 'add', network: 'dcos', containerId: 'x2', ifname: 'eth0' })}\n`,
+  );
   t.equal(two.length, 2, 'two requests in one write get two answers');
-  t.same(two.map((l) => addressOf(JSON.parse(l) as Record<string, unknown>)), ['9.0.1.2', '9.0.1.3'], 'in order');
+  t.same(
+    two.map((l) => addressOf(JSON.parse(l) as Record<string, unknown>)),
+    ['9.0.1.2', '9.0.1.3'],
+    'in order',
+  );
   const before = s.stats.badRequests;
   const big = await exchange(`${'x'.repeat(MAX_REQUEST_BYTES + 10)}\n${'y'.repeat(MAX_REQUEST_BYTES)}\n`);
   t.equal(big.length, 1, 'an oversize request gets one refusal');
@@ -154,7 +192,8 @@ t.test('item 7: the plugin validates its environment and the version of STATUS',
   const never = (): Promise<Record<string, unknown>> => Promise.reject(new Error('must not be asked'));
   const config = (over: Record<string, unknown> = {}): string => JSON.stringify({ cniVersion: '1.0.0', name: 'dcos', ipam: { type: 'lashup-ipam', socketPath: '/x.sock' }, ...over });
   const env = (over: Record<string, string>): Record<string, string> => ({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/c1', CNI_IFNAME: 'eth0', ...over });
-  const result = async (e: Record<string, string>, stdin: string, bytes?: number): Promise<{ code: number; msg: string }> => JSON.parse((await runPlugin(e, stdin, never, bytes)).stdout) as { code: number; msg: string };
+  const result = async (e: Record<string, string>, stdin: string, bytes?: number): Promise<{ code: number; msg: string }> =>
+    JSON.parse((await runPlugin(e, stdin, never, bytes)).stdout) as { code: number; msg: string };
   t.match(await result(env({ CNI_CONTAINERID: '../etc/passwd' }), config()), { code: CniCode.InvalidEnvironment, msg: /CNI_CONTAINERID = "\.\.\/etc\/passwd" is not valid/ });
   t.match(await result(env({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: '-x' }), config()), { code: CniCode.InvalidEnvironment });
   t.match(await result(env({ CNI_IFNAME: 'eth0/../x' }), config()), { code: CniCode.InvalidEnvironment, msg: /CNI_IFNAME/ });

@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { copyBytes, RealClock } from '../../../src/common/index.js';
 
-t.test('copyBytes copies exactly and shares nothing with its input', async (t) => {
+t.test('copyBytes copies exactly and shares nothing with its input', async (_t) => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 6000 }), (data) => {
       const copy = copyBytes(data);

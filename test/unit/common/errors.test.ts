@@ -30,7 +30,10 @@ t.test('describeValue renders any value briefly and never throws', async (t) => 
   t.equal(describeValue(12), '12');
   t.equal(describeValue(10n), '10n');
   t.equal(describeValue(new Uint8Array(7)), '<7 bytes>');
-  t.equal(describeValue(() => 1), '<function>');
+  t.equal(
+    describeValue(() => 1),
+    '<function>',
+  );
   t.equal(describeValue(Symbol('s')), 'Symbol(s)');
   t.equal(describeValue(undefined), 'undefined');
   const cyclic: Record<string, unknown> = {};

@@ -2,17 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { Packr } from 'msgpackr';
-import {
-  CrdtError,
-  CrdtErrorCode,
-  CRDT_FORMAT_VERSION,
-  decodeCrdt,
-  encodeCrdt,
-  ORMap,
-  EWFlag,
-  LWWRegister,
-  type CausalCrdt,
-} from '../../../src/crdt/index.js';
+import { CrdtError, CrdtErrorCode, CRDT_FORMAT_VERSION, decodeCrdt, encodeCrdt, ORMap, EWFlag, LWWRegister, type CausalCrdt } from '../../../src/crdt/index.js';
 import { vectorStates } from '../../helpers/crdt-vectors.js';
 import { ALL_SPECS, runExecution, stepsArb } from '../../helpers/crdt-specs.js';
 
@@ -42,12 +32,15 @@ t.test('bytes from before object keys were sorted still decode, to the sorted fo
 t.test('round trips for every type, and encoding is canonical', async (t) => {
   for (const spec of ALL_SPECS) {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 4 }).chain((n) => fc.tuple(fc.constant(n), stepsArb(spec, n), fc.nat(n - 1))), ([n, steps, who]) => {
-        const state = runExecution(spec, n, steps)[who] as CausalCrdt<unknown, unknown>;
-        const encoded = encodeCrdt(state);
-        const decoded = decodeCrdt(encoded);
-        return decoded.equals(state) && JSON.stringify(decoded.value()) === JSON.stringify(state.value()) && hex(encodeCrdt(decoded)) === hex(encoded);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 4 }).chain((n) => fc.tuple(fc.constant(n), stepsArb(spec, n), fc.nat(n - 1))),
+        ([n, steps, who]) => {
+          const state = runExecution(spec, n, steps)[who] as CausalCrdt<unknown, unknown>;
+          const encoded = encodeCrdt(state);
+          const decoded = decodeCrdt(encoded);
+          return decoded.equals(state) && JSON.stringify(decoded.value()) === JSON.stringify(state.value()) && hex(encodeCrdt(decoded)) === hex(encoded);
+        },
+      ),
       { numRuns: 150 },
     );
   }
@@ -153,11 +146,29 @@ t.test('structurally wrong messages are refused with the place named', async (t)
     t.equal(err.code, CrdtErrorCode.Decode, `${name}: ${err.message}`);
     t.match(err.message, pattern, name);
   }
-  t.equal(codeOf(() => decodeCrdt(new Uint8Array(0))), CrdtErrorCode.Decode);
-  t.equal(codeOf(() => decodeCrdt('nope' as never)), CrdtErrorCode.Decode);
-  t.equal(codeOf(() => decodeCrdt(enc([1, 4, ctx, [0, 1, NaN]]))), CrdtErrorCode.Decode, 'NaN values are refused');
-  t.equal(codeOf(() => decodeCrdt(bytes('92d4724092a161a1620102'))), CrdtErrorCode.Decode, 'msgpackr records are not plain data');
-  t.equal(codeOf(() => decodeCrdt(bytes('d6ff00000001'))), CrdtErrorCode.Decode, 'a msgpack timestamp is not a message');
+  t.equal(
+    codeOf(() => decodeCrdt(new Uint8Array(0))),
+    CrdtErrorCode.Decode,
+  );
+  t.equal(
+    codeOf(() => decodeCrdt('nope' as never)),
+    CrdtErrorCode.Decode,
+  );
+  t.equal(
+    codeOf(() => decodeCrdt(enc([1, 4, ctx, [0, 1, NaN]]))),
+    CrdtErrorCode.Decode,
+    'NaN values are refused',
+  );
+  t.equal(
+    codeOf(() => decodeCrdt(bytes('92d4724092a161a1620102'))),
+    CrdtErrorCode.Decode,
+    'msgpackr records are not plain data',
+  );
+  t.equal(
+    codeOf(() => decodeCrdt(bytes('d6ff00000001'))),
+    CrdtErrorCode.Decode,
+    'a msgpack timestamp is not a message',
+  );
   const conflicted = decodeCrdt(enc([1, 3, ctx, [0, 1, [1, 0], 'x', 0, 2, 0, 'y']]));
   t.equal(conflicted.value(), 'y', 'a register holding two values under one marker decodes, and reads the greater value');
 });
@@ -172,21 +183,37 @@ t.test('limits: bytes, entries and depth', async (t) => {
   const big = new ORMap();
   for (let i = 0; i < 100; i++) big.mutate('a', (m) => m.lww(`k${i}`).write({ ts: 1, actor: 'a' }, 'x'.repeat(20)));
   const encoded = encodeCrdt(big);
-  t.equal(codeOf(() => decodeCrdt(encoded, { maxBytes: 100 })), CrdtErrorCode.DecodeLimit);
-  t.equal(codeOf(() => decodeCrdt(encoded, { maxEntries: 50 })), CrdtErrorCode.DecodeLimit);
+  t.equal(
+    codeOf(() => decodeCrdt(encoded, { maxBytes: 100 })),
+    CrdtErrorCode.DecodeLimit,
+  );
+  t.equal(
+    codeOf(() => decodeCrdt(encoded, { maxEntries: 50 })),
+    CrdtErrorCode.DecodeLimit,
+  );
   t.ok(decodeCrdt(encoded, { maxBytes: encoded.byteLength }).equals(big));
   let deep: unknown = 'leaf';
   for (let i = 0; i < 20; i++) deep = [deep];
   const nested = new LWWRegister();
   nested.write('a', { ts: 1, actor: 'a' }, deep);
-  t.equal(codeOf(() => decodeCrdt(encodeCrdt(nested), { maxDepth: 10 })), CrdtErrorCode.DecodeLimit);
+  t.equal(
+    codeOf(() => decodeCrdt(encodeCrdt(nested), { maxDepth: 10 })),
+    CrdtErrorCode.DecodeLimit,
+  );
   t.ok(decodeCrdt(encodeCrdt(nested)).equals(nested));
   // msgpack nesting far deeper than any limit: refused without a crash.
   const tower = new Uint8Array(200_000).fill(0x91);
-  t.equal(codeOf(() => decodeCrdt(tower)), CrdtErrorCode.Decode);
+  t.equal(
+    codeOf(() => decodeCrdt(tower)),
+    CrdtErrorCode.Decode,
+  );
   let veryDeep: unknown = 1;
   for (let i = 0; i < 40; i++) veryDeep = [veryDeep];
-  t.equal(codeOf(() => decodeCrdt(raw.pack([1, 4, [['a', 1], []], [0, 1, veryDeep]]), { maxDepth: 100 })), CrdtErrorCode.Decode, 'value depth limit');
+  t.equal(
+    codeOf(() => decodeCrdt(raw.pack([1, 4, [['a', 1], []], [0, 1, veryDeep]]), { maxDepth: 100 })),
+    CrdtErrorCode.Decode,
+    'value depth limit',
+  );
 });
 
 t.test('flags of both kinds survive a round trip with their semantics', async (t) => {

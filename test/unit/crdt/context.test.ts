@@ -25,7 +25,7 @@ t.test('dots in order compact into the vector; out-of-order dots wait in the clo
   t.equal(ctx.dotCount(), 5, 'adding a known dot changes nothing');
 });
 
-t.test('merge is a set union that stays compact', async (t) => {
+t.test('merge is a set union that stays compact', async (_t) => {
   fc.assert(
     fc.property(
       fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.integer({ min: 1, max: 12 })), { maxLength: 30 }),

@@ -6,7 +6,7 @@
 import t from 'tap';
 import {
   AWSet,
-  CrdtError,
+  type CrdtError,
   CrdtErrorCode,
   DWFlag,
   EWFlag,
@@ -160,7 +160,10 @@ t.test('ORMap: one name may hold several kinds; reads prefer the richest, entrie
   });
   t.same(m.value(), { d: false, mv: [3], n: 'v', s: ['e'] });
   t.same(
-    m.entries().filter((e) => e.name === 'n').map((e) => e.kind),
+    m
+      .entries()
+      .filter((e) => e.name === 'n')
+      .map((e) => e.kind),
     ['ewflag', 'lww'],
   );
   t.same(m.names(), ['d', 'mv', 'n', 's']);
@@ -223,31 +226,19 @@ t.test('plain values: frozen on write, byte arrays copied, ordering total', asyn
   t.throws(() => {
     (value as { list: unknown[] }).list = [];
   });
-  const ordered = [{ b: 1 }, [1, 2], Uint8Array.of(3), 'z', 2, true, null, [1], { a: 1 }, { a: 1, b: 2 }, Uint8Array.of(3, 1), { a: 0 }].map((v) =>
-    toPlain(v),
-  );
+  const ordered = [{ b: 1 }, [1, 2], Uint8Array.of(3), 'z', 2, true, null, [1], { a: 1 }, { a: 1, b: 2 }, Uint8Array.of(3, 1), { a: 0 }].map((v) => toPlain(v));
   const sorted = [...ordered].sort(comparePlain);
-  t.same(sorted.map((v) => JSON.stringify(plainToJson(v))), [
-    'null',
-    'true',
-    '2',
-    '"z"',
-    '{"$bytes":"03"}',
-    '{"$bytes":"0301"}',
-    '[1]',
-    '[1,2]',
-    '{"a":0}',
-    '{"a":1}',
-    '{"a":1,"b":2}',
-    '{"b":1}',
-  ]);
+  t.same(
+    sorted.map((v) => JSON.stringify(plainToJson(v))),
+    ['null', 'true', '2', '"z"', '{"$bytes":"03"}', '{"$bytes":"0301"}', '[1]', '[1,2]', '{"a":0}', '{"a":1}', '{"a":1,"b":2}', '{"b":1}'],
+  );
   t.ok(plainEquals(toPlain({ a: [1] }), toPlain({ a: [1] })));
   t.notOk(plainEquals(toPlain({ a: [1] }), toPlain({ a: [2] })));
   t.equal(comparePlain(false, true) < 0, true);
   t.equal(comparePlain('b', 'a') > 0, true);
   t.equal(comparePlain(null, null), 0);
   const withProto = toPlain(JSON.parse('{"__proto__": {"polluted": 1}}')) as Record<string, unknown>;
-  t.ok(Object.prototype.hasOwnProperty.call(withProto, '__proto__'), '__proto__ stays an own key');
+  t.ok(Object.hasOwn(withProto, '__proto__'), '__proto__ stays an own key');
   t.equal(({} as Record<string, unknown>)['polluted'], undefined);
 });
 

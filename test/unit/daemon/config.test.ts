@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { ConfigError, configDefaults, configReference, parseConfig, parseConfigText } from '../../../src/daemon/index.js';
 
-const KEY = 'A'.repeat(43) + '=';
+const KEY = `${'A'.repeat(43)}=`;
 const minimal = { name: 'agent-1', role: 'agent', underlayIp: '192.0.2.10', masters: ['m1', 'm2', 'm3'], cluster: { keys: [KEY] } };
 
 function problems(value: unknown): { path: string; expected: string }[] {
@@ -47,7 +47,10 @@ t.test('every problem is reported at once, with path, value and what is valid', 
 });
 
 t.test('required settings, nested overrides and the overlay are checked', async (t) => {
-  t.same(problems({}).map((p) => p.path), ['$.name', '$.role', '$.underlayIp', '$.masters', '$.cluster.keys']);
+  t.same(
+    problems({}).map((p) => p.path),
+    ['$.name', '$.role', '$.underlayIp', '$.masters', '$.cluster.keys'],
+  );
   t.match(problems({ ...minimal, membership: { overrides: { probeIntervalMs: 10, probeTimout: 5 } } }), [{ path: '$.membership.overrides.probeTimout' }]);
   t.match(problems({ ...minimal, membership: { overrides: { probeIntervalMs: -5 } } }), [{ path: '$.membership.overrides', expected: /probeIntervalMs/ }]);
   t.match(problems({ ...minimal, overlay: { networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefx: 24 }] } }), [{ path: '$.overlay.networks[0].prefx' }]);
@@ -74,25 +77,52 @@ t.test('every setting is documented in the README', async (t) => {
   const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
   const paths = configReference().map((line) => line.split(' ')[0] as string);
   t.ok(paths.length >= 20, `${paths.length} settings`);
-  t.same(paths.filter((p) => !readme.includes(`\`${p}\``)), [], 'README config reference lists every setting');
+  t.same(
+    paths.filter((p) => !readme.includes(`\`${p}\``)),
+    [],
+    'README config reference lists every setting',
+  );
 });
 
 t.test('issue 14 item 7: seeds are validated at start, and overlaps name their values', async (t) => {
   let error: ConfigError | undefined;
   try {
-    parseConfig({ ...minimal, seeds: ['not-a-seed', '192.0.2.1:99999', '192.0.2.1:62502', '[2001:db8::1]:62502', '/ip4/192.0.2.1/tcp/62502', '/ip4/300.1.1.1/tcp/1', '/ip4/192.0.2.1/udp/5', 'seed.example:0', 7] });
+    parseConfig({
+      ...minimal,
+      seeds: ['not-a-seed', '192.0.2.1:99999', '192.0.2.1:62502', '[2001:db8::1]:62502', '/ip4/192.0.2.1/tcp/62502', '/ip4/300.1.1.1/tcp/1', '/ip4/192.0.2.1/udp/5', 'seed.example:0', 7],
+    });
   } catch (err) {
     error = err as ConfigError;
   }
   t.ok(error instanceof ConfigError, 'refused as an invalid configuration (exit 4)');
-  t.same(error?.problems.map((p) => p.path), ['$.seeds[0]', '$.seeds[1]', '$.seeds[5]', '$.seeds[6]', '$.seeds[7]', '$.seeds[8]'], 'each bad seed by its JSON path; good ones pass');
+  t.same(
+    error?.problems.map((p) => p.path),
+    ['$.seeds[0]', '$.seeds[1]', '$.seeds[5]', '$.seeds[6]', '$.seeds[7]', '$.seeds[8]'],
+    'each bad seed by its JSON path; good ones pass',
+  );
   t.match(error?.message, /\$\.seeds\[0\] = "not-a-seed": expected no port/);
   t.match(error?.message, /\$\.seeds\[1\] = "192\.0\.2\.1:99999": expected port "99999" is not an integer from 1 to 65535/);
   t.same(parseConfig({ ...minimal, seeds: ['m1.cluster.example:62502'] }).seeds, ['m1.cluster.example:62502'], 'a host name is a valid seed');
-  const overlap = problems({ ...minimal, overlay: { networks: [{ name: 'a', subnet: '10.0.0.0/8', prefix: 24 }, { name: 'b', subnet: '10.1.0.0/16', prefix: 24 }] } });
+  const overlap = problems({
+    ...minimal,
+    overlay: {
+      networks: [
+        { name: 'a', subnet: '10.0.0.0/8', prefix: 24 },
+        { name: 'b', subnet: '10.1.0.0/16', prefix: 24 },
+      ],
+    },
+  });
   t.match(overlap, [{ path: '$.overlay.networks[1].subnet', expected: /overlaps/ }]);
   try {
-    parseConfig({ ...minimal, overlay: { networks: [{ name: 'a', subnet: '10.0.0.0/8', prefix: 24 }, { name: 'b', subnet: '10.1.0.0/16', prefix: 24 }] } });
+    parseConfig({
+      ...minimal,
+      overlay: {
+        networks: [
+          { name: 'a', subnet: '10.0.0.0/8', prefix: 24 },
+          { name: 'b', subnet: '10.1.0.0/16', prefix: 24 },
+        ],
+      },
+    });
   } catch (err) {
     t.match((err as Error).message, /\$\.overlay\.networks\[1\]\.subnet = "10\.1\.0\.0\/16": expected/, 'the overlapping value is shown, not "(missing)"');
     t.notMatch((err as Error).message, /\(missing\)/);

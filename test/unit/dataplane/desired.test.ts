@@ -42,7 +42,15 @@ t.test('every malformed field is named', async (t) => {
   t.equal(badPath({ links: [{ name: 'x', kind: 'vxlan', mtu: 1500, vxlan: { vni: 0, port: 1, localIp: '192.0.2.1', learning: false } }] }), 'desired.links[0].vxlan.vni');
   t.equal(badPath({ links: [{ name: 'x', kind: 'bridge', mtu: 10 }] }), 'desired.links[0].mtu');
   t.equal(badPath({ links: [{ name: 'x', kind: 'bridge', mtu: 1500, mac: 'zz' }] }), 'desired.links[0].mac');
-  t.equal(badPath({ links: [{ name: 'x', kind: 'bridge', mtu: 1500 }, { name: 'x', kind: 'bridge', mtu: 1500 }] }), 'desired.links[1].name');
+  t.equal(
+    badPath({
+      links: [
+        { name: 'x', kind: 'bridge', mtu: 1500 },
+        { name: 'x', kind: 'bridge', mtu: 1500 },
+      ],
+    }),
+    'desired.links[1].name',
+  );
   t.equal(badPath({ addresses: [{ dev: 'x', address: '9.0.1.1', prefixLen: 0 }] }), 'desired.addresses[0].prefixLen');
   t.equal(badPath({ rules: [{ family: 5, priority: 100, table: 10 }] }), 'desired.rules[0].family');
   t.equal(badPath({ rules: [{ family: 4, priority: 100, table: 10, src: 'fd00::' }] }), 'desired.rules[0].src');

@@ -34,15 +34,35 @@ t.test('rejects what the kernel rejects', async (t) => {
   t.same(errno(await k.execute([route({ onlink: false })])), [undefined], 'gateway on-link through the connected /20');
   t.same(errno(await k.execute([route({ gateway: 'fd01:a::2' })])), ['EINVAL'], 'gateway of the other family');
   t.same(errno(await k.execute([route({ ifindex: 999 })])), ['ENODEV']);
-  t.same(errno(await k.execute([route({ dst: '9.0.2.0', prefixLen: 24, table: 254, metric: 7 }), { op: 'route.delete', route: { ...(route({}) as { route: KernelRoute }).route, metric: 9 } }])), [undefined, 'ESRCH'], 'deleting a missing route');
+  t.same(
+    errno(await k.execute([route({ dst: '9.0.2.0', prefixLen: 24, table: 254, metric: 7 }), { op: 'route.delete', route: { ...(route({}) as { route: KernelRoute }).route, metric: 9 } }])),
+    [undefined, 'ESRCH'],
+    'deleting a missing route',
+  );
   t.same(errno(await k.execute([{ op: 'neigh.delete', neigh: { ifindex: vtep, family: 4, ip: '44.128.0.9', permanent: true } }])), ['ENOENT']);
   t.same(errno(await k.execute([{ op: 'neigh.replace', neigh: { ifindex: vtep, family: 6, ip: '44.128.0.9', mac: '70:b3:d5:80:00:09', permanent: true } }])), ['EINVAL']);
   t.same(errno(await k.execute([{ op: 'fdb.delete', fdb: { ifindex: vtep, mac: '70:b3:d5:80:00:09', dst: '192.0.2.9', permanent: true } }])), ['ENOENT']);
   t.same(errno(await k.execute([{ op: 'fdb.replace', fdb: { ifindex: 1, mac: '70:b3:d5:80:00:09', dst: '192.0.2.9', permanent: true } }])), ['EOPNOTSUPP'], 'FDB on a non-VXLAN link');
   t.same(errno(await k.execute([{ op: 'fdb.replace', fdb: { ifindex: vtep, mac: '70:b3:d5:80:00:09', permanent: true } }])), ['EINVAL'], 'FDB without destination');
   const rule = { family: 4 as const, priority: 100, table: 10, srcLen: 0, dstLen: 0, protocol: 76 };
-  t.same(errno(await k.execute([{ op: 'rule.add', rule }, { op: 'rule.add', rule }])), [undefined, 'EEXIST']);
-  t.same(errno(await k.execute([{ op: 'rule.delete', rule }, { op: 'rule.delete', rule }])), [undefined, 'ENOENT']);
+  t.same(
+    errno(
+      await k.execute([
+        { op: 'rule.add', rule },
+        { op: 'rule.add', rule },
+      ]),
+    ),
+    [undefined, 'EEXIST'],
+  );
+  t.same(
+    errno(
+      await k.execute([
+        { op: 'rule.delete', rule },
+        { op: 'rule.delete', rule },
+      ]),
+    ),
+    [undefined, 'ENOENT'],
+  );
   t.same(errno(await k.execute([{ op: 'link.set', ifindex: vtep, master: 1 }])), ['EINVAL'], 'master that is not a bridge');
   t.same(errno(await k.execute([{ op: 'link.set', ifindex: 1, learning: true }])), ['EINVAL'], 'learning on a non-VXLAN link');
   t.same(errno(await k.execute([{ op: 'addr.delete', addr: { ifindex: vtep, family: 4, address: '44.128.0.7', prefixLen: 20 } }])), ['EADDRNOTAVAIL']);
@@ -52,7 +72,16 @@ t.test('rejects what the kernel rejects', async (t) => {
 t.test('an injected failure hits exactly one matching operation, once', async (t) => {
   const { k, vtep } = await setup();
   k.failNext('link.set', 'EBUSY', (op) => op.op === 'link.set' && op.mtu === 1300);
-  t.same(errno(await k.execute([{ op: 'link.set', ifindex: vtep, mtu: 1400 }, { op: 'link.set', ifindex: vtep, mtu: 1300 }, { op: 'link.set', ifindex: vtep, mtu: 1300 }])), [undefined, 'EBUSY', undefined]);
+  t.same(
+    errno(
+      await k.execute([
+        { op: 'link.set', ifindex: vtep, mtu: 1400 },
+        { op: 'link.set', ifindex: vtep, mtu: 1300 },
+        { op: 'link.set', ifindex: vtep, mtu: 1300 },
+      ]),
+    ),
+    [undefined, 'EBUSY', undefined],
+  );
   t.equal(k.pendingFailures, 0);
   k.failNext('list', 'EINTR');
   await t.rejects(k.snapshot(), new KernelError('EINTR', 'list'));

@@ -13,7 +13,11 @@ t.test('each replace and add encodes to a message that decodes back to the same 
     ],
     [
       { op: 'route.replace', route: { family: 6, table: 1000, dst: 'fd01:b:0:0:2::', prefixLen: 80, gateway: 'fd01:a::2', ifindex: 5, protocol: 76, onlink: false, metric: 1024, unicast: true } },
-      { type: 'route', deleted: false, route: { family: 6, table: 1000, dst: 'fd01:b:0:0:2::', prefixLen: 80, gateway: 'fd01:a::2', ifindex: 5, protocol: 76, onlink: false, metric: 1024, unicast: true } },
+      {
+        type: 'route',
+        deleted: false,
+        route: { family: 6, table: 1000, dst: 'fd01:b:0:0:2::', prefixLen: 80, gateway: 'fd01:a::2', ifindex: 5, protocol: 76, onlink: false, metric: 1024, unicast: true },
+      },
     ],
     [
       { op: 'neigh.replace', neigh: { ifindex: 5, family: 4, ip: '44.128.0.2', mac: '70:b3:d5:80:00:02', permanent: true } },
@@ -116,5 +120,9 @@ t.test('the fast encoder writes the same messages as the general one', async (t)
   }
   t.equal(encodeHotInto({ op: 'fdb.replace', fdb: { ifindex: 5, mac: '70-b3-d5-80-00-02', dst: '192.0.2.2', permanent: true } }, buf, 0, 1, 1, 0), -1, 'bad MAC');
   t.equal(encodeHotInto({ op: 'fdb.replace', fdb: { ifindex: 5, mac: '70:b3:d5:80:00:0g', dst: '192.0.2.2', permanent: true } }, buf, 0, 1, 1, 0), -1, 'bad MAC digit');
-  t.equal(encodeHotInto({ op: 'route.replace', route: { family: 6, table: 254, dst: 'fd01::zz', prefixLen: 64, protocol: 76, onlink: false, metric: 1024, unicast: true } }, buf, 0, 1, 1, 0), -1, 'bad IPv6');
+  t.equal(
+    encodeHotInto({ op: 'route.replace', route: { family: 6, table: 254, dst: 'fd01::zz', prefixLen: 64, protocol: 76, onlink: false, metric: 1024, unicast: true } }, buf, 0, 1, 1, 0),
+    -1,
+    'bad IPv6',
+  );
 });

@@ -144,7 +144,11 @@ t.test('an injected failure at any step of any operation kind still converges wi
     }
     t.pass(`${name}: every one of ${base.attempts - pre} steps failed once and converged to the clean result`);
   }
-  t.same([...KERNEL_OP_NAMES].filter((n) => !kinds.has(n)), [], 'the scenarios exercise every operation kind');
+  t.same(
+    [...KERNEL_OP_NAMES].filter((n) => !kinds.has(n)),
+    [],
+    'the scenarios exercise every operation kind',
+  );
 });
 
 t.test('a failed listing is retried with backoff', async (t) => {
@@ -196,16 +200,25 @@ t.test('restart over existing state deletes only owned stale entries and re-crea
   const result = await second.r.start();
   t.ok(result.converged);
   const ops = k.accepted.slice(accepted);
-  t.same(
-    ops.map((op) => op.op).sort(),
-    ['fdb.delete', 'link.delete', 'neigh.delete', 'route.delete'],
-    'exactly the four stale owned objects are deleted, nothing is re-created',
+  t.same(ops.map((op) => op.op).sort(), ['fdb.delete', 'link.delete', 'neigh.delete', 'route.delete'], 'exactly the four stale owned objects are deleted, nothing is re-created');
+  t.match(
+    ops.find((op) => op.op === 'link.delete'),
+    { ifindex: staleBridge },
   );
-  t.match(ops.find((op) => op.op === 'link.delete'), { ifindex: staleBridge });
   const snap = k.state();
-  for (const r of foreignRoutes) t.ok(snap.routes.some((x) => x.dst === r.dst && x.protocol === r.protocol), `foreign route ${r.dst} stays`);
-  t.ok(snap.neighbours.some((n) => n.ip === '44.128.0.88'), 'dynamic neighbour stays');
-  t.ok(snap.links.some((l) => l.name === 'docker0'), 'foreign bridge stays');
+  for (const r of foreignRoutes)
+    t.ok(
+      snap.routes.some((x) => x.dst === r.dst && x.protocol === r.protocol),
+      `foreign route ${r.dst} stays`,
+    );
+  t.ok(
+    snap.neighbours.some((n) => n.ip === '44.128.0.88'),
+    'dynamic neighbour stays',
+  );
+  t.ok(
+    snap.links.some((l) => l.name === 'docker0'),
+    'foreign bridge stays',
+  );
   t.equal(snap.rules.length, 2, 'foreign rule stays');
   t.equal(k.linkByName('vtep1024')?.ifindex, vtep, 'the VTEP is the same device');
   await second.r.stop();
@@ -221,9 +234,14 @@ t.test('a foreign route in a desired slot is a conflict until it goes away', asy
   await settle(x, 1000);
   t.equal(x.r.stats().conflicts, 1);
   t.match(x.r.conflictReport(), [{ key: 'r|254|9.0.2.0/24|0', reason: /not lashup's/ }]);
-  t.ok(x.k.state().routes.some((r) => r.dst === '9.0.2.0' && r.protocol === 4), 'the foreign route is untouched');
+  t.ok(
+    x.k.state().routes.some((r) => r.dst === '9.0.2.0' && r.protocol === 4),
+    'the foreign route is untouched',
+  );
   // The operator removes it; the notification frees the slot.
-  const [err] = await x.k.execute([{ op: 'route.delete', route: { family: 4, table: 254, dst: '9.0.2.0', prefixLen: 24, gateway: '192.0.2.254', ifindex: eth0, protocol: 4, onlink: false, metric: 0, unicast: true } }]);
+  const [err] = await x.k.execute([
+    { op: 'route.delete', route: { family: 4, table: 254, dst: '9.0.2.0', prefixLen: 24, gateway: '192.0.2.254', ifindex: eth0, protocol: 4, onlink: false, metric: 0, unicast: true } },
+  ]);
   t.equal(err, undefined);
   await settle(x, 1000);
   t.equal(x.r.stats().conflicts, 0);
@@ -331,11 +349,22 @@ t.test('one agent changed among many costs at most three operations', async (t) 
   const listings = x.k.listings;
   x.r.setDesiredGroup('agent/77', remoteState(DEFAULT_VTEP_CONFIG, { ...agent(77, { ipv6: false }), underlayIp: '192.0.2.250' }));
   await settle(x, 100);
-  t.same(x.k.accepted.slice(mark).map((op) => op.op), ['fdb.replace'], 'a moved underlay IP: one FDB replace');
+  t.same(
+    x.k.accepted.slice(mark).map((op) => op.op),
+    ['fdb.replace'],
+    'a moved underlay IP: one FDB replace',
+  );
   const mark2 = x.k.accepted.length;
   x.r.setDesiredGroup('agent/78', undefined);
   await settle(x, 100);
-  t.same(x.k.accepted.slice(mark2).map((op) => op.op).sort(), ['fdb.delete', 'neigh.delete', 'route.delete'], 'a removed agent: three deletes');
+  t.same(
+    x.k.accepted
+      .slice(mark2)
+      .map((op) => op.op)
+      .sort(),
+    ['fdb.delete', 'neigh.delete', 'route.delete'],
+    'a removed agent: three deletes',
+  );
   t.equal(x.k.listings, listings, 'no listing for an incremental change');
   await x.r.stop();
 });
@@ -381,7 +410,9 @@ t.test('a foreign incompatible device with a desired name is a conflict, never t
 
 t.test('invalid desired state is rejected whole; a second group claiming a slot is shadowed', async (t) => {
   const x = rig();
-  t.throws(() => x.r.setDesired({ routes: [{ dst: '9.0.2.0', prefixLen: 24, gateway: '44.128.0.2', dev: 'vtep1024', onlink: true }], links: [{ name: 'bad name!', kind: 'bridge', mtu: 1420 }] }), { code: 'LASHUP_ERR_DATAPLANE_INVALID_STATE' });
+  t.throws(() => x.r.setDesired({ routes: [{ dst: '9.0.2.0', prefixLen: 24, gateway: '44.128.0.2', dev: 'vtep1024', onlink: true }], links: [{ name: 'bad name!', kind: 'bridge', mtu: 1420 }] }), {
+    code: 'LASHUP_ERR_DATAPLANE_INVALID_STATE',
+  });
   t.throws(() => new Reconciler({ kernel: x.k, clock: x.s.clock(), routeProtocol: 2 }), { code: 'LASHUP_ERR_DATAPLANE_INVALID_STATE' });
   x.r.setDesiredGroup('local', localPart(1, DEFAULT_VTEP_CONFIG, { ipv6: false }));
   x.r.setDesiredGroup('a', remoteState(DEFAULT_VTEP_CONFIG, agent(2, { ipv6: false })));
@@ -411,7 +442,11 @@ t.test('an FDB remote rewritten or appended by hand is put back', async (t) => {
   const resyncs = x.r.stats().resyncs;
   t.same(await x.k.execute([{ op: 'fdb.replace', fdb: { ...fdb, dst: '192.0.2.66' } }]), [undefined]);
   await settle(x, 500);
-  t.same(x.k.state().fdb.map((f) => f.dst), ['192.0.2.2'], 'the first remote is ours again');
+  t.same(
+    x.k.state().fdb.map((f) => f.dst),
+    ['192.0.2.2'],
+    'the first remote is ours again',
+  );
   t.equal(x.r.stats().resyncs, resyncs + 1, 'an ambiguous FDB notification costs a resync');
   t.ok(x.r.stats().converged);
   await x.r.stop();
@@ -427,9 +462,16 @@ t.test('an FDB echo that overtakes its acknowledgement is not mistaken for a for
   const mark = x.k.accepted.length;
   x.r.setDesiredGroup('agent/2', remoteState(DEFAULT_VTEP_CONFIG, { ...agent(2, { ipv6: false }), underlayIp: '192.0.2.202' }));
   await settle(x, 500);
-  t.same(x.k.accepted.slice(mark).map((op) => op.op), ['fdb.replace'], 'one operation');
+  t.same(
+    x.k.accepted.slice(mark).map((op) => op.op),
+    ['fdb.replace'],
+    'one operation',
+  );
   t.equal(x.r.stats().resyncs, resyncs, 'no resync');
-  t.same(x.k.state().fdb.map((f) => f.dst), ['192.0.2.202']);
+  t.same(
+    x.k.state().fdb.map((f) => f.dst),
+    ['192.0.2.202'],
+  );
   await x.r.stop();
 });
 

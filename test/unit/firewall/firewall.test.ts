@@ -16,7 +16,18 @@ t.test('the ruleset masquerades overlay sources leaving the overlay, per family'
   t.match(script, /ip6 saddr \{ fd01:b::\/64 \} ip6 daddr != \{ fd01:b::\/64, fd01:a::\/64 \} counter masquerade/);
   const v4only = applyScript(firewallRuleset({ ...overlay(), networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 24 }] }, { masquerade: true }));
   t.notMatch(v4only, /ip6 saddr/, 'no IPv6 rule without an IPv6 network');
-  const disabled = applyScript(firewallRuleset({ ...overlay(), networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 24, enabled: false }, { name: 'b', subnet: '10.0.0.0/8', prefix: 24 }] }, { masquerade: true }));
+  const disabled = applyScript(
+    firewallRuleset(
+      {
+        ...overlay(),
+        networks: [
+          { name: 'dcos', subnet: '9.0.0.0/8', prefix: 24, enabled: false },
+          { name: 'b', subnet: '10.0.0.0/8', prefix: 24 },
+        ],
+      },
+      { masquerade: true },
+    ),
+  );
   t.match(disabled, /ip saddr \{ 10\.0\.0\.0\/8 \}/, 'disabled networks are left out');
   t.equal(applyScript(firewallRuleset(overlay(), { masquerade: false })), removeScript(), 'masquerade off: no tables');
   t.equal(removeScript(), 'table ip lashup {}\ndelete table ip lashup\ntable ip6 lashup {}\ndelete table ip6 lashup\n');

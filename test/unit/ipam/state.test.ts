@@ -1,14 +1,5 @@
 import t from 'tap';
-import {
-  DEFAULT_OVERLAY_CONFIG,
-  IpamErrorCode,
-  IpamState,
-  decodeCommand,
-  decodeResult,
-  encodeCommand,
-  validateOverlayConfig,
-  type OverlayConfig,
-} from '../../../src/ipam/index.js';
+import { DEFAULT_OVERLAY_CONFIG, IpamErrorCode, IpamState, decodeCommand, decodeResult, encodeCommand, validateOverlayConfig, type OverlayConfig } from '../../../src/ipam/index.js';
 
 function state(config: OverlayConfig = DEFAULT_OVERLAY_CONFIG as OverlayConfig): IpamState {
   const s = new IpamState();
@@ -73,7 +64,10 @@ t.test('exhaustion is a typed error naming the network and its counts; nothing h
   t.equal(s.lease('c'), undefined, 'no VTEP address was taken');
   t.equal(s.agentCount, 2);
   const usage = s.usage();
-  t.same(usage.map((u) => [u.network, u.used, u.total]), [['tiny', 2, 2]]);
+  t.same(
+    usage.map((u) => [u.network, u.used, u.total]),
+    [['tiny', 2, 2]],
+  );
   const vteps = state({ ...(DEFAULT_OVERLAY_CONFIG as OverlayConfig), vtepSubnet: '44.128.0.0/30', networks: [{ name: 'n', subnet: '10.0.0.0/16', prefix: 24 }] });
   vteps.allocate('a');
   vteps.allocate('b');
@@ -89,8 +83,24 @@ t.test('config rules: validation names the field; ranges cannot move under alloc
     [{ networks: [{ name: 'a', subnet: '10.0.0.1/8', prefix: 24 }] }, /networks\[0\]\.subnet .*zero host bits/],
     [{ networks: [{ name: 'a', subnet: '10.0.0.0/8', prefix: 30 }] }, /networks\[0\]\.prefix = 30/],
     [{ networks: [{ name: 'a' }] }, /at least one of subnet/],
-    [{ networks: [{ name: 'a', subnet: '10.0.0.0/8', prefix: 24 }, { name: 'b', subnet: '10.1.0.0/16', prefix: 24 }] }, /networks\[1\]\.subnet \(10\.1\.0\.0\/16\) overlaps overlay\.networks\[0\]\.subnet \(10\.0\.0\.0\/8\)/],
-    [{ networks: [{ name: 'a', subnet: '10.0.0.0/8', prefix: 24 }, { name: 'a', subnet: '11.0.0.0/8', prefix: 24 }] }, /no other network uses/],
+    [
+      {
+        networks: [
+          { name: 'a', subnet: '10.0.0.0/8', prefix: 24 },
+          { name: 'b', subnet: '10.1.0.0/16', prefix: 24 },
+        ],
+      },
+      /networks\[1\]\.subnet \(10\.1\.0\.0\/16\) overlaps overlay\.networks\[0\]\.subnet \(10\.0\.0\.0\/8\)/,
+    ],
+    [
+      {
+        networks: [
+          { name: 'a', subnet: '10.0.0.0/8', prefix: 24 },
+          { name: 'a', subnet: '11.0.0.0/8', prefix: 24 },
+        ],
+      },
+      /no other network uses/,
+    ],
     [{ vtepSubnet: '9.0.0.0/20' }, /networks\[0\]\.subnet \(9\.0\.0\.0\/8\) overlaps overlay\.vtepSubnet/],
     [{ vtepSubnet: '44.128.0.0/31' }, /at most \/30/],
     [{ vtepMacOui: '71:b3:d5:00:00:00' }, /unicast/],
@@ -102,7 +112,10 @@ t.test('config rules: validation names the field; ranges cannot move under alloc
   for (const [change, pattern] of bad) t.throws(() => validateOverlayConfig({ ...base, ...change } as OverlayConfig), { code: IpamErrorCode.InvalidConfig, message: pattern }, JSON.stringify(change));
   const s = state();
   s.allocate('a');
-  t.throws(() => s.setConfig({ ...base, networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 25 }, base.networks[1] as OverlayConfig['networks'][0]] }), { code: IpamErrorCode.InvalidConfig, message: /dcos has allocations/ });
+  t.throws(() => s.setConfig({ ...base, networks: [{ name: 'dcos', subnet: '9.0.0.0/8', prefix: 25 }, base.networks[1] as OverlayConfig['networks'][0]] }), {
+    code: IpamErrorCode.InvalidConfig,
+    message: /dcos has allocations/,
+  });
   t.throws(() => s.setConfig({ ...base, vtepSubnet: '44.129.0.0/20' }), { message: /VTEP subnet and MAC OUI cannot change/ });
   s.setConfig({ ...base, networks: [{ ...(base.networks[0] as OverlayConfig['networks'][0]), enabled: false }, base.networks[1] as OverlayConfig['networks'][0]] });
   t.pass('disabling a network in use is allowed');

@@ -106,14 +106,17 @@ t.test('codec: round trips; hostile bytes give KvError only', async (t) => {
   delta.mutate('a', (m) => m.ewflag('x').enable());
   const want = decodeAe(encodeAe({ type: KvMessageType.Want, last: true, items: [{ key: 'k', context, live: undefined, state: undefined }] }), 1 << 20);
   t.equal(want.type, KvMessageType.Want);
-  const chunks = encodeAeChunks(
-    { type: KvMessageType.Keys, last: true, keys: Array.from({ length: 2000 }, (_, i) => [`key-${i}`, i] as [string, number]) },
-    64 * 1024,
-  );
+  const chunks = encodeAeChunks({ type: KvMessageType.Keys, last: true, keys: Array.from({ length: 2000 }, (_, i) => [`key-${i}`, i] as [string, number]) }, 64 * 1024);
   t.ok(chunks.length > 1, `${chunks.length} chunks`);
   const decoded = chunks.map((b) => decodeAe(b, 1 << 20));
-  t.same(decoded.map((m) => (m as { last: boolean }).last), [...new Array(chunks.length - 1).fill(false), true]);
-  t.equal(decoded.reduce((n, m) => n + (m as { keys: unknown[] }).keys.length, 0), 2000);
+  t.same(
+    decoded.map((m) => (m as { last: boolean }).last),
+    [...new Array(chunks.length - 1).fill(false), true],
+  );
+  t.equal(
+    decoded.reduce((n, m) => n + (m as { keys: unknown[] }).keys.length, 0),
+    2000,
+  );
   const repair = decodeAe(encodeAe({ type: KvMessageType.Repair, last: false, items: [{ key: 'k', delta, context, live: context }] }), 1 << 20);
   t.same((repair as { items: { delta: ORMap }[] }).items[0]?.delta.value(), { x: true });
   const final = decodeAe(encodeAe({ type: KvMessageType.Final, last: true, items: [{ key: 'k', delta, context }] }), 1 << 20);
@@ -170,5 +173,8 @@ t.test('a round its owner asks for (a repair) that finds differences brings the 
   t.equal(atEnd, 1, 'the next round was brought forward when the repair ended');
   c.runFor(20_000);
   t.ok(c.ae('r0').stats.roundsStarted >= 3, `r0 started ${c.ae('r0').stats.roundsStarted} rounds in 25 s at a 600 s interval`);
-  t.ok(['r1', 'r2', 'r3'].every((n) => c.store('r0').has(`only/${n}`)), 'r0 holds every replica\'s write');
+  t.ok(
+    ['r1', 'r2', 'r3'].every((n) => c.store('r0').has(`only/${n}`)),
+    "r0 holds every replica's write",
+  );
 });

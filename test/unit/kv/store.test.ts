@@ -55,10 +55,14 @@ t.test('subscriptions: initial keys, then one coalesced event per real change', 
   store.update('k1', (m) => m.lww('v').write(store.marker(), 3));
   store.update('k2', (m) => m.lww('v').write(store.marker(), 1));
   scheduler.runFor(1);
-  t.same(events, [
-    { key: 'k1', old: { v: 1 }, new: { v: 3 }, initial: false },
-    { key: 'k2', old: undefined, new: { v: 1 }, initial: false },
-  ], 'a burst is coalesced into one event per key');
+  t.same(
+    events,
+    [
+      { key: 'k1', old: { v: 1 }, new: { v: 3 }, initial: false },
+      { key: 'k2', old: undefined, new: { v: 1 }, initial: false },
+    ],
+    'a burst is coalesced into one event per key',
+  );
   events.length = 0;
   store.update('k1', (m) => m.lww('v').write(store.marker(), 4));
   store.update('k1', (m) => m.lww('v').write(store.marker(), 3));
@@ -69,7 +73,10 @@ t.test('subscriptions: initial keys, then one coalesced event per real change', 
   t.same(events, [{ key: 'k2', old: { v: 1 }, new: undefined, initial: false }]);
   events.length = 0;
   const predicateEvents: string[] = [];
-  store.subscribe((key) => key.endsWith('1'), (e) => predicateEvents.push(`${e.key}:${String(e.initial)}`));
+  store.subscribe(
+    (key) => key.endsWith('1'),
+    (e) => predicateEvents.push(`${e.key}:${String(e.initial)}`),
+  );
   scheduler.runFor(1);
   unsubscribe();
   store.update('k1', (m) => m.lww('v').write(store.marker(), 9));
@@ -133,7 +140,10 @@ t.test('inbound queue is bounded; bad deltas are counted and dropped', async (t)
   t.equal(store.keys().length, 3);
   store.receive(Uint8Array.of(1, 2, 3), 'evil');
   store.receive(new Uint8Array(0), 'evil');
-  store.receive(encodeDelta('k', new ORMap()).map((b, i) => (i === 5 ? 0xff : b)), 'evil');
+  store.receive(
+    encodeDelta('k', new ORMap()).map((b, i) => (i === 5 ? 0xff : b)),
+    'evil',
+  );
   scheduler.runFor(1);
   t.equal(store.stats.decodeErrors, 3);
 });

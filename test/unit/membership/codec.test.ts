@@ -27,7 +27,13 @@ const ALL: SwimMessage[] = [
   { type: MessageType.Dead, incarnation: 9, name: 'agent-1', from: 'agent-1' },
 ];
 
-function rejects(t: { ok(v: unknown, m: string): void; equal(a: unknown, b: unknown, m: string): void; match(a: string, b: RegExp, m: string): void; fail(m: string): void }, bytes: Uint8Array, code: string, pattern: RegExp | undefined, what: string): void {
+function rejects(
+  t: { ok(v: unknown, m: string): void; equal(a: unknown, b: unknown, m: string): void; match(a: string, b: RegExp, m: string): void; fail(m: string): void },
+  bytes: Uint8Array,
+  code: string,
+  pattern: RegExp | undefined,
+  what: string,
+): void {
   try {
     decodePacket(bytes, 65_535);
     t.fail(`${what}: decoded`);

@@ -32,14 +32,34 @@ t.test('broadcast queue: least sent first, newest first among equals, limited, r
   q.enqueue('b', bytes(10, 2));
   q.enqueue('c', bytes(10, 3));
   t.ok(q.hasFresh);
-  t.same(q.take(25, 3).map((b) => b[0]), [3, 2], 'newest first, within the budget');
-  t.same(q.take(25, 3).map((b) => b[0]), [1, 3], 'the unsent one first, then the least sent');
+  t.same(
+    q.take(25, 3).map((b) => b[0]),
+    [3, 2],
+    'newest first, within the budget',
+  );
+  t.same(
+    q.take(25, 3).map((b) => b[0]),
+    [1, 3],
+    'the unsent one first, then the least sent',
+  );
   t.notOk(q.hasFresh, 'all sent at least once');
   q.enqueue('b', bytes(5, 4));
   t.equal(q.size, 3, 'replacing keeps one update per key');
-  t.same(q.take(100, 3).map((b) => b[0]), [4, 1, 3], 'the replacement is fresh; the stale b is gone');
-  t.same(q.take(100, 3).map((b) => b[0]), [4, 1], 'c reached the limit of 3 and was dropped');
-  t.same(q.take(100, 3).map((b) => b[0]), [4], 'a reached the limit');
+  t.same(
+    q.take(100, 3).map((b) => b[0]),
+    [4, 1, 3],
+    'the replacement is fresh; the stale b is gone',
+  );
+  t.same(
+    q.take(100, 3).map((b) => b[0]),
+    [4, 1],
+    'c reached the limit of 3 and was dropped',
+  );
+  t.same(
+    q.take(100, 3).map((b) => b[0]),
+    [4],
+    'a reached the limit',
+  );
   t.same(q.take(100, 3), []);
   t.equal(q.size, 0);
   const counts: number[] = [];
@@ -63,9 +83,18 @@ t.test('broadcast queue groups: suspicions by different accusers coexist; alive 
   q.enqueue('other', bytes(4, 9));
   q.enqueue('m', bytes(4, 4), { supersedes: true });
   t.equal(q.size, 2, 'alive about m retired both suspicions');
-  t.same(q.take(100, 5).map((b) => b[0]).sort(), [4, 9]);
+  t.same(
+    q
+      .take(100, 5)
+      .map((b) => b[0])
+      .sort(),
+    [4, 9],
+  );
   q.forget('m');
-  t.same(q.take(100, 5).map((b) => b[0]), [9]);
+  t.same(
+    q.take(100, 5).map((b) => b[0]),
+    [9],
+  );
 });
 
 t.test('suspicion timeout starts at max and shrinks to min with confirmations', async (t) => {
@@ -126,8 +155,12 @@ t.test('member table: invariants, references, bucket sums', async (t) => {
   const a = new MemberTable(registry);
   const b = new MemberTable(registry);
   const names = Array.from({ length: 50 }, (_, i) => `m${i}`);
-  names.forEach((n, i) => a.add(n, `addr-${n}`, Uint8Array.of(i % 3), i, MemberState.Alive, 0));
-  [...names].reverse().forEach((n, i) => b.add(n, `addr-${n}`, Uint8Array.of((49 - i) % 3), 49 - i, MemberState.Alive, 5));
+  names.forEach((n, i) => {
+    a.add(n, `addr-${n}`, Uint8Array.of(i % 3), i, MemberState.Alive, 0);
+  });
+  [...names].reverse().forEach((n, i) => {
+    b.add(n, `addr-${n}`, Uint8Array.of((49 - i) % 3), 49 - i, MemberState.Alive, 5);
+  });
   t.equal(a.count, 50);
   t.equal(a.liveCount, 50);
   t.same([...a.bucketSums(8)], [...b.bucketSums(8)], 'same members, same sums, whatever the order');

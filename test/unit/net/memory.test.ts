@@ -1,13 +1,6 @@
 import t from 'tap';
 import { Simulation } from '../../../src/sim/index.js';
-import {
-  createSimTransports,
-  TransportError,
-  TransportErrorCode,
-  DEFAULT_MAX_PACKET_BYTES,
-  type ReceivedPacket,
-  type Stream,
-} from '../../../src/net/index.js';
+import { createSimTransports, TransportError, TransportErrorCode, DEFAULT_MAX_PACKET_BYTES, type ReceivedPacket, type Stream } from '../../../src/net/index.js';
 
 function pair(seed = 1) {
   const sim = new Simulation({ seed, network: { defaultLink: { latency: { kind: 'constant', ms: 3 } } } });

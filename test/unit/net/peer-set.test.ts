@@ -54,7 +54,7 @@ t.test('peer set: different nodes choose different peers (random, not the first 
   }
   // 150 picks among 100 members: a fixed choice would put all of them on 3 names.
   t.ok(chosen.size > 50, `${chosen.size} distinct members chosen by 50 nodes`);
-  t.ok(Math.max(...chosen.values()) < 10, 'no member is everyone\'s peer');
+  t.ok(Math.max(...chosen.values()) < 10, "no member is everyone's peer");
 });
 
 t.test('peer set: a member that leaves membership is replaced; one that refuses is avoided for the backoff', async (t) => {

@@ -20,7 +20,8 @@ function world(seed = 1) {
   const sim = new Simulation({ seed, network: { defaultLink: { latency: { kind: 'constant', ms: 1 } } } });
   const transports = new Map<string, ReturnType<typeof createSimTransports>>();
   for (const name of ['a', 'b']) sim.network.addHost(name, (host) => void transports.set(name, createSimTransports(host)));
-  return { sim, a: transports.get('a')!, b: transports.get('b')!, transports };
+  type T = ReturnType<typeof createSimTransports>;
+  return { sim, a: transports.get('a') as T, b: transports.get('b') as T, transports };
 }
 
 t.test('rpc: many requests on one reused stream; errors, timeouts and aborts each settle once', async (t) => {
@@ -29,7 +30,8 @@ t.test('rpc: many requests on one reused stream; errors, timeouts and aborts eac
   new RpcServer(b.streams, '/test/rpc/1', (request, _from, respond, fail) => {
     served++;
     if (request[0] === 0) fail('no zeros please');
-    else if (request[0] === 1) return; // never answers
+    else if (request[0] === 1)
+      return; // never answers
     else respond(Uint8Array.of(request[0] as number, 42));
   });
   const client = new RpcClient(a.streams, sim.scheduler.clock(), '/test/rpc/1', 500);

@@ -96,7 +96,11 @@ t.test('a datagram is bound to its receiver and its sender', async (t) => {
   const a = await open(clock);
   const b = await open(clock);
   const c = await open(clock);
-  t.teardown(() => [a, b, c].forEach((x) => x.udp.close()));
+  t.teardown(() =>
+    [a, b, c].forEach((x) => {
+      x.udp.close();
+    }),
+  );
   const toB = a.udp.seal(b.udp.localAddress, Buffer.from('for b'));
   await inject(c.udp, toB);
   await counted(c.udp, 'droppedDecrypt', 1);

@@ -3,17 +3,7 @@ import fc from 'fast-check';
 import { Scheduler } from '../../../src/sim/index.js';
 import { SeededRng } from '../../../src/common/index.js';
 import { MemoryFs } from '../../../src/storage/index.js';
-import {
-  FileRaftStorage,
-  MemoryRaftStorage,
-  RaftError,
-  RaftErrorCode,
-  RaftNode,
-  decodeRaftMessage,
-  encodeRaftMessage,
-  type RaftMessage,
-  type StateMachine,
-} from '../../../src/raft/index.js';
+import { FileRaftStorage, MemoryRaftStorage, RaftError, RaftErrorCode, RaftNode, decodeRaftMessage, encodeRaftMessage, type RaftMessage, type StateMachine } from '../../../src/raft/index.js';
 import { IpamCluster, SCENARIO_OVERLAY, encodeCommand } from '../../../src/ipam/index.js';
 
 function counter(): StateMachine & { value: number } {
@@ -133,15 +123,29 @@ t.test('file storage: durable round trip, truncation, compaction, torn tail, cor
   const reread = new FileRaftStorage(fs, 'data/raft').load();
   t.equal(reread.term, 3);
   t.equal(reread.votedFor, 'b');
-  t.same(reread.entries.map((x) => [x.index, x.term]), [[1, 1], [2, 1], [3, 3], [4, 3]]);
+  t.same(
+    reread.entries.map((x) => [x.index, x.term]),
+    [
+      [1, 1],
+      [2, 1],
+      [3, 3],
+      [4, 3],
+    ],
+  );
   s.saveSnapshot({ lastIndex: 2, lastTerm: 1, data: Uint8Array.of(9) });
   s.replaceFrom(5, [e(5, 3)]);
   const after = new FileRaftStorage(fs, 'data/raft').load();
   t.same(after.snapshot, { lastIndex: 2, lastTerm: 1, data: Uint8Array.of(9) });
-  t.same(after.entries.map((x) => x.index), [3, 4, 5]);
+  t.same(
+    after.entries.map((x) => x.index),
+    [3, 4, 5],
+  );
   fs.append('data/raft/raft-log', Uint8Array.of(50, 0, 0, 0, 1));
   const torn = new FileRaftStorage(fs, 'data/raft');
-  t.same(torn.load().entries.map((x) => x.index), [3, 4, 5]);
+  t.same(
+    torn.load().entries.map((x) => x.index),
+    [3, 4, 5],
+  );
   t.equal(torn.report.truncatedBytes, 5);
   fs.write('data/raft/raft-state', Uint8Array.of(1, 2, 3));
   t.throws(() => new FileRaftStorage(fs, 'data/raft').load(), { code: RaftErrorCode.Storage, message: /raft-state is corrupt/ });

@@ -32,7 +32,10 @@ t.test('local devices from a lease', async (t) => {
     },
   };
   const s = localDesired(DEFAULT_VTEP_CONFIG, { underlayIp: '192.0.2.1', lease, vtepPrefixLen: 20, vtepPrefixLen6: 64 });
-  t.same(s.links.map((l) => l.name), ['vtep1024', 'm-dcos', 'd-dcos', 'm-dcos6', 'd-dcos6']);
+  t.same(
+    s.links.map((l) => l.name),
+    ['vtep1024', 'm-dcos', 'd-dcos', 'm-dcos6', 'd-dcos6'],
+  );
   t.match(s.links[0], { kind: 'vxlan', mac: '70:b3:d5:80:00:01', vxlan: { localIp: '192.0.2.1', vni: 1024, port: 64000, learning: false } });
   t.same(
     s.addresses.map((a) => `${a.dev} ${a.address}/${a.prefixLen}`),
@@ -50,7 +53,10 @@ t.test('one group per remote agent, both families, self left out', async (t) => 
     g?.routes.map((r) => `${r.dst}/${r.prefixLen} via ${r.gateway}`),
     ['9.0.2.0/24 via 44.128.0.2', 'fd01:b:0:0:2::/80 via fd01:a::2'],
   );
-  t.same(g?.neighbours.map((n) => n.ip), ['44.128.0.2', 'fd01:a::2']);
+  t.same(
+    g?.neighbours.map((n) => n.ip),
+    ['44.128.0.2', 'fd01:a::2'],
+  );
   t.same(g?.fdb, [{ dev: 'vtep1024', mac: '70:b3:d5:80:00:02', dst: '192.0.2.2' }]);
 });
 

@@ -2,12 +2,14 @@ import t from 'tap';
 import fc from 'fast-check';
 import { EventQueue } from '../../../src/sim/index.js';
 
-t.test('events come out in (time, insertion) order for any insertion order', async (t) => {
+t.test('events come out in (time, insertion) order for any insertion order', async (_t) => {
   fc.assert(
     fc.property(fc.array(fc.integer({ min: 0, max: 50 }), { maxLength: 300 }), (times) => {
       const queue = new EventQueue(2); // tiny capacity: growth is exercised too
       const out: [number, number][] = [];
-      times.forEach((time, index) => queue.push(time, () => out.push([time, index])));
+      times.forEach((time, index) => {
+        queue.push(time, () => out.push([time, index]));
+      });
       while (queue.size > 0) {
         const peek = queue.peekTime();
         queue.popAndRun();
@@ -23,11 +25,15 @@ t.test('events come out in (time, insertion) order for any insertion order', asy
 t.test('an event may push events while it runs; the argument is passed through', async (t) => {
   const queue = new EventQueue();
   const seen: string[] = [];
-  queue.push(1, (arg) => {
-    seen.push(String(arg));
-    queue.push(1, () => seen.push('pushed-at-same-time'));
-    queue.push(0.5, () => seen.push('pushed-earlier'));
-  }, 'first');
+  queue.push(
+    1,
+    (arg) => {
+      seen.push(String(arg));
+      queue.push(1, () => seen.push('pushed-at-same-time'));
+      queue.push(0.5, () => seen.push('pushed-earlier'));
+    },
+    'first',
+  );
   queue.push(2, () => seen.push('second'));
   while (queue.popAndRun()) {
     /* drain */

@@ -11,7 +11,12 @@ t.test('timers fire in time order, ties in scheduling order, at their virtual ti
   clock.setTimer(20, () => fired.push(['b2', clock.nowMs()]));
   clock.setTimer(-4, () => fired.push(['now', clock.nowMs()]));
   t.equal(s.runFor(25), 4);
-  t.same(fired, [['now', 0], ['a', 10], ['b1', 20], ['b2', 20]]);
+  t.same(fired, [
+    ['now', 0],
+    ['a', 10],
+    ['b1', 20],
+    ['b2', 20],
+  ]);
   t.equal(s.nowMs(), 25, 'runFor advances to the end of the window');
   s.runFor(100);
   t.same(fired.at(-1), ['c', 30]);
@@ -64,13 +69,25 @@ t.test('runUntilCondition stops as soon as the condition holds, or at the deadli
     s.after(10, tick);
   };
   tick();
-  t.equal(s.runUntilCondition(() => count >= 5, 1000), true);
+  t.equal(
+    s.runUntilCondition(() => count >= 5, 1000),
+    true,
+  );
   t.equal(s.nowMs(), 40);
-  t.equal(s.runUntilCondition(() => count >= 1000, 100), false);
+  t.equal(
+    s.runUntilCondition(() => count >= 1000, 100),
+    false,
+  );
   t.equal(s.nowMs(), 140);
-  t.equal(s.runUntilCondition(() => false, 1000, { maxEvents: 3 }), false);
+  t.equal(
+    s.runUntilCondition(() => false, 1000, { maxEvents: 3 }),
+    false,
+  );
   const idle = new Scheduler();
-  t.equal(idle.runUntilCondition(() => false, 500), false);
+  t.equal(
+    idle.runUntilCondition(() => false, 500),
+    false,
+  );
   t.equal(idle.nowMs(), 500, 'an idle scheduler jumps to the deadline');
 });
 
