@@ -6,13 +6,13 @@
 import type { CniService, ConflistKeeper } from '../cni/index.js';
 import { isLashupError } from '../common/index.js';
 import type { Reconciler } from '../dataplane/index.js';
+import type { DaemonMetrics } from '../metrics/index.js';
 import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
 import { readCniUsage } from '../keyspace/index.js';
 import { RaftErrorCode } from '../raft/index.js';
 import type { ApiBackend } from './api.js';
 import { BadRequestError, ConflictError, MisdirectedError, NotFoundError } from './api-errors.js';
 import type { DaemonConfig } from './config.js';
-import { renderMetrics } from './metrics.js';
 import type { LashupNode } from './node.js';
 import type { OverlayAgent } from './overlay-agent.js';
 
@@ -28,6 +28,7 @@ export interface ApiDaemonView {
   readonly stats: { startedAtMs: number; releases: number; releasesRefused: number };
   /** Extra components' stats for /metrics, by component name. */
   componentStats(): Record<string, object | undefined>;
+  readonly metrics: DaemonMetrics;
   readonly lease: Lease | undefined;
   releaseRefusal(agent: string): string | undefined;
   canLeave(): boolean;
@@ -138,8 +139,11 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
       if (!d.canLeave()) throw new ConflictError('LASHUP_ERR_NOT_SUPPORTED', 'this daemon is embedded; stop it from its owner');
       return () => d.requestLeave();
     },
-    metrics() {
-      return renderMetrics({
+    metrics(apiStats) {
+      const byState: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+      for (const m of d.node.membership.members()) byState[m.state] = (byState[m.state] ?? 0) + 1;
+      const raft = d.node.allocator?.raft;
+      return d.metrics.render({
         membership: d.node.membership.stats,
         udp: d.node.udp?.stats,
         libp2p: d.node.libp2p.stats,
@@ -149,13 +153,16 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         node: d.node.stats,
         overlay_config: d.node.overlayConfig.stats,
         allocator: d.node.allocator?.stats,
-        lease: d.node.lease?.stats,
+        lease: d.node.lease === undefined ? undefined : { ...d.node.lease.stats, held: d.lease !== undefined },
         dataplane: d.reconciler?.stats(),
         overlay: d.overlayAgent?.stats,
         cni: d.cni?.stats,
         cni_conflist: d.conflists?.stats,
         daemon: d.stats,
         ...d.componentStats(),
+        api: apiStats,
+        members: { byState },
+        raft: raft === undefined ? undefined : { leader: raft.role === 'leader', leaderKnown: raft.leaderId !== undefined, term: raft.term },
       });
     },
   };

@@ -20,7 +20,6 @@ import { LashupError } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { ApiError, BadRequestError, NotFoundError } from './api-errors.js';
 import { matchRoute, pathSegments, type Route } from './api-router.js';
-import { renderMetrics } from './metrics.js';
 
 /** A store change as the watch stream reports it. */
 export interface KvWatchEvent {
@@ -46,7 +45,8 @@ export interface ApiBackend {
   /** Checks that the daemon can leave (throws otherwise); the returned function starts leaving. */
   prepareLeave(): () => void;
   /** Prometheus text for everything but the API's own counters. */
-  metrics(): string;
+  /** The Prometheus exposition, the API's own counters included. */
+  metrics(apiStats: ApiStats): Promise<string>;
 }
 
 export interface ApiServerOptions {
@@ -203,9 +203,10 @@ export class ApiServer {
     return { leaving: true };
   }
 
-  private metrics(r: Request): undefined {
-    r.res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-    r.res.end(this.backend.metrics() + renderMetrics({ api: this.stats }));
+  private async metrics(r: Request): Promise<undefined> {
+    const text = await this.backend.metrics(this.stats);
+    r.res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    r.res.end(text);
     return undefined;
   }
 }

@@ -20,6 +20,7 @@ import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
 import { FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
 import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
+import { DaemonMetrics } from '../metrics/index.js';
 import { ApiServer } from './api.js';
 import { createApiBackend, type ReleaseResult } from './api-backend.js';
 import { ComponentRunner, type Component } from './component.js';
@@ -78,6 +79,8 @@ export class Daemon {
   readonly stats: DaemonStats = { startedAtMs: Date.now(), releases: 0, releasesRefused: 0 };
   readonly logger: Logger;
   readonly version: string;
+  /** Prometheus metrics: histograms the components feed, process metrics, the stats' exposition. */
+  readonly metrics = new DaemonMetrics();
   private readonly runner: ComponentRunner;
   private readonly leaveListeners = new Set<() => void>();
   private readonly backend = createApiBackend(this);
@@ -179,6 +182,7 @@ export class Daemon {
           peerRotateIntervalMs: config.peers.rotateIntervalMs,
           maxInboundPeers: config.peers.maxInbound,
           logger,
+          observeKvPropagationMs: (ms) => this.metrics.kvPropagationSeconds.observe(ms / 1000),
         });
       },
       stop: (leave) => (leave ? this.node.stop() : this.node.kill()),
@@ -193,7 +197,13 @@ export class Daemon {
         if (options.kernel === undefined) enableForwarding(logger);
         const kernel = options.kernel ?? (await openNetlinkKernel({ logger: componentLogger(logger, 'netlink') }));
         try {
-          const reconciler = new Reconciler({ kernel, clock: new RealClock(), logger: componentLogger(logger, 'dataplane'), resyncIntervalMs: config.dataplane.resyncIntervalMs });
+          const reconciler = new Reconciler({
+            kernel,
+            clock: new RealClock(),
+            logger: componentLogger(logger, 'dataplane'),
+            resyncIntervalMs: config.dataplane.resyncIntervalMs,
+            observeApplyMs: (ms) => this.metrics.dataplaneApplySeconds.observe(ms / 1000),
+          });
           void reconciler.start();
           this.parts.reconciler = reconciler;
         } catch (err) {

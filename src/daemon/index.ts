@@ -12,4 +12,3 @@ export { ComponentRunner, ComponentStartError, ComponentErrorCode } from './comp
 export type { Component } from './component.js';
 export { OverlayAgent } from './overlay-agent.js';
 export type { OverlayAgentStats } from './overlay-agent.js';
-export { renderMetrics } from './metrics.js';

@@ -84,6 +84,8 @@ export interface NodeOptions {
   logger?: Logger;
   clock?: Clock;
   rng?: Rng;
+  /** Told the propagation delay of every remote store delta that changed something (metrics). */
+  observeKvPropagationMs?: (delayMs: number) => void;
 }
 
 /** Loads the node's Ed25519 peer key, creating it (mode 0600) on first start. */
@@ -194,6 +196,7 @@ export class LashupNode {
       journal: opened.persistence,
       initial: opened.state,
       logger: componentLogger(logger, 'kv'),
+      ...(options.observeKvPropagationMs === undefined ? {} : { observePropagationMs: options.observeKvPropagationMs }),
     });
     opened.persistence.setSnapshotSource(() => this.kv.entries());
     this.antiEntropy = new AntiEntropy({

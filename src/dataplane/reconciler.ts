@@ -38,6 +38,8 @@ export interface ReconcilerOptions {
   routeProtocol?: number;
   /** Alias written on owned links. Default "lashup". */
   ownerAlias?: string;
+  /** Told the duration of every apply (the daemon's apply-time histogram). */
+  observeApplyMs?: (durationMs: number) => void;
   /**
    * Milliseconds between full resyncs (list everything, compare). Notifications catch almost all
    * drift at once; the periodic resync is the backstop for what the kernel changes without
@@ -145,9 +147,11 @@ export class Reconciler {
    * one-operation change. An event matching an operation in flight is that operation's echo.
    */
   private readonly fdbInFlight = new Set<string>();
+  private readonly observeApplyMs: ((durationMs: number) => void) | undefined;
 
   constructor(options: ReconcilerOptions) {
     this.kernel = options.kernel;
+    this.observeApplyMs = options.observeApplyMs;
     this.clock = options.clock;
     this.logger = options.logger;
     this.own = { routeProtocol: options.routeProtocol ?? LASHUP_ROUTE_PROTOCOL, ownerAlias: options.ownerAlias ?? LASHUP_LINK_ALIAS };
@@ -586,6 +590,7 @@ export class Reconciler {
     this.counts.lastApplyMs = durationMs;
     this.counts.totalApplyMs += durationMs;
     this.counts.maxApplyMs = Math.max(this.counts.maxApplyMs, durationMs);
+    this.observeApplyMs?.(durationMs);
     this.counts.shadowed = this.shadowed;
     if (failed > 0) {
       this.counts.failedApplies++;

@@ -146,16 +146,28 @@ export function encodeContext(context: CausalContext): Uint8Array {
 
 // ------------------------------------------------------------------ push
 
-export function encodeDelta(key: string, delta: ORMap): Uint8Array {
-  return packr.pack([KvMessageType.Delta, KV_PROTOCOL_VERSION, key, encodeCrdt(delta)]).slice();
+/**
+ * A delta as published: `[1, version, key, crdt, originWallMs]`. The fifth item, the origin's
+ * wall-clock time of publication, feeds the propagation-delay histogram; it was added after
+ * 0.1.0's first builds, which accept exactly four items and count these deltas as decode errors
+ * (anti-entropy still carries the data to them). Decoders accept four or five items.
+ */
+export function encodeDelta(key: string, delta: ORMap, originWallMs?: number): Uint8Array {
+  const message: unknown[] = [KvMessageType.Delta, KV_PROTOCOL_VERSION, key, encodeCrdt(delta)];
+  if (originWallMs !== undefined) message.push(Math.round(originWallMs));
+  return packr.pack(message).slice();
 }
 
-export function decodeDelta(bytes: Uint8Array, maxBytes: number): { key: string; delta: ORMap } {
+export function decodeDelta(bytes: Uint8Array, maxBytes: number): { key: string; delta: ORMap; originWallMs: number | undefined } {
   const raw = unpack(bytes, maxBytes, 'kv delta');
   if (raw[0] !== KvMessageType.Delta) fail('delta[0]', `expected message type ${KvMessageType.Delta}, found ${describe(raw[0])}`);
   checkVersion(raw[1]);
-  if (raw.length !== 4) fail('delta', `expected [1, version, key, crdt], found ${raw.length} items`);
-  return { key: readKey(raw[2], 'delta.key'), delta: decodeState(raw[3], 'delta.crdt', { maxBytes }) };
+  if (raw.length !== 4 && raw.length !== 5) fail('delta', `expected [1, version, key, crdt, originWallMs?], found ${raw.length} items`);
+  const origin = raw[4];
+  if (raw.length === 5 && !(typeof origin === 'number' && Number.isSafeInteger(origin) && origin >= 0)) {
+    fail('delta[4]', `expected the origin's wall-clock milliseconds (a non-negative integer), found ${describe(origin)}`);
+  }
+  return { key: readKey(raw[2], 'delta.key'), delta: decodeState(raw[3], 'delta.crdt', { maxBytes }), originWallMs: origin as number | undefined };
 }
 
 function checkVersion(version: unknown): void {

@@ -62,6 +62,11 @@ export interface KvStoreOptions {
   logger?: Logger;
   /** State recovered from the data directory. */
   initial?: ReadonlyMap<string, ORMap>;
+  /**
+   * Told, for every remote delta that changed something, the milliseconds since its origin
+   * published it (wall clocks of two nodes: skew included, negative values clamped to 0).
+   */
+  observePropagationMs?: (delayMs: number) => void;
 }
 
 export interface UpdateResult {
@@ -141,6 +146,7 @@ export class KvStore {
   readonly stats: KvStats = emptyStats();
   private readonly clock: Clock;
   private readonly publish: ((message: Uint8Array) => void) | undefined;
+  private readonly observePropagationMs: ((delayMs: number) => void) | undefined;
   private readonly journal: Journal | undefined;
   private readonly logger: Logger | undefined;
   private readonly states = new Map<string, KeyState>();
@@ -164,6 +170,7 @@ export class KvStore {
     this.config = options.config ?? kvConfig();
     this.clock = options.clock;
     this.publish = options.publish;
+    this.observePropagationMs = options.observePropagationMs;
     this.journal = options.journal;
     this.logger = options.logger;
     for (const [key, crdt] of options.initial ?? []) this.addKey(key, newKeyState(key, crdt, encodeCrdt(crdt).byteLength));
@@ -248,7 +255,7 @@ export class KvStore {
     this.stats.localUpdates++;
     this.changed(key, before);
     const seq = this.journal?.append(key, 'join', delta) ?? -1;
-    if (this.publish !== undefined && !delta.isBottom()) this.publish(encodeDelta(key, delta));
+    if (this.publish !== undefined && !delta.isBottom()) this.publish(encodeDelta(key, delta, this.clock.wallMs()));
     return { delta, value: state.crdt.isEmpty() ? undefined : state.crdt.value(), seq };
   }
 
@@ -382,8 +389,10 @@ export class KvStore {
       }
       const applied = this.applyJoin(decoded.key, decoded.delta, bytes.byteLength);
       if (applied === undefined) continue;
-      if (applied) this.stats.remoteDeltasApplied++;
-      else this.stats.remoteDeltasRedundant++;
+      if (applied) {
+        this.stats.remoteDeltasApplied++;
+        if (decoded.originWallMs !== undefined) this.observePropagationMs?.(Math.max(0, this.clock.wallMs() - decoded.originWallMs));
+      } else this.stats.remoteDeltasRedundant++;
     }
     if (this.inbound.length > 0 && !this.closed) this.inboundTimer = this.clock.setTimer(0, () => this.drainInbound());
   }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { EXIT, run } from '../../src/cli/index.js';
 import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
-import { Daemon, parseConfig, renderMetrics, type DaemonConfig } from '../../src/daemon/index.js';
+import { Daemon, parseConfig, type DaemonConfig } from '../../src/daemon/index.js';
 import { DEFAULT_OVERLAY_CONFIG } from '../../src/ipam/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { FakeNft } from '../../src/testing/index.js';
@@ -126,10 +126,35 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   const plainKey = await get(a1.api.port, '/v1/kv/overlay/dcos');
   t.equal(plainKey.status, 200, 'a key with "/" needs no escaping (issue 16)');
   t.match(JSON.parse(plainKey.body), { key: 'overlay/dcos' });
+  for (const [d, port] of [
+    [a1, a1.api.port],
+    [master, master.api.port],
+  ] as const) {
+    const body = (await get(port, '/metrics')).body;
+    t.same(d.metrics.undocumented, [], `${d.config.name}: every stats field has a description in the metric catalog`);
+    // Every sample belongs to a family announced with HELP and TYPE, and counters end in _total.
+    const types = new Map([...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] as string, m[2] as string]));
+    const helps = new Set([...body.matchAll(/^# HELP (\S+) /gm)].map((m) => m[1] as string));
+    const orphans: string[] = [];
+    for (const line of body.split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line)?.[0] as string;
+      const family = types.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
+      if (!types.has(family) || !helps.has(family)) orphans.push(name);
+      if (types.get(family) === 'counter' && !family.endsWith('_total')) orphans.push(`${name} (a counter without _total)`);
+    }
+    t.same(orphans, [], `${d.config.name}: no sample without HELP and TYPE`);
+    t.match(body, /^process_resident_memory_bytes \d+/m, 'process metrics');
+    t.match(body, /^nodejs_eventloop_lag_p99_seconds /m, 'event-loop lag');
+    t.match(body, /^lashup_members\{state="alive"\} 3$/m, 'members by state');
+  }
   const metrics = await get(a1.api.port, '/metrics');
-  t.match(metrics.body, /lashup_dataplane_ops_ok\{key="route\.replace"\} [1-9]/);
-  t.match(metrics.body, /lashup_membership_/);
-  t.match(metrics.body, /lashup_overlay_remote_agents 1/);
+  t.match(metrics.body, /^lashup_dataplane_ops_total\{op="route\.replace",result="ok"\} [1-9]/m);
+  t.match(metrics.body, /^lashup_overlay_remote_agents 1$/m);
+  t.match(metrics.body, /^lashup_lease_held 1$/m);
+  t.match(metrics.body, /^lashup_dataplane_apply_duration_seconds_count [1-9]/m, 'apply-time histogram');
+  t.match(metrics.body, /^lashup_kv_propagation_delay_seconds_count [1-9]/m, 'store propagation histogram');
+  t.match((await get(master.api.port, '/metrics')).body, /^lashup_raft_leader 1$/m);
   const notFound = await get(a1.api.port, '/v2/everything');
   t.equal(notFound.status, 404);
   t.match(JSON.parse(notFound.body), { code: 'LASHUP_ERR_NOT_FOUND' });
@@ -246,7 +271,7 @@ t.test('issue 16: the masquerade follows the overlay the masters publish, is put
   await until(() => nft.tables.get('ip') !== undefined && nft.tables.get('ip6') !== undefined, 10_000, 'both tables back after the flush');
   t.ok((a1.firewall?.stats.drift ?? 0) > drift, 'the flush was counted as drift');
   const metrics = await (await fetch(`http://127.0.0.1:${a1.api.port}/metrics`)).text();
-  t.match(metrics, /^lashup_firewall_drift [1-9]/m, 'drift in /metrics');
+  t.match(metrics, /^lashup_firewall_drift_total [1-9]/m, 'drift in /metrics');
 
   // The operator adds a network on the masters and restarts them: the agent's masquerade follows.
   await master.stop(false);
@@ -294,14 +319,6 @@ t.test('CLI usage errors, help, keygen, config reference, unreachable daemon', a
   const bad = capture();
   t.equal(await run(['agent', '--config', join(dir, 'bad.json')], bad.io), EXIT.config);
   t.match(bad.err(), /\$\.dataplane\.enabled = "no": expected true or false/);
-});
-
-t.test('metrics rendering', async (t) => {
-  const text = renderMetrics({ dataplane: { applies: 3, converged: true, ops: { 'route.replace': { ok: 2, failed: 1 } } }, overlay: { problems: { LASHUP_ERR_ROUTES_CONFLICT: 2 } }, none: undefined });
-  t.match(text, /^lashup_dataplane_applies 3$/m);
-  t.match(text, /^lashup_dataplane_converged 1$/m);
-  t.match(text, /^lashup_dataplane_ops_failed\{key="route\.replace"\} 1$/m);
-  t.match(text, /^lashup_overlay_problems\{key="LASHUP_ERR_ROUTES_CONFLICT"\} 2$/m);
 });
 
 t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {

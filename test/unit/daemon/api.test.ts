@@ -35,7 +35,7 @@ function stub() {
       throw new ConflictError('LASHUP_ERR_NOT_MASTER', `usage of ${network} runs on a master`);
     },
     prepareLeave: () => () => leaving++,
-    metrics: () => 'lashup_stub_value 1\n',
+    metrics: (api) => Promise.resolve(`lashup_stub_value 1\nlashup_api_requests_total ${api.requests}\n`),
   };
   return { backend, store, watchers, calls, leaving: () => leaving };
 }
@@ -114,7 +114,8 @@ t.test('leave answers first, then starts leaving; metrics add the API counters',
   t.equal(s.leaving(), 1);
   const metrics = await send(api.port, 'GET', '/metrics');
   t.match(metrics.body, /^lashup_stub_value 1\n/);
-  t.match(metrics.body, /lashup_api_requests 2\n/);
+  t.match(metrics.body, /lashup_api_requests_total 2\n/, 'the backend is handed the API counters');
+  t.match(metrics.headers['content-type'], /^text\/plain; version=0\.0\.4/);
 });
 
 t.test('a watch streams the current value and changes until the client goes', async (t) => {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Scheduler } from '../../../src/sim/index.js';
-import { KvStore, KvErrorCode, kvConfig, encodeDelta, type KvChange } from '../../../src/kv/index.js';
+import { Packr, unpack } from 'msgpackr';
+import { KvStore, KvErrorCode, kvConfig, decodeDelta, encodeDelta, type KvChange } from '../../../src/kv/index.js';
 import { ORMap } from '../../../src/crdt/index.js';
 
 function setup(options: { actor?: string; kv?: Parameters<typeof kvConfig>[0] } = {}) {
@@ -102,6 +103,42 @@ t.test('a remote delta that changes nothing fires nothing', async (t) => {
   t.equal(events.length, 1, 'duplicates fire nothing');
   t.equal(b.store.stats.remoteDeltasApplied, 1);
   t.equal(b.store.stats.remoteDeltasRedundant, 2);
+});
+
+t.test('a delta carries its origin time: the receiver observes the propagation delay of deltas that change something', async (t) => {
+  const a = setup({ actor: 'a' });
+  const scheduler = new Scheduler({ epochMs: 1_700_000_000_000 });
+  const delays: number[] = [];
+  const b = new KvStore({ actor: 'b', clock: scheduler.clock(), config: kvConfig(), observePropagationMs: (ms) => delays.push(ms) });
+  a.store.update('k', (m) => m.lww('v').write(a.store.marker(), 'x'));
+  const message = a.published[0] as Uint8Array;
+  t.equal(decodeDelta(message, 1 << 20).originWallMs, 1_700_000_000_000, "the origin's wall clock at publication");
+  scheduler.runFor(40);
+  b.receive(message, 'a');
+  b.receive(message, 'a');
+  scheduler.runFor(1);
+  t.same(delays, [40], 'observed once: the duplicate changed nothing');
+  // A delta from a node whose clock runs ahead: clamped to 0, not negative.
+  const ahead = encodeDelta(
+    'k2',
+    (() => {
+      const c = setup({ actor: 'c' });
+      return c.store.update('k2', (m) => m.lww('v').write(c.store.marker(), 'y')).delta;
+    })(),
+    1_800_000_000_000,
+  );
+  b.receive(ahead, 'c');
+  scheduler.runFor(1);
+  t.same(delays, [40, 0]);
+  // A four-item delta (from a build before the origin time) is still accepted, with no delay.
+  const packr = new Packr({ useRecords: false });
+  const raw = unpack(ahead) as unknown[];
+  const old = setup({ actor: 'd' }).store.update('k3', (m) => m.ewflag('on').enable()).delta;
+  b.receive(packr.pack([raw[0], raw[1], 'k3', (unpack(encodeDelta('k3', old)) as unknown[])[3]]), 'd');
+  scheduler.runFor(1);
+  t.same(b.get('k3'), { on: true }, 'applied');
+  t.same(delays, [40, 0], 'without a delay');
+  t.throws(() => decodeDelta(packr.pack([raw[0], raw[1], 'k', raw[3], -5]), 1 << 20), { code: KvErrorCode.Decode, message: /delta\[4\].*non-negative integer\), found number -5/ });
 });
 
 t.test('limits: key count and value size refuse the update and apply nothing', async (t) => {

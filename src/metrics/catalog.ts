@@ -1,0 +1,238 @@
+/**
+ * Every metric lashup exports from its components' stats objects, described: its Prometheus type
+ * and help text, and for records keyed by data (operations, error codes, causes) the label that
+ * carries the key. A stats field without a description here is not exported and is reported by
+ * `undocumentedFields` (a test keeps that list empty), so no metric ships without HELP and TYPE.
+ *
+ * Names follow Prometheus conventions: `lashup_<component>_<field>` in snake case, counters end in
+ * `_total`, durations are exported in seconds (fields in milliseconds are converted), booleans as
+ * 0/1 gauges.
+ */
+
+export type MetricKind = 'counter' | 'gauge';
+
+/** A number (or boolean) field. */
+export interface FieldSpec {
+  kind: MetricKind;
+  help: string;
+  /** The field holds milliseconds: exported in seconds, `_ms` becoming `_seconds`. */
+  ms?: boolean;
+  /** A name other than the field's, without prefix or `_total`. */
+  name?: string;
+}
+
+/** A record keyed by data: one series per key, the key in `label` (`{ code: count }`). */
+export interface KeyedSpec {
+  kind: MetricKind;
+  help: string;
+  keyed: string;
+  /** Records of records (`{ op: { ok, failed } }`): the inner key's label. */
+  inner?: string;
+  name?: string;
+}
+
+/** A nested stats object: its fields exported under `<component>_<field>_`. */
+export interface NestedSpec {
+  nested: ComponentSpec;
+}
+
+export type Spec = FieldSpec | KeyedSpec | NestedSpec;
+export type ComponentSpec = Record<string, Spec>;
+
+const counter = (help: string, extra: Partial<FieldSpec> = {}): FieldSpec => ({ kind: 'counter', help, ...extra });
+const gauge = (help: string, extra: Partial<FieldSpec> = {}): FieldSpec => ({ kind: 'gauge', help, ...extra });
+
+const INBOUND: ComponentSpec = {
+  admitted: counter('Inbound connections admitted before authentication.'),
+  refusedPerHost: counter('Inbound connections refused: their host already held the per-host number of unauthenticated ones.'),
+  refusedStrangers: counter('Inbound connections refused: strangers already held their number of unauthenticated ones.'),
+  refusedBusy: counter('Inbound connections refused: the total number of unauthenticated ones was in progress.'),
+  pending: gauge('Unauthenticated inbound connections now.'),
+  expired: counter('Admission tickets reclaimed after their time limit without being settled.'),
+};
+
+/** The components as the daemon names them in /metrics. */
+export const METRIC_CATALOG: Record<string, ComponentSpec> = {
+  membership: {
+    packetsReceived: counter('SWIM packets received.'),
+    packetsSent: counter('SWIM packets sent.'),
+    packetsDropped: counter('SWIM packets that failed to decode or spoke another version.'),
+    unknownMessages: counter('Messages of unknown types inside valid packets, skipped.'),
+    misdirectedPings: counter('Pings naming another member than this one (a stale address), not answered.'),
+    probes: counter('Direct probes sent.'),
+    probesFailed: counter('Probes that got no ack, direct or indirect.'),
+    indirectProbes: counter('Indirect probes asked of other members.'),
+    reliableProbes: counter('Probes sent over the reliable (stream) fallback.'),
+    acksReceived: counter('Acks received.'),
+    nacksReceived: counter('Nacks received (an indirect prober could not reach the target).'),
+    suspicionsStarted: counter('Members this node began to suspect.'),
+    failuresDeclared: counter('Members this node declared failed.'),
+    refutations: counter('Suspicions of this node that it refuted.'),
+    identityConflicts: counter('Two members claiming one name from different addresses.'),
+    syncsStarted: counter('State syncs (push-pull) started.'),
+    syncsCompleted: counter('State syncs completed.'),
+    catchUpSyncs: counter('Syncs brought forward because the previous one taught this node new members.'),
+    syncsFailed: counter('State syncs that failed.'),
+    syncMessagesDropped: counter('Malformed sync messages or streams: the sync was abandoned.'),
+    joinAttempts: counter('Join attempts against the seeds.'),
+    reaped: counter('Failed or left members forgotten after the tombstone timeout.'),
+  },
+  udp: {
+    packetsSent: counter('Encrypted UDP datagrams sent.'),
+    bytesSent: counter('Bytes of encrypted UDP datagrams sent.'),
+    packetsReceived: counter('Encrypted UDP datagrams received.'),
+    bytesReceived: counter('Bytes of encrypted UDP datagrams received.'),
+    droppedMalformed: counter('Datagrams dropped: shorter than the header or longer than the largest datagram.'),
+    droppedDecrypt: counter('Datagrams dropped: no cluster key authenticates them (tampered, another cluster, wrong key).'),
+    droppedStale: counter('Datagrams dropped: their time is outside the replay window.'),
+    droppedReplay: counter('Datagrams dropped: their nonce was seen within the replay window.'),
+    droppedReflected: counter('Datagrams dropped: they claim this node as sender (its own datagram reflected).'),
+    sendErrors: counter('Sends that failed locally (unreachable network, buffer full).'),
+  },
+  libp2p: {
+    dials: counter('libp2p dials.'),
+    dialFailures: counter('libp2p dials that failed.'),
+    handshakeFailures: counter('Connections that failed the pre-shared-key or noise handshake.'),
+    streamsOpened: counter('Streams opened.'),
+    streamsAccepted: counter('Streams accepted.'),
+    framesSent: counter('Frames sent on streams.'),
+    framesReceived: counter('Frames received on streams.'),
+    oversizedFrames: counter('Frames longer than the limit: the stream was reset.'),
+    published: counter('Messages published on gossipsub.'),
+    received: counter('Messages received from gossipsub.'),
+    inbound: { nested: INBOUND },
+    keepsOut: gauge('Kept connections this node asked for, now.'),
+    keepsIn: gauge('Kept connections other nodes asked for and this node accepted, now.'),
+    keepsRefused: counter('Keeps this node refused (its inbound limit).'),
+    idleClosed: counter('Idle short-lived connections closed.'),
+    connections: gauge('Open libp2p connections, now.'),
+    outbox: gauge('Messages waiting for a first subscriber of their topic, now.'),
+    outboxDropped: counter('Messages dropped from a full outbox.'),
+  },
+  kv: {
+    localUpdates: counter('Store updates made on this node.'),
+    remoteDeltasReceived: counter('Store deltas received from other nodes.'),
+    remoteDeltasApplied: counter('Remote store deltas that changed something.'),
+    remoteDeltasRedundant: counter('Remote store deltas that changed nothing (duplicates, already known).'),
+    inboundDropped: counter('Remote store deltas dropped because the inbound queue was full.'),
+    decodeErrors: counter('Remote store deltas that failed to decode.'),
+    keyLimitDrops: counter('Remote store deltas for a new key beyond the key limit, dropped.'),
+    lwwConflicts: counter('Last-writer-wins writes with one marker and different values met in a join.'),
+    repairsApplied: counter('Anti-entropy repairs applied to the store.'),
+    subscriptionEvents: counter('Change events delivered to store subscribers.'),
+  },
+  anti_entropy: {
+    roundsStarted: counter('Anti-entropy rounds started.'),
+    roundsEqual: counter('Anti-entropy rounds that found both stores equal.'),
+    roundsRepaired: counter('Anti-entropy rounds that repaired differences.'),
+    roundsFailed: counter('Anti-entropy rounds that failed.'),
+    roundsServed: counter('Anti-entropy rounds this node answered.'),
+    catchUpRounds: counter('Rounds brought forward because the previous one found differences.'),
+    keysCompared: counter('Keys sent in want lists (their digests differed).'),
+    keysRepaired: counter('Keys this node repaired or helped repair.'),
+    bytesSent: counter('Anti-entropy bytes sent.'),
+    bytesReceived: counter('Anti-entropy bytes received.'),
+    messagesDropped: counter('Malformed anti-entropy messages dropped.'),
+  },
+  peers: {
+    chosen: counter('Peers chosen to keep a connection to.'),
+    dropped: counter('Kept peers dropped: gone from membership, rotated out, refused or lost.'),
+    refused: counter('Keeps refused by the remote (its inbound limit).'),
+    lost: counter('Kept connections that failed or closed.'),
+    rotations: counter('Kept peers replaced by another member (rotation).'),
+    kept: gauge('Peers this node keeps a connection to now (random ones and must-keep ones).'),
+  },
+  node: {
+    repairs: counter('Anti-entropy repairs started with a member that came back from failed.'),
+  },
+  overlay_config: {
+    updates: counter('Valid overlay configurations taken from the store.'),
+    problems: { kind: 'counter', help: 'Overlay configurations from the store ignored as invalid, by error code.', keyed: 'code' },
+  },
+  allocator: {
+    raftMessagesSent: counter('Raft messages sent.'),
+    raftMessagesDropped: counter('Raft messages that could not be sent.'),
+    raftDecodeErrors: counter('Raft messages that failed to decode.'),
+    leaseRequests: counter('Lease requests this master answered.'),
+    leaseRedirects: counter('Lease requests redirected to the Raft leader.'),
+  },
+  lease: {
+    requests: counter('Lease requests sent to the masters.'),
+    redirects: counter('Lease requests redirected to another master.'),
+    failures: counter('Lease requests that failed (no quorum, unreachable).'),
+    refusals: counter('Leases refused by the allocator (exhaustion, configuration).'),
+    confirms: counter('Lease confirmations asked of the masters.'),
+    lost: counter('Leases the masters no longer held (released while this agent ran).'),
+    held: gauge('Agents: 1 when this agent holds a lease (derived at each scrape).'),
+  },
+  dataplane: {
+    applies: counter('Reconciler applies.'),
+    failedApplies: counter('Applies that ended with a failed operation or listing.'),
+    lastApplyMs: gauge('Duration of the last apply.', { ms: true }),
+    maxApplyMs: gauge('Longest apply since start.', { ms: true }),
+    totalApplyMs: counter('Time spent applying.', { ms: true, name: 'apply_time_ms' }),
+    ops: { kind: 'counter', help: 'Kernel operations by operation and result.', keyed: 'op', inner: 'result' },
+    driftCorrected: counter('Operations that repaired a difference found by a notification or a resync.'),
+    resyncs: counter('Full kernel resyncs.'),
+    resyncReasons: { kind: 'counter', help: 'Full kernel resyncs by cause.', keyed: 'reason', name: 'resyncs_by_reason' },
+    notifications: counter('Kernel notifications received.'),
+    notificationLosses: counter('Kernel notification losses (socket overflows, helper restarts); each forces a resync.'),
+    conflicts: gauge('Desired entries blocked by a foreign kernel object in their slot, now.'),
+    invalid: gauge('Desired entries naming a device lashup does not manage, now.'),
+    waiting: gauge('Desired entries waiting for their device, now.'),
+    shadowed: gauge("Desired entries hidden by another group's entry for the same key, now."),
+    converged: gauge('1 when the last apply left nothing to do.'),
+  },
+  overlay: {
+    remoteAgents: gauge('Remote agents this agent routes to, now.'),
+    recomputes: counter('Route recomputations from the store.'),
+    groupChanges: counter('Per-agent route groups handed to the reconciler (changed or removed).'),
+    problems: { kind: 'gauge', help: 'Problems with store overlay entries, by error code, as of the last recomputation.', keyed: 'code' },
+    publishes: counter('Times this agent (re)published its own overlay entry.'),
+    leaseLost: counter("Times the masters said this agent's lease no longer held."),
+  },
+  firewall: {
+    applies: counter("nftables scripts applied to lashup's tables."),
+    applyFailures: counter('nftables applies that failed (retried with backoff).'),
+    resyncs: counter("Listings of lashup's nftables tables that found them as desired."),
+    drift: counter("Times lashup's nftables tables were found changed by someone else and put back."),
+    removals: counter("Removals of lashup's nftables tables (leaving)."),
+    converged: gauge("1 when lashup's nftables tables hold the desired rules."),
+  },
+  cni: {
+    adds: counter('CNI ADD requests served.'),
+    dels: counter('CNI DEL requests served.'),
+    checks: counter('CNI CHECK requests served.'),
+    gcCollected: counter('Container address leases freed by CNI GC.'),
+    exhausted: counter("CNI ADDs refused because the network's half was full."),
+    badRequests: counter('CNI requests refused as malformed.'),
+    notReady: counter('CNI requests refused because the agent had no lease yet.'),
+    persistFailures: counter('Container lease file writes that failed (the request was refused).'),
+    sweepUncertain: counter('Sweeps that kept a lease because its network namespace could not be examined.'),
+  },
+  cni_conflist: {
+    writes: counter('CNI network configuration files written.'),
+    restored: counter('CNI network configuration files restored after someone else removed or changed them.'),
+    failures: counter('CNI network configuration file writes that failed.'),
+  },
+  daemon: {
+    startedAtMs: gauge('Start time of the daemon since the Unix epoch.', { ms: true, name: 'start_time_ms' }),
+    releases: counter('Agent allocations released through this master.'),
+    releasesRefused: counter('Releases refused because the agent may still be running.'),
+  },
+  api: {
+    requests: counter('HTTP API requests.'),
+    clientErrors: counter('HTTP API requests answered with a 4xx status.'),
+    serverErrors: counter('HTTP API requests answered with a 5xx status.'),
+    watchers: gauge('Open store watch streams.'),
+  },
+  // Derived by the daemon from its state at each scrape (not stats objects).
+  members: {
+    byState: { kind: 'gauge', help: 'Members by state, as this node sees them (this node included).', keyed: 'state', name: '' },
+  },
+  raft: {
+    leader: gauge('Masters: 1 when this master is the Raft leader.'),
+    leaderKnown: gauge('Masters: 1 when this master knows a Raft leader (itself included).'),
+    term: gauge('Masters: the current Raft term.'),
+  },
+};

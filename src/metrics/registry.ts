@@ -1,0 +1,49 @@
+/**
+ * The daemon's metrics: its components' stats described by the catalog, plus what prom-client
+ * (the Prometheus project's Node client) measures itself: process and Node.js metrics (CPU,
+ * memory, file descriptors, event-loop lag, garbage collection) and the histograms that a
+ * stats object cannot hold (dataplane apply time, store propagation delay).
+ */
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { renderExposition, type Exposition } from './exposition.js';
+
+export class DaemonMetrics {
+  private readonly registry = new Registry();
+  /** Seconds per reconciler apply (listing, planning and kernel operations). */
+  readonly dataplaneApplySeconds: Histogram;
+  /**
+   * Seconds from a store delta's publication on its origin node to its application here,
+   * measured by wall clocks (clock skew between the nodes is included).
+   */
+  readonly kvPropagationSeconds: Histogram;
+  /** `component.field` of stats fields found undocumented at the last render. */
+  undocumented: string[] = [];
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    this.dataplaneApplySeconds = new Histogram({
+      name: 'lashup_dataplane_apply_duration_seconds',
+      help: 'Duration of reconciler applies (listing, planning and kernel operations).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+    this.kvPropagationSeconds = new Histogram({
+      name: 'lashup_kv_propagation_delay_seconds',
+      help: 'Time from a store delta published on its origin node to its application on this node (wall clocks; includes clock skew).',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    });
+  }
+
+  /** The Content-Type of `render`'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The whole exposition: components' stats, then prom-client's own metrics. */
+  async render(components: Record<string, object | undefined>): Promise<string> {
+    const own: Exposition = renderExposition(components);
+    this.undocumented = own.undocumented;
+    return own.text + (await this.registry.metrics());
+  }
+}
