@@ -16,7 +16,7 @@
  * module bundle need `require`: the banner makes one.
  */
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,6 +37,8 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
+  // The version from package.json, as a literal (src/daemon/version.ts).
+  define: { __LASHUP_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version) },
   sourcemap: 'linked',
   external: ['netlink', 'msgpackr-extract'],
   banner: { js: "import { createRequire as __lashupCreateRequire } from 'node:module'; const require = __lashupCreateRequire(import.meta.url);" },

@@ -1,10 +1,16 @@
 /**
- * The `lashup` command line. Every command but `agent`, `keygen` and `demo` talks to the local
- * daemon's API. Exit codes: 0 done; 1 the daemon refused or failed; 2 usage error; 3 the daemon
- * cannot be reached; 4 invalid configuration.
+ * The `lashup` command line. `run` starts the daemon; `keygen`, `config-reference` and `demo`
+ * work alone; every other command talks to the local daemon's API. Exit codes: 0 done; 1 the
+ * daemon refused or failed; 2 usage error; 3 the daemon cannot be reached; 4 invalid
+ * configuration.
+ *
+ * Arguments are parsed by `node:util` parseArgs in strict mode: `--api=HOST:PORT` and
+ * `--api HOST:PORT` both work, and an unknown option, an option a command does not take or an
+ * extra argument is a usage error (they used to be kept silently).
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, configReference, Daemon, parseConfigText } from '../daemon/index.js';
+import { parseArgs } from 'node:util';
+import { ConfigError, configReference, Daemon, LASHUP_VERSION, parseConfigText } from '../daemon/index.js';
 import { createLogger } from '../log/index.js';
 import { generateClusterKey } from '../net/index.js';
 import { runDemo } from '../demo/index.js';
@@ -17,11 +23,54 @@ export interface Io {
   err(text: string): void;
 }
 
-const USAGE: Record<string, string> = {
-  '': `usage: lashup <command> [options]
+const OPTIONS = {
+  api: { type: 'string' },
+  config: { type: 'string' },
+  agents: { type: 'string' },
+  force: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+type OptionName = keyof typeof OPTIONS;
+
+interface CommandSpec {
+  usage: string;
+  /** Options the command takes besides --help. */
+  options: readonly OptionName[];
+  /** Positional arguments after the command: [min, max]. */
+  args: readonly [number, number];
+}
+
+const RUN_USAGE = 'usage: lashup run --config FILE\n\nRuns the daemon (master or agent, from the config). SIGTERM or SIGINT leaves the cluster and stops (a second signal exits at once).';
+
+const COMMANDS: Record<string, CommandSpec> = {
+  run: { usage: RUN_USAGE, options: ['config'], args: [0, 0] },
+  agent: { usage: `${RUN_USAGE}\n\n\`lashup agent\` is the old name of \`lashup run\`, kept as an alias for a while.`, options: ['config'], args: [0, 0] },
+  status: { usage: 'usage: lashup status [--api HOST:PORT]', options: ['api'], args: [0, 0] },
+  members: { usage: 'usage: lashup members [--api HOST:PORT]', options: ['api'], args: [0, 0] },
+  kv: { usage: 'usage: lashup kv get KEY | lashup kv watch KEY [--api HOST:PORT]', options: ['api'], args: [2, 2] },
+  routes: { usage: 'usage: lashup routes [--api HOST:PORT]', options: ['api'], args: [0, 0] },
+  allocations: {
+    usage:
+      "usage: lashup allocations [release AGENT [--force]] [--api HOST:PORT]\n\nrelease frees a decommissioned agent's subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).",
+    options: ['api', 'force'],
+    args: [0, 2],
+  },
+  leave: { usage: 'usage: lashup leave [--api HOST:PORT]', options: ['api'], args: [0, 0] },
+  keygen: { usage: 'usage: lashup keygen\n\nPrints a new base64 cluster key (32 random bytes) for cluster.keys.', options: [], args: [0, 0] },
+  'config-reference': { usage: 'usage: lashup config-reference', options: [], args: [0, 0] },
+  demo: {
+    usage:
+      'usage: lashup demo [--agents N]\n\nAs root: builds 3 masters and N agents (default 3, at most 50) in network namespaces joined by a switch namespace, starts real daemons, attaches two containers per agent, pings every pair, prints members, allocations, convergence time and the ping matrix, then removes everything (also on Ctrl-C).',
+    options: ['agents'],
+    args: [0, 0],
+  },
+};
+
+const USAGE = `usage: lashup <command> [options]
 
 commands:
-  agent --config FILE        run the daemon (master or agent, from the config)
+  run --config FILE          run the daemon (master or agent, from the config); \`agent\` is an old alias
   status                     this node: role, members, lease or Raft role, dataplane
   members                    every member with its state and metadata
   kv get KEY | kv watch KEY  read a store key, or stream its changes
@@ -39,19 +88,8 @@ commands:
 
 options:
   --api HOST:PORT            the daemon API (default 127.0.0.1:62080)
-  --help                     help for a command`,
-  agent: 'usage: lashup agent --config FILE\n\nRuns the daemon. SIGTERM or SIGINT leaves the cluster and stops (a second signal exits at once).',
-  status: 'usage: lashup status [--api HOST:PORT]',
-  members: 'usage: lashup members [--api HOST:PORT]',
-  kv: 'usage: lashup kv get KEY | lashup kv watch KEY [--api HOST:PORT]',
-  routes: 'usage: lashup routes [--api HOST:PORT]',
-  allocations:
-    "usage: lashup allocations [release AGENT [--force]] [--api HOST:PORT]\n\nrelease frees a decommissioned agent's subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).",
-  leave: 'usage: lashup leave [--api HOST:PORT]',
-  keygen: 'usage: lashup keygen\n\nPrints a new base64 cluster key (32 random bytes) for cluster.keys.',
-  'config-reference': 'usage: lashup config-reference',
-  demo: 'usage: lashup demo [--agents N]\n\nAs root: builds 3 masters and N agents (default 3, at most 50) in network namespaces joined by a switch namespace, starts real daemons, attaches two containers per agent, pings every pair, prints members, allocations, convergence time and the ping matrix, then removes everything (also on Ctrl-C).',
-};
+  --help, -h                 help for a command
+  --version                  print lashup's version`;
 
 function parseApi(text: string | undefined): { host: string; port: number } | undefined {
   if (text === undefined) return { host: '127.0.0.1', port: 62080 };
@@ -61,23 +99,48 @@ function parseApi(text: string | undefined): { host: string; port: number } | un
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
 }
 
-/** Runs one command; resolves with its exit code. `agent` resolves when the daemon has stopped. */
+type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+/** Runs one command; resolves with its exit code. `run` resolves when the daemon has stopped. */
 export async function run(argv: readonly string[], io: Io): Promise<number> {
-  const args = [...argv];
-  const help = args.includes('--help') || args.includes('-h');
-  const apiIndex = args.indexOf('--api');
-  const apiText = apiIndex >= 0 ? args[apiIndex + 1] : undefined;
-  if (apiIndex >= 0) args.splice(apiIndex, 2);
-  const force = args.includes('--force');
-  const positional = args.filter((a) => a !== '--help' && a !== '-h' && a !== '--force');
-  const command = positional[0] ?? '';
-  if (help || command === '' || command === 'help') {
-    io.out(`${USAGE[command === 'help' ? '' : command] ?? USAGE['']}\n`);
-    return command === '' && !help ? EXIT.usage : EXIT.ok;
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] });
+  } catch (err) {
+    io.err(`lashup: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+    return EXIT.usage;
   }
-  const api = parseApi(apiText);
+  const [command = '', ...args] = positionals;
+  if (values.version === true) {
+    io.out(`${LASHUP_VERSION}\n`);
+    return EXIT.ok;
+  }
+  const spec = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (command === '' || command === 'help') {
+    io.out(`${USAGE}\n`);
+    return command === '' && values.help !== true ? EXIT.usage : EXIT.ok;
+  }
+  if (spec === undefined) {
+    io.err(`lashup: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (values.help === true) {
+    io.out(`${spec.usage}\n`);
+    return EXIT.ok;
+  }
+  const misplaced = (Object.keys(values) as OptionName[]).filter((o) => o !== 'help' && !spec.options.includes(o));
+  if (misplaced.length > 0) {
+    io.err(`lashup: --${misplaced[0]} does not apply to ${command}\n${spec.usage}\n`);
+    return EXIT.usage;
+  }
+  if (args.length < spec.args[0] || args.length > spec.args[1]) {
+    io.err(`lashup: ${command} takes ${spec.args[1] === 0 ? 'no arguments' : `${spec.args[0]} to ${spec.args[1]} arguments`}; found ${args.map((a) => JSON.stringify(a)).join(' ')}\n${spec.usage}\n`);
+    return EXIT.usage;
+  }
+  const api = parseApi(values.api);
   if (api === undefined) {
-    io.err(`--api ${JSON.stringify(apiText)} is not valid; expected HOST:PORT, e.g. 127.0.0.1:62080\n`);
+    io.err(`lashup: --api ${JSON.stringify(values.api)} is not valid; expected HOST:PORT, e.g. 127.0.0.1:62080\n`);
     return EXIT.usage;
   }
   const show = async (method: string, path: string): Promise<number> => {
@@ -93,12 +156,14 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   try {
     switch (command) {
       case 'agent':
-        return await agent(args, io);
+        io.err('lashup: `lashup agent` is now `lashup run`; `agent` stays as an alias for a while\n');
+        return await daemon(values.config, io);
+      case 'run':
+        return await daemon(values.config, io);
       case 'demo': {
-        const at = args.indexOf('--agents');
-        const agents = at >= 0 ? Number(args[at + 1]) : 3;
+        const agents = values.agents === undefined ? 3 : Number(values.agents);
         if (!Number.isInteger(agents) || agents < 2 || agents > 50) {
-          io.err(`--agents ${JSON.stringify(args[at + 1])} is not valid; expected an integer from 2 to 50\n`);
+          io.err(`lashup: --agents ${JSON.stringify(values.agents)} is not valid; expected an integer from 2 to 50\n`);
           return EXIT.usage;
         }
         return await runDemo({ agents, command: [process.execPath, ...process.execArgv, process.argv[1] as string], out: io.out, err: io.err });
@@ -117,23 +182,23 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await show('GET', '/v1/routes');
       case 'leave':
         return await show('POST', '/v1/leave');
-      case 'allocations':
-        if (positional[1] === undefined) return await show('GET', '/v1/allocations');
-        if (positional[1] === 'release' && positional[2] !== undefined) return await show('POST', `/v1/allocations/${encodeURIComponent(positional[2])}/release${force ? '?force=1' : ''}`);
-        io.err(`${USAGE['allocations']}\n`);
+      case 'allocations': {
+        const [sub, agent] = args;
+        if (sub === undefined && values.force !== true) return await show('GET', '/v1/allocations');
+        if (sub === 'release' && agent !== undefined) return await show('POST', `/v1/allocations/${encodeURIComponent(agent)}/release${values.force === true ? '?force=1' : ''}`);
+        io.err(`${spec.usage}\n`);
         return EXIT.usage;
-      case 'kv': {
-        const [, sub, key] = positional;
-        if ((sub !== 'get' && sub !== 'watch') || key === undefined) {
-          io.err(`${USAGE['kv']}\n`);
+      }
+      default: {
+        // kv: the only command left (COMMANDS is the list).
+        const [sub, key] = args as [string, string];
+        if (sub !== 'get' && sub !== 'watch') {
+          io.err(`lashup: kv ${JSON.stringify(sub)} is not a kv command; expected get or watch\n${spec.usage}\n`);
           return EXIT.usage;
         }
         if (sub === 'get') return await show('GET', `/v1/kv/${encodeURIComponent(key)}`);
         return await stream(api, `/v1/kv/${encodeURIComponent(key)}?watch=1`, (event, data) => io.out(`${event} ${data}\n`));
       }
-      default:
-        io.err(`lashup: unknown command ${JSON.stringify(command)}\n${USAGE['']}\n`);
-        return EXIT.usage;
     }
   } catch (err) {
     if (err instanceof ApiUnreachable) {
@@ -145,11 +210,9 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-async function agent(args: string[], io: Io): Promise<number> {
-  const at = args.indexOf('--config');
-  const file = at >= 0 ? args[at + 1] : undefined;
+async function daemon(file: string | undefined, io: Io): Promise<number> {
   if (file === undefined) {
-    io.err(`${USAGE['agent']}\n`);
+    io.err(`lashup: run needs --config FILE\n${RUN_USAGE}\n`);
     return EXIT.usage;
   }
   let config;

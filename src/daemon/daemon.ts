@@ -27,6 +27,7 @@ import { ComponentRunner, type Component } from './component.js';
 import type { DaemonConfig } from './config.js';
 import { LashupNode } from './node.js';
 import { OverlayAgent } from './overlay-agent.js';
+import { LASHUP_VERSION } from './version.js';
 
 /**
  * An agent routes between its bridges and its VTEP, so IPv4 and IPv6 forwarding must be on (in
@@ -100,7 +101,7 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     this.logger = options.logger ?? silentLogger();
-    this.version = options.version ?? '0.1.0';
+    this.version = options.version ?? LASHUP_VERSION;
     this.runner = new ComponentRunner(this.logger);
   }
 

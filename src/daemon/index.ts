@@ -12,3 +12,4 @@ export { ComponentRunner, ComponentStartError, ComponentErrorCode } from './comp
 export type { Component } from './component.js';
 export { OverlayAgent } from './overlay-agent.js';
 export type { OverlayAgentStats } from './overlay-agent.js';
+export { LASHUP_VERSION } from './version.js';

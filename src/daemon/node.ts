@@ -23,6 +23,7 @@ import type { Logger } from '../log/index.js';
 import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
 import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
 import { OVERLAY_CONFIG_KEY, OverlayConfigView, publishOverlayConfig } from '../keyspace/index.js';
+import { LASHUP_VERSION } from './version.js';
 import { FileLeaseStore } from './lease-store.js';
 import { seedMultiaddr } from './seeds.js';
 import { PeerManager } from './peers.js';
@@ -160,7 +161,7 @@ export class LashupNode {
     const meta = encodeMeta({
       role: options.role,
       underlayIp: options.underlayIp,
-      version: options.version ?? '0.1.0',
+      version: options.version ?? LASHUP_VERSION,
       peerId: libp2p.peerId,
       addrs: advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost),
       ...(options.tags === undefined ? {} : { tags: options.tags }),
@@ -410,7 +411,7 @@ export class LashupNode {
     return {
       role: o.role,
       underlayIp: o.underlayIp,
-      version: o.version ?? '0.1.0',
+      version: o.version ?? LASHUP_VERSION,
       peerId: this.libp2p.peerId,
       addrs: advertisedAddrs(this.libp2p.multiaddrs, this.libp2p.peerId, this.options.advertiseHost),
       ...(o.tags === undefined ? {} : { tags: o.tags }),

@@ -1,5 +1,5 @@
 /**
- * A lashup cluster in network namespaces: 3 masters and N agents, each a real `lashup agent`
+ * A lashup cluster in network namespaces: 3 masters and N agents, each a real `lashup run`
  * process in its own host namespace on a switch namespace (192.0.2.0/24), container namespaces
  * on the agents' m-dcos bridges. Used by `lashup demo` and `npm run bench -- e2e`. Everything it
  * creates it removes in `destroy()`; it ends only the processes it started.
@@ -118,7 +118,7 @@ export class NetnsCluster {
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
     const node: ClusterNode = this.nodes.get(name) ?? { name, host, dir, startedAtMs: 0, log: '' };
-    const child = spawn('ip', ['netns', 'exec', host.ns, ...this.options.command, 'agent', '--config', join(dir, 'config.json')], {
+    const child = spawn('ip', ['netns', 'exec', host.ns, ...this.options.command, 'run', '--config', join(dir, 'config.json')], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, LASHUP_LOG_LEVEL: this.options.logLevel ?? 'warn' },
     });

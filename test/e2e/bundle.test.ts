@@ -5,7 +5,7 @@
  * file, answers `lashup status` and leaves on SIGTERM.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,12 @@ t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM'
   const usage = await cli('--help');
   t.equal(usage.code, 0, usage.err);
   t.match(usage.out, /usage: lashup <command>/);
+  const version = await cli('--version');
+  t.equal(
+    version.out,
+    `${(JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version}\n`,
+    "the bundle carries package.json's version",
+  );
 
   const dir = mkdtempSync(join(tmpdir(), 'lashup-bundle-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,7 +67,7 @@ t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM'
       api: { host: '127.0.0.1', port },
     }),
   );
-  const daemon = spawn(process.execPath, [bundle, 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const daemon = spawn(process.execPath, [bundle, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   daemon.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => daemon.on('exit', (code) => resolve(code)));

@@ -2,9 +2,10 @@
  * Daemons in one process on 127.0.0.1 (a master and two agents, each agent on a fake kernel):
  * the overlay loop end to end without root, and every API route and CLI command against it.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { EXIT, run } from '../../src/cli/index.js';
 import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
@@ -309,19 +310,42 @@ t.test('CLI usage errors, help, keygen, config reference, unreachable daemon', a
   t.equal((await cli(9, 'kv', 'watch', 'x')).code, EXIT.unreachable);
   t.equal((await cli(9, 'kv', 'put', 'x')).code, EXIT.usage);
   t.equal((await cli(9, 'allocations', 'drop')).code, EXIT.usage);
-  const agentHelp = capture();
-  t.equal(await run(['agent', '--help'], agentHelp.io), EXIT.ok);
-  t.match(agentHelp.out(), /SIGTERM/);
-  t.equal(await run(['agent'], capture().io), EXIT.usage);
+  const runHelp = capture();
+  t.equal(await run(['run', '--help'], runHelp.io), EXIT.ok);
+  t.match(runHelp.out(), /SIGTERM/);
+  t.equal(await run(['run'], capture().io), EXIT.usage);
   const missingFile = capture();
-  t.equal(await run(['agent', '--config', join(dir, 'nope.json')], missingFile.io), EXIT.config);
+  t.equal(await run(['run', '--config', join(dir, 'nope.json')], missingFile.io), EXIT.config);
   writeFileSync(join(dir, 'bad.json'), JSON.stringify({ name: 'x', role: 'agent', underlayIp: '192.0.2.1', masters: ['m'], cluster: { keys: [key] }, dataplane: { enabled: 'no' } }));
   const bad = capture();
-  t.equal(await run(['agent', '--config', join(dir, 'bad.json')], bad.io), EXIT.config);
+  t.equal(await run(['run', '--config', join(dir, 'bad.json')], bad.io), EXIT.config);
   t.match(bad.err(), /\$\.dataplane\.enabled = "no": expected true or false/);
+  // `agent` is the old name of `run`: it still works, and says so.
+  const alias = capture();
+  t.equal(await run(['agent', `--config=${join(dir, 'bad.json')}`], alias.io), EXIT.config, '--config=FILE works too');
+  t.match(alias.err(), /`lashup agent` is now `lashup run`/);
+
+  // Strict parsing (issue 16): unknown options, options a command does not take and extra
+  // arguments are usage errors; --api=HOST:PORT is accepted.
+  const strict = async (args: string[], pattern: RegExp): Promise<void> => {
+    const c = capture();
+    t.equal(await run(args, c.io), EXIT.usage, args.join(' '));
+    t.match(c.err(), pattern, args.join(' '));
+  };
+  await strict(['status', '--verbose'], /Unknown option '--verbose'/);
+  await strict(['status', '--force'], /--force does not apply to status/);
+  await strict(['keygen', '--api', '127.0.0.1:1'], /--api does not apply to keygen/);
+  await strict(['status', 'now'], /status takes no arguments; found "now"/);
+  await strict(['kv', 'get'], /kv takes 2 to 2 arguments/);
+  await strict(['allocations', '--force'], /usage: lashup allocations/);
+  await strict(['demo', '--agents', 'many'], /--agents "many" is not valid; expected an integer from 2 to 50/);
+  t.equal(await run(['status', '--api=127.0.0.1:9'], capture().io), EXIT.unreachable, '--api=HOST:PORT is parsed');
+  const version = capture();
+  t.equal(await run(['--version'], version.io), EXIT.ok);
+  t.equal(version.out(), `${JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')).version}\n`, 'the version from package.json');
 });
 
-t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {
+t.test('lashup run runs a daemon until it is asked to leave', async (t) => {
   const port = 40_000 + Math.floor(Math.random() * 20_000);
   const file = join(dir, 'solo.json');
   writeFileSync(
@@ -339,7 +363,7 @@ t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {
     }),
   );
   const c = capture();
-  const running = run(['agent', '--config', file], c.io);
+  const running = run(['run', '--config', file], c.io);
   // The API answering is the event: awaited with a bound.
   let status: { code: number; out: string } = { code: -1, out: '' };
   t.ok(
@@ -353,7 +377,7 @@ t.test('lashup agent runs a daemon until it is asked to leave', async (t) => {
   const leave = await cli(port, 'leave');
   t.equal(leave.code, EXIT.ok);
   t.match(JSON.parse(leave.out), { leaving: true });
-  t.equal(await running, EXIT.ok, 'the agent command returns 0 after leaving');
+  t.equal(await running, EXIT.ok, 'the run command returns 0 after leaving');
   t.equal((await cli(port, 'status')).code, EXIT.unreachable, 'and the API is gone');
 });
 

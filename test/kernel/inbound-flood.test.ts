@@ -80,7 +80,7 @@ t.test('new agents join within seconds while one host floods the master with sil
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     let log = '';
     const startedAt = Date.now();
-    const child = spawn('ip', ['netns', 'exec', host.ns, ...command, 'agent', '--config', join(dir, 'config.json')], {
+    const child = spawn('ip', ['netns', 'exec', host.ns, ...command, 'run', '--config', join(dir, 'config.json')], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LASHUP_LOG_LEVEL: 'info' },
     });

@@ -1,5 +1,5 @@
 /**
- * The daemon end to end on real kernels: 3 masters and 4 agents, each a `lashup agent` process in
+ * The daemon end to end on real kernels: 3 masters and 4 agents, each a `lashup run` process in
  * its own host namespace on a switch namespace, two containers per agent attached through CNI
  * (the reference bridge plugin with lashup-ipam). Checked: every container pings every other; a
  * SIGKILLed agent's routes stay in place elsewhere and its restart comes back with the same
@@ -143,7 +143,7 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   const badDir = join(cluster.root, 'bad');
   mkdirSync(badDir, { recursive: true });
   writeFileSync(join(badDir, 'config.json'), JSON.stringify({ name: 'bad', role: 'agent', underlayIp: '192.0.2.9', masters: ['m1'], cluster: { keys: [`${'x'.repeat(43)}=`] }, api: { port: 'x' } }));
-  const bad = await run(['ip', 'netns', 'exec', cluster.net.host(9).ns, ...command, 'agent', '--config', join(badDir, 'config.json')], 30_000);
+  const bad = await run(['ip', 'netns', 'exec', cluster.net.host(9).ns, ...command, 'run', '--config', join(badDir, 'config.json')], 30_000);
   t.equal(bad.code, 4, 'exit code 4: invalid configuration');
   t.match(bad.stderr, /\$\.api\.port = "x": expected an integer from 1 to 65535/);
 
