@@ -12,8 +12,9 @@
  * The keeper restores a missing or altered file within seconds and touches nothing else in the
  * directory (runtimes keep their own files there, podman's `cni.lock` among them).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
+import { NodeFs, writeFileAtomic } from '../storage/index.js';
 import type { Logger } from '../log/index.js';
 import { bridgeNames } from '../vxlan/index.js';
 
@@ -38,21 +39,20 @@ export function conflist(network: string, mtu: number, socketPath: string): Reco
 const conflistText = (network: string, mtu: number, socketPath: string): string => `${JSON.stringify(conflist(network, mtu, socketPath), null, 2)}\n`;
 
 /** Writes `path` with `text` if its content differs (atomically); returns whether it wrote. */
-function writeIfDifferent(dir: string, path: string, text: string): boolean {
+function writeIfDifferent(path: string, text: string): boolean {
   try {
     if (readFileSync(path, 'utf8') === text) return false;
   } catch {
     // Missing or unreadable: write it.
   }
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
-  renameSync(`${path}.tmp`, path);
+  // Runtimes read conflists (as root, and tools as anyone): world-readable, like /etc/cni/net.d.
+  writeFileAtomic(new NodeFs(), path, text, { mode: 0o644, dirMode: 0o755 });
   return true;
 }
 
 /** Writes `<dir>/<network>.conflist` if its content differs; returns whether it wrote. */
 export function writeConflist(dir: string, network: string, mtu: number, socketPath: string): boolean {
-  return writeIfDifferent(dir, join(dir, `${network}.conflist`), conflistText(network, mtu, socketPath));
+  return writeIfDifferent(join(dir, `${network}.conflist`), conflistText(network, mtu, socketPath));
 }
 
 export interface ConflistKeeperOptions {
@@ -137,7 +137,7 @@ export class ConflistKeeper {
       const path = join(this.options.dir, `${network}.conflist`);
       const existed = existsSync(path);
       try {
-        if (!writeIfDifferent(this.options.dir, path, text)) continue;
+        if (!writeIfDifferent(path, text)) continue;
         this.failureLogged = false;
         this.stats.writes++;
         if (restoring) {

@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log/index.js';
-import { NodeFs, type StorageFs } from '../storage/index.js';
+import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { CniCode, CniError, CniErrorCode } from './errors.js';
 import { ContainerPool, type Attachment, type NetworkRange } from './pool.js';
 
@@ -338,13 +338,6 @@ export class CniService {
 
   /** Replaces the lease file atomically and durably (temp file, fsync, rename, directory fsync). */
   private persist(): void {
-    const path = this.options.leasesPath;
-    const dir = dirname(path);
-    this.fs.mkdirp(dir);
-    const tmp = `${path}.tmp`;
-    this.fs.write(tmp, new TextEncoder().encode(`${JSON.stringify({ version: 1, attachments: this.pool.list() }, null, 1)}\n`));
-    this.fs.fsync(tmp);
-    this.fs.rename(tmp, path);
-    this.fs.fsyncDir(dir);
+    writeFileAtomic(this.fs, this.options.leasesPath, `${JSON.stringify({ version: 1, attachments: this.pool.list() }, null, 1)}\n`);
   }
 }

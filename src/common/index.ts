@@ -26,3 +26,4 @@ export {
 export type { Cidr } from './cidr.js';
 export { parseMac, formatMac, canonicalMac } from './mac.js';
 export { isValidInterfaceName, MAX_INTERFACE_NAME_LENGTH } from './ifname.js';
+export { Backoff, type BackoffOptions } from './backoff.js';

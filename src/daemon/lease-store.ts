@@ -2,8 +2,8 @@
  * The agent's lease on disk (JSON, written atomically): what lets a restarted agent come back
  * with the same subnet and VTEP even when no master answers.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { NodeFs, writeFileAtomic } from '../storage/index.js';
 import { LashupError } from '../common/index.js';
 import type { Lease, LeaseStore } from '../ipam/index.js';
 
@@ -26,8 +26,6 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   save(lease: Lease): void {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    writeFileSync(`${this.path}.tmp`, `${JSON.stringify(lease, null, 2)}\n`, { mode: 0o600 });
-    renameSync(`${this.path}.tmp`, this.path);
+    writeFileAtomic(new NodeFs(), this.path, `${JSON.stringify(lease, null, 2)}\n`, { mode: 0o600 });
   }
 }

@@ -12,12 +12,12 @@
  * so there is no separate discovery. A reset libp2p connection to a member (a killed process
  * resets its TCP connections at once) makes membership probe it out of turn.
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomlySeededRng, RealClock, type Clock, type Rng, type TimerHandle, LashupError } from '../common/index.js';
-import { NodeFs } from '../storage/index.js';
+import { NodeFs, writeFileAtomic } from '../storage/index.js';
 import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
 import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
@@ -101,8 +101,7 @@ export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> 
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = await generateKeyPair('Ed25519');
-  writeFileSync(`${path}.tmp`, privateKeyToProtobuf(key), { mode: 0o600 });
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomic(new NodeFs(), path, privateKeyToProtobuf(key), { mode: 0o600 });
   return key;
 }
 

@@ -17,6 +17,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import { AttrStream, NetlinkSocket, RawNetlinkSocket, rt, type NetlinkMessage } from 'netlink';
+import { Backoff } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { KernelError } from './errors.js';
 import { describeOp, type Kernel } from './kernel.js';
@@ -93,9 +94,9 @@ export class NetlinkKernel implements Kernel {
   private readonly listeners = new Set<(event: KernelEvent) => void>();
   private readonly notifyEnabled: boolean;
   private readonly notifyRecvBufferBytes: number;
-  private readonly notifyRestartMs: number;
+  /** Restarts of a dying notification helper: notifyRestartMs doubling to 5 s, reset once one is ready. */
+  private readonly helperRestart: Backoff;
   private child: ChildProcess | undefined;
-  private childRestarts = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private ready = deferred();
   private closed = false;
@@ -117,7 +118,7 @@ export class NetlinkKernel implements Kernel {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.notifyEnabled = options.notifications ?? true;
     this.notifyRecvBufferBytes = options.notifyRecvBufferBytes ?? 8 << 20;
-    this.notifyRestartMs = options.notifyRestartMs ?? 100;
+    this.helperRestart = new Backoff({ initialMs: options.notifyRestartMs ?? 100, maxMs: Math.max(options.notifyRestartMs ?? 100, 5000) });
     this.sock.unref();
   }
 
@@ -328,7 +329,7 @@ export class NetlinkKernel implements Kernel {
     child.on('message', (message: { ready?: true; events?: KernelEvent[]; echoes?: number; undecodable?: number }) => {
       if (message.ready === true) {
         ready = true;
-        this.childRestarts = 0;
+        this.helperRestart.reset();
         readiness.resolve();
         // Anything that changed before the helper listened is unknown: resync.
         if (this.helperStarts > 1) this.emit({ type: 'overflow', reason: 'notification helper restarted' });
@@ -348,7 +349,7 @@ export class NetlinkKernel implements Kernel {
       if (this.closed || this.listeners.size === 0) return;
       this.logger?.warn({ code, signal, ready, stderr: stderr.trim().split('\n').slice(-3).join(' | ') }, 'netlink notification helper died; notifications lost, resyncing');
       this.emit({ type: 'overflow', reason: `notification helper exited (${signal ?? code})` });
-      const delay = Math.min(5000, this.notifyRestartMs * 2 ** Math.min(10, this.childRestarts++));
+      const delay = this.helperRestart.next();
       this.restartTimer = setTimeout(() => {
         this.restartTimer = undefined;
         if (this.listeners.size > 0) this.startHelper();

@@ -12,7 +12,7 @@
  *
  * What it owns and may change is defined in `plan.ts`; nothing else is ever touched.
  */
-import type { Clock, TimerHandle } from '../common/index.js';
+import { Backoff, type Clock, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { normalizeState, sameEntry, type NormAddress, type NormEntry, type NormLink, type NormState } from './desired.js';
 import { DataplaneError, DataplaneErrorCode, type KernelError } from './errors.js';
@@ -110,8 +110,8 @@ export class Reconciler {
   private readonly logger: Logger | undefined;
   private readonly own: Ownership;
   private readonly resyncIntervalMs: number;
-  private readonly retryInitialMs: number;
-  private readonly retryMaxMs: number;
+  /** Retries after failed applies: 200 ms doubling to 10 s by default, reset by a clean apply. */
+  private readonly retry: Backoff;
 
   private readonly view = new KernelView();
   private readonly groups = new Map<string, NormState>();
@@ -134,7 +134,6 @@ export class Reconciler {
   private timer: TimerHandle | undefined;
   private timerDueMs = Infinity;
   private resyncTimer: TimerHandle | undefined;
-  private consecutiveFailures = 0;
   private unsubscribe: (() => void) | undefined;
   private started = false;
   private stopped = false;
@@ -156,8 +155,7 @@ export class Reconciler {
     this.logger = options.logger;
     this.own = { routeProtocol: options.routeProtocol ?? LASHUP_ROUTE_PROTOCOL, ownerAlias: options.ownerAlias ?? LASHUP_LINK_ALIAS };
     this.resyncIntervalMs = options.resyncIntervalMs ?? 60_000;
-    this.retryInitialMs = options.retryInitialMs ?? 200;
-    this.retryMaxMs = options.retryMaxMs ?? 10_000;
+    this.retry = new Backoff({ initialMs: options.retryInitialMs ?? 200, maxMs: options.retryMaxMs ?? 10_000 });
     if (!Number.isInteger(this.own.routeProtocol) || this.own.routeProtocol < 5 || this.own.routeProtocol > 255) {
       throw new DataplaneError(DataplaneErrorCode.InvalidDesired, `routeProtocol = ${this.own.routeProtocol} is not valid; expected an integer from 5 to 255 (0-4 belong to the kernel)`, {
         routeProtocol: this.own.routeProtocol,
@@ -595,11 +593,9 @@ export class Reconciler {
     if (failed > 0) {
       this.counts.failedApplies++;
       this.markResync('failure');
-      this.consecutiveFailures++;
-      const delay = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** Math.min(20, this.consecutiveFailures - 1));
-      this.schedule(delay);
+      this.schedule(this.retry.next());
     } else {
-      this.consecutiveFailures = 0;
+      this.retry.reset();
     }
     const converged = failed === 0 && this.dirty.size === 0;
     this.counts.converged = converged;

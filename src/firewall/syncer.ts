@@ -8,7 +8,7 @@
  * re-applied when the masters published another overlay, never restored after a flush, never
  * removed on leave.
  */
-import type { Clock, TimerHandle } from '../common/index.js';
+import { Backoff, type Clock, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import type { FirewallBackend } from './backend.js';
 import { applyScript, removeScript, type FirewallFamily, type FirewallRuleset } from './ruleset.js';
@@ -49,10 +49,11 @@ export class FirewallSyncer {
   private running: Promise<void> | undefined;
   private again = false;
   private started = false;
-  private retryMs: number;
+  /** Retries after failed applies: retryMinMs doubling up to the resync interval. */
+  private readonly retry: Backoff;
 
   constructor(private readonly options: FirewallSyncerOptions) {
-    this.retryMs = options.retryMinMs ?? 1000;
+    this.retry = new Backoff({ initialMs: options.retryMinMs ?? 1000, maxMs: Math.max(options.retryMinMs ?? 1000, options.resyncIntervalMs) });
   }
 
   /** Sets the ruleset to hold; applied at once when it differs (after `start`). */
@@ -124,18 +125,17 @@ export class FirewallSyncer {
       this.stats.applies++;
       this.applied = { script, listing: await backend.list() };
       this.stats.converged = this.desired === script;
-      this.retryMs = this.options.retryMinMs ?? 1000;
+      this.retry.reset();
       this.schedule(this.options.resyncIntervalMs);
     } catch (err) {
       this.applied = undefined;
       this.stats.applyFailures++;
       this.stats.converged = false;
       logger?.error(
-        { err: err instanceof Error ? err.message : String(err), retryInMs: this.retryMs },
+        { err: err instanceof Error ? err.message : String(err), retryInMs: this.retry.currentMs },
         'nftables rules could not be applied; overlay traffic leaving the overlay may not be masqueraded',
       );
-      this.schedule(this.retryMs);
-      this.retryMs = Math.min(this.retryMs * 2, this.options.resyncIntervalMs);
+      this.schedule(this.retry.next());
     }
   }
 

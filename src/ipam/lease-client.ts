@@ -15,7 +15,7 @@
  * using it (`onLeaseLost`) and requests a new one: before, it kept its released subnet and VTEP
  * address forever while the next agent received the same ones.
  */
-import type { Clock, Rng, TimerHandle } from '../common/index.js';
+import { Backoff, type Clock, type Rng, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { RpcClient, type Address, type StreamTransport } from '../net/index.js';
 import { RaftErrorCode } from '../raft/index.js';
@@ -85,7 +85,7 @@ export class LeaseClient {
   private checkTimer: TimerHandle | undefined;
   private inFlight = false;
   private redirectsInARow = 0;
-  private delayMs: number;
+  private readonly backoff: Backoff;
   private stopped = false;
   private waitLoggedAtMs = -Infinity;
   /** The last refusal or failure, for status APIs. */
@@ -93,7 +93,8 @@ export class LeaseClient {
 
   constructor(private readonly options: LeaseClientOptions) {
     this.rpc = new RpcClient(options.streams, options.clock, IPAM_PROTOCOL, options.requestTimeoutMs ?? 3000);
-    this.delayMs = options.retryMinMs ?? 200;
+    // Spread: agents that start together and find no quorum together must not retry together.
+    this.backoff = new Backoff({ initialMs: options.retryMinMs ?? 200, maxMs: options.retryMaxMs ?? 5000, spread: 0.5, rng: options.rng });
     try {
       this.lease = options.store.load();
     } catch (err) {
@@ -167,7 +168,7 @@ export class LeaseClient {
       "LEASE LOST: the masters no longer hold this agent's subnet and VTEP address (released while it ran?); it stops advertising them and requests a new lease. Containers with addresses from the old subnets must be restarted",
     );
     this.options.onLeaseLost?.(held);
-    this.delayMs = this.options.retryMinMs ?? 200;
+    this.backoff.reset();
     this.request();
   }
 
@@ -186,7 +187,7 @@ export class LeaseClient {
    */
   kick(): void {
     if (this.stopped || this.inFlight || this.lastError === undefined) return;
-    this.delayMs = this.options.retryMinMs ?? 200;
+    this.backoff.reset();
     this.request();
   }
 
@@ -249,7 +250,7 @@ export class LeaseClient {
       }
       if (result.ok) {
         this.redirectsInARow = 0;
-        this.delayMs = this.options.retryMinMs ?? 200;
+        this.backoff.reset();
         this.lastError = undefined;
         const lease = result.value as Lease;
         const changed = JSON.stringify(lease) !== JSON.stringify(this.lease);
@@ -299,9 +300,8 @@ export class LeaseClient {
       this.waitLoggedAtMs = nowMs;
       this.options.logger?.warn({ code: error.code }, `no lease yet: ${now}`);
     }
-    const jitter = this.options.rng.int(Math.max(1, Math.floor(this.delayMs / 2)));
-    this.options.logger?.debug({ err: error.message, retryInMs: this.delayMs + jitter }, 'lease request failed; retrying');
-    this.timer = this.options.clock.setTimer(this.delayMs + jitter, () => this.request());
-    this.delayMs = Math.min(this.options.retryMaxMs ?? 5000, this.delayMs * 2);
+    const delayMs = this.backoff.next();
+    this.options.logger?.debug({ err: error.message, retryInMs: delayMs }, 'lease request failed; retrying');
+    this.timer = this.options.clock.setTimer(delayMs, () => this.request());
   }
 }

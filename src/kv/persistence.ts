@@ -25,7 +25,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { concatBytes, type Clock, type TimerHandle } from '../common/index.js';
 import { decodeCrdt, encodeCrdt, ORMap } from '../crdt/index.js';
 import type { Logger } from '../log/index.js';
-import { frameRecord as frame, readRecords, MAX_RECORD_BYTES, type StorageFs } from '../storage/index.js';
+import { frameRecord as frame, readRecords, writeFileAtomic, MAX_RECORD_BYTES, type StorageFs } from '../storage/index.js';
 import type { Journal, JournalRecordKind } from './store.js';
 
 export interface FsyncPolicy {
@@ -348,12 +348,8 @@ export class KvPersistence implements Journal {
     parts.push(frame(packr.pack(['end', count])));
     const data = concatBytes(parts);
     const size = data.length;
-    const tmp = `${this.dir}/snapshot-${pad(next)}.tmp`;
     try {
-      this.fs.write(tmp, data);
-      this.fs.fsync(tmp);
-      this.fs.rename(tmp, `${this.dir}/snapshot-${pad(next)}`);
-      this.fs.fsyncDir(this.dir);
+      writeFileAtomic(this.fs, `${this.dir}/snapshot-${pad(next)}`, data);
     } catch (err) {
       this.stats.writeErrors++;
       this.logger?.error({ err: (err as Error).message }, 'kv snapshot failed; keeping the current log');

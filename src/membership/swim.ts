@@ -21,7 +21,7 @@
  * - a member is never removed while alive or suspect; dead and left rows stay until reaped, so
  *   a stale alive message cannot resurrect them.
  */
-import type { Clock, Rng, TimerHandle } from '../common/index.js';
+import { Backoff, type Clock, type Rng, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { startExchange, TransportErrorCode, type Address, type PacketTransport, type ReceivedMessage, type ReceivedPacket, type Stream, type StreamTransport } from '../net/index.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast.js';
@@ -321,7 +321,9 @@ export class Membership {
       onJoined?.();
       return;
     }
-    let delayMs = this.config.joinRetryMinMs;
+    // Half of each delay is jitter: nodes that start together and are refused together (a seed
+    // busy with everyone's join) must not all come back at the same moment.
+    const backoff = new Backoff({ initialMs: this.config.joinRetryMinMs, maxMs: this.config.joinRetryMaxMs, spread: 1, rng: this.rng });
     const attempt = (): void => {
       this.joinTimer = undefined;
       if (this.lifecycle !== 'running') return;
@@ -333,12 +335,9 @@ export class Membership {
         const seed = order.shift();
         if (seed === undefined) {
           this.lastJoinError = lastError;
+          const delayMs = backoff.next();
           this.logger?.warn({ seeds: targets, retryInMs: delayMs, reason: lastError?.message }, 'join reached no seed; retrying');
-          // Half the delay is jitter: nodes that start together and are refused together (a
-          // seed busy with everyone's join) must not all come back at the same moment.
-          const jitter = this.rng.int(Math.max(1, delayMs));
-          this.joinTimer = this.clock.setTimer(Math.floor(delayMs / 2) + jitter, attempt);
-          delayMs = Math.min(this.config.joinRetryMaxMs, delayMs * 2);
+          this.joinTimer = this.clock.setTimer(delayMs, attempt);
           return;
         }
         this.sync(seed, true, (error) => {

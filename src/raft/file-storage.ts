@@ -10,7 +10,7 @@
  * snapshot file is an error, not something to guess around, since Raft's safety rests on it.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { frameRecord, readRecords, StorageError, type StorageFs } from '../storage/index.js';
+import { frameRecord, readRecords, StorageError, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { RaftError, RaftErrorCode } from './errors.js';
 import type { LogEntry, NodeId, PersistentState, RaftStorage, Snapshot } from './types.js';
 
@@ -58,11 +58,7 @@ export class FileRaftStorage implements RaftStorage {
   }
 
   private writeAtomically(name: string, payload: Uint8Array): void {
-    const tmp = this.path(`${name}.tmp`);
-    this.fs.write(tmp, frameRecord(payload));
-    this.fs.fsync(tmp);
-    this.fs.rename(tmp, this.path(name));
-    this.fs.fsyncDir(this.dir);
+    writeFileAtomic(this.fs, this.path(name), frameRecord(payload));
   }
 
   load(): PersistentState {

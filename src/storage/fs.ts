@@ -10,16 +10,16 @@ import * as fs from 'node:fs';
 import { StorageError } from './errors.js';
 
 export interface StorageFs {
-  /** Creates the directory (and parents) when missing. */
-  mkdirp(dir: string): void;
+  /** Creates the directory (and parents) when missing, with `mode` (default 0o700). */
+  mkdirp(dir: string, mode?: number): void;
   /** File names in `dir` (not paths). */
   list(dir: string): string[];
   /** The whole file, or undefined when it does not exist. */
   read(path: string): Uint8Array | undefined;
   /** Appends, creating the file when missing. */
   append(path: string, data: Uint8Array): void;
-  /** Creates or replaces the file with `data`. */
-  write(path: string, data: Uint8Array): void;
+  /** Creates or replaces the file with `data`; a new file gets `mode` (default 0o600). */
+  write(path: string, data: Uint8Array, mode?: number): void;
   truncate(path: string, length: number): void;
   /** Makes the file's content durable. */
   fsync(path: string): void;
@@ -36,9 +36,9 @@ function storageError(op: string, path: string, err: unknown): StorageError {
 
 /** The real file system (node:fs, synchronous). Errors become LASHUP_ERR_STORAGE. */
 export class NodeFs implements StorageFs {
-  mkdirp(dir: string): void {
+  mkdirp(dir: string, mode = 0o700): void {
     try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(dir, { recursive: true, mode });
     } catch (err) {
       throw storageError('mkdir', dir, err);
     }
@@ -69,9 +69,9 @@ export class NodeFs implements StorageFs {
     }
   }
 
-  write(path: string, data: Uint8Array): void {
+  write(path: string, data: Uint8Array, mode = 0o600): void {
     try {
-      fs.writeFileSync(path, data, { mode: 0o600 });
+      fs.writeFileSync(path, data, { mode });
     } catch (err) {
       throw storageError('write', path, err);
     }
