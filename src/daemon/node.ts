@@ -273,7 +273,7 @@ export class LashupNode {
           const { role, term } = state;
           for (const listener of this.raftListeners) listener(state);
           // Agents find the leader in membership metadata.
-          this.membership.updateMeta(encodeMeta({ ...this.baseMeta(), tags: { ...(options.tags ?? {}), raftRole: role, raftTerm: String(term) } }));
+          this.membership.updateMeta(encodeMeta({ ...this.baseMeta(), raft: { role, term } }));
           if (role === 'leader') this.publishOverlayConfig();
         },
       });
@@ -429,7 +429,7 @@ export class LashupNode {
     for (const m of this.membership.members()) {
       const meta = this.meta(m.meta);
       if (m.state !== 'alive' || meta?.role !== 'master' || meta.addrs?.[0] === undefined) continue;
-      out.push({ name: m.name, address: meta.addrs[0], leader: meta.tags?.['raftRole'] === 'leader', term: Number(meta.tags?.['raftTerm'] ?? 0) });
+      out.push({ name: m.name, address: meta.addrs[0], leader: meta.raft?.role === 'leader', term: meta.raft?.term ?? 0 });
     }
     return out;
   }

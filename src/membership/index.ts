@@ -13,7 +13,7 @@ export { MembershipError, MembershipErrorCode } from './errors.js';
 export { MemberRegistry } from './registry.js';
 export type { SeedSet } from './registry.js';
 export { encodeMeta, decodeMeta, checkMeta, META_FORMAT_VERSION } from './meta.js';
-export type { MemberMeta, MemberRole } from './meta.js';
+export type { MemberMeta, MemberRaft, MemberRaftRole, MemberRole } from './meta.js';
 export {
   decodePacket,
   encodeMessage,

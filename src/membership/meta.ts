@@ -3,9 +3,13 @@
  * syncs. The membership protocol treats it as opaque bytes; this module gives lashup's content
  * its type, encoding and validation.
  *
- * Wire form (msgpack, version 1): [1, role, underlayIp, version, peerId, addrs, tags], with role
- * 0 = master, 1 = agent, peerId a string or null, addrs an array of strings, tags a flat array
- * [key, value, ...] (sorted by key, so equal metadata gives equal bytes).
+ * Wire form (msgpack, version 1): [1, role, underlayIp, version, peerId, addrs, tags, raft?], with
+ * role 0 = master, 1 = agent, peerId a string or null, addrs an array of strings, tags a flat
+ * array [key, value, ...] (sorted by key, so equal metadata gives equal bytes), and raft (masters
+ * in the allocator's group) [raftRole, term] with raftRole 0 = follower, 1 = precandidate,
+ * 2 = candidate, 3 = leader. The raft item was added after 0.1.0's first builds, which carried the Raft role in
+ * the operators' tags (`raftRole`, `raftTerm`, where an operator's tag could collide with it) and
+ * accept exactly seven items.
  */
 import { Packr } from 'msgpackr';
 import { canonicalIp } from '../common/index.js';
@@ -27,10 +31,20 @@ export interface MemberMeta {
   readonly addrs?: readonly string[];
   /** Operator tags (short strings). */
   readonly tags?: Readonly<Record<string, string>>;
+  /** A master's place in the allocator's Raft group, so agents find the leader. */
+  readonly raft?: MemberRaft;
+}
+
+export type MemberRaftRole = 'follower' | 'precandidate' | 'candidate' | 'leader';
+
+export interface MemberRaft {
+  readonly role: MemberRaftRole;
+  readonly term: number;
 }
 
 export const META_FORMAT_VERSION = 1;
 const ROLES: readonly MemberRole[] = ['master', 'agent'];
+const RAFT_ROLES: readonly MemberRaftRole[] = ['follower', 'precandidate', 'candidate', 'leader'];
 const MAX_TEXT = 256;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -67,6 +81,11 @@ export function checkMeta(meta: MemberMeta): MemberMeta {
     }
     out.tags = tags;
   }
+  if (meta.raft !== undefined) {
+    if (meta.raft === null || typeof meta.raft !== 'object' || !RAFT_ROLES.includes(meta.raft.role)) invalid('raft.role', meta.raft?.role, `one of ${RAFT_ROLES.join(', ')}`);
+    if (!Number.isSafeInteger(meta.raft.term) || meta.raft.term < 0) invalid('raft.term', meta.raft.term, 'a non-negative integer');
+    out.raft = { role: meta.raft.role, term: meta.raft.term };
+  }
   return out;
 }
 
@@ -75,7 +94,9 @@ export function encodeMeta(meta: MemberMeta): Uint8Array {
   const m = checkMeta(meta);
   const tags: string[] = [];
   for (const [key, value] of Object.entries(m.tags ?? {})) tags.push(key, value);
-  const bytes = packr.pack([META_FORMAT_VERSION, ROLES.indexOf(m.role), m.underlayIp, m.version, m.peerId ?? null, m.addrs ?? [], tags]).slice();
+  const items: unknown[] = [META_FORMAT_VERSION, ROLES.indexOf(m.role), m.underlayIp, m.version, m.peerId ?? null, m.addrs ?? [], tags];
+  if (m.raft !== undefined) items.push([RAFT_ROLES.indexOf(m.raft.role), m.raft.term]);
+  const bytes = packr.pack(items).slice();
   if (bytes.byteLength > MAX_META_BYTES) {
     throw new MembershipError(MembershipErrorCode.InvalidMeta, `member metadata encodes to ${bytes.byteLength} bytes, above the limit of ${MAX_META_BYTES}; shorten tags or addresses`, {
       bytes: bytes.byteLength,
@@ -89,12 +110,16 @@ export function encodeMeta(meta: MemberMeta): Uint8Array {
 export function decodeMeta(bytes: Uint8Array): MemberMeta {
   if (bytes.byteLength > MAX_META_BYTES) decodeFail('meta', `${bytes.byteLength} bytes exceed ${MAX_META_BYTES}`);
   const raw = unpackHostile(bytes, 'member metadata');
-  if (!Array.isArray(raw) || raw.length !== 7) decodeFail('meta', `expected 7 items, found ${describeRaw(raw)}`);
+  if (!Array.isArray(raw) || (raw.length !== 7 && raw.length !== 8)) decodeFail('meta', `expected 7 or 8 items, found ${describeRaw(raw)}`);
   if (raw[0] !== META_FORMAT_VERSION) decodeFail('meta[0]', `expected metadata version ${META_FORMAT_VERSION}, found ${describeRaw(raw[0])}`);
   const role = ROLES[raw[1] as number];
   if (typeof raw[1] !== 'number' || role === undefined) decodeFail('meta.role', `expected 0 or 1, found ${describeRaw(raw[1])}`);
   if (!Array.isArray(raw[5])) decodeFail('meta.addrs', `expected an array, found ${describeRaw(raw[5])}`);
   if (!Array.isArray(raw[6]) || raw[6].length % 2 !== 0) decodeFail('meta.tags', `expected [key, value, ...], found ${describeRaw(raw[6])}`);
+  const raftRaw = raw[7];
+  if (raw.length === 8 && !(Array.isArray(raftRaw) && raftRaw.length === 2 && typeof raftRaw[0] === 'number' && RAFT_ROLES[raftRaw[0]] !== undefined)) {
+    decodeFail('meta.raft', `expected [raftRole 0-3, term], found ${describeRaw(raftRaw)}`);
+  }
   const tags: Record<string, unknown> = {};
   for (let i = 0; i < raw[6].length; i += 2) Object.defineProperty(tags, String(raw[6][i]), { value: raw[6][i + 1], enumerable: true });
   const meta: MemberMeta = {
@@ -104,6 +129,7 @@ export function decodeMeta(bytes: Uint8Array): MemberMeta {
     ...(raw[4] === null ? {} : { peerId: raw[4] as string }),
     ...(raw[5].length === 0 ? {} : { addrs: raw[5] as string[] }),
     ...(raw[6].length === 0 ? {} : { tags: tags as Record<string, string> }),
+    ...(raw.length === 8 ? { raft: { role: RAFT_ROLES[(raftRaw as number[])[0] as number] as MemberRaftRole, term: (raftRaw as unknown[])[1] as number } } : {}),
   };
   try {
     return checkMeta(meta);

@@ -55,3 +55,20 @@ t.test('decoding hostile metadata gives decode errors', async (t) => {
   }
   t.throws(() => decodeMeta(new Uint8Array(600)), { code: MembershipErrorCode.Decode });
 });
+
+t.test("a master's Raft role and term travel in their own field, apart from the operators' tags", async (t) => {
+  const master: MemberMeta = { role: 'master', underlayIp: '192.0.2.1', version: '0.1.0', tags: { raftRole: 'leader' }, raft: { role: 'follower', term: 7 } };
+  const decoded = decodeMeta(encodeMeta(master));
+  t.same(decoded.raft, { role: 'follower', term: 7 }, 'the typed field');
+  t.same(decoded.tags, { raftRole: 'leader' }, 'an operator tag of that name is just a tag');
+  for (const role of ['follower', 'precandidate', 'candidate', 'leader'] as const) t.equal(decodeMeta(encodeMeta({ ...master, raft: { role, term: 1 } })).raft?.role, role);
+  t.throws(() => encodeMeta({ ...master, raft: { role: 'king' as 'leader', term: 1 } }), {
+    code: MembershipErrorCode.InvalidMeta,
+    message: /raft\.role = the string "king".*one of follower, precandidate, candidate, leader/,
+  });
+  t.throws(() => encodeMeta({ ...master, raft: { role: 'leader', term: -1 } }), { message: /raft\.term = .*-1.*non-negative integer/ });
+  const packr = new Packr({ useRecords: false });
+  const base = [1, 0, '192.0.2.1', '0.1.0', null, [], []];
+  t.same(decodeMeta(packr.pack(base)).raft, undefined, 'seven items (metadata without the field) still decode');
+  for (const bad of [[9, 1], [2], 'leader', [1, -3]]) t.throws(() => decodeMeta(packr.pack([...base, bad])), MembershipError, JSON.stringify(bad));
+});
