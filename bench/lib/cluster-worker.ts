@@ -18,7 +18,7 @@ import '../../src/polyfills.js';
 import { LashupNode, type NodeOptions } from '../../src/daemon/index.js';
 import { RealClock } from '../../src/common/index.js';
 import { decodeResult, encodeLeaseRequest, IPAM_PROTOCOL } from '../../src/ipam/index.js';
-import { RpcClient } from '../../src/net/index.js';
+import { RpcClient, type Libp2pNode } from '../../src/net/index.js';
 
 export interface WorkerNodeSpec {
   name: string;
@@ -141,14 +141,14 @@ function stats(): void {
     nodes: [...nodes.values()].map((n) => ({
       name: n.name,
       live: n.membership.liveCount,
-      connections: n.libp2p.libp2p.getConnections().length,
+      connections: (n.libp2p as Libp2pNode).libp2p.getConnections().length,
       formationKeys: n.kv.keys('formation/').length,
       formationHave: n.kv.keys('formation/').length < 1000 ? n.kv.keys('formation/').map((k) => k.slice('formation/'.length)) : [],
       kept: n.peers.stats.kept,
       keptPeers: n.peers.peerSet.names,
       joinAttempts: n.membership.stats.joinAttempts,
       joinError: n.membership.lastJoinError?.message,
-      subscribers: (n.libp2p.libp2p.services.pubsub as unknown as { getSubscribers(topic: string): unknown[] }).getSubscribers('lashup/kv/1').length,
+      subscribers: ((n.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { getSubscribers(topic: string): unknown[] }).getSubscribers('lashup/kv/1').length,
       udp: n.udp?.stats,
       libp2p: n.libp2p.stats,
       membership: n.membership.stats,

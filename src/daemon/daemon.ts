@@ -233,6 +233,7 @@ export class Daemon {
           kv: node.kv,
           reconciler: this.parts.reconciler as Reconciler,
           overlay: node.overlayConfig,
+          clock: new RealClock(),
           logger: componentLogger(logger, 'overlay'),
           onOwnEntryMissing: () => node.lease?.confirm(),
         });

@@ -2,19 +2,22 @@
  * The agent's lease on disk (JSON, written atomically): what lets a restarted agent come back
  * with the same subnet and VTEP even when no master answers.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { NodeFs, writeFileAtomic } from '../storage/index.js';
+import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { LashupError } from '../common/index.js';
 import type { Lease, LeaseStore } from '../ipam/index.js';
 
 export class FileLeaseStore implements LeaseStore {
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    private readonly fs: StorageFs = new NodeFs(),
+  ) {}
 
   load(): Lease | undefined {
-    if (!existsSync(this.path)) return undefined;
+    const bytes = this.fs.read(this.path);
+    if (bytes === undefined) return undefined;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(readFileSync(this.path, 'utf8'));
+      parsed = JSON.parse(new TextDecoder().decode(bytes));
     } catch (err) {
       throw new LashupError('LASHUP_ERR_IPAM_LEASE_INVALID', `${this.path} is not valid JSON (${(err as Error).message})`, { path: this.path });
     }
@@ -26,6 +29,6 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   save(lease: Lease): void {
-    writeFileAtomic(new NodeFs(), this.path, `${JSON.stringify(lease, null, 2)}\n`, { mode: 0o600 });
+    writeFileAtomic(this.fs, this.path, `${JSON.stringify(lease, null, 2)}\n`, { mode: 0o600 });
   }
 }

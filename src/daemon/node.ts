@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { randomlySeededRng, RealClock, type Clock, type Rng, type TimerHandle, LashupError } from '../common/index.js';
-import { NodeFs, writeFileAtomic } from '../storage/index.js';
+import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
 import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
@@ -29,7 +29,7 @@ import { seedMultiaddr } from './seeds.js';
 import { PeerManager } from './peers.js';
 import { silentLogger, componentLogger } from '../log/index.js';
 import { Membership, decodeMeta, encodeMeta, membershipConfig, type MemberMeta, type MemberRole, type MembershipConfig, type MembershipProfile } from '../membership/index.js';
-import { Libp2pNode, StreamPacketTransport, UdpTransport, keyringFrom, parseClusterKey, pskFromClusterKey, type PacketTransport } from '../net/index.js';
+import { Libp2pNode, StreamPacketTransport, UdpTransport, keyringFrom, parseClusterKey, pskFromClusterKey, type NodeNetwork, type PacketTransport } from '../net/index.js';
 
 export const KV_TOPIC = 'lashup/kv/1';
 /** Repairs with returning members run in batches this far apart, ms. */
@@ -87,6 +87,16 @@ export interface NodeOptions {
   rng?: Rng;
   /** Told the propagation delay of every remote store delta that changed something (metrics). */
   observeKvPropagationMs?: (delayMs: number) => void;
+  /** Where the store, Raft and the lease persist (default the real file system; tests: MemoryFs). */
+  fs?: StorageFs;
+}
+
+/** The node's transports, for `LashupNode.withPorts` (the simulated cluster hands its own). */
+export interface NodePorts {
+  network: NodeNetwork;
+  packets: PacketTransport;
+  clock: Clock;
+  rng: Rng;
 }
 
 /** Loads the node's Ed25519 peer key, creating it (mode 0600) on first start. */
@@ -148,7 +158,7 @@ export class LashupNode {
 
   private constructor(
     readonly options: NodeOptions,
-    readonly libp2p: Libp2pNode,
+    readonly libp2p: NodeNetwork,
     readonly packets: PacketTransport,
     readonly udp: UdpTransport | undefined,
     readonly logger: Logger,
@@ -181,7 +191,7 @@ export class LashupNode {
       connectedPeers: () => this.peers.keptAddresses(),
     });
     const opened = KvPersistence.open({
-      fs: new NodeFs(),
+      fs: options.fs ?? new NodeFs(),
       dir: join(options.dataDir, 'kv'),
       clock,
       ...(options.fsync === undefined ? {} : { fsync: options.fsync }),
@@ -262,7 +272,7 @@ export class LashupNode {
         name: options.name,
         masters,
         overlay,
-        storage: new FileRaftStorage(new NodeFs(), join(options.dataDir, 'raft')),
+        storage: new FileRaftStorage(options.fs ?? new NodeFs(), join(options.dataDir, 'raft')),
         streams: libp2p,
         clock,
         rng: rng.fork('raft'),
@@ -292,7 +302,7 @@ export class LashupNode {
         clock,
         rng: rng.fork('lease'),
         masters: () => this.masterInfos(),
-        store: new FileLeaseStore(join(options.dataDir, 'lease.json')),
+        store: new FileLeaseStore(join(options.dataDir, 'lease.json'), options.fs),
         // Only the masters' configuration says which networks a lease must cover; the local
         // file may be older or newer than the cluster's.
         wantedNetworks: () => (this.overlayConfig.published ? this.overlayConfig.current.networks.filter((n) => n.enabled !== false).map((n) => n.name) : undefined),
@@ -480,9 +490,10 @@ export class LashupNode {
       await libp2p.stop();
       throw err;
     }
-    let node: LashupNode;
     try {
-      node = new LashupNode(options, libp2p, packets, udp, logger, clock, rng);
+      const node = LashupNode.run(options, { network: libp2p, packets, clock, rng }, udp, logger);
+      logger.info({ udp: udp?.localAddress, libp2p: libp2p.multiaddrs, peerId: libp2p.peerId }, 'node started');
+      return node;
     } catch (err) {
       // The store or Raft storage failed to open: the sockets bound above must not outlive
       // the failed start (they did: a retry then found its own ports taken).
@@ -490,17 +501,32 @@ export class LashupNode {
       await libp2p.stop();
       throw err;
     }
+  }
+
+  /**
+   * A node over transports made elsewhere (the simulated cluster's): no peer key, sockets or
+   * real clock; membership, peers, anti-entropy and the allocator or lease client started, the
+   * seeds joined.
+   */
+  static withPorts(options: NodeOptions, ports: NodePorts): LashupNode {
+    const logger = componentLogger(options.logger ?? silentLogger(), 'node').child({ node: options.name });
+    return LashupNode.run(options, ports, undefined, logger);
+  }
+
+  private static run(options: NodeOptions, ports: NodePorts, udp: UdpTransport | undefined, logger: Logger): LashupNode {
+    const { network, packets, clock, rng } = ports;
+    // Seeds are checked before anything starts: a bad one must not leave a half-started node.
+    const own = advertisedAddrs(network.multiaddrs, network.peerId, options.advertiseHost);
+    const seeds = options.seeds.map(seedMultiaddr).filter((seed) => !own.some((a) => a === seed || a.startsWith(`${seed}/`)));
+    const node = new LashupNode(options, network, packets, udp, logger, clock, rng);
     node.membership.start();
     node.peers.start();
     node.antiEntropy.start();
     node.allocator?.start();
     node.lease?.start();
     // A node listed among its own seeds (one config file for all masters) joins through the others.
-    const own = advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost);
-    const seeds = options.seeds.map(seedMultiaddr).filter((seed) => !own.some((a) => a === seed || a.startsWith(`${seed}/`)));
     const startedAtMs = clock.nowMs();
     if (seeds.length > 0) node.membership.join(seeds, () => logger.info({ members: node.membership.liveCount, afterMs: Math.round(clock.nowMs() - startedAtMs) }, 'joined the cluster'));
-    logger.info({ udp: udp?.localAddress, libp2p: libp2p.multiaddrs, peerId: libp2p.peerId }, 'node started');
     return node;
   }
 

@@ -11,6 +11,7 @@
  *
  * Bad entries from other nodes are logged and counted by error code, never thrown.
  */
+import type { Clock, TimerHandle } from '../common/index.js';
 import type { KvStore } from '../kv/index.js';
 import type { Lease, OverlayConfig } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
@@ -28,6 +29,8 @@ export interface OverlayAgentOptions {
   reconciler: Reconciler;
   /** The overlay configuration in use (the masters' published one once known, validated). */
   overlay: OverlayConfigView;
+  /** Time for the coalescing timer (the simulated cluster runs the agent on virtual time). */
+  clock: Clock;
   logger?: Logger;
   /** Delay before recomputing remote groups after a store change, in ms; coalesces bursts. Default 5. */
   coalesceMs?: number;
@@ -69,7 +72,7 @@ export class OverlayAgent {
   private overlay: OverlayConfig;
   private readonly overlays = new Map<string, unknown>();
   private groups = new Map<string, DesiredState>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private readonly unsubscribers: (() => void)[] = [];
   readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0 };
 
@@ -108,7 +111,7 @@ export class OverlayAgent {
 
   stop(): void {
     for (const u of this.unsubscribers.splice(0)) u();
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
   }
 
@@ -188,10 +191,10 @@ export class OverlayAgent {
 
   private schedule(): void {
     if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
+    this.timer = this.options.clock.setTimer(this.options.coalesceMs ?? 5, () => {
       this.timer = undefined;
       this.recompute();
-    }, this.options.coalesceMs ?? 5);
+    });
   }
 
   private recompute(): void {

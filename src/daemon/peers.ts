@@ -11,13 +11,13 @@
 import type { Clock, Rng, TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import type { Membership, MemberMeta, MemberRole } from '../membership/index.js';
-import { PeerSet, type PeerCandidate, type PeerPlan, type PeerSetStats, type Libp2pNode } from '../net/index.js';
+import { PeerSet, type PeerCandidate, type PeerPlan, type PeerSetStats, type NodeNetwork } from '../net/index.js';
 
 export interface PeerManagerOptions {
   name: string;
   role: MemberRole;
   membership: Membership;
-  libp2p: Libp2pNode;
+  libp2p: NodeNetwork;
   /** Decoded metadata of a member (cached by the node). */
   meta: (bytes: Uint8Array) => MemberMeta | undefined;
   clock: Clock;

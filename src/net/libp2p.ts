@@ -22,7 +22,8 @@ import type { Libp2p } from 'libp2p';
 import type { Logger } from '../log/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 import { InboundGate, type GateTicket, type InboundGateStats } from './inbound-gate.js';
-import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream, StreamTransport } from './transport.js';
+import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream } from './transport.js';
+import type { KeepResult, NodeNetwork } from './node-network.js';
 
 /** Largest framed message, in bytes (kv anti-entropy may move a few large states). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -103,7 +104,6 @@ export const KEEP_PROTOCOL = '/lashup/keep/1';
 const BACKGROUND_PROTOCOL = /^\/(meshsub|floodsub|ipfs\/id|ipfs\/ping)\//;
 
 /** Outcome of asking a peer to keep a connection. */
-export type KeepResult = 'kept' | 'refused' | 'failed';
 
 export interface Libp2pStats {
   dials: number;
@@ -353,7 +353,7 @@ class FramedStream implements Stream {
   }
 }
 
-export class Libp2pNode implements StreamTransport {
+export class Libp2pNode implements NodeNetwork {
   readonly stats: Libp2pStats = {
     dials: 0,
     dialFailures: 0,

@@ -3,3 +3,4 @@
  * production code cannot reach them by accident.
  */
 export { FakeNft } from '../firewall/fake.js';
+export { SimOverlayCluster, type SimClusterNode, type SimOverlayClusterOptions } from './overlay-cluster.js';
