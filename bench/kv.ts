@@ -11,9 +11,10 @@
  */
 import '../src/polyfills.js';
 import { encodeCrdt } from '../src/crdt/index.js';
-import { DEFAULT_KV_CONFIG, KvCluster, type KvError, type RoundReport } from '../src/kv/index.js';
+import { DEFAULT_KV_CONFIG, type KvError, type RoundReport } from '../src/kv/index.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
+import { KvCluster } from '../src/testing/index.js';
 
 const LINK = { latency: { kind: 'uniform', minMs: 0.2, maxMs: 1 } } as const;
 

@@ -18,9 +18,10 @@
  * noise 18).
  */
 import '../src/polyfills.js';
-import { SwimCluster, membershipConfig, type MembershipConfig } from '../src/membership/index.js';
+import { membershipConfig, type MembershipConfig } from '../src/membership/index.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
+import { SwimCluster } from '../src/testing/index.js';
 
 const PACKET_OVERHEAD_BYTES = 56;
 const STREAM_MESSAGE_OVERHEAD_BYTES = 70;

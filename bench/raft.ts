@@ -16,11 +16,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_OVERLAY_CONFIG, IpamCluster, runScenario, type OverlayConfig } from '../src/ipam/index.js';
+import { DEFAULT_OVERLAY_CONFIG, type OverlayConfig } from '../src/ipam/index.js';
 import { generateClusterKey } from '../src/net/index.js';
 import { WorkerHandle, type WorkerEvent } from './lib/cluster-parent.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
+import { IpamCluster, runScenario } from '../src/testing/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -3,10 +3,6 @@ export type { Lease, NetworkLease, NetworkUsage, IpamCommand, IpamResult } from 
 export { validateOverlayConfig, validateNetworkName, DEFAULT_OVERLAY_CONFIG, MAX_NETWORK_NAME_LENGTH } from './config.js';
 export type { OverlayConfig, OverlayNetworkConfig, OverlaySpec, NetworkSpec } from './config.js';
 export { IpamError, IpamErrorCode } from './errors.js';
-export { IpamCluster } from './sim-cluster.js';
-export type { IpamClusterOptions } from './sim-cluster.js';
-export { runScenario, SCENARIO_OVERLAY } from './scenario.js';
-export type { ScenarioOptions, ScenarioResult } from './scenario.js';
 export { AllocatorMaster, encodeLeaseRequest, RAFT_PROTOCOL, IPAM_PROTOCOL } from './master.js';
 export type { AllocatorMasterOptions, AllocatorStats } from './master.js';
 export { LeaseClient } from './lease-client.js';

@@ -20,7 +20,5 @@ export {
 export type { AeMessage } from './codec.js';
 export { KvPersistence, DEFAULT_FSYNC_POLICY } from './persistence.js';
 export type { FsyncPolicy, PersistenceOptions, RecoveryReport, PersistenceStats } from './persistence.js';
-export { NodeFs, MemoryFs } from '../storage/index.js';
+export { NodeFs } from '../storage/index.js';
 export type { StorageFs } from '../storage/index.js';
-export { KvCluster } from './sim-cluster.js';
-export type { KvClusterOptions } from './sim-cluster.js';

@@ -31,5 +31,3 @@ export { BroadcastQueue, retransmitLimit } from './broadcast.js';
 export { Suspicion, suspicionMinMs, suspicionTimeoutMs, expectedConfirmations } from './suspicion.js';
 export { Awareness } from './awareness.js';
 export { MemberState } from './table.js';
-export { SwimCluster } from './sim-cluster.js';
-export type { SwimClusterOptions, AddNodeOptions, ClusterListener } from './sim-cluster.js';

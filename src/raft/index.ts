@@ -1,7 +1,6 @@
 export { RaftNode, DEFAULT_RAFT_CONFIG } from './node.js';
 export type { RaftConfig, RaftNodeOptions, ProposeCallback } from './node.js';
 export { RaftError, RaftErrorCode } from './errors.js';
-export { MemoryRaftStorage } from './memory-storage.js';
 export { encodeRaftMessage, decodeRaftMessage, RAFT_WIRE_VERSION } from './codec.js';
 export type { NodeId, LogEntry, RaftStorage, PersistentState, Snapshot, StateMachine, RaftMessage, Role } from './types.js';
 export { FileRaftStorage } from './file-storage.js';

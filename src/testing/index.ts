@@ -4,3 +4,10 @@
  */
 export { FakeNft } from '../firewall/fake.js';
 export { SimOverlayCluster, type SimClusterNode, type SimOverlayClusterOptions } from './overlay-cluster.js';
+// Simulated clusters of each protocol core, and in-memory storage that can crash.
+export { SwimCluster, type SwimClusterOptions, type AddNodeOptions, type ClusterListener } from './swim-cluster.js';
+export { KvCluster, type KvClusterOptions } from './kv-cluster.js';
+export { IpamCluster, type IpamClusterOptions } from './ipam-cluster.js';
+export { runScenario, SCENARIO_OVERLAY, type ScenarioOptions, type ScenarioResult } from './ipam-scenario.js';
+export { MemoryFs } from './memory-fs.js';
+export { MemoryRaftStorage } from './memory-raft-storage.js';

@@ -20,7 +20,7 @@ import type { MembershipConfig } from '../membership/index.js';
 import { createSimTransports } from '../net/memory.js';
 import { SimNodeNetwork } from '../net/sim-node-network.js';
 import { Simulation } from '../sim/index.js';
-import { MemoryFs } from '../storage/memory-fs.js';
+import { MemoryFs } from './memory-fs.js';
 
 const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 

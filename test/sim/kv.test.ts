@@ -5,7 +5,8 @@
  * number of anti-entropy rounds; subscriptions fire once per real change, never on no-op merges.
  */
 import t from 'tap';
-import { KvCluster, type KvChange } from '../../src/kv/index.js';
+import type { KvChange } from '../../src/kv/index.js';
+import { KvCluster } from '../../src/testing/index.js';
 
 interface Watch {
   events: KvChange[];

@@ -3,8 +3,9 @@
  * refutation, leave, partitions and healing, metadata, loss, conflicts, restarts, reaping.
  */
 import t from 'tap';
-import { SwimCluster, encodeMeta, decodeMeta, membershipConfig, type MembershipConfig, type MembershipEvent } from '../../src/membership/index.js';
+import { encodeMeta, decodeMeta, membershipConfig, type MembershipConfig, type MembershipEvent } from '../../src/membership/index.js';
 import { createSimTransports } from '../../src/net/index.js';
+import { SwimCluster } from '../../src/testing/index.js';
 
 interface Logged {
   node: string;

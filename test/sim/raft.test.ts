@@ -6,7 +6,8 @@
  * acknowledged allocations kept; and once healed, every allocation completes within 10 s.
  */
 import t from 'tap';
-import { IpamState, runScenario, type ScenarioResult } from '../../src/ipam/index.js';
+import { IpamState } from '../../src/ipam/index.js';
+import { type ScenarioResult, runScenario } from '../../src/testing/index.js';
 
 const SEEDS = Number(process.env['LASHUP_RAFT_SEEDS'] ?? 1000);
 const LIVENESS_BOUND_MS = 10_000;

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { askSocket, CniCode, CniService, ConflistKeeper, MAX_REQUEST_BYTES, runPlugin } from '../../../src/cni/index.js';
-import { MemoryFs } from '../../../src/storage/index.js';
 import { eventually } from '../../helpers/netns.js';
+import { MemoryFs } from '../../../src/testing/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-cni-defects-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,8 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { KvCluster, KvError, KvErrorCode, decodeAe, decodeDelta, encodeAe, encodeAeChunks, KvMessageType, type RoundReport } from '../../../src/kv/index.js';
+import { KvError, KvErrorCode, decodeAe, decodeDelta, encodeAe, encodeAeChunks, KvMessageType, type RoundReport } from '../../../src/kv/index.js';
 import { CausalContext, ORMap } from '../../../src/crdt/index.js';
 import { Packr } from 'msgpackr';
+import { KvCluster } from '../../../src/testing/index.js';
 
 function pair(seed: number) {
   const c = new KvCluster({ seed, push: false, persist: false, kv: { antiEntropyIntervalMs: 0 } });

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Scheduler, ScopedClock } from '../../../src/sim/index.js';
 import { SeededRng } from '../../../src/common/index.js';
-import { KvPersistence, KvStore, MemoryFs, NodeFs, kvConfig, type FsyncPolicy, type StorageFs } from '../../../src/kv/index.js';
+import { KvPersistence, KvStore, NodeFs, kvConfig, type FsyncPolicy, type StorageFs } from '../../../src/kv/index.js';
 import { ORMap } from '../../../src/crdt/index.js';
+import { MemoryFs } from '../../../src/testing/index.js';
 
 /** One process life: its timers die with it (`clock.cancelAll()` is the crash). */
 function boot(fs: StorageFs, scheduler: Scheduler, options: { fsync?: FsyncPolicy; compactAfterBytes?: number; dir?: string } = {}) {

@@ -2,9 +2,9 @@ import t from 'tap';
 import fc from 'fast-check';
 import { Scheduler } from '../../../src/sim/index.js';
 import { SeededRng } from '../../../src/common/index.js';
-import { MemoryFs } from '../../../src/storage/index.js';
-import { FileRaftStorage, MemoryRaftStorage, RaftError, RaftErrorCode, RaftNode, decodeRaftMessage, encodeRaftMessage, type RaftMessage, type StateMachine } from '../../../src/raft/index.js';
-import { IpamCluster, SCENARIO_OVERLAY, encodeCommand } from '../../../src/ipam/index.js';
+import { FileRaftStorage, RaftError, RaftErrorCode, RaftNode, decodeRaftMessage, encodeRaftMessage, type RaftMessage, type StateMachine } from '../../../src/raft/index.js';
+import { encodeCommand } from '../../../src/ipam/index.js';
+import { IpamCluster, MemoryFs, MemoryRaftStorage, SCENARIO_OVERLAY } from '../../../src/testing/index.js';
 
 function counter(): StateMachine & { value: number } {
   const sm = {

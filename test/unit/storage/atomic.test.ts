@@ -1,6 +1,7 @@
 import t from 'tap';
 import { SeededRng } from '../../../src/common/index.js';
-import { MemoryFs, parentDir, writeFileAtomic } from '../../../src/storage/index.js';
+import { parentDir, writeFileAtomic } from '../../../src/storage/index.js';
+import { MemoryFs } from '../../../src/testing/index.js';
 
 const text = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));
 

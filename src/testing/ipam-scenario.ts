@@ -5,8 +5,8 @@
  * faults stop (everything healed and restarted), every allocation must complete within
  * `liveness bound`.
  */
-import { IpamCluster } from './sim-cluster.js';
-import { DEFAULT_OVERLAY_CONFIG, type OverlayConfig } from './config.js';
+import { IpamCluster } from './ipam-cluster.js';
+import { DEFAULT_OVERLAY_CONFIG, type OverlayConfig } from '../ipam/config.js';
 
 export interface ScenarioOptions {
   seed: number;

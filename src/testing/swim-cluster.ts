@@ -6,9 +6,9 @@
  */
 import { Simulation, type LinkConfig } from '../sim/index.js';
 import { createSimTransports } from '../net/index.js';
-import type { MembershipConfig } from './config.js';
-import { MemberRegistry, type SeedSet } from './registry.js';
-import { Membership, type MembershipEvent } from './swim.js';
+import type { MembershipConfig } from '../membership/config.js';
+import { MemberRegistry, type SeedSet } from '../membership/registry.js';
+import { Membership, type MembershipEvent } from '../membership/swim.js';
 
 export interface SwimClusterOptions {
   seed: number | string;

@@ -7,11 +7,11 @@
  */
 import { Simulation, type LinkConfig } from '../sim/index.js';
 import { createSimTransports } from '../net/index.js';
-import { AntiEntropy } from './anti-entropy.js';
-import { kvConfig, type KvConfig } from './config.js';
-import { MemoryFs } from '../storage/index.js';
-import { KvPersistence, type FsyncPolicy, type RecoveryReport } from './persistence.js';
-import { KvStore } from './store.js';
+import { AntiEntropy } from '../kv/anti-entropy.js';
+import { kvConfig, type KvConfig } from '../kv/config.js';
+import { MemoryFs } from './memory-fs.js';
+import { KvPersistence, type FsyncPolicy, type RecoveryReport } from '../kv/persistence.js';
+import { KvStore } from '../kv/store.js';
 
 const PUSH_PROTOCOL = '/lashup/kv/push-sim/1';
 

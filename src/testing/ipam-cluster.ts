@@ -14,11 +14,12 @@
  */
 import { hashString32, type Rng } from '../common/index.js';
 import { createSimTransports } from '../net/index.js';
-import { decodeRaftMessage, encodeRaftMessage, MemoryRaftStorage, RaftError, RaftErrorCode, RaftNode, type RaftConfig, type StateMachine } from '../raft/index.js';
+import { decodeRaftMessage, encodeRaftMessage, RaftError, RaftErrorCode, RaftNode, type RaftConfig, type StateMachine } from '../raft/index.js';
+import { MemoryRaftStorage } from './memory-raft-storage.js';
 import { Simulation, type LinkConfig } from '../sim/index.js';
-import type { OverlayConfig } from './config.js';
-import { IpamErrorCode } from './errors.js';
-import { decodeCommand, decodeResult, encodeCommand, IpamState, type Lease } from './state.js';
+import type { OverlayConfig } from '../ipam/config.js';
+import { IpamErrorCode } from '../ipam/errors.js';
+import { decodeCommand, decodeResult, encodeCommand, IpamState, type Lease } from '../ipam/state.js';
 
 export interface IpamClusterOptions {
   seed: number | string;

@@ -6,8 +6,8 @@
  * Paths are plain strings ("dir/name"); directories are implied by the files in them.
  */
 import { concatBytes, type Rng } from '../common/index.js';
-import { StorageError } from './errors.js';
-import type { StorageFs } from './fs.js';
+import { StorageError } from '../storage/errors.js';
+import type { StorageFs } from '../storage/fs.js';
 
 interface FileNode {
   /** Current content. */

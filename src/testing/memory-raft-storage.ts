@@ -2,7 +2,7 @@
  * Raft storage in memory: for simulations, where it outlives a simulated crash (the test keeps
  * it) exactly as a disk would, since every write here is "durable" at once.
  */
-import type { LogEntry, NodeId, PersistentState, RaftStorage, Snapshot } from './types.js';
+import type { LogEntry, NodeId, PersistentState, RaftStorage, Snapshot } from '../raft/types.js';
 
 export class MemoryRaftStorage implements RaftStorage {
   term = 0;
