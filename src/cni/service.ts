@@ -19,6 +19,7 @@
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { RealClock, type Clock, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { CniCode, CniError, CniErrorCode } from './errors.js';
@@ -32,6 +33,8 @@ export interface CniServiceOptions {
   logger?: Logger;
   /** File operations for the lease file. Default: the real file system (tests inject failures). */
   fs?: StorageFs;
+  /** Time: lease creation stamps (wall clock) and the sweep timer. Default the system clock. */
+  clock?: Clock;
 }
 
 export interface CniStats {
@@ -89,7 +92,8 @@ export class CniService {
   private server: Server | undefined;
   private ready = false;
   private queue: Promise<void> = Promise.resolve();
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: TimerHandle | undefined;
+  private readonly clock: Clock;
   /** Namespace paths whose examination failed, already logged (logged once each). */
   private readonly uncertainLogged = new Set<string>();
   /** Called after every change of the attachments (the daemon publishes usage). */
@@ -97,6 +101,8 @@ export class CniService {
 
   constructor(private readonly options: CniServiceOptions) {
     this.fs = options.fs ?? new NodeFs();
+    // Unreferenced timers: the sweep alone must not keep a process alive (the socket does).
+    this.clock = options.clock ?? new RealClock(true);
     let initial: Attachment[] = [];
     const bytes = this.fs.read(options.leasesPath);
     if (bytes !== undefined) {
@@ -161,7 +167,7 @@ export class CniService {
    * crashed before DEL, a node that never runs GC), older than `graceMs`. Returns how many.
    */
   sweep(gone: (netns: string) => boolean = (p) => this.netnsGone(p), graceMs = 5 * 60_000): number {
-    const removed = this.pool.sweep(gone, Date.now(), graceMs);
+    const removed = this.pool.sweep(gone, this.clock.wallMs(), graceMs);
     if (removed.length === 0) return 0;
     try {
       this.persist();
@@ -179,16 +185,18 @@ export class CniService {
 
   /** Sweeps every `intervalMs` until closed. */
   startSweeping(intervalMs = 60_000): void {
-    this.sweepTimer = setInterval(() => {
+    const tick = (): void => {
       this.queue = this.queue.then(() => {
         this.sweep();
       });
-    }, intervalMs);
-    this.sweepTimer.unref();
+      this.sweepTimer = this.clock.setTimer(intervalMs, tick);
+    };
+    this.sweepTimer = this.clock.setTimer(intervalMs, tick);
   }
 
   async close(): Promise<void> {
-    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.sweepTimer?.cancel();
+    this.sweepTimer = undefined;
     await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
     await this.queue;
     if (existsSync(this.options.socketPath)) rmSync(this.options.socketPath, { force: true });
@@ -281,7 +289,7 @@ export class CniService {
           }
           try {
             const netns = typeof req['netns'] === 'string' && req['netns'].startsWith('/') && req['netns'].length < 4096 ? req['netns'] : undefined;
-            const { attachment, created } = this.pool.add(network, containerId, ifname, Date.now(), netns);
+            const { attachment, created } = this.pool.add(network, containerId, ifname, this.clock.wallMs(), netns);
             if (created) this.durably(() => this.pool.del(network, containerId, ifname));
             this.stats.adds++;
             return { ok: true, attachment };

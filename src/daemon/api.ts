@@ -11,6 +11,7 @@
  *                                        (masters; refused while it may run, unless ?force=1)
  *   GET  /v1/overlay/{network}/usage     used and free blocks per network, per agent (masters)
  *   POST /v1/leave                       leave the cluster gracefully and stop
+ *   GET  /v1/firewall                    the nftables rules lashup keeps, with counters (a component's route)
  *   GET  /metrics                        Prometheus text format
  *
  * The server knows the daemon only through `ApiBackend`, so it is tested against a stub.
@@ -49,11 +50,22 @@ export interface ApiBackend {
   metrics(apiStats: ApiStats): Promise<string>;
 }
 
+/** A route a component adds to the API (read-only views of its state, for now). */
+export interface ComponentRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Pattern as in the route table (`/v1/firewall`, `/v1/things/:name`). */
+  pattern: string;
+  /** Returns the JSON answer; throws ApiErrors for refusals. */
+  handler: (params: Record<string, string>, query: URLSearchParams) => unknown;
+}
+
 export interface ApiServerOptions {
   host: string;
   port: number;
   backend: ApiBackend;
   logger?: Logger;
+  /** Routes the components add; one that repeats a method and pattern is refused at construction. */
+  routes?: readonly ComponentRoute[];
 }
 
 export interface ApiStats {
@@ -96,6 +108,12 @@ export class ApiServer {
       { method: 'POST', pattern: '/v1/leave', handler: (r) => this.leave(r) },
       { method: 'GET', pattern: '/metrics', handler: (r) => this.metrics(r) },
     ];
+    for (const extra of options.routes ?? []) {
+      if (this.routes.some((r) => r.method === extra.method && r.pattern === extra.pattern)) {
+        throw new LashupError('LASHUP_ERR_API_ROUTE_TAKEN', `API route ${extra.method} ${extra.pattern} is registered twice`, { method: extra.method, pattern: extra.pattern });
+      }
+      this.routes.push({ method: extra.method, pattern: extra.pattern, handler: (r) => extra.handler(r.params, r.query) });
+    }
     this.server = createServer((req, res) => {
       this.stats.requests++;
       this.handle(req, res).catch((err: unknown) => this.fail(res, err));

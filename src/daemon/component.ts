@@ -8,6 +8,7 @@
  */
 import { LashupError } from '../common/index.js';
 import type { Logger } from '../log/index.js';
+import type { ComponentRoute } from './api.js';
 
 export interface Component {
   /** Short name, used in errors, logs and as the metrics prefix (`lashup_<name>_...`). */
@@ -22,6 +23,8 @@ export interface Component {
   stop(leave: boolean): Promise<void> | void;
   /** Counters for /metrics (a plain object of numbers, booleans and records of numbers). */
   stats?(): object | undefined;
+  /** Routes it adds to the HTTP API (the api component, started last, serves them). */
+  routes?(): readonly ComponentRoute[];
 }
 
 export const ComponentErrorCode = {
@@ -83,6 +86,11 @@ export class ComponentRunner {
     const out: Record<string, object | undefined> = {};
     for (const c of this.started) if (c.stats !== undefined) out[c.name] = c.stats();
     return out;
+  }
+
+  /** API routes of the started components. */
+  routes(): ComponentRoute[] {
+    return this.started.flatMap((c) => [...(c.routes?.() ?? [])]);
   }
 
   /** Names of the started components, in start order. */

@@ -18,10 +18,11 @@ import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import type { Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
-import { FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
+import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
 import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
 import { ApiServer } from './api.js';
+import { NotFoundError } from './api-errors.js';
 import { createApiBackend, type ReleaseResult } from './api-backend.js';
 import { ComponentRunner, type Component } from './component.js';
 import type { DaemonConfig } from './config.js';
@@ -283,6 +284,17 @@ export class Daemon {
         await syncer.remove().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'lashup nftables tables could not be removed'));
       },
       stats: () => this.parts.firewall?.stats,
+      routes: () => [
+        {
+          method: 'GET',
+          pattern: '/v1/firewall',
+          handler: () => {
+            const syncer = this.parts.firewall;
+            if (syncer === undefined) throw new NotFoundError('LASHUP_ERR_NO_FIREWALL', `${config.name} manages no nftables tables (dataplane.masquerade is off, or nftables is disabled)`);
+            return { table: FIREWALL_TABLE, desired: syncer.desiredScript ?? null, stats: syncer.stats };
+          },
+        },
+      ],
     };
   }
 
@@ -341,7 +353,7 @@ export class Daemon {
     return {
       name: 'api',
       start: async () => {
-        const api = new ApiServer({ host: config.api.host, port: config.api.port, backend: this.backend, logger: componentLogger(logger, 'api') });
+        const api = new ApiServer({ host: config.api.host, port: config.api.port, backend: this.backend, logger: componentLogger(logger, 'api'), routes: this.runner.routes() });
         this.parts.api = api;
         await api.listen();
       },

@@ -56,6 +56,11 @@ export class FirewallSyncer {
     this.retry = new Backoff({ initialMs: options.retryMinMs ?? 1000, maxMs: Math.max(options.retryMinMs ?? 1000, options.resyncIntervalMs) });
   }
 
+  /** The `nft -f` script of the ruleset to hold (undefined before the first `setDesired`). */
+  get desiredScript(): string | undefined {
+    return this.desired;
+  }
+
   /** Sets the ruleset to hold; applied at once when it differs (after `start`). */
   setDesired(ruleset: FirewallRuleset): void {
     const script = applyScript(ruleset);

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { generateClusterKey } from '../../src/net/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
-import { eventually } from '../../src/demo/index.js';
+import { eventually } from '../helpers/netns.js';
 
 const bundle = fileURLToPath(new URL('../../dist/bundle/lashup.js', import.meta.url));
 

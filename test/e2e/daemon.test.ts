@@ -13,7 +13,7 @@ import { Daemon, parseConfig, type DaemonConfig } from '../../src/daemon/index.j
 import { DEFAULT_OVERLAY_CONFIG } from '../../src/ipam/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { FakeNft } from '../../src/testing/index.js';
-import { eventually } from '../../src/demo/index.js';
+import { eventually } from '../helpers/netns.js';
 import { until } from '../helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-daemon-'));
@@ -273,6 +273,9 @@ t.test('issue 16: the masquerade follows the overlay the masters publish, is put
   t.ok((a1.firewall?.stats.drift ?? 0) > drift, 'the flush was counted as drift');
   const metrics = await (await fetch(`http://127.0.0.1:${a1.api.port}/metrics`)).text();
   t.match(metrics, /^lashup_firewall_drift_total [1-9]/m, 'drift in /metrics');
+  const view = (await (await fetch(`http://127.0.0.1:${a1.api.port}/v1/firewall`)).json()) as { table: string; desired: string; stats: { drift: number } };
+  t.match(view, { table: 'lashup', desired: /ip saddr \{ 9\.0\.0\.0\/8 \}.*masquerade/, stats: { drift: 1 } }, 'GET /v1/firewall: the rules in force and their counters (a component route)');
+  t.equal((await fetch(`http://127.0.0.1:${master.api.port}/v1/firewall`)).status, 404, 'a master has no firewall component');
 
   // The operator adds a network on the masters and restarts them: the agent's masquerade follows.
   await master.stop(false);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { askSocket, CniCode, CniService, ContainerPool, conflist, runPlugin, writeConflist } from '../../../src/cni/index.js';
+import { Scheduler } from '../../../src/sim/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-cni-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -178,5 +179,22 @@ t.test('leases of containers whose namespace is gone are collected after a grace
   t.equal(reread.pool.list().length, 2, 'the collection is on disk');
   t.equal(s.sweep(), 0, 'the default check looks at the file system (nothing is older than 5 minutes here)');
   s.startSweeping(1_000_000);
+  await s.close();
+});
+
+t.test('the periodic sweep and lease stamps run on the injected clock', async (t) => {
+  const scheduler = new Scheduler({ epochMs: 1_700_000_000_000 });
+  const s = new CniService({ agent: 'a1', ...fresh(), clock: scheduler.clock() });
+  s.setRanges({ dcos: { subnet: '9.0.1.0/25', gateway: '9.0.1.1' } });
+  s.handle(JSON.stringify({ op: 'add', network: 'dcos', containerId: 'gone', ifname: 'eth0', netns: '/run/netns/lashup-test-never-existed' }));
+  t.equal(s.pool.list()[0]?.sinceMs, 1_700_000_000_000, "the lease is stamped with the clock's wall time");
+  s.startSweeping(60_000);
+  scheduler.runFor(4 * 60_000);
+  await Promise.resolve();
+  t.equal(s.pool.list().length, 1, 'within the 5-minute grace period: kept, though its namespace is gone');
+  scheduler.runFor(2 * 60_000);
+  await new Promise((r) => setImmediate(r));
+  t.equal(s.pool.list().length, 0, 'a sweep after the grace period collected it');
+  t.equal(s.stats.gcCollected, 1);
   await s.close();
 });

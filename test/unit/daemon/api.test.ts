@@ -154,3 +154,23 @@ t.test('route patterns: parameters, trailing wildcards, wildcard placement', asy
   t.match(matchRoute(routes, 'GET', ['k', 'x', 'y']), { params: { rest: 'x/y' } });
   t.throws(() => matchRoute([{ method: 'GET', pattern: '/*x/y', handler: 0 }], 'GET', ['p', 'y']), TypeError);
 });
+
+t.test('components add routes; a route registered twice is refused', async (t) => {
+  const s = stub();
+  const api = new ApiServer({
+    host: '127.0.0.1',
+    port: 0,
+    backend: s.backend,
+    routes: [{ method: 'GET', pattern: '/v1/things/:name', handler: (params, query) => ({ name: params['name'], verbose: query.get('verbose') }) }],
+  });
+  await api.listen();
+  t.teardown(() => api.close());
+  const reply = await send(api.port, 'GET', '/v1/things/a%2Fb?verbose=1');
+  t.equal(reply.status, 200);
+  t.same(JSON.parse(reply.body), { name: 'a/b', verbose: '1' });
+  t.equal((await send(api.port, 'POST', '/v1/things/x')).status, 405, 'other methods: 405');
+  t.throws(() => new ApiServer({ host: '127.0.0.1', port: 0, backend: s.backend, routes: [{ method: 'GET', pattern: '/v1/status', handler: () => 1 }] }), {
+    code: 'LASHUP_ERR_API_ROUTE_TAKEN',
+    message: /GET \/v1\/status is registered twice/,
+  });
+});
