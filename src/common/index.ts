@@ -27,3 +27,4 @@ export type { Cidr } from './cidr.js';
 export { parseMac, formatMac, canonicalMac } from './mac.js';
 export { isValidInterfaceName, MAX_INTERFACE_NAME_LENGTH } from './ifname.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
+export { jsonEquals } from './json-equals.js';

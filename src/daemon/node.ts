@@ -409,9 +409,14 @@ export class LashupNode {
     return this.clock.nowMs();
   }
 
-  /** Calls `listener` on every change of this master's Raft role, term or leader. */
+  /**
+   * Calls `listener` with this master's Raft role, term and leader now, then on every change
+   * (a state replays its current value, like `onLease` and the store's subscriptions).
+   */
   onAllocatorState(listener: (state: { role: Role; term: number; leader: string | undefined }) => void): () => void {
     this.raftListeners.add(listener);
+    const raft = this.allocator?.raft;
+    if (raft !== undefined) listener({ role: raft.role, term: raft.term, leader: raft.leaderId });
     return () => this.raftListeners.delete(listener);
   }
 

@@ -15,7 +15,7 @@
  * using it (`onLeaseLost`) and requests a new one: before, it kept its released subnet and VTEP
  * address forever while the next agent received the same ones.
  */
-import { Backoff, type Clock, type Rng, type TimerHandle } from '../common/index.js';
+import { Backoff, jsonEquals, type Clock, type Rng, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { RpcClient, type Address, type StreamTransport } from '../net/index.js';
 import { RaftErrorCode } from '../raft/index.js';
@@ -147,7 +147,7 @@ export class LeaseClient {
       }
       const current = result.value as Lease | null;
       if (current === null) return this.lost(held);
-      if (JSON.stringify(current) === JSON.stringify(held)) {
+      if (jsonEquals(current, held)) {
         this.options.onConfirmed?.(held);
         return;
       }
@@ -253,7 +253,7 @@ export class LeaseClient {
         this.backoff.reset();
         this.lastError = undefined;
         const lease = result.value as Lease;
-        const changed = JSON.stringify(lease) !== JSON.stringify(this.lease);
+        const changed = !jsonEquals(lease, this.lease);
         this.lease = lease;
         if (changed) {
           this.options.store.save(lease);

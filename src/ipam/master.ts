@@ -18,7 +18,7 @@
  * alike; the last leader's configuration wins, after validation).
  */
 import { Packr, Unpackr } from 'msgpackr';
-import type { Clock, Rng } from '../common/index.js';
+import { jsonEquals, type Clock, type Rng } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { RpcClient, RpcServer, type Address, type StreamTransport } from '../net/index.js';
 import { decodeRaftMessage, encodeRaftMessage, type RaftError, RaftErrorCode, RaftNode, type RaftConfig, type RaftStorage, type Role } from '../raft/index.js';
@@ -130,7 +130,7 @@ export class AllocatorMaster {
 
   private publishConfig(): void {
     const committed = this.state.config;
-    if (committed !== undefined && JSON.stringify(committed) === JSON.stringify(this.options.overlay)) return;
+    if (committed !== undefined && jsonEquals(committed, this.options.overlay)) return;
     this.raft.propose(encodeCommand({ op: 'config', config: this.options.overlay }), (error, result) => {
       if (error !== null) return;
       const decoded = decodeResult(result as Uint8Array);

@@ -95,6 +95,9 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.equal(status.code, EXIT.ok);
   t.match(JSON.parse(status.out), { name: 'a1', role: 'agent', lease: { agent: 'a1' }, leaseWaiting: null, dataplane: { remoteAgents: 1 } });
   t.match(JSON.parse((await cli(master.api.port, 'status')).out), { role: 'master', raft: { role: 'leader' } });
+  const raftStates: string[] = [];
+  master.node.onAllocatorState((s) => raftStates.push(s.role))();
+  t.same(raftStates, ['leader'], 'a Raft state subscription replays the current state');
   const members = JSON.parse((await cli(a1.api.port, 'members')).out) as { name: string; state: string; role: string }[];
   t.same(members.map((m) => `${m.name}:${m.state}:${m.role}`).sort(), ['a1:alive:agent', 'a2:alive:agent', 'm1:alive:master']);
   t.match(JSON.parse((await cli(a1.api.port, 'routes')).out), { stats: { converged: true }, conflicts: [], overlay: { remoteAgents: 1 } });
