@@ -186,7 +186,7 @@ export class NetlinkKernel implements Kernel {
     if (this.notifyEnabled && this.child === undefined && this.restartTimer === undefined) this.startHelper();
     return () => {
       this.listeners.delete(listener);
-      if (this.listeners.size === 0) this.stopHelper();
+      if (this.listeners.size === 0) void this.stopHelper();
     };
   }
 
@@ -194,7 +194,10 @@ export class NetlinkKernel implements Kernel {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
-    this.stopHelper();
+    await this.stopHelper();
+    // A helper stopped earlier (the last listener left, as the reconciler's stop does) may
+    // still be exiting.
+    await Promise.all(this.helperExits);
     this.sock.close();
   }
 
@@ -360,13 +363,37 @@ export class NetlinkKernel implements Kernel {
     child.channel?.unref();
   }
 
-  private stopHelper(): void {
+  /**
+   * Stops the helper and resolves once it has exited (SIGTERM, then SIGKILL after 2 s). Closing
+   * used to return as soon as the signal was sent: a daemon whose start failed, or that had just
+   * stopped, still had the helper as a child process for a moment (seen in the kernel test of
+   * the component contract).
+   */
+  private stopHelper(): Promise<void> {
     if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     const child = this.child;
     this.child = undefined;
-    if (child !== undefined && child.exitCode === null) child.kill('SIGTERM');
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), 2000);
+      const giveUp = setTimeout(done, 4000);
+      const helperExits = this.helperExits;
+      function done(): void {
+        clearTimeout(kill);
+        clearTimeout(giveUp);
+        helperExits.delete(exited);
+        resolve();
+      }
+      child.once('exit', done);
+      child.kill('SIGTERM');
+    });
+    this.helperExits.add(exited);
+    return exited;
   }
+
+  /** Helpers signalled to stop that have not exited yet. */
+  private readonly helperExits = new Set<Promise<void>>();
 
   /** Test hook: the helper's pid (undefined while none runs). */
   get helperPid(): number | undefined {
