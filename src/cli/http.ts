@@ -1,5 +1,6 @@
 /** A small client of the daemon's HTTP API for the CLI. */
 import { request } from 'node:http';
+import { CLIENT_HEADER } from '../daemon/index.js';
 
 export class ApiUnreachable extends Error {
   readonly code = 'LASHUP_ERR_DAEMON_UNREACHABLE';
@@ -12,7 +13,7 @@ export interface ApiReply {
 
 export function call(api: { host: string; port: number }, method: string, path: string, timeoutMs = 10_000): Promise<ApiReply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: api.host, port: api.port, method, path, timeout: timeoutMs }, (res) => {
+    const req = request({ host: api.host, port: api.port, method, path, timeout: timeoutMs, headers: { [CLIENT_HEADER]: 'cli' } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
@@ -35,7 +36,7 @@ export function call(api: { host: string; port: number }, method: string, path: 
 /** Streams server-sent events from `path`, calling `onEvent` per event, until the connection ends. */
 export function stream(api: { host: string; port: number }, path: string, onEvent: (event: string, data: string) => void): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: api.host, port: api.port, method: 'GET', path }, (res) => {
+    const req = request({ host: api.host, port: api.port, method: 'GET', path, headers: { [CLIENT_HEADER]: 'cli' } }, (res) => {
       if (res.statusCode !== 200) {
         let text = '';
         res.on('data', (c: Buffer) => (text += c.toString()));

@@ -23,6 +23,13 @@ export class BadRequestError extends ApiError {
   }
 }
 
+/** 403: the request is refused for where it comes from (a browser, a foreign Host). */
+export class ForbiddenError extends ApiError {
+  constructor(code: string, message: string, details: ErrorDetails = {}) {
+    super(403, code, message, details);
+  }
+}
+
 /** 404: no such route, key, network or component on this node. */
 export class NotFoundError extends ApiError {
   constructor(code: string, message: string, details: ErrorDetails = {}) {

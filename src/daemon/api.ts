@@ -20,6 +20,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { LashupError } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { ApiError, BadRequestError, NotFoundError } from './api-errors.js';
+import { checkRequest } from './api-guard.js';
 import { matchRoute, pathSegments, type Route } from './api-router.js';
 
 /** A store change as the watch stream reports it. */
@@ -170,6 +171,8 @@ export class ApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
+    const refusal = checkRequest({ method, headers: req.headers }, this.port);
+    if (refusal !== undefined) throw refusal;
     const match = matchRoute(this.routes, method, pathSegments(url.pathname));
     if (match === undefined) {
       throw new NotFoundError(

@@ -13,3 +13,4 @@ export type { Component } from './component.js';
 export { OverlayAgent } from './overlay-agent.js';
 export type { OverlayAgentStats } from './overlay-agent.js';
 export { LASHUP_VERSION } from './version.js';
+export { CLIENT_HEADER, checkRequest, type GuardedRequest } from './api-guard.js';

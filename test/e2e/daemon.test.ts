@@ -118,8 +118,8 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.equal((await cli(master.api.port, 'routes')).code, EXIT.failed, 'a master has no dataplane');
 
   // Usage, metrics, errors over plain HTTP.
-  const get = async (port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
+  const get = async (port: number, path: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; body: string }> => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers });
     return { status: res.status, body: await res.text() };
   };
   const usage = await get(master.api.port, '/v1/overlay/dcos/usage');
@@ -168,7 +168,8 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.equal(malformed.status, 400, 'a malformed percent-escape is a client error (issue 14 item 7)');
   t.match(JSON.parse(malformed.body), { code: 'LASHUP_ERR_BAD_REQUEST', message: /malformed percent-escape/ });
   t.equal(a1.api.stats.serverErrors, errorsBefore, 'not counted as a server error');
-  t.equal((await get(a1.api.port, '/v1/leave', 'POST')).status, 409, 'an embedded daemon cannot be asked to leave');
+  t.equal((await get(a1.api.port, '/v1/leave', 'POST')).status, 403, 'a POST without the client header (what a web page can send) is refused');
+  t.equal((await get(a1.api.port, '/v1/leave', 'POST', { 'x-lashup-request': 'test' })).status, 409, 'an embedded daemon cannot be asked to leave');
 
   // Watch a key over server-sent events while an agent's entry changes.
   const events: string[] = [];

@@ -40,9 +40,14 @@ function stub() {
   return { backend, store, watchers, calls, leaving: () => leaving };
 }
 
-async function send(port: number, method: string, path: string): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+async function send(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = { 'x-lashup-request': 'test' },
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -173,4 +178,33 @@ t.test('components add routes; a route registered twice is refused', async (t) =
     code: 'LASHUP_ERR_API_ROUTE_TAKEN',
     message: /GET \/v1\/status is registered twice/,
   });
+});
+
+t.test('forged requests from browsers are refused: foreign Host (DNS rebinding), foreign Origin, simple state-changing requests', async (t) => {
+  const s = stub();
+  const api = await serve(t, s.backend);
+  const own = `127.0.0.1:${api.port}`;
+  const refused = async (method: string, path: string, headers: Record<string, string>, code: RegExp, why: string): Promise<void> => {
+    const reply = await send(api.port, method, path, headers);
+    t.equal(reply.status, 403, why);
+    t.match(JSON.parse(reply.body), { code }, why);
+  };
+  for (const [method, path] of [
+    ['POST', '/v1/allocations/a2/release'],
+    ['POST', '/v1/leave'],
+  ] as const) {
+    await refused(method, path, { host: own, 'content-type': 'application/x-www-form-urlencoded' }, /SIMPLE_REQUEST/, `${path}: a simple form POST (what a page can send without preflight)`);
+    await refused(method, path, { host: own, 'content-type': 'text/plain' }, /SIMPLE_REQUEST/, `${path}: text/plain`);
+    await refused(method, path, { host: own, origin: 'http://evil.example', 'x-lashup-request': '1' }, /FORBIDDEN_ORIGIN/, `${path}: a foreign Origin, even with the header`);
+    await refused(method, path, { host: `evil.example:${api.port}`, 'x-lashup-request': '1' }, /FORBIDDEN_HOST/, `${path}: a rebinding name in Host`);
+  }
+  await refused('GET', '/v1/status', { host: `rebind.example:${api.port}` }, /FORBIDDEN_HOST/, 'reads under a foreign name are refused too (DNS rebinding)');
+  await refused('GET', '/v1/status', { host: '127.0.0.1:1' }, /FORBIDDEN_HOST/, 'another port');
+  t.same(s.calls, [], 'the backend never saw a refused request');
+  t.equal((await send(api.port, 'GET', '/v1/status', { host: own })).status, 200, 'a plain read by address works (curl, scrapers)');
+  t.equal((await send(api.port, 'GET', '/v1/status', { host: `localhost:${api.port}` })).status, 200, 'localhost works');
+  t.equal((await send(api.port, 'GET', '/v1/status', { host: own, origin: `http://${own}` })).status, 200, 'the same origin works');
+  t.equal((await send(api.port, 'POST', '/v1/leave', { host: own, 'content-type': 'application/json' })).status, 200, 'a JSON POST works');
+  t.equal((await send(api.port, 'POST', '/v1/allocations/a9/release', { host: own, 'x-lashup-request': 'cli' })).status, 200, 'a POST with the header works');
+  t.equal(api.stats.clientErrors, 10, 'refusals are counted as client errors');
 });
