@@ -14,7 +14,7 @@ import { ConfigError, configReference, Daemon, LASHUP_VERSION, parseConfigText }
 import { createLogger } from '../log/index.js';
 import { generateClusterKey } from '../net/index.js';
 import { runDemo } from '../demo/index.js';
-import { ApiUnreachable, call, stream } from './http.js';
+import { ApiUnreachable, call, stream, type ApiEndpoint } from './http.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, config: 4 } as const;
 
@@ -25,6 +25,8 @@ export interface Io {
 
 const OPTIONS = {
   api: { type: 'string' },
+  socket: { type: 'string' },
+  'token-file': { type: 'string' },
   config: { type: 'string' },
   agents: { type: 'string' },
   force: { type: 'boolean' },
@@ -41,22 +43,25 @@ interface CommandSpec {
   args: readonly [number, number];
 }
 
+/** How a command reaches the daemon: the socket (default) or TCP with the token. */
+const API_OPTIONS: readonly OptionName[] = ['api', 'socket', 'token-file'];
+
 const RUN_USAGE = 'usage: lashup run --config FILE\n\nRuns the daemon (master or agent, from the config). SIGTERM or SIGINT leaves the cluster and stops (a second signal exits at once).';
 
 const COMMANDS: Record<string, CommandSpec> = {
   run: { usage: RUN_USAGE, options: ['config'], args: [0, 0] },
   agent: { usage: `${RUN_USAGE}\n\n\`lashup agent\` is the old name of \`lashup run\`, kept as an alias for a while.`, options: ['config'], args: [0, 0] },
-  status: { usage: 'usage: lashup status [--api HOST:PORT]', options: ['api'], args: [0, 0] },
-  members: { usage: 'usage: lashup members [--api HOST:PORT]', options: ['api'], args: [0, 0] },
-  kv: { usage: 'usage: lashup kv get KEY | lashup kv watch KEY [--api HOST:PORT]', options: ['api'], args: [2, 2] },
-  routes: { usage: 'usage: lashup routes [--api HOST:PORT]', options: ['api'], args: [0, 0] },
+  status: { usage: 'usage: lashup status [API]', options: API_OPTIONS, args: [0, 0] },
+  members: { usage: 'usage: lashup members [API]', options: API_OPTIONS, args: [0, 0] },
+  kv: { usage: 'usage: lashup kv get KEY | lashup kv watch KEY [API]', options: API_OPTIONS, args: [2, 2] },
+  routes: { usage: 'usage: lashup routes [API]', options: API_OPTIONS, args: [0, 0] },
   allocations: {
     usage:
-      "usage: lashup allocations [release AGENT [--force]] [--api HOST:PORT]\n\nrelease frees a decommissioned agent's subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).",
-    options: ['api', 'force'],
+      "usage: lashup allocations [release AGENT [--force]] [API]\n\nrelease frees a decommissioned agent's subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).",
+    options: [...API_OPTIONS, 'force'],
     args: [0, 2],
   },
-  leave: { usage: 'usage: lashup leave [--api HOST:PORT]', options: ['api'], args: [0, 0] },
+  leave: { usage: 'usage: lashup leave [API]', options: API_OPTIONS, args: [0, 0] },
   keygen: { usage: 'usage: lashup keygen\n\nPrints a new base64 cluster key (32 random bytes) for cluster.keys.', options: [], args: [0, 0] },
   'config-reference': { usage: 'usage: lashup config-reference', options: [], args: [0, 0] },
   demo: {
@@ -86,17 +91,56 @@ commands:
                              two containers per agent, a ping matrix; removes everything after
   config-reference           every config setting with its default
 
-options:
-  --api HOST:PORT            the daemon API (default 127.0.0.1:62080)
+options (API stands for them):
+  --socket PATH              the daemon's API socket (default /run/lashup/api.sock)
+  --api HOST:PORT            the daemon's TCP API instead, with the token of
+  --token-file FILE          (default /var/lib/lashup/api.token; or LASHUP_API_TOKEN)
   --help, -h                 help for a command
   --version                  print lashup's version`;
 
-function parseApi(text: string | undefined): { host: string; port: number } | undefined {
-  if (text === undefined) return { host: '127.0.0.1', port: 62080 };
+function parseApi(text: string): { host: string; port: number } | undefined {
   const m = /^(.+):(\d{1,5})$/.exec(text);
   const port = Number(m?.[2]);
   if (m === null || port < 1 || port > 65535) return undefined;
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+const DEFAULT_SOCKET = '/run/lashup/api.sock';
+const DEFAULT_TOKEN_FILE = '/var/lib/lashup/api.token';
+
+/**
+ * The endpoint the options name: the socket unless --api is given; over TCP the token comes from
+ * LASHUP_API_TOKEN, --token-file, or the default file (absent: no token, and the daemon says 401).
+ */
+function endpoint(values: Values, io: Io): ApiEndpoint | undefined {
+  if (values.api === undefined) {
+    if (values['token-file'] !== undefined) {
+      io.err('lashup: --token-file goes with --api HOST:PORT (the socket needs no token)\n');
+      return undefined;
+    }
+    return { socketPath: values.socket ?? DEFAULT_SOCKET };
+  }
+  if (values.socket !== undefined) {
+    io.err('lashup: give --socket or --api, not both\n');
+    return undefined;
+  }
+  const tcp = parseApi(values.api);
+  if (tcp === undefined) {
+    io.err(`lashup: --api ${JSON.stringify(values.api)} is not valid; expected HOST:PORT, e.g. 127.0.0.1:62080\n`);
+    return undefined;
+  }
+  const fromEnv = process.env['LASHUP_API_TOKEN'];
+  if (fromEnv !== undefined && fromEnv !== '' && values['token-file'] === undefined) return { ...tcp, token: fromEnv };
+  const file = values['token-file'] ?? DEFAULT_TOKEN_FILE;
+  try {
+    return { ...tcp, token: readFileSync(file, 'utf8').trim() };
+  } catch (err) {
+    if (values['token-file'] !== undefined) {
+      io.err(`lashup: cannot read the token file ${file}: ${(err as Error).message}\n`);
+      return undefined;
+    }
+    return { ...tcp, token: undefined };
+  }
 }
 
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -138,11 +182,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     io.err(`lashup: ${command} takes ${spec.args[1] === 0 ? 'no arguments' : `${spec.args[0]} to ${spec.args[1]} arguments`}; found ${args.map((a) => JSON.stringify(a)).join(' ')}\n${spec.usage}\n`);
     return EXIT.usage;
   }
-  const api = parseApi(values.api);
-  if (api === undefined) {
-    io.err(`lashup: --api ${JSON.stringify(values.api)} is not valid; expected HOST:PORT, e.g. 127.0.0.1:62080\n`);
-    return EXIT.usage;
-  }
+  const api = endpoint(values, io);
+  if (api === undefined) return EXIT.usage;
   const show = async (method: string, path: string): Promise<number> => {
     const reply = await call(api, method, path);
     if (reply.status >= 200 && reply.status < 300) {

@@ -23,6 +23,13 @@ export class BadRequestError extends ApiError {
   }
 }
 
+/** 401: the request lacks the credentials this listener requires (the TCP API's token). */
+export class UnauthorizedError extends ApiError {
+  constructor(code: string, message: string, details: ErrorDetails = {}) {
+    super(401, code, message, details);
+  }
+}
+
 /** 403: the request is refused for where it comes from (a browser, a foreign Host). */
 export class ForbiddenError extends ApiError {
   constructor(code: string, message: string, details: ErrorDetails = {}) {

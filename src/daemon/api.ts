@@ -16,10 +16,14 @@
  *
  * The server knows the daemon only through `ApiBackend`, so it is tested against a stub.
  */
+import { timingSafeEqual } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import { LashupError } from '../common/index.js';
 import type { Logger } from '../log/index.js';
-import { ApiError, BadRequestError, NotFoundError } from './api-errors.js';
+import { ApiError, BadRequestError, NotFoundError, UnauthorizedError } from './api-errors.js';
 import { checkRequest } from './api-guard.js';
 import { matchRoute, pathSegments, type Route } from './api-router.js';
 
@@ -61,8 +65,22 @@ export interface ComponentRoute {
 }
 
 export interface ApiServerOptions {
+  /** TCP listener address (port 0: any free port). */
   host: string;
   port: number;
+  /** Listen on TCP at all (default true). */
+  tcp?: boolean;
+  /**
+   * The bearer token TCP clients must present for every route but /metrics. Undefined: the TCP
+   * listener asks for none (tests of the routes themselves).
+   */
+  token?: string;
+  /** Unix socket for local control (no token: the file mode decides who may connect). */
+  socketPath?: string;
+  /** Mode of the socket file (default 0o600). */
+  socketMode?: number;
+  /** Group id given to the socket file (with socketMode 0o660, like docker's group). */
+  socketGid?: number;
   backend: ApiBackend;
   logger?: Logger;
   /** Routes the components add; one that repeats a method and pattern is refused at construction. */
@@ -91,6 +109,7 @@ type Handler = (r: Request) => unknown;
 export class ApiServer {
   readonly stats: ApiStats = { requests: 0, clientErrors: 0, serverErrors: 0, watchers: 0 };
   private readonly server: Server;
+  private readonly socketServer: Server | undefined;
   private readonly closers = new Set<() => void>();
   private readonly backend: ApiBackend;
   private readonly routes: Route<Handler>[];
@@ -117,8 +136,15 @@ export class ApiServer {
     }
     this.server = createServer((req, res) => {
       this.stats.requests++;
-      this.handle(req, res).catch((err: unknown) => this.fail(res, err));
+      this.handle(req, res, 'tcp').catch((err: unknown) => this.fail(res, err));
     });
+    this.socketServer =
+      options.socketPath === undefined
+        ? undefined
+        : createServer((req, res) => {
+            this.stats.requests++;
+            this.handle(req, res, 'unix').catch((err: unknown) => this.fail(res, err));
+          });
   }
 
   /** The bound port (useful with port 0). */
@@ -127,22 +153,47 @@ export class ApiServer {
     return typeof address === 'object' && address !== null ? address.port : this.options.port;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+  /** Starts the listeners: the unix socket (when configured), then TCP (unless turned off). */
+  async listen(): Promise<void> {
+    const path = this.options.socketPath;
+    if (this.socketServer !== undefined && path !== undefined) {
+      await removeStaleSocket(path);
+      mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+      await listenOn(this.socketServer, (done) => this.socketServer?.listen(path, done));
+      try {
+        // The mode decides who may control the daemon: set before anyone can have connected
+        // in a way that matters (the umask already kept others out while it was created).
+        chmodSync(path, this.options.socketMode ?? 0o600);
+        if (this.options.socketGid !== undefined) chownSync(path, -1, this.options.socketGid);
+      } catch (err) {
+        await this.close();
+        throw err;
+      }
+    }
+    if (this.options.tcp === false) return;
+    try {
+      await listenOn(this.server, (done) => this.server.listen(this.options.port, this.options.host, done));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
   }
 
   close(): Promise<void> {
     for (const close of this.closers) close();
-    this.server.closeAllConnections();
-    return new Promise((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
+    const servers = [this.server, ...(this.socketServer === undefined ? [] : [this.socketServer])];
+    return Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.closeAllConnections();
+            if (!server.listening) return resolve();
+            server.close(() => resolve());
+          }),
+      ),
+    ).then(() => {
+      // A socket file left behind would make the next start think a daemon runs.
+      if (this.options.socketPath !== undefined && existsSync(this.options.socketPath)) rmSync(this.options.socketPath, { force: true });
     });
   }
 
@@ -158,7 +209,11 @@ export class ApiServer {
     }
     const code = err instanceof LashupError ? err.code : 'LASHUP_ERR_INTERNAL';
     if (!res.headersSent) {
-      res.writeHead(status, { 'content-type': 'application/json', ...(status === 405 ? { allow: ((err as ApiError).details['allowed'] as string[]).join(', ') } : {}) });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        ...(status === 405 ? { allow: ((err as ApiError).details['allowed'] as string[]).join(', ') } : {}),
+        ...(status === 401 ? { 'www-authenticate': 'Bearer realm="lashup"' } : {}),
+      });
       res.end(`${JSON.stringify({ code, message: err instanceof Error ? err.message : String(err) })}\n`);
     } else res.end();
   }
@@ -168,11 +223,21 @@ export class ApiServer {
     res.end(`${JSON.stringify(value, null, 2)}\n`);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, via: 'tcp' | 'unix'): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
-    const refusal = checkRequest({ method, headers: req.headers }, this.port);
-    if (refusal !== undefined) throw refusal;
+    // The unix socket is reached only through its file mode: no browser, no token. Over TCP the
+    // guard stops forged browser requests and the token everything but the metrics.
+    if (via === 'tcp') {
+      const refusal = checkRequest({ method, headers: req.headers }, this.port);
+      if (refusal !== undefined) throw refusal;
+      if (this.options.token !== undefined && !(method === 'GET' && url.pathname === '/metrics') && !tokenMatches(req.headers.authorization, this.options.token)) {
+        throw new UnauthorizedError(
+          'LASHUP_ERR_UNAUTHORIZED',
+          `${method} ${url.pathname} over TCP needs "Authorization: Bearer TOKEN" (the token is in the daemon's api.tokenFile; the lashup CLI reads it, or use the unix socket)`,
+        );
+      }
+    }
     const match = matchRoute(this.routes, method, pathSegments(url.pathname));
     if (match === undefined) {
       throw new NotFoundError(
@@ -239,4 +304,40 @@ function flag(query: URLSearchParams, name: string): boolean {
   if (text === '1' || text === 'true') return true;
   if (text === '0' || text === 'false') return false;
   throw new BadRequestError(`${name} = ${JSON.stringify(text.slice(0, 20))} is not valid; expected 1, true, 0 or false`);
+}
+
+function listenOn(server: Server, start: (done: () => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    start(() => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Removes a socket file nobody listens on (a daemon that died); refuses to take a live one. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  // Only a socket is ever removed: a mistyped api.socketPath must not delete a file.
+  if (!statSync(path).isSocket()) throw new LashupError('LASHUP_ERR_API_SOCKET_IN_USE', `${path} exists and is not a socket; set api.socketPath to a free path`, { path });
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new LashupError('LASHUP_ERR_API_SOCKET_IN_USE', `${path} is in use: another lashup daemon runs on this node (or set api.socketPath)`, { path });
+  rmSync(path, { force: true });
+}
+
+/** Compares a presented bearer token in constant time. */
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const presented = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
+  if (presented === undefined) return false;
+  const a = Buffer.from(presented);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -45,7 +45,7 @@ export interface DaemonConfig {
   cluster: { keys: string[]; label: string; networkKey?: string };
   listen: { bindHost: string; advertiseHost?: string; udpPort: number; libp2pPort: number };
   membership: { profile: MembershipProfile; packetTransport: 'udp' | 'libp2p'; overrides: Partial<MembershipConfig> };
-  api: { host: string; port: number };
+  api: { host: string; port: number; tcp: boolean; tokenFile: string; socketPath: string; socketGroup: string };
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean; firewallResyncIntervalMs: number };
   cni: { enabled: boolean; socketPath: string; confDir: string };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
@@ -190,11 +190,31 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
     kind: {
       type: 'object',
       fields: {
-        host: { kind: { type: 'ip' }, default: '127.0.0.1', doc: 'Address of the HTTP API. Default 127.0.0.1: the API has no authentication, so it is local unless you choose otherwise.' },
-        port: { kind: { type: 'integer', min: 1, max: 65535 }, default: 62080, doc: 'Port of the HTTP API and /metrics. Default 62080.' },
+        socketPath: {
+          kind: { type: 'string', pattern: /^\/.{1,100}$/, patternText: 'an absolute path of at most 100 characters (unix socket limit)' },
+          default: '/run/lashup/api.sock',
+          doc: 'Unix socket of the HTTP API: full control, no token; who may connect is decided by the file mode (0600, root only, unless socketGroup is set). The lashup CLI uses it by default. Default /run/lashup/api.sock.',
+        },
+        socketGroup: {
+          kind: { type: 'string', pattern: /^([a-z_][a-z0-9_-]{0,31}|\d{1,10})?$/, patternText: 'empty, a group name or a numeric group id' },
+          default: '',
+          doc: 'A group whose members may use the API socket (the socket gets that group and mode 0660), like the docker group. Default empty: root only (0600).',
+        },
+        tcp: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: 'Serve the API on host:port too: /metrics open for scrapers (read-only), every other route only with the bearer token of tokenFile. false: no TCP listener (no /metrics either). Default true.',
+        },
+        host: { kind: { type: 'ip' }, default: '127.0.0.1', doc: 'Address of the TCP listener (API with the token, and /metrics). Default 127.0.0.1.' },
+        port: { kind: { type: 'integer', min: 1, max: 65535 }, default: 62080, doc: 'Port of the TCP listener. Default 62080.' },
+        tokenFile: {
+          kind: { type: 'string', pattern: /^(\/.*)?$/, patternText: 'empty or an absolute path' },
+          default: '',
+          doc: 'File holding the bearer token the TCP listener requires (Authorization: Bearer TOKEN), created with a random token (mode 0600) at first start. `lashup --api HOST:PORT` reads it from here (or --token-file). Default empty: <dataDir>/api.token.',
+        },
       },
     },
-    doc: 'HTTP API.',
+    doc: 'HTTP API: a unix socket for local control, and a TCP listener for /metrics and token-holding clients.',
   },
   dataplane: {
     kind: {

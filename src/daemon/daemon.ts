@@ -22,6 +22,7 @@ import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, removeScript, 
 import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
 import { ApiServer } from './api.js';
+import { groupId, loadOrCreateToken } from './api-credentials.js';
 import { NotFoundError } from './api-errors.js';
 import { createApiBackend, type ReleaseResult } from './api-backend.js';
 import { ComponentRunner, type Component } from './component.js';
@@ -57,6 +58,11 @@ function mesosRanges(lease: Lease): Record<string, NetworkRange> {
     if (half !== undefined) ranges[network] = half;
   }
   return ranges;
+}
+
+/** Where the TCP API's token lives: api.tokenFile, else <dataDir>/api.token. */
+export function apiTokenPath(config: DaemonConfig): string {
+  return config.api.tokenFile === '' ? join(config.dataDir, 'api.token') : config.api.tokenFile;
 }
 
 export interface DaemonOptions {
@@ -353,7 +359,18 @@ export class Daemon {
     return {
       name: 'api',
       start: async () => {
-        const api = new ApiServer({ host: config.api.host, port: config.api.port, backend: this.backend, logger: componentLogger(logger, 'api'), routes: this.runner.routes() });
+        const api = new ApiServer({
+          host: config.api.host,
+          port: config.api.port,
+          tcp: config.api.tcp,
+          token: loadOrCreateToken(apiTokenPath(config)),
+          socketPath: config.api.socketPath,
+          socketMode: config.api.socketGroup === '' ? 0o600 : 0o660,
+          ...(config.api.socketGroup === '' ? {} : { socketGid: groupId(config.api.socketGroup) }),
+          backend: this.backend,
+          logger: componentLogger(logger, 'api'),
+          routes: this.runner.routes(),
+        });
         this.parts.api = api;
         await api.listen();
       },

@@ -4,7 +4,7 @@ export { FileLeaseStore } from './lease-store.js';
 export type { NodeOptions } from './node.js';
 export { parseConfig, parseConfigText, configDefaults, configReference, ConfigError, ConfigErrorCode, CONFIG_SCHEMA } from './config.js';
 export type { DaemonConfig, ConfigProblem } from './config.js';
-export { Daemon } from './daemon.js';
+export { Daemon, apiTokenPath } from './daemon.js';
 export type { DaemonOptions, DaemonStats } from './daemon.js';
 export { ApiServer } from './api.js';
 export type { ApiStats, ApiBackend, KvWatchEvent } from './api.js';

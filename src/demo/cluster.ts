@@ -113,6 +113,8 @@ export class NetnsCluster {
       cluster: { keys: [this.key] },
       membership: { profile: 'local' },
       cni: { socketPath: join(dir, 'cni.sock'), confDir: join(dir, 'net.d') },
+      // Unix sockets live in the file system every namespace shares: one per node.
+      api: { socketPath: join(dir, 'api.sock') },
       ...(this.options.overlay === undefined ? {} : { overlay: this.options.overlay }),
       ...(this.options.dataplane === undefined ? {} : { dataplane: this.options.dataplane }),
     };
@@ -196,9 +198,9 @@ export class NetnsCluster {
 
   /** Runs the CLI inside a node's namespace (its API is on that namespace's loopback). */
   cli(name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const host = this.nodes.get(name)?.host;
-    if (host === undefined) return Promise.resolve({ code: 2, stdout: '', stderr: `no node ${name}` });
-    return run(['ip', 'netns', 'exec', host.ns, ...this.options.command, ...args], 30_000);
+    const node = this.nodes.get(name);
+    if (node === undefined) return Promise.resolve({ code: 2, stdout: '', stderr: `no node ${name}` });
+    return run(['ip', 'netns', 'exec', node.host.ns, ...this.options.command, ...args, '--socket', join(node.dir, 'api.sock')], 30_000);
   }
 
   /** Stops every daemon (SIGKILL: the namespaces go away with them) and removes everything. */

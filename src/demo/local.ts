@@ -37,7 +37,7 @@ export async function runLocalDemo(options: LocalDemoOptions): Promise<number> {
       cluster: { keys: [key] },
       listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
       membership: { profile: 'local' },
-      api: { port: 1 },
+      api: { port: 1, socketPath: join(root, name, 'api.sock') },
       cni: { socketPath: join(root, name, 'cni.sock'), confDir: join(root, name, 'net.d') },
     });
     config.api.port = 0;

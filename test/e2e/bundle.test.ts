@@ -64,7 +64,7 @@ t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM'
       cluster: { keys: [generateClusterKey()], label: 'bundle-test' },
       listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
       membership: { profile: 'local' },
-      api: { host: '127.0.0.1', port },
+      api: { host: '127.0.0.1', port, socketPath: join(dir, 'm1', 'api.sock') },
     }),
   );
   const daemon = spawn(process.execPath, [bundle, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -75,7 +75,7 @@ t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM'
 
   let status: { code: number; out: string; err: string } = { code: -1, out: '', err: '' };
   const up = await eventually(async () => {
-    status = await cli('status', '--api', `127.0.0.1:${port}`);
+    status = await cli('status', '--socket', join(dir, 'm1', 'api.sock'));
     return status.code === 0 && /"leader": "m1"/.test(status.out);
   }, 60_000);
   t.ok(up, `status answered with a leader: ${JSON.stringify(status)}; daemon stderr: ${stderr}`);

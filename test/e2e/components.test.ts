@@ -69,7 +69,7 @@ async function config(name: string, role: 'master' | 'agent'): Promise<{ config:
     cluster: { keys: [key], label: 'components-test' },
     listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort, libp2pPort },
     membership: { profile: 'local' },
-    api: { host: '127.0.0.1', port: apiPort },
+    api: { host: '127.0.0.1', port: apiPort, socketPath: join(dir, name, 'api.sock') },
     cni: { socketPath: join(dir, name, 'cni.sock'), confDir: join(dir, name, 'net.d') },
   });
   return { config: c, tcp: [libp2pPort, apiPort], udp: [udpPort] };
@@ -83,6 +83,7 @@ async function assertReleased(
   for (const port of c.tcp) t.ok(await tcpFree(port), `TCP ${port} is free again`);
   for (const port of c.udp) t.ok(await udpFree(port), `UDP ${port} is free again`);
   t.notOk(existsSync(c.config.cni.socketPath), 'no CNI socket left');
+  t.notOk(existsSync(c.config.api.socketPath), 'no API socket left');
   t.equal(children(), childrenBefore, 'no child process left');
 }
 

@@ -2,7 +2,7 @@
  * Daemons in one process on 127.0.0.1 (a master and two agents, each agent on a fake kernel):
  * the overlay loop end to end without root, and every API route and CLI command against it.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,11 @@ import { until } from '../helpers/until.js';
 const dir = mkdtempSync(join(tmpdir(), 'lashup-daemon-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const key = generateClusterKey();
+// One TCP API token for every daemon of this file (api.tokenFile), so helpers can use it.
+const tokenFile = join(dir, 'api.token');
+const token = 'daemon-test-token-0123456789';
+writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+const auth = { authorization: `Bearer ${token}` };
 
 function config(name: string, role: 'master' | 'agent', underlayIp: string, seeds: string[]): DaemonConfig {
   return parseConfig({
@@ -31,7 +36,7 @@ function config(name: string, role: 'master' | 'agent', underlayIp: string, seed
     cluster: { keys: [key], label: 'daemon-test' },
     listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
     membership: { profile: 'local' },
-    api: { host: '127.0.0.1', port: 1 },
+    api: { host: '127.0.0.1', port: 1, socketPath: join(dir, name, 'api.sock'), tokenFile },
     cni: { socketPath: join(dir, name, 'cni.sock'), confDir: join(dir, name, 'net.d') },
   });
 }
@@ -44,7 +49,7 @@ function capture(): { io: { out(s: string): void; err(s: string): void }; out: (
 
 async function cli(port: number, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const c = capture();
-  const code = await run([...args, '--api', `127.0.0.1:${port}`], c.io);
+  const code = await run([...args, '--api', `127.0.0.1:${port}`, '--token-file', tokenFile], c.io);
   return { code, out: c.out(), err: c.err() };
 }
 
@@ -119,9 +124,23 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
 
   // Usage, metrics, errors over plain HTTP.
   const get = async (port: number, path: string, method = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; body: string }> => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers });
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { ...auth, ...headers } });
     return { status: res.status, body: await res.text() };
   };
+  // Trust (issue 17): over TCP every route but /metrics needs the token; the socket needs none.
+  const bare = await fetch(`http://127.0.0.1:${a1.api.port}/v1/status`);
+  t.equal(bare.status, 401, 'without the token the TCP API refuses');
+  t.match(await bare.json(), { code: 'LASHUP_ERR_UNAUTHORIZED' });
+  t.equal(bare.headers.get('www-authenticate'), 'Bearer realm="lashup"');
+  t.equal((await fetch(`http://127.0.0.1:${a1.api.port}/v1/status`, { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status, 401, 'a wrong token too');
+  t.equal((await fetch(`http://127.0.0.1:${a1.api.port}/metrics`)).status, 200, '/metrics stays open for scrapers');
+  t.equal((await fetch(`http://127.0.0.1:${a1.api.port}/v1/leave`, { method: 'POST', headers: { 'x-lashup-request': '1' } })).status, 401, 'a state-changing request without the token is refused');
+  const viaSocket = capture();
+  t.equal(await run(['status', '--socket', a1.config.api.socketPath], viaSocket.io), EXIT.ok, 'the CLI works through the socket, no token');
+  t.match(JSON.parse(viaSocket.out()), { name: 'a1' });
+  t.equal(statSync(a1.config.api.socketPath).mode & 0o777, 0o600, 'the socket is for its owner only');
+  const noToken = capture();
+  t.equal(await run(['status', '--api', `127.0.0.1:${a1.api.port}`, '--token-file', join(dir, 'missing.token')], noToken.io), EXIT.usage, 'a named token file that cannot be read is a usage error');
   const usage = await get(master.api.port, '/v1/overlay/dcos/usage');
   t.equal(usage.status, 200);
   t.match(JSON.parse(usage.body), { network: 'dcos', families: [{ family: 4, used: 2, total: 65_536, free: 65_534 }] });
@@ -174,7 +193,7 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   // Watch a key over server-sent events while an agent's entry changes.
   const events: string[] = [];
   const controller = new AbortController();
-  const watching = fetch(`http://127.0.0.1:${a1.api.port}/v1/kv/overlay%2Fdcos?watch=1`, { signal: controller.signal }).then(async (res) => {
+  const watching = fetch(`http://127.0.0.1:${a1.api.port}/v1/kv/overlay%2Fdcos?watch=1`, { signal: controller.signal, headers: auth }).then(async (res) => {
     const reader = res.body?.getReader();
     const decoder = new TextDecoder();
     for (;;) {
@@ -277,9 +296,9 @@ t.test('issue 16: the masquerade follows the overlay the masters publish, is put
   t.ok((a1.firewall?.stats.drift ?? 0) > drift, 'the flush was counted as drift');
   const metrics = await (await fetch(`http://127.0.0.1:${a1.api.port}/metrics`)).text();
   t.match(metrics, /^lashup_firewall_drift_total [1-9]/m, 'drift in /metrics');
-  const view = (await (await fetch(`http://127.0.0.1:${a1.api.port}/v1/firewall`)).json()) as { table: string; desired: string; stats: { drift: number } };
+  const view = (await (await fetch(`http://127.0.0.1:${a1.api.port}/v1/firewall`, { headers: auth })).json()) as { table: string; desired: string; stats: { drift: number } };
   t.match(view, { table: 'lashup', desired: /ip saddr \{ 9\.0\.0\.0\/8 \}.*masquerade/, stats: { drift: 1 } }, 'GET /v1/firewall: the rules in force and their counters (a component route)');
-  t.equal((await fetch(`http://127.0.0.1:${master.api.port}/v1/firewall`)).status, 404, 'a master has no firewall component');
+  t.equal((await fetch(`http://127.0.0.1:${master.api.port}/v1/firewall`, { headers: auth })).status, 404, 'a master has no firewall component');
 
   // The operator adds a network on the masters and restarts them: the agent's masquerade follows.
   await master.stop(false);
@@ -365,7 +384,7 @@ t.test('lashup run runs a daemon until it is asked to leave', async (t) => {
       masters: ['solo'],
       cluster: { keys: [key] },
       listen: { bindHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
-      api: { port },
+      api: { port, socketPath: join(dir, 'solo', 'api.sock'), tokenFile },
       log: { level: 'silent' },
     }),
   );

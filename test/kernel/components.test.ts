@@ -48,7 +48,7 @@ t.test('an agent on a real kernel: a start failure after the dataplane leaves no
       masters: ['m1'],
       cluster: { keys: [generateClusterKey()] },
       listen: { bindHost: host.ip, udpPort: 62501, libp2pPort: 62502 },
-      api: { host: host.ip, port: 62080 },
+      api: { host: host.ip, port: 62080, socketPath: join(dir, 'api.sock') },
       cni: { socketPath, confDir: join(dir, 'net.d') },
       log: { level: 'silent' },
     }),
@@ -70,6 +70,7 @@ t.test('an agent on a real kernel: a start failure after the dataplane leaves no
     t.same(o.tcpFree, [true, true], `${failing}: libp2p and API ports free`);
     t.equal(o.udpFree, true, `${failing}: SWIM port free`);
     t.notOk(existsSync(socketPath), `${failing}: no CNI socket left`);
+    t.notOk(existsSync(join(dir, 'api.sock')), `${failing}: no API socket left`);
   }
   // A failed start is not a leave: like a crash, it keeps lashup's nftables tables (a restart
   // adopts them; containers keep their masquerade meanwhile). Only leaving removes them.

@@ -75,6 +75,7 @@ t.test('new agents join within seconds while one host floods the master with sil
       seeds: role === 'master' ? [] : [`${master.ip}:62502`],
       cluster: { keys: [key] },
       dataplane: { enabled: false },
+      api: { socketPath: join(dir, 'api.sock') },
       log: { level: 'info' },
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));

@@ -1,4 +1,7 @@
 import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { ApiServer, type ApiBackend, type KvWatchEvent } from '../../../src/daemon/api.js';
 import { ConflictError, MisdirectedError } from '../../../src/daemon/api-errors.js';
@@ -207,4 +210,48 @@ t.test('forged requests from browsers are refused: foreign Host (DNS rebinding),
   t.equal((await send(api.port, 'POST', '/v1/leave', { host: own, 'content-type': 'application/json' })).status, 200, 'a JSON POST works');
   t.equal((await send(api.port, 'POST', '/v1/allocations/a9/release', { host: own, 'x-lashup-request': 'cli' })).status, 200, 'a POST with the header works');
   t.equal(api.stats.clientErrors, 10, 'refusals are counted as client errors');
+});
+
+t.test('the unix socket: full access without token or guard, its mode and group set, stale files replaced, live ones refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lashup-apisock-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socketPath = join(dir, 'run', 'api.sock');
+  writeFileSync(join(dir, 'placeholder'), '');
+  const s = stub();
+  const gid = process.getgid?.() ?? 0;
+  const api = new ApiServer({ host: '127.0.0.1', port: 0, token: 'token-token-token-token', socketPath, socketMode: 0o660, socketGid: gid, backend: s.backend });
+  await api.listen();
+  const st = statSync(socketPath);
+  t.equal(st.mode & 0o777, 0o660, 'mode 0660 with a group');
+  t.equal(st.gid, gid, 'the group');
+  const viaSocket = await new Promise<{ status: number }>((resolve, reject) => {
+    const req = request({ socketPath, method: 'POST', path: '/v1/allocations/a1/release', headers: { host: 'anything' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(viaSocket.status, 200, 'over the socket: no token, no Host check, no header needed (no browser reaches it)');
+  t.equal((await send(api.port, 'GET', '/v1/status')).status, 401, 'over TCP the same daemon wants the token');
+  t.equal((await send(api.port, 'GET', '/v1/status', { 'x-lashup-request': '1', authorization: 'Bearer token-token-token-token' })).status, 200, 'and takes it');
+  const second = new ApiServer({ host: '127.0.0.1', port: 0, socketPath, backend: s.backend });
+  await t.rejects(second.listen(), { code: 'LASHUP_ERR_API_SOCKET_IN_USE' }, 'a live socket is not taken over');
+  await api.close();
+  t.notOk(existsSync(socketPath), 'closing removes the socket file');
+  // A socket left by a daemon that died: a process listening on it, killed with SIGKILL.
+  const { spawn } = await import('node:child_process');
+  const dead = spawn(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('up'))", socketPath], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve) => dead.stdout?.once('data', () => resolve()));
+  dead.kill('SIGKILL');
+  await new Promise((resolve) => dead.once('exit', resolve));
+  t.ok(statSync(socketPath).isSocket(), 'the dead process left its socket file');
+  writeFileSync(join(dir, 'keep-me'), 'important');
+  const third = new ApiServer({ host: '127.0.0.1', port: 0, socketPath, backend: s.backend });
+  await third.listen();
+  t.equal(statSync(socketPath).mode & 0o777, 0o600, 'a stale socket is replaced; default mode 0600');
+  await third.close();
+  const wrong = new ApiServer({ host: '127.0.0.1', port: 0, socketPath: join(dir, 'keep-me'), backend: s.backend });
+  await t.rejects(wrong.listen(), { code: 'LASHUP_ERR_API_SOCKET_IN_USE', message: /is not a socket/ }, 'a path that is not a socket is never removed');
+  t.equal(readFileSync(join(dir, 'keep-me'), 'utf8'), 'important');
 });

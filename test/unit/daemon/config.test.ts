@@ -19,7 +19,7 @@ t.test('a minimal config gets every default', async (t) => {
   const c = parseConfig(minimal);
   t.equal(c.dataDir, '/var/lib/lashup');
   t.same(c.listen, { bindHost: '0.0.0.0', udpPort: 62501, libp2pPort: 62502 });
-  t.same(c.api, { host: '127.0.0.1', port: 62080 });
+  t.same(c.api, { socketPath: '/run/lashup/api.sock', socketGroup: '', tcp: true, host: '127.0.0.1', port: 62080, tokenFile: '' });
   t.same(c.dataplane, { enabled: true, resyncIntervalMs: 60_000, masquerade: true, firewallResyncIntervalMs: 30_000 });
   t.equal(c.membership.profile, 'lan');
   t.equal(c.overlay.vtepName, 'vtep1024');
@@ -43,7 +43,7 @@ t.test('every problem is reported at once, with path, value and what is valid', 
   t.match(error?.message, /\$\.role = "boss": expected one of "master", "agent"/);
   t.match(error?.message, /\$\.api\.port = 70000: expected an integer from 1 to 65535/);
   t.match(error?.message, /\$\.extra = 1: expected no such setting; valid here: name, role/);
-  t.match(error?.message, /\$\.api\.hots = "::1": expected no such setting; valid here: host, port/);
+  t.match(error?.message, /\$\.api\.hots = "::1": expected no such setting; valid here: socketPath, socketGroup, tcp, host, port, tokenFile/);
 });
 
 t.test('required settings, nested overrides and the overlay are checked', async (t) => {
