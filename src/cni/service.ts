@@ -16,11 +16,12 @@
  * netns?, valid? }`; reply `{ ok: true, attachment?, removed? }` or
  * `{ ok: false, error: { code, cniCode, message, details } }`.
  */
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { RealClock, type Clock, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
+import { removeStaleSocket } from '../net/index.js';
 import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { CniCode, CniError, CniErrorCode } from './errors.js';
 import { ContainerPool, type Attachment, type NetworkRange } from './pool.js';
@@ -130,13 +131,16 @@ export class CniService {
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.options.socketPath), { recursive: true, mode: 0o755 });
-    if (existsSync(this.options.socketPath)) rmSync(this.options.socketPath);
+    await removeStaleSocket(this.options.socketPath);
     // Half-open: a client writes its request and half-closes; the reply still goes back.
     this.server = createServer({ allowHalfOpen: true }, (socket) => this.serve(socket));
     await new Promise<void>((resolve, reject) => {
       this.server?.once('error', reject);
       this.server?.listen(this.options.socketPath, () => resolve());
     });
+    // Whoever may connect may take and free container addresses: root only, whatever the umask
+    // (0755 under the usual umask already kept others out; a umask of 0 let every user in).
+    chmodSync(this.options.socketPath, 0o600);
   }
 
   /**

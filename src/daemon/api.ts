@@ -17,11 +17,11 @@
  * The server knows the daemon only through `ApiBackend`, so it is tested against a stub.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { LashupError } from '../common/index.js';
+import { removeStaleSocket } from '../net/index.js';
 import type { Logger } from '../log/index.js';
 import { ApiError, BadRequestError, NotFoundError, UnauthorizedError } from './api-errors.js';
 import { checkRequest } from './api-guard.js';
@@ -314,23 +314,6 @@ function listenOn(server: Server, start: (done: () => void) => void): Promise<vo
       resolve();
     });
   });
-}
-
-/** Removes a socket file nobody listens on (a daemon that died); refuses to take a live one. */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  // Only a socket is ever removed: a mistyped api.socketPath must not delete a file.
-  if (!statSync(path).isSocket()) throw new LashupError('LASHUP_ERR_API_SOCKET_IN_USE', `${path} exists and is not a socket; set api.socketPath to a free path`, { path });
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) throw new LashupError('LASHUP_ERR_API_SOCKET_IN_USE', `${path} is in use: another lashup daemon runs on this node (or set api.socketPath)`, { path });
-  rmSync(path, { force: true });
 }
 
 /** Compares a presented bearer token in constant time. */

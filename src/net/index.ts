@@ -29,3 +29,4 @@ export { RpcClient, RpcServer } from './rpc.js';
 export type { RpcCallback, RpcRequestOptions, RpcHandler } from './rpc.js';
 export { generateClusterKey, parseClusterKey, keyringFrom, deriveKey, pskFromClusterKey, CLUSTER_KEY_BYTES } from './keyring.js';
 export type { Keyring } from './keyring.js';
+export { removeStaleSocket, UNIX_SOCKET_IN_USE } from './unix-socket.js';

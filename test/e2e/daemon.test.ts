@@ -2,7 +2,7 @@
  * Daemons in one process on 127.0.0.1 (a master and two agents, each agent on a fake kernel):
  * the overlay loop end to end without root, and every API route and CLI command against it.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,18 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
   t.equal(await run(['status', '--socket', a1.config.api.socketPath], viaSocket.io), EXIT.ok, 'the CLI works through the socket, no token');
   t.match(JSON.parse(viaSocket.out()), { name: 'a1' });
   t.equal(statSync(a1.config.api.socketPath).mode & 0o777, 0o600, 'the socket is for its owner only');
+  // Files that hold the node's identity, lease and state: its owner only (issue 17).
+  const modeOf = (p: string): number => statSync(p).mode & 0o777;
+  t.equal(modeOf(a1.config.dataDir), 0o700, 'data directory 0700');
+  for (const file of ['peer.key', 'lease.json', 'cni-leases.json']) t.equal(modeOf(join(a1.config.dataDir, file)), 0o600, `${file} 0600`);
+  const kvFiles = readdirSync(join(a1.config.dataDir, 'kv'));
+  t.ok(kvFiles.length > 0, 'store files exist');
+  t.same(
+    kvFiles.filter((f) => modeOf(join(a1.config.dataDir, 'kv', f)) !== 0o600),
+    [],
+    'store files 0600',
+  );
+  t.equal(modeOf(a1.config.cni.socketPath), 0o600, 'CNI socket 0600');
   const noToken = capture();
   t.equal(await run(['status', '--api', `127.0.0.1:${a1.api.port}`, '--token-file', join(dir, 'missing.token')], noToken.io), EXIT.usage, 'a named token file that cannot be read is a usage error');
   const usage = await get(master.api.port, '/v1/overlay/dcos/usage');

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -197,4 +197,19 @@ t.test('the periodic sweep and lease stamps run on the injected clock', async (t
   t.equal(s.pool.list().length, 0, 'a sweep after the grace period collected it');
   t.equal(s.stats.gcCollected, 1);
   await s.close();
+});
+
+t.test('the CNI socket is for root only, and a second service or a mistyped path takes nothing over', async (t) => {
+  const paths = fresh();
+  const s = new CniService({ agent: 'a1', ...paths });
+  await s.listen();
+  t.equal(statSync(paths.socketPath).mode & 0o777, 0o600, 'mode 0600 whatever the umask');
+  const second = new CniService({ agent: 'a1', ...fresh(), socketPath: paths.socketPath });
+  await t.rejects(second.listen(), { code: 'LASHUP_ERR_SOCKET_IN_USE', message: /in use/ }, 'a live socket is not taken over');
+  await s.close();
+  const file = `${paths.socketPath}.notasocket`;
+  writeFileSync(file, 'keep');
+  const wrong = new CniService({ agent: 'a1', ...fresh(), socketPath: file });
+  await t.rejects(wrong.listen(), { code: 'LASHUP_ERR_SOCKET_IN_USE', message: /not a socket/ });
+  t.equal(readFileSync(file, 'utf8'), 'keep', 'an ordinary file at the path is left alone');
 });

@@ -236,7 +236,7 @@ t.test('the unix socket: full access without token or guard, its mode and group 
   t.equal((await send(api.port, 'GET', '/v1/status')).status, 401, 'over TCP the same daemon wants the token');
   t.equal((await send(api.port, 'GET', '/v1/status', { 'x-lashup-request': '1', authorization: 'Bearer token-token-token-token' })).status, 200, 'and takes it');
   const second = new ApiServer({ host: '127.0.0.1', port: 0, socketPath, backend: s.backend });
-  await t.rejects(second.listen(), { code: 'LASHUP_ERR_API_SOCKET_IN_USE' }, 'a live socket is not taken over');
+  await t.rejects(second.listen(), { code: 'LASHUP_ERR_SOCKET_IN_USE' }, 'a live socket is not taken over');
   await api.close();
   t.notOk(existsSync(socketPath), 'closing removes the socket file');
   // A socket left by a daemon that died: a process listening on it, killed with SIGKILL.
@@ -252,6 +252,6 @@ t.test('the unix socket: full access without token or guard, its mode and group 
   t.equal(statSync(socketPath).mode & 0o777, 0o600, 'a stale socket is replaced; default mode 0600');
   await third.close();
   const wrong = new ApiServer({ host: '127.0.0.1', port: 0, socketPath: join(dir, 'keep-me'), backend: s.backend });
-  await t.rejects(wrong.listen(), { code: 'LASHUP_ERR_API_SOCKET_IN_USE', message: /is not a socket/ }, 'a path that is not a socket is never removed');
+  await t.rejects(wrong.listen(), { code: 'LASHUP_ERR_SOCKET_IN_USE', message: /is not a socket/ }, 'a path that is not a socket is never removed');
   t.equal(readFileSync(join(dir, 'keep-me'), 'utf8'), 'important');
 });
