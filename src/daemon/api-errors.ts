@@ -37,6 +37,13 @@ export class ForbiddenError extends ApiError {
   }
 }
 
+/** 413: the request carries a body larger than any route takes. */
+export class PayloadTooLargeError extends ApiError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(413, 'LASHUP_ERR_PAYLOAD_TOO_LARGE', message, details);
+  }
+}
+
 /** 404: no such route, key, network or component on this node. */
 export class NotFoundError extends ApiError {
   constructor(code: string, message: string, details: ErrorDetails = {}) {

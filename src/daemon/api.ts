@@ -23,7 +23,7 @@ import { dirname } from 'node:path';
 import { LashupError } from '../common/index.js';
 import { removeStaleSocket } from '../net/index.js';
 import type { Logger } from '../log/index.js';
-import { ApiError, BadRequestError, NotFoundError, UnauthorizedError } from './api-errors.js';
+import { ApiError, BadRequestError, NotFoundError, PayloadTooLargeError, UnauthorizedError } from './api-errors.js';
 import { checkRequest } from './api-guard.js';
 import { matchRoute, pathSegments, type Route } from './api-router.js';
 
@@ -96,6 +96,8 @@ export interface ApiStats {
 }
 
 const MAX_KEY_LENGTH = 512;
+/** Largest request body accepted (no route takes one today). */
+const MAX_BODY_BYTES = 64 * 1024;
 
 interface Request {
   params: Record<string, string>;
@@ -226,6 +228,18 @@ export class ApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse, via: 'tcp' | 'unix'): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
+    // No route reads a body: a large one is refused before anything else (and the connection
+    // closed, so the client stops sending it).
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > MAX_BODY_BYTES || req.headers['transfer-encoding'] !== undefined) {
+      res.setHeader('connection', 'close');
+      throw new PayloadTooLargeError(
+        req.headers['transfer-encoding'] !== undefined
+          ? `a request body of unknown length (Transfer-Encoding: ${String(req.headers['transfer-encoding']).slice(0, 20)}) is not accepted; send Content-Length, at most ${MAX_BODY_BYTES} bytes`
+          : `a request body of ${length} bytes is not accepted; expected at most ${MAX_BODY_BYTES}`,
+        { bytes: length },
+      );
+    }
     // The unix socket is reached only through its file mode: no browser, no token. Over TCP the
     // guard stops forged browser requests and the token everything but the metrics.
     if (via === 'tcp') {
