@@ -9,12 +9,13 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { EXIT, run } from '../../src/cli/index.js';
 import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
-import { Daemon, parseConfig, type DaemonConfig } from '../../src/daemon/index.js';
+import { Daemon, type DaemonConfig } from '../../src/daemon/index.js';
 import { DEFAULT_OVERLAY_CONFIG } from '../../src/ipam/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { FakeNft } from '../../src/testing/index.js';
 import { eventually } from '../helpers/netns.js';
 import { until } from '../helpers/until.js';
+import { localDaemonConfig } from '../helpers/daemon-config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-daemon-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,19 +27,7 @@ writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
 const auth = { authorization: `Bearer ${token}` };
 
 function config(name: string, role: 'master' | 'agent', underlayIp: string, seeds: string[]): DaemonConfig {
-  return parseConfig({
-    name,
-    role,
-    underlayIp,
-    dataDir: join(dir, name),
-    masters: ['m1'],
-    seeds,
-    cluster: { keys: [key], label: 'daemon-test' },
-    listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
-    membership: { profile: 'local' },
-    api: { host: '127.0.0.1', port: 1, socketPath: join(dir, name, 'api.sock'), tokenFile },
-    cni: { socketPath: join(dir, name, 'cni.sock'), confDir: join(dir, name, 'net.d') },
-  });
+  return localDaemonConfig({ dir, key, label: 'daemon-test', tokenFile }, name, role, underlayIp, seeds);
 }
 
 function capture(): { io: { out(s: string): void; err(s: string): void }; out: () => string; err: () => string } {

@@ -17,9 +17,10 @@ import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import { SeededRng } from '../../src/common/index.js';
 import { FakeKernel } from '../../src/dataplane/index.js';
-import { Daemon, parseConfig, type DaemonConfig } from '../../src/daemon/index.js';
+import { Daemon, type DaemonConfig } from '../../src/daemon/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { until } from '../helpers/until.js';
+import { localDaemonConfig } from '../helpers/daemon-config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-fuzz-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,19 +36,7 @@ function heapAfterGc(): number {
 }
 
 function config(name: string, role: 'master' | 'agent', underlayIp: string, seeds: string[]): DaemonConfig {
-  const c = parseConfig({
-    name,
-    role,
-    underlayIp,
-    dataDir: join(dir, name),
-    masters: ['m1'],
-    seeds,
-    cluster: { keys: [key], label: 'fuzz-test' },
-    listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
-    membership: { profile: 'local' },
-    api: { host: '127.0.0.1', port: 1, socketPath: join(dir, name, 'api.sock') },
-    cni: { socketPath: join(dir, name, 'cni.sock'), confDir: join(dir, name, 'net.d') },
-  });
+  const c = localDaemonConfig({ dir, key, label: 'fuzz-test' }, name, role, underlayIp, seeds);
   c.api.port = 0;
   return c;
 }
