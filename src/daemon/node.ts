@@ -198,127 +198,134 @@ export class LashupNode {
       logger: componentLogger(logger, 'kv-persistence'),
     });
     this.persistence = opened.persistence;
-    this.kv = new KvStore({
-      actor: options.name,
-      config: kvConfig(options.kv),
-      clock,
-      publish: (message) => libp2p.publish(KV_TOPIC, message),
-      journal: opened.persistence,
-      initial: opened.state,
-      logger: componentLogger(logger, 'kv'),
-      ...(options.observeKvPropagationMs === undefined ? {} : { observePropagationMs: options.observeKvPropagationMs }),
-    });
-    opened.persistence.setSnapshotSource(() => this.kv.entries());
-    this.antiEntropy = new AntiEntropy({
-      store: this.kv,
-      streams: libp2p,
-      clock,
-      rng: rng.fork('anti-entropy'),
-      // Rounds with kept peers (connected already); with none yet, with any live member.
-      peers: () => {
-        const kept = this.peers.keptAddresses();
-        return kept.length > 0 ? kept : this.livePeerAddresses();
-      },
-      logger: componentLogger(logger, 'anti-entropy'),
-    });
-    if (opened.report.truncatedBytes > 0 || opened.report.corruptSnapshots > 0) logger.warn({ recovery: opened.report }, 'kv recovered with repairs');
-    libp2p.subscribe(KV_TOPIC, (data, from) => this.kv.receive(data, from));
-    // Members' hosts are admitted to the libp2p handshake even when strangers hold every slot.
-    libp2p.setMemberHosts((host) => this.memberHosts.has(host));
-    this.peers = new PeerManager({
-      name: options.name,
-      role: options.role,
-      membership: this.membership,
-      libp2p,
-      meta: (bytes) => this.meta(bytes),
-      clock,
-      rng: rng.fork('peers'),
-      degree: options.peerDegree ?? 5,
-      rotateIntervalMs: options.peerRotateIntervalMs ?? 60_000,
-      retryBackoffMs: 10_000,
-      logger: componentLogger(logger, 'peers'),
-      // The first peers of a starting node: one repair pulls the cluster's state and pushes the
-      // node's own writes, instead of waiting for the first anti-entropy round.
-      onKept: (_name, address) => {
-        if (this.firstRepairs < 2) {
-          this.firstRepairs++;
-          this.repairs.add(address);
-          this.scheduleRepairs();
-        }
-      },
-      // A member back from failed or left (a healed partition, a restart) may hold updates this
-      // node missed while gossip could not reach it. Not on a refuted suspicion: during a
-      // cluster's start those come by the hundred and each repair is a dial.
-      onReturned: (_name, address) => this.queueRepair(address),
-      // A reset kept connection (a killed process resets its TCP connections at once): probe
-      // the member out of turn instead of at its next round-robin probe.
-      onLost: (name) => {
-        if (!this.stopped) this.membership.probeNow(name);
-      },
-    });
-    this.membership.on((event) => {
-      if (!('member' in event)) return;
-      const meta = this.meta(event.member.meta);
-      if (event.type === 'reaped') this.forgetHosts(event.member.name);
-      else this.rememberHosts(event.member.name, event.member.address, meta);
-      if ((event.type === 'join' || event.type === 'alive') && event.member.name !== options.name && meta?.role === 'master') this.lease?.kick();
-    });
-    const masters = options.masters ?? [];
-    const overlay = options.overlay ?? (DEFAULT_OVERLAY_CONFIG as OverlayConfig);
-    this.overlayConfig = new OverlayConfigView({ kv: this.kv, fallback: overlay, logger: componentLogger(logger, 'overlay-config') });
-    if (options.role === 'master' && masters.includes(options.name)) {
-      validateOverlayConfig(overlay);
-      this.allocator = new AllocatorMaster({
+    try {
+      this.kv = new KvStore({
+        actor: options.name,
+        config: kvConfig(options.kv),
+        clock,
+        publish: (message) => libp2p.publish(KV_TOPIC, message),
+        journal: opened.persistence,
+        initial: opened.state,
+        logger: componentLogger(logger, 'kv'),
+        ...(options.observeKvPropagationMs === undefined ? {} : { observePropagationMs: options.observeKvPropagationMs }),
+      });
+      opened.persistence.setSnapshotSource(() => this.kv.entries());
+      this.antiEntropy = new AntiEntropy({
+        store: this.kv,
+        streams: libp2p,
+        clock,
+        rng: rng.fork('anti-entropy'),
+        // Rounds with kept peers (connected already); with none yet, with any live member.
+        peers: () => {
+          const kept = this.peers.keptAddresses();
+          return kept.length > 0 ? kept : this.livePeerAddresses();
+        },
+        logger: componentLogger(logger, 'anti-entropy'),
+      });
+      if (opened.report.truncatedBytes > 0 || opened.report.corruptSnapshots > 0) logger.warn({ recovery: opened.report }, 'kv recovered with repairs');
+      libp2p.subscribe(KV_TOPIC, (data, from) => this.kv.receive(data, from));
+      // Members' hosts are admitted to the libp2p handshake even when strangers hold every slot.
+      libp2p.setMemberHosts((host) => this.memberHosts.has(host));
+      this.peers = new PeerManager({
         name: options.name,
-        masters,
-        overlay,
-        storage: new FileRaftStorage(options.fs ?? new NodeFs(), join(options.dataDir, 'raft')),
-        streams: libp2p,
+        role: options.role,
+        membership: this.membership,
+        libp2p,
+        meta: (bytes) => this.meta(bytes),
         clock,
-        rng: rng.fork('raft'),
-        addressOf: (name) => (name === options.name ? advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost)[0] : this.addressOf(name)),
-        ...(options.raft === undefined ? {} : { raft: options.raft }),
-        logger: componentLogger(logger, 'allocator'),
-        onStateChange: (state) => {
-          const { role, term } = state;
-          for (const listener of this.raftListeners) listener(state);
-          // Agents find the leader in membership metadata.
-          this.membership.updateMeta(encodeMeta({ ...this.baseMeta(), raft: { role, term } }));
-          if (role === 'leader') this.publishOverlayConfig();
+        rng: rng.fork('peers'),
+        degree: options.peerDegree ?? 5,
+        rotateIntervalMs: options.peerRotateIntervalMs ?? 60_000,
+        retryBackoffMs: 10_000,
+        logger: componentLogger(logger, 'peers'),
+        // The first peers of a starting node: one repair pulls the cluster's state and pushes the
+        // node's own writes, instead of waiting for the first anti-entropy round.
+        onKept: (_name, address) => {
+          if (this.firstRepairs < 2) {
+            this.firstRepairs++;
+            this.repairs.add(address);
+            this.scheduleRepairs();
+          }
+        },
+        // A member back from failed or left (a healed partition, a restart) may hold updates this
+        // node missed while gossip could not reach it. Not on a refuted suspicion: during a
+        // cluster's start those come by the hundred and each repair is a dial.
+        onReturned: (_name, address) => this.queueRepair(address),
+        // A reset kept connection (a killed process resets its TCP connections at once): probe
+        // the member out of turn instead of at its next round-robin probe.
+        onLost: (name) => {
+          if (!this.stopped) this.membership.probeNow(name);
         },
       });
-      // The leader puts the committed configuration back when the key is overwritten (a forged
-      // or buggy write): agents ignore an invalid one, but a valid foreign one would be taken.
-      this.kv.subscribe(
-        (key) => key === OVERLAY_CONFIG_KEY,
-        () => {
-          if (this.allocator?.raft.role === 'leader') this.publishOverlayConfig();
-        },
-      );
-    } else if (options.role === 'agent') {
-      this.lease = new LeaseClient({
-        agent: options.name,
-        streams: libp2p,
-        clock,
-        rng: rng.fork('lease'),
-        masters: () => this.masterInfos(),
-        store: new FileLeaseStore(join(options.dataDir, 'lease.json'), options.fs),
-        // Only the masters' configuration says which networks a lease must cover; the local
-        // file may be older or newer than the cluster's.
-        wantedNetworks: () => (this.overlayConfig.published ? this.overlayConfig.current.networks.filter((n) => n.enabled !== false).map((n) => n.name) : undefined),
-        logger: componentLogger(logger, 'lease'),
-        ...(options.leaseCheckIntervalMs === undefined ? {} : { checkIntervalMs: options.leaseCheckIntervalMs }),
-        onLease: (lease) => {
-          for (const listener of this.leaseListeners) listener(lease);
-        },
-        onLeaseLost: (lease) => {
-          for (const listener of this.leaseLostListeners) listener(lease);
-        },
-        onConfirmed: (lease) => {
-          for (const listener of this.leaseConfirmedListeners) listener(lease);
-        },
+      this.membership.on((event) => {
+        if (!('member' in event)) return;
+        const meta = this.meta(event.member.meta);
+        if (event.type === 'reaped') this.forgetHosts(event.member.name);
+        else this.rememberHosts(event.member.name, event.member.address, meta);
+        if ((event.type === 'join' || event.type === 'alive') && event.member.name !== options.name && meta?.role === 'master') this.lease?.kick();
       });
-      this.overlayConfig.subscribe(() => this.lease?.recheck());
+      const masters = options.masters ?? [];
+      const overlay = options.overlay ?? (DEFAULT_OVERLAY_CONFIG as OverlayConfig);
+      this.overlayConfig = new OverlayConfigView({ kv: this.kv, fallback: overlay, logger: componentLogger(logger, 'overlay-config') });
+      if (options.role === 'master' && masters.includes(options.name)) {
+        validateOverlayConfig(overlay);
+        this.allocator = new AllocatorMaster({
+          name: options.name,
+          masters,
+          overlay,
+          storage: new FileRaftStorage(options.fs ?? new NodeFs(), join(options.dataDir, 'raft')),
+          streams: libp2p,
+          clock,
+          rng: rng.fork('raft'),
+          addressOf: (name) => (name === options.name ? advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost)[0] : this.addressOf(name)),
+          ...(options.raft === undefined ? {} : { raft: options.raft }),
+          logger: componentLogger(logger, 'allocator'),
+          onStateChange: (state) => {
+            const { role, term } = state;
+            for (const listener of this.raftListeners) listener(state);
+            // Agents find the leader in membership metadata.
+            this.membership.updateMeta(encodeMeta({ ...this.baseMeta(), raft: { role, term } }));
+            if (role === 'leader') this.publishOverlayConfig();
+          },
+        });
+        // The leader puts the committed configuration back when the key is overwritten (a forged
+        // or buggy write): agents ignore an invalid one, but a valid foreign one would be taken.
+        this.kv.subscribe(
+          (key) => key === OVERLAY_CONFIG_KEY,
+          () => {
+            if (this.allocator?.raft.role === 'leader') this.publishOverlayConfig();
+          },
+        );
+      } else if (options.role === 'agent') {
+        this.lease = new LeaseClient({
+          agent: options.name,
+          streams: libp2p,
+          clock,
+          rng: rng.fork('lease'),
+          masters: () => this.masterInfos(),
+          store: new FileLeaseStore(join(options.dataDir, 'lease.json'), options.fs),
+          // Only the masters' configuration says which networks a lease must cover; the local
+          // file may be older or newer than the cluster's.
+          wantedNetworks: () => (this.overlayConfig.published ? this.overlayConfig.current.networks.filter((n) => n.enabled !== false).map((n) => n.name) : undefined),
+          logger: componentLogger(logger, 'lease'),
+          ...(options.leaseCheckIntervalMs === undefined ? {} : { checkIntervalMs: options.leaseCheckIntervalMs }),
+          onLease: (lease) => {
+            for (const listener of this.leaseListeners) listener(lease);
+          },
+          onLeaseLost: (lease) => {
+            for (const listener of this.leaseLostListeners) listener(lease);
+          },
+          onConfirmed: (lease) => {
+            for (const listener of this.leaseConfirmedListeners) listener(lease);
+          },
+        });
+        this.overlayConfig.subscribe(() => this.lease?.recheck());
+      }
+    } catch (err) {
+      // Raft storage or the allocator failed after the store opened: close it (flush and stop
+      // its timer), as a stop would; nothing of a failed start may keep running.
+      this.persistence.close();
+      throw err;
     }
   }
 

@@ -133,6 +133,13 @@ t.test('failures inside a component: the store cannot open, the API port is take
   await t.rejects(Daemon.start(broken.config, { kernel: new FakeKernel(), firewall: new FakeNft() }), { code: 'LASHUP_ERR_COMPONENT_START', component: 'node' });
   await assertReleased(t, broken, childrenBefore);
 
+  // Raft storage is corrupt: the node fails after the store opened (and libp2p and UDP bound).
+  const corrupt = await config('m-corrupt', 'master');
+  mkdirSync(join(corrupt.config.dataDir, 'raft'), { recursive: true });
+  writeFileSync(join(corrupt.config.dataDir, 'raft', 'raft-state'), 'not a raft record');
+  await t.rejects(Daemon.start(corrupt.config, { firewall: false }), { code: 'LASHUP_ERR_COMPONENT_START', component: 'node', message: /raft/i }, 'corrupt Raft storage fails the node, named');
+  await assertReleased(t, corrupt, childrenBefore);
+
   const taken = await config('taken-api', 'agent');
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(taken.config.api.port, '127.0.0.1', resolve));
