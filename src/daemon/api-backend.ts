@@ -15,6 +15,7 @@ import { BadRequestError, ConflictError, MisdirectedError, NotFoundError } from 
 import type { DaemonConfig } from './config.js';
 import type { LashupNode } from './node.js';
 import type { OverlayAgent } from './overlay-agent.js';
+import type { AllocationView } from './allocation-view.js';
 
 /** What the API reads of the daemon. */
 export interface ApiDaemonView {
@@ -23,6 +24,7 @@ export interface ApiDaemonView {
   readonly node: LashupNode;
   readonly reconciler: Reconciler | undefined;
   readonly overlayAgent: OverlayAgent | undefined;
+  readonly allocationView: AllocationView | undefined;
   readonly cni: CniService | undefined;
   readonly conflists: ConflistKeeper | undefined;
   readonly stats: { startedAtMs: number; releases: number; releasesRefused: number };
@@ -95,7 +97,7 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
     routes() {
       const rec = d.reconciler;
       if (rec === undefined) throw new NotFoundError('LASHUP_ERR_NO_DATAPLANE', `${d.config.name} is a ${d.config.role} without a dataplane; ask an agent`);
-      return { entries: rec.routeReport(), stats: rec.stats(), conflicts: rec.conflictReport(), overlay: d.overlayAgent?.stats, lease: d.lease };
+      return { entries: rec.routeReport(), stats: rec.stats(), conflicts: rec.conflictReport(), untrusted: d.overlayAgent?.untrusted ?? [], overlay: d.overlayAgent?.stats, lease: d.lease };
     },
     allocations() {
       const allocator = d.node.allocator;
@@ -156,6 +158,7 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         lease: d.node.lease === undefined ? undefined : { ...d.node.lease.stats, held: d.lease !== undefined },
         dataplane: d.reconciler?.stats(),
         overlay: d.overlayAgent?.stats,
+        allocation_view: d.allocationView?.stats,
         cni: d.cni?.stats,
         cni_conflist: d.conflists?.stats,
         daemon: d.stats,

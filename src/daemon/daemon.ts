@@ -21,6 +21,7 @@ import { RealClock } from '../common/index.js';
 import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
 import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
+import { NodeFs } from '../storage/index.js';
 import { ApiServer } from './api.js';
 import { groupId, loadOrCreateToken } from './api-credentials.js';
 import { NotFoundError } from './api-errors.js';
@@ -29,6 +30,7 @@ import { ComponentRunner, type Component } from './component.js';
 import type { DaemonConfig } from './config.js';
 import { LashupNode } from './node.js';
 import { OverlayAgent } from './overlay-agent.js';
+import { AllocationView } from './allocation-view.js';
 import { LASHUP_VERSION } from './version.js';
 
 /**
@@ -97,6 +99,7 @@ export class Daemon {
     kernel?: Kernel;
     reconciler?: Reconciler;
     overlayAgent?: OverlayAgent;
+    allocationView?: AllocationView;
     firewall?: FirewallSyncer;
     cni?: CniService;
     conflists?: ConflistKeeper;
@@ -131,6 +134,9 @@ export class Daemon {
   }
   get overlayAgent(): OverlayAgent | undefined {
     return this.parts.overlayAgent;
+  }
+  get allocationView(): AllocationView | undefined {
+    return this.parts.allocationView;
   }
   get firewall(): FirewallSyncer | undefined {
     return this.parts.firewall;
@@ -234,16 +240,34 @@ export class Daemon {
       name: 'overlay',
       start: () => {
         const node = this.node;
+        const clock = new RealClock();
+        // Other agents' entries are programmed only when they match the masters' allocations.
+        const view = new AllocationView({
+          path: join(config.dataDir, 'allocations.json'),
+          fs: new NodeFs(),
+          clock,
+          fetch: (callback) => (node.lease === undefined ? callback(undefined, 'no lease client') : node.lease.fetchAllocations(callback)),
+          underlay: (agent) => {
+            const member = node.membership.member(agent);
+            return member === undefined ? undefined : node.meta(member.meta)?.underlayIp;
+          },
+          refreshIntervalMs: config.ipam.leaseCheckIntervalMs,
+          minRefreshMs: 1000,
+          logger: componentLogger(logger, 'allocations'),
+        });
+        this.parts.allocationView = view;
         const agent = new OverlayAgent({
           name: config.name,
           underlayIp: config.underlayIp,
           kv: node.kv,
           reconciler: this.parts.reconciler as Reconciler,
           overlay: node.overlayConfig,
-          clock: new RealClock(),
+          clock,
+          authority: view,
           logger: componentLogger(logger, 'overlay'),
           onOwnEntryMissing: () => node.lease?.confirm(),
         });
+        view.start();
         agent.start();
         this.parts.overlayAgent = agent;
         unsubscribers.push(
@@ -255,6 +279,7 @@ export class Daemon {
       stop: () => {
         for (const u of unsubscribers.splice(0)) u();
         this.parts.overlayAgent?.stop();
+        this.parts.allocationView?.stop();
       },
     };
   }

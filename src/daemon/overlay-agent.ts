@@ -16,7 +16,7 @@ import type { KvStore } from '../kv/index.js';
 import type { Lease, OverlayConfig } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
 import type { Reconciler } from '../dataplane/index.js';
-import { localDesired, OVERLAY_KEY_PREFIX, remoteDesired, type OverlayEntry } from '../routes/index.js';
+import { localDesired, OVERLAY_KEY_PREFIX, remoteDesired, untrustedReason, type EntryAuthority, type OverlayEntry } from '../routes/index.js';
 import type { VtepConfig } from '../vxlan/index.js';
 import { publishOverlayEntry, type OverlayConfigView } from '../keyspace/index.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -31,6 +31,12 @@ export interface OverlayAgentOptions {
   overlay: OverlayConfigView;
   /** Time for the coalescing timer (the simulated cluster runs the agent on virtual time). */
   clock: Clock;
+  /**
+   * The masters' allocations, against which other agents' entries are checked: an entry that
+   * does not match is not programmed (counted and listed as untrusted) and asks for a refresh
+   * (a new agent's allocation may just not be known yet). Absent: every valid entry is taken.
+   */
+  authority?: EntryAuthority & { refresh(): void; onChange(listener: () => void): () => void };
   logger?: Logger;
   /** Delay before recomputing remote groups after a store change, in ms; coalesces bursts. Default 5. */
   coalesceMs?: number;
@@ -56,6 +62,16 @@ export interface OverlayAgentStats {
   publishes: number;
   /** Times the masters said this agent's lease no longer held. */
   leaseLost: number;
+  /** Entries not programmed because they do not match the masters' allocations (current). */
+  untrusted: number;
+}
+
+/** An entry left out because it does not match the masters' allocation. */
+export interface UntrustedEntry {
+  network: string;
+  vtepIp: string;
+  nodeId: unknown;
+  reason: string;
 }
 
 function vtepConfigOf(overlay: OverlayConfig): VtepConfig {
@@ -74,7 +90,9 @@ export class OverlayAgent {
   private groups = new Map<string, DesiredState>();
   private timer: TimerHandle | undefined;
   private readonly unsubscribers: (() => void)[] = [];
-  readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0 };
+  readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0, untrusted: 0 };
+  /** The entries left out at the last recomputation (`lashup routes`). */
+  untrusted: UntrustedEntry[] = [];
 
   constructor(options: OverlayAgentOptions) {
     this.options = options;
@@ -83,6 +101,7 @@ export class OverlayAgent {
 
   start(): void {
     const { kv } = this.options;
+    if (this.options.authority !== undefined) this.unsubscribers.push(this.options.authority.onChange(() => this.schedule()));
     this.unsubscribers.push(
       // The view replays the current configuration, validated; an invalid one never gets here.
       this.options.overlay.subscribe((config) => {
@@ -197,13 +216,45 @@ export class OverlayAgent {
     });
   }
 
+  /**
+   * The store's overlay maps without the entries that contradict the masters' allocations (this
+   * agent's own entry aside: it is not routed to). Left-out entries are logged when they change.
+   */
+  private trusted(lease: Lease): Map<string, unknown> {
+    const authority = this.options.authority;
+    if (authority === undefined) return this.overlays;
+    const out = new Map<string, unknown>();
+    const untrusted: UntrustedEntry[] = [];
+    for (const [network, map] of this.overlays) {
+      if (map === null || typeof map !== 'object') {
+        out.set(network, map);
+        continue;
+      }
+      const kept: Record<string, unknown> = {};
+      for (const [vtepIp, entry] of Object.entries(map as Record<string, unknown>)) {
+        const reason = vtepIp === lease.vtepIp ? undefined : untrustedReason(network, vtepIp, entry, authority);
+        if (reason === undefined) Object.defineProperty(kept, vtepIp, { value: entry, enumerable: true });
+        else untrusted.push({ network, vtepIp, nodeId: (entry as { nodeId?: unknown } | null)?.nodeId, reason });
+      }
+      out.set(network, kept);
+    }
+    if (untrusted.length > 0) {
+      authority.refresh();
+      if (!isDeepStrictEqual(untrusted, this.untrusted))
+        this.options.logger?.warn({ untrusted: untrusted.slice(0, 5), total: untrusted.length }, "overlay entries that do not match the masters' allocations are not programmed");
+    }
+    this.untrusted = untrusted;
+    this.stats.untrusted = untrusted.length;
+    return out;
+  }
+
   private recompute(): void {
     const lease = this.lease;
     // Remote entries go through the local VTEP: none before this agent has a lease (and a VTEP).
     if (lease === undefined) return;
     this.stats.recomputes++;
     const selfSubnets = Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => s !== undefined));
-    const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease.vtepIp, this.overlays, selfSubnets);
+    const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease.vtepIp, this.trusted(lease), selfSubnets);
     const counts: Record<string, number> = {};
     for (const p of problems) counts[p.code] = (counts[p.code] ?? 0) + 1;
     if (problems.length > 0 && !isDeepStrictEqual(counts, this.stats.problems)) {

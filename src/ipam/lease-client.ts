@@ -199,6 +199,31 @@ export class LeaseClient {
   }
 
   /**
+   * Every allocation the masters hold (a linearizable read on the Raft leader), for checking
+   * other agents' overlay entries; undefined when no master answered it. Independent of the
+   * lease requests (their one-at-a-time rule does not apply).
+   */
+  fetchAllocations(callback: (leases: Lease[] | undefined, error?: string) => void): void {
+    const master = this.target(undefined);
+    if (this.stopped || master === undefined) {
+      callback(undefined, 'no master is known');
+      return;
+    }
+    this.rpc.request(master.address, encodeLeaseRequest('allocations', this.options.agent), (error, response) => {
+      if (error !== null) return callback(undefined, `master ${master.name} did not answer: ${error.message}`);
+      let result: IpamResult;
+      try {
+        result = decodeResult(response as Uint8Array);
+      } catch (err) {
+        return callback(undefined, `master ${master.name} sent a malformed answer: ${(err as Error).message}`);
+      }
+      if (!result.ok) return callback(undefined, `master ${master.name}: ${result.error.message}`);
+      if (!Array.isArray(result.value)) return callback(undefined, `master ${master.name} sent no list of allocations`);
+      callback(result.value as Lease[]);
+    });
+  }
+
+  /**
    * One request to a master, one at a time (`inFlight`): the decoded result, or the failure (no
    * answer, or an answer that does not decode) as an IpamError, counted.
    */

@@ -148,7 +148,7 @@ export class AllocatorMaster {
       op = raw[0];
       agent = raw[1];
     } catch {
-      fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup');
+      fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup, 5 allocations');
       return;
     }
     const answer = (error: RaftError | null, result?: Uint8Array): void => {
@@ -168,19 +168,24 @@ export class AllocatorMaster {
       this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.lease(agent) ?? null]).slice())));
       return;
     }
+    if (op === 5) {
+      // Every allocation, as committed: agents check other agents' overlay entries against it.
+      this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.leases()]).slice())));
+      return;
+    }
     if (op === 2) {
       fail('release is not served over RPC; use POST /v1/allocations/{agent}/release on a master');
       return;
     }
     if (op !== 1) {
-      fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup`);
+      fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup, 5 allocations`);
       return;
     }
     this.raft.propose(encodeCommand({ op: 'allocate', agent }), (error, result) => answer(error, result));
   }
 }
 
-const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4 } as const;
+const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4, allocations: 5 } as const;
 
 /** Encodes a lease request (agent side). */
 export function encodeLeaseRequest(op: keyof typeof LEASE_OPS, agent: string): Uint8Array {

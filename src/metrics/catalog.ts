@@ -190,6 +190,12 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     problems: { kind: 'gauge', help: 'Problems with store overlay entries, by error code, as of the last recomputation.', keyed: 'code' },
     publishes: counter('Times this agent (re)published its own overlay entry.'),
     leaseLost: counter("Times the masters said this agent's lease no longer held."),
+    untrusted: gauge("Other agents' overlay entries not programmed because they do not match the masters' allocations, now."),
+  },
+  allocation_view: {
+    refreshes: counter("Fetches of the masters' allocations that succeeded."),
+    refreshFailures: counter("Fetches of the masters' allocations that failed (the last known ones stay in use)."),
+    allocations: gauge('Allocations known to this agent now.'),
   },
   firewall: {
     applies: counter("nftables scripts applied to lashup's tables."),

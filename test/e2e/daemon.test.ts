@@ -11,6 +11,7 @@ import { EXIT, run } from '../../src/cli/index.js';
 import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
 import { Daemon, type DaemonConfig } from '../../src/daemon/index.js';
 import { DEFAULT_OVERLAY_CONFIG } from '../../src/ipam/index.js';
+import { publishOverlayEntry, removeAgentEntries } from '../../src/keyspace/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { FakeNft } from '../../src/testing/index.js';
 import { eventually } from '../helpers/netns.js';
@@ -68,6 +69,36 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
     ['192.0.2.12'],
     "a1's FDB sends a2's MAC to a2's underlay address",
   );
+
+  // A rogue member (it holds the cluster key: any node can write the store) publishes forged
+  // entries: one claims a2's subnet under a lower VTEP address (which would win the conflict
+  // rule), one claims a subnet nobody was given, one claims to be a2 from another underlay.
+  const rogueKv = master.node.kv;
+  const a2Lease = a2.lease as NonNullable<typeof a2.lease>;
+  publishOverlayEntry(rogueKv, 'dcos', '44.128.0.0', { agentIp: '192.0.2.66', vtepMac: '70:b3:d5:00:00:66', subnet: sub2 as string, nodeId: 'rogue' });
+  publishOverlayEntry(rogueKv, 'dcos', '44.128.0.99', { agentIp: '192.0.2.66', vtepMac: '70:b3:d5:00:00:99', subnet: '9.0.200.0/24', nodeId: 'nobody' });
+  publishOverlayEntry(rogueKv, 'dcos', '44.128.0.98', { agentIp: '192.0.2.66', vtepMac: a2Lease.vtepMac, subnet: sub2 as string, nodeId: 'a2' });
+  await until(() => (a1.overlayAgent?.stats.untrusted ?? 0) === 3, 10_000, 'a1 refuses the three forgeries');
+  const k1State = k1.state();
+  t.notOk(routeTo(k1, '9.0.200.0/24'), 'no route to a subnet the masters never gave');
+  t.same(
+    k1State.routes.filter((r) => `${r.dst}/${r.prefixLen}` === sub2).map((r) => r.gateway),
+    [a2Lease.vtepIp],
+    "a2's subnet still goes to a2's VTEP, not the rogue's lower address",
+  );
+  t.same(
+    [...k1State.fdb.map((f) => f.dst), ...k1State.neighbours.map((n) => n.mac)].filter((x): x is string => x !== undefined && (x === '192.0.2.66' || /00:00:(66|99)$/.test(x))),
+    [],
+    'no FDB or neighbour entry points at the rogue',
+  );
+  const report = JSON.parse((await cli(a1.api.port, 'routes')).out) as { untrusted: { vtepIp: string; reason: string }[] };
+  t.same(report.untrusted.map((u) => u.vtepIp).sort(), ['44.128.0.0', '44.128.0.98', '44.128.0.99'], '`lashup routes` lists them as untrusted');
+  t.match(report.untrusted.find((u) => u.vtepIp === '44.128.0.98')?.reason, /VTEP address 44\.128\.0\.98 is not a2's/);
+  t.match(report.untrusted.find((u) => u.vtepIp === '44.128.0.99')?.reason, /no allocation for nobody/);
+  t.match(await (await fetch(`http://127.0.0.1:${a1.api.port}/metrics`)).text(), /^lashup_overlay_untrusted 3$/m, 'and counts them');
+  for (const vtepIp of ['44.128.0.0', '44.128.0.99', '44.128.0.98']) removeAgentEntries(rogueKv, vtepIp);
+  await until(() => a1.overlayAgent?.stats.untrusted === 0, 10_000, 'the forgeries removed');
+  t.ok(routeTo(k1, sub2), "and a2's route stayed throughout");
 
   // Container addresses through the daemon's CNI socket: IPv4 from dcos, IPv6 from dcos6.
   const { runPlugin, askSocket: ask } = await import('../../src/cni/index.js');

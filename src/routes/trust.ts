@@ -1,0 +1,43 @@
+/**
+ * Whether an overlay entry from the store may become routes: it must match the allocation the
+ * masters made for the agent it names (VTEP IPv4 and IPv6 addresses, MAC, the network's blocks)
+ * and come from the underlay address membership knows for that agent. Any member holding the
+ * cluster key can write the store, so without this check one agent could claim another's subnet
+ * (with a lower VTEP address it would even win the conflict rule) and take its traffic.
+ *
+ * Pure: the allocations and underlay addresses are handed in.
+ */
+import type { Lease } from '../ipam/index.js';
+
+export interface EntryAuthority {
+  /** The masters' allocation for `agent`, or undefined when they hold none (as far as known). */
+  allocation(agent: string): Lease | undefined;
+  /** The underlay address membership knows for `agent`, or undefined when it does not know it. */
+  underlay(agent: string): string | undefined;
+}
+
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/**
+ * Why the entry stored under `vtepIp` in `network`'s map may not be programmed, or undefined
+ * when it matches its allocation. An agent membership no longer knows (reaped after a long
+ * failure) is checked against its allocation only.
+ */
+export function untrustedReason(network: string, vtepIp: string, raw: unknown, authority: EntryAuthority): string | undefined {
+  if (raw === null || typeof raw !== 'object') return undefined; // Malformed: the entry parser reports it.
+  const entry = raw as Record<string, unknown>;
+  const nodeId = text(entry['nodeId']);
+  if (nodeId === undefined) return undefined;
+  const lease = authority.allocation(nodeId);
+  if (lease === undefined) return `the masters hold no allocation for ${nodeId}`;
+  if (lease.vtepIp !== vtepIp) return `VTEP address ${vtepIp} is not ${nodeId}'s (${lease.vtepIp})`;
+  if (text(entry['vtepMac'])?.toLowerCase() !== lease.vtepMac.toLowerCase()) return `VTEP MAC ${String(entry['vtepMac'])} is not ${nodeId}'s (${lease.vtepMac})`;
+  const held = lease.networks[network];
+  if (held === undefined) return `${nodeId} holds no block of ${network}`;
+  if (text(entry['subnet']) !== held.subnet) return `subnet ${String(entry['subnet'])} of ${network} is not ${nodeId}'s (${String(held.subnet)})`;
+  if (text(entry['subnet6']) !== held.subnet6) return `IPv6 subnet ${String(entry['subnet6'])} of ${network} is not ${nodeId}'s (${String(held.subnet6)})`;
+  if (entry['vtepIp6'] !== undefined && text(entry['vtepIp6']) !== lease.vtepIp6) return `VTEP IPv6 address ${String(entry['vtepIp6'])} is not ${nodeId}'s (${String(lease.vtepIp6)})`;
+  const underlay = authority.underlay(nodeId);
+  if (underlay !== undefined && text(entry['agentIp']) !== underlay) return `underlay address ${String(entry['agentIp'])} is not ${nodeId}'s (${underlay}, as membership knows it)`;
+  return undefined;
+}

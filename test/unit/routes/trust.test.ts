@@ -1,0 +1,42 @@
+import t from 'tap';
+import type { Lease } from '../../../src/ipam/index.js';
+import { untrustedReason, type EntryAuthority } from '../../../src/routes/index.js';
+
+const a2: Lease = {
+  agent: 'a2',
+  vtepIp: '44.128.0.2',
+  vtepIp6: 'fd01:a::2',
+  vtepMac: '70:b3:d5:80:00:02',
+  networks: { dcos: { subnet: '9.0.1.0/24' }, dcos6: { subnet6: 'fd01:b:0:0:1::/80' } },
+} as unknown as Lease;
+const authority = (underlay: string | undefined = '192.0.2.12'): EntryAuthority => ({
+  allocation: (agent) => (agent === 'a2' ? a2 : undefined),
+  underlay: (agent) => (agent === 'a2' ? underlay : undefined),
+});
+const entry = { agentIp: '192.0.2.12', vtepMac: '70:b3:d5:80:00:02', subnet: '9.0.1.0/24', nodeId: 'a2' };
+
+t.test('an entry matching its allocation and membership is trusted', async (t) => {
+  t.equal(untrustedReason('dcos', '44.128.0.2', entry, authority()), undefined);
+  t.equal(
+    untrustedReason('dcos6', '44.128.0.2', { agentIp: '192.0.2.12', vtepMac: '70:B3:D5:80:00:02', subnet6: 'fd01:b:0:0:1::/80', vtepIp6: 'fd01:a::2', nodeId: 'a2' }, authority()),
+    undefined,
+    'MAC case aside',
+  );
+  t.equal(untrustedReason('dcos', '44.128.0.2', entry, authority(undefined)), undefined, 'an agent membership forgot is checked against its allocation only');
+  t.equal(untrustedReason('dcos', '44.128.0.2', 'garbage', authority()), undefined, 'malformed entries are left to the entry parser');
+  t.equal(untrustedReason('dcos', '44.128.0.2', { ...entry, nodeId: 7 }, authority()), undefined);
+});
+
+t.test('every contradiction is named', async (t) => {
+  const cases: [string, string, Record<string, unknown>, RegExp][] = [
+    ['dcos', '44.128.0.2', { ...entry, nodeId: 'rogue' }, /no allocation for rogue/],
+    ['dcos', '44.128.0.1', entry, /VTEP address 44\.128\.0\.1 is not a2's \(44\.128\.0\.2\)/],
+    ['dcos', '44.128.0.2', { ...entry, vtepMac: '70:b3:d5:00:00:66' }, /VTEP MAC .* is not a2's/],
+    ['extra', '44.128.0.2', entry, /a2 holds no block of extra/],
+    ['dcos', '44.128.0.2', { ...entry, subnet: '9.0.9.0/24' }, /subnet 9\.0\.9\.0\/24 of dcos is not a2's \(9\.0\.1\.0\/24\)/],
+    ['dcos', '44.128.0.2', { ...entry, subnet6: 'fd01:b::/80' }, /IPv6 subnet .* is not a2's/],
+    ['dcos', '44.128.0.2', { ...entry, vtepIp6: 'fd01:a::66' }, /VTEP IPv6 address fd01:a::66 is not a2's/],
+    ['dcos', '44.128.0.2', { ...entry, agentIp: '192.0.2.66' }, /underlay address 192\.0\.2\.66 is not a2's \(192\.0\.2\.12/],
+  ];
+  for (const [network, vtepIp, e, pattern] of cases) t.match(untrustedReason(network, vtepIp, e, authority()), pattern);
+});
