@@ -1,9 +1,13 @@
 /**
  * An agent's copy of the masters' allocations, against which it checks every other agent's
- * overlay entry before programming it (see routes/trust.ts). Fetched from the Raft leader at
- * start, every refresh interval, and soon after an entry it cannot vouch for appears (a new agent,
- * or a forgery: at most one fetch per `minRefreshMs`); kept on disk, so a restarted agent keeps
- * routing to the agents it knew while no master answers.
+ * overlay entry before programming it (see routes/trust.ts). The whole list is fetched from a
+ * master at start and every refresh interval; an entry it cannot vouch for (a new agent, a
+ * changed allocation, or a forgery) has its agent's allocation peeked at (a few hundred bytes;
+ * at most PEEK_LIMIT names per round, one round per `minRefreshMs`, more names make it a whole
+ * fetch; a name the masters do not hold is not asked again for NEGATIVE_MS). Peeks keep a mass
+ * join linear per agent: fetching the whole list on every new entry cost each agent up to 100 KB
+ * per second with a thousand agents. Kept on disk, so a restarted agent keeps routing to the
+ * agents it knew while no master answers.
  */
 import type { Clock, TimerHandle } from '../common/index.js';
 import { jsonEquals } from '../common/index.js';
@@ -19,6 +23,8 @@ export interface AllocationViewOptions {
   clock: Clock;
   /** Asks the masters for every allocation. */
   fetch: (callback: (leases: Lease[] | undefined, error?: string) => void) => void;
+  /** Asks the masters for one agent's allocation (null: they hold none). */
+  peek: (agent: string, callback: (lease: Lease | null | undefined, error?: string) => void) => void;
   /** The underlay address membership knows for an agent. */
   underlay: (agent: string) => string | undefined;
   /** Periodic refresh, ms. */
@@ -28,15 +34,24 @@ export interface AllocationViewOptions {
   logger?: Logger;
 }
 
+/** Names peeked at in one round; more make it a whole fetch. */
+const PEEK_LIMIT = 8;
+/** A name the masters hold no allocation for is not asked about again for this long, ms. */
+const NEGATIVE_MS = 5000;
+
 export interface AllocationViewStats {
   refreshes: number;
   refreshFailures: number;
+  /** Single allocations asked for (new or contested agents). */
+  peeks: number;
   /** Allocations known now. */
   allocations: number;
 }
 
 export class AllocationView implements EntryAuthority {
-  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, allocations: 0 };
+  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, allocations: 0 };
+  private readonly pending = new Set<string>();
+  private readonly absentUntil = new Map<string, number>();
   private leases = new Map<string, Lease>();
   private readonly listeners = new Set<() => void>();
   private periodic: TimerHandle | undefined;
@@ -84,14 +99,53 @@ export class AllocationView implements EntryAuthority {
     this.soon?.cancel();
   }
 
-  /** An entry could not be vouched for: fetch again soon (at most once per minRefreshMs). */
-  refresh(): void {
-    if (this.stopped || this.soon !== undefined || this.inFlight) return;
-    const wait = Math.max(0, this.lastFetchMs + this.options.minRefreshMs - this.options.clock.nowMs());
+  /** Entries of these agents could not be vouched for: ask about them soon. */
+  refresh(agents: readonly string[]): void {
+    if (this.stopped) return;
+    const now = this.options.clock.nowMs();
+    for (const agent of agents) if ((this.absentUntil.get(agent) ?? -Infinity) <= now) this.pending.add(agent);
+    if (this.pending.size === 0 || this.soon !== undefined) return;
+    const wait = Math.max(0, this.lastFetchMs + this.options.minRefreshMs - now);
     this.soon = this.options.clock.setTimer(wait, () => {
       this.soon = undefined;
-      this.fetchNow();
+      this.askPending();
     });
+  }
+
+  private askPending(): void {
+    if (this.stopped || this.inFlight) return;
+    const names = [...this.pending];
+    this.pending.clear();
+    if (names.length > PEEK_LIMIT) {
+      this.fetchNow();
+      return;
+    }
+    this.inFlight = true;
+    this.lastFetchMs = this.options.clock.nowMs();
+    let open = names.length;
+    let changed = false;
+    for (const agent of names) {
+      this.stats.peeks++;
+      this.options.peek(agent, (lease, error) => {
+        if (!this.stopped) {
+          if (lease === undefined) {
+            this.stats.refreshFailures++;
+            this.options.logger?.debug({ agent, err: error }, 'allocation not peeked at');
+          } else if (lease === null) {
+            this.absentUntil.set(agent, this.options.clock.nowMs() + NEGATIVE_MS);
+            if (this.leases.delete(agent)) changed = true;
+          } else if (!jsonEquals(lease, this.leases.get(agent))) {
+            this.leases.set(agent, lease);
+            changed = true;
+          }
+        }
+        if (--open > 0) return;
+        this.inFlight = false;
+        this.stats.allocations = this.leases.size;
+        if (changed && !this.stopped) this.changed([...this.leases.values()]);
+        if (this.pending.size > 0) this.refresh([]);
+      });
+    }
   }
 
   private fetchNow(): void {
@@ -107,14 +161,19 @@ export class AllocationView implements EntryAuthority {
         return;
       }
       this.stats.refreshes++;
-      if (!this.replace(leases)) return;
-      try {
-        writeFileAtomic(this.options.fs, this.options.path, `${JSON.stringify({ version: 1, leases }, null, 1)}\n`, { mode: 0o600 });
-      } catch (err) {
-        this.options.logger?.warn({ err: (err as Error).message }, 'allocations could not be saved; a restart without masters will not know them');
-      }
-      for (const listener of this.listeners) listener();
+      if (this.replace(leases)) this.changed(leases);
+      if (this.pending.size > 0) this.refresh([]);
     });
+  }
+
+  /** Saves the allocations and tells the listeners. */
+  private changed(leases: readonly Lease[]): void {
+    try {
+      writeFileAtomic(this.options.fs, this.options.path, `${JSON.stringify({ version: 1, leases }, null, 1)}\n`, { mode: 0o600 });
+    } catch (err) {
+      this.options.logger?.warn({ err: (err as Error).message }, 'allocations could not be saved; a restart without masters will not know them');
+    }
+    for (const listener of this.listeners) listener();
   }
 
   /** Replaces the allocations; returns whether they changed. */

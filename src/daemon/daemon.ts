@@ -247,12 +247,13 @@ export class Daemon {
           fs: new NodeFs(),
           clock,
           fetch: (callback) => (node.lease === undefined ? callback(undefined, 'no lease client') : node.lease.fetchAllocations(callback)),
+          peek: (agent, callback) => (node.lease === undefined ? callback(undefined, 'no lease client') : node.lease.peekAllocation(agent, callback)),
           underlay: (agent) => {
             const member = node.membership.member(agent);
             return member === undefined ? undefined : node.meta(member.meta)?.underlayIp;
           },
           refreshIntervalMs: config.ipam.leaseCheckIntervalMs,
-          minRefreshMs: 1000,
+          minRefreshMs: 250,
           logger: componentLogger(logger, 'allocations'),
         });
         this.parts.allocationView = view;

@@ -36,7 +36,7 @@ export interface OverlayAgentOptions {
    * does not match is not programmed (counted and listed as untrusted) and asks for a refresh
    * (a new agent's allocation may just not be known yet). Absent: every valid entry is taken.
    */
-  authority?: EntryAuthority & { refresh(): void; onChange(listener: () => void): () => void };
+  authority?: EntryAuthority & { refresh(agents: readonly string[]): void; onChange(listener: () => void): () => void };
   logger?: Logger;
   /** Delay before recomputing remote groups after a store change, in ms; coalesces bursts. Default 5. */
   coalesceMs?: number;
@@ -239,7 +239,7 @@ export class OverlayAgent {
       out.set(network, kept);
     }
     if (untrusted.length > 0) {
-      authority.refresh();
+      authority.refresh([...new Set(untrusted.map((u) => u.nodeId).filter((n): n is string => typeof n === 'string'))]);
       if (!isDeepStrictEqual(untrusted, this.untrusted))
         this.options.logger?.warn({ untrusted: untrusted.slice(0, 5), total: untrusted.length }, "overlay entries that do not match the masters' allocations are not programmed");
     }

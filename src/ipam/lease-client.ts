@@ -199,12 +199,13 @@ export class LeaseClient {
   }
 
   /**
-   * Every allocation the masters hold (a linearizable read on the Raft leader), for checking
-   * other agents' overlay entries; undefined when no master answered it. Independent of the
-   * lease requests (their one-at-a-time rule does not apply).
+   * Every allocation a master has applied, for checking other agents' overlay entries; undefined
+   * when no master answered. Asked of a random master (any answers; the load spreads), and
+   * independent of the lease requests (their one-at-a-time rule does not apply).
    */
   fetchAllocations(callback: (leases: Lease[] | undefined, error?: string) => void): void {
-    const master = this.target(undefined);
+    const masters = this.options.masters();
+    const master = masters.length === 0 ? undefined : this.options.rng.pick(masters);
     if (this.stopped || master === undefined) {
       callback(undefined, 'no master is known');
       return;
@@ -220,6 +221,29 @@ export class LeaseClient {
       if (!result.ok) return callback(undefined, `master ${master.name}: ${result.error.message}`);
       if (!Array.isArray(result.value)) return callback(undefined, `master ${master.name} sent no list of allocations`);
       callback(result.value as Lease[]);
+    });
+  }
+
+  /**
+   * One agent's allocation as a random master applied it (null: none), for an overlay entry of
+   * an agent not known yet; undefined when no master answered.
+   */
+  peekAllocation(agent: string, callback: (lease: Lease | null | undefined, error?: string) => void): void {
+    const masters = this.options.masters();
+    const master = masters.length === 0 ? undefined : this.options.rng.pick(masters);
+    if (this.stopped || master === undefined) {
+      callback(undefined, 'no master is known');
+      return;
+    }
+    this.rpc.request(master.address, encodeLeaseRequest('peek', agent), (error, response) => {
+      if (error !== null) return callback(undefined, `master ${master.name} did not answer: ${error.message}`);
+      try {
+        const result = decodeResult(response as Uint8Array);
+        if (!result.ok) return callback(undefined, `master ${master.name}: ${result.error.message}`);
+        callback((result.value ?? null) as Lease | null);
+      } catch (err) {
+        callback(undefined, `master ${master.name} sent a malformed answer: ${(err as Error).message}`);
+      }
     });
   }
 

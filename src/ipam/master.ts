@@ -138,6 +138,8 @@ export class AllocatorMaster {
     });
   }
 
+  private allocationsCache: { index: number; bytes: Uint8Array } | undefined;
+
   private serveLease(request: Uint8Array, respond: (response: Uint8Array) => void, fail: (message: string) => void): void {
     this.stats.leaseRequests++;
     let op: number;
@@ -148,7 +150,7 @@ export class AllocatorMaster {
       op = raw[0];
       agent = raw[1];
     } catch {
-      fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup, 5 allocations');
+      fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek');
       return;
     }
     const answer = (error: RaftError | null, result?: Uint8Array): void => {
@@ -168,9 +170,20 @@ export class AllocatorMaster {
       this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.lease(agent) ?? null]).slice())));
       return;
     }
+    if (op === 6) {
+      // One agent's allocation as this master applied it (no read barrier, see op 5): how agents
+      // learn a new agent's allocation when its entry appears, a few hundred bytes per ask.
+      respond(packr.pack([true, this.state.lease(agent) ?? null]).slice());
+      return;
+    }
     if (op === 5) {
-      // Every allocation, as committed: agents check other agents' overlay entries against it.
-      this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.leases()]).slice())));
+      // Every allocation this master has applied (any master answers, no read barrier: a few ms
+      // stale at worst, and an agent that finds an allocation missing asks again), encoded once
+      // per applied index. Agents check other agents' overlay entries against it; with a
+      // thousand agents the list is ~100 KB, so neither a Raft round nor an encoding per ask.
+      const applied = this.raft.lastApplied;
+      if (this.allocationsCache?.index !== applied) this.allocationsCache = { index: applied, bytes: packr.pack([true, this.state.leases()]).slice() };
+      respond(this.allocationsCache.bytes);
       return;
     }
     if (op === 2) {
@@ -178,14 +191,14 @@ export class AllocatorMaster {
       return;
     }
     if (op !== 1) {
-      fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup, 5 allocations`);
+      fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek`);
       return;
     }
     this.raft.propose(encodeCommand({ op: 'allocate', agent }), (error, result) => answer(error, result));
   }
 }
 
-const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4, allocations: 5 } as const;
+const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4, allocations: 5, peek: 6 } as const;
 
 /** Encodes a lease request (agent side). */
 export function encodeLeaseRequest(op: keyof typeof LEASE_OPS, agent: string): Uint8Array {

@@ -195,6 +195,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
   allocation_view: {
     refreshes: counter("Fetches of the masters' allocations that succeeded."),
     refreshFailures: counter("Fetches of the masters' allocations that failed (the last known ones stay in use)."),
+    peeks: counter('Single allocations asked of a master for agents whose entries could not be vouched for yet.'),
     allocations: gauge('Allocations known to this agent now.'),
   },
   firewall: {

@@ -6,10 +6,11 @@ import { MemoryFs } from '../../../src/testing/index.js';
 
 const lease = (agent: string, n: number): Lease => ({ agent, vtepIp: `44.128.0.${n}`, vtepMac: `70:b3:d5:80:00:0${n}`, networks: { dcos: { subnet: `9.0.${n}.0/24` } } }) as unknown as Lease;
 
-function setup(answers: (Lease[] | undefined)[]) {
+function setup(answers: (Lease[] | undefined)[], held: Map<string, Lease> = new Map()) {
   const scheduler = new Scheduler({ epochMs: 0 });
   const fs = new MemoryFs();
   let fetches = 0;
+  const peeked: string[] = [];
   const make = () =>
     new AllocationView({
       path: 'data/allocations.json',
@@ -19,11 +20,15 @@ function setup(answers: (Lease[] | undefined)[]) {
         const answer = answers[Math.min(fetches++, answers.length - 1)];
         scheduler.clock().setTimer(5, () => (answer === undefined ? callback(undefined, 'no master') : callback(answer)));
       },
+      peek: (agent, callback) => {
+        peeked.push(agent);
+        scheduler.clock().setTimer(2, () => callback(held.get(agent) ?? null));
+      },
       underlay: (agent) => (agent === 'a1' ? '192.0.2.11' : undefined),
       refreshIntervalMs: 30_000,
       minRefreshMs: 1000,
     });
-  return { scheduler, fs, make, fetches: () => fetches };
+  return { scheduler, fs, make, fetches: () => fetches, peeked };
 }
 
 t.test('fetched at start and periodically; kept on disk for a restart without masters', async (t) => {
@@ -48,26 +53,38 @@ t.test('fetched at start and periodically; kept on disk for a restart without ma
   t.equal(restarted.stats.allocations, 2);
 });
 
-t.test('refreshes asked for by unknown entries: at most one per minRefreshMs, none while one is in flight', async (t) => {
-  const s = setup([[lease('a1', 1)]]);
+t.test('unknown agents are peeked at (a few per round), many make a whole fetch, absent ones are not asked again at once', async (t) => {
+  const held = new Map([['a7', lease('a7', 7)]]);
+  const s = setup([[lease('a1', 1)]], held);
   const view = s.make();
+  let changes = 0;
+  view.onChange(() => changes++);
   view.start();
   s.scheduler.runFor(10);
   t.equal(s.fetches(), 1);
-  for (let i = 0; i < 10; i++) view.refresh();
-  s.scheduler.runFor(500);
-  t.equal(s.fetches(), 1, 'not before minRefreshMs since the last fetch');
-  s.scheduler.runFor(600);
-  t.equal(s.fetches(), 2, 'then one fetch for all ten asks');
-  let changes = 0;
-  view.onChange(() => changes++);
-  view.refresh();
+  for (let i = 0; i < 5; i++) view.refresh(['a7', 'ghost']);
+  s.scheduler.runFor(100);
+  t.same(s.peeked, [], 'not before minRefreshMs since the last ask');
+  s.scheduler.runFor(1000);
+  t.same(s.peeked.sort(), ['a7', 'ghost'], 'one round for all the asks, one peek per name');
+  t.equal(view.allocation('a7')?.vtepIp, '44.128.0.7', 'the new agent is known');
+  t.equal(changes, 2, 'start, then the peek');
+  view.refresh(['ghost']);
   s.scheduler.runFor(2000);
-  t.equal(changes, 0, 'the same allocations again: no change event');
-  view.stop();
-  view.refresh();
+  t.equal(s.peeked.length, 2, 'a name the masters do not hold is not asked again at once');
   s.scheduler.runFor(5000);
-  t.equal(s.fetches(), 3, 'stopped: nothing more');
+  view.refresh(['ghost']);
+  s.scheduler.runFor(1000);
+  t.equal(s.peeked.length, 3, 'but after a while');
+  view.refresh(Array.from({ length: 9 }, (_, i) => `n${i}`));
+  s.scheduler.runFor(1000);
+  t.equal(s.fetches(), 2, 'more than a few names: one whole fetch instead');
+  t.equal(s.peeked.length, 3);
+  t.equal(view.stats.peeks, 3);
+  view.stop();
+  view.refresh(['a9']);
+  s.scheduler.runFor(5000);
+  t.equal(s.peeked.length, 3, 'stopped: nothing more');
 });
 
 t.test('an unreadable saved file is ignored', async (t) => {
