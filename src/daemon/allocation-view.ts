@@ -4,7 +4,7 @@
  * master at start and every refresh interval; an entry it cannot vouch for (a new agent, a
  * changed allocation, or a forgery) has its agent's allocation peeked at (a few hundred bytes;
  * at most PEEK_LIMIT names per round, one round per `minRefreshMs`, more names make it a whole
- * fetch; a name the masters do not hold is not asked again for NEGATIVE_MS). Peeks keep a mass
+ * fetch; a name the masters do not hold yet is asked again a few times, backing off). Peeks keep a mass
  * join linear per agent: fetching the whole list on every new entry cost each agent up to 100 KB
  * per second with a thousand agents. Kept on disk, so a restarted agent keeps routing to the
  * agents it knew while no master answers.
@@ -36,8 +36,13 @@ export interface AllocationViewOptions {
 
 /** Names peeked at in one round; more make it a whole fetch. */
 const PEEK_LIMIT = 8;
-/** A name the masters hold no allocation for is not asked about again for this long, ms. */
-const NEGATIVE_MS = 5000;
+/**
+ * A name the masters hold no allocation for is asked about again after 250 ms, 500 ms, ... up to
+ * this many times (about 8 s in all): a new agent's entry can arrive before the master asked
+ * has applied its allocation. Then it waits for the next store change or whole fetch.
+ */
+const ABSENT_RETRIES = 5;
+const ABSENT_FIRST_RETRY_MS = 250;
 
 export interface AllocationViewStats {
   refreshes: number;
@@ -51,7 +56,8 @@ export interface AllocationViewStats {
 export class AllocationView implements EntryAuthority {
   readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, allocations: 0 };
   private readonly pending = new Set<string>();
-  private readonly absentUntil = new Map<string, number>();
+  private readonly absent = new Map<string, { untilMs: number; tries: number }>();
+  private readonly retries = new Set<TimerHandle>();
   private leases = new Map<string, Lease>();
   private readonly listeners = new Set<() => void>();
   private periodic: TimerHandle | undefined;
@@ -97,13 +103,28 @@ export class AllocationView implements EntryAuthority {
     this.stopped = true;
     this.periodic?.cancel();
     this.soon?.cancel();
+    for (const timer of this.retries) timer.cancel();
+    this.retries.clear();
+  }
+
+  /** The masters hold nothing for `agent` (yet?): ask again later, a few times, backing off. */
+  private absentFor(agent: string): void {
+    const tries = (this.absent.get(agent)?.tries ?? 0) + 1;
+    const waitMs = ABSENT_FIRST_RETRY_MS * 2 ** (tries - 1);
+    this.absent.set(agent, { untilMs: this.options.clock.nowMs() + waitMs, tries });
+    if (tries > ABSENT_RETRIES) return;
+    const timer = this.options.clock.setTimer(waitMs, () => {
+      this.retries.delete(timer);
+      this.refresh([agent]);
+    });
+    this.retries.add(timer);
   }
 
   /** Entries of these agents could not be vouched for: ask about them soon. */
   refresh(agents: readonly string[]): void {
     if (this.stopped) return;
     const now = this.options.clock.nowMs();
-    for (const agent of agents) if ((this.absentUntil.get(agent) ?? -Infinity) <= now) this.pending.add(agent);
+    for (const agent of agents) if ((this.absent.get(agent)?.untilMs ?? -Infinity) <= now) this.pending.add(agent);
     if (this.pending.size === 0 || this.soon !== undefined) return;
     const wait = Math.max(0, this.lastFetchMs + this.options.minRefreshMs - now);
     this.soon = this.options.clock.setTimer(wait, () => {
@@ -132,11 +153,14 @@ export class AllocationView implements EntryAuthority {
             this.stats.refreshFailures++;
             this.options.logger?.debug({ agent, err: error }, 'allocation not peeked at');
           } else if (lease === null) {
-            this.absentUntil.set(agent, this.options.clock.nowMs() + NEGATIVE_MS);
+            this.absentFor(agent);
             if (this.leases.delete(agent)) changed = true;
-          } else if (!jsonEquals(lease, this.leases.get(agent))) {
-            this.leases.set(agent, lease);
-            changed = true;
+          } else {
+            this.absent.delete(agent);
+            if (!jsonEquals(lease, this.leases.get(agent))) {
+              this.leases.set(agent, lease);
+              changed = true;
+            }
           }
         }
         if (--open > 0) return;

@@ -253,7 +253,7 @@ export class Daemon {
             return member === undefined ? undefined : node.meta(member.meta)?.underlayIp;
           },
           refreshIntervalMs: config.ipam.leaseCheckIntervalMs,
-          minRefreshMs: 250,
+          minRefreshMs: 100,
           logger: componentLogger(logger, 'allocations'),
         });
         this.parts.allocationView = view;

@@ -225,12 +225,12 @@ export class LeaseClient {
   }
 
   /**
-   * One agent's allocation as a random master applied it (null: none), for an overlay entry of
-   * an agent not known yet; undefined when no master answered.
+   * One agent's allocation as a master applied it (null: none), for an overlay entry of an agent
+   * not known yet; undefined when no master answered. Asked of the leader when one is known: it
+   * applied the allocation before granting it, where a follower may still lag by a heartbeat.
    */
   peekAllocation(agent: string, callback: (lease: Lease | null | undefined, error?: string) => void): void {
-    const masters = this.options.masters();
-    const master = masters.length === 0 ? undefined : this.options.rng.pick(masters);
+    const master = this.target(undefined);
     if (this.stopped || master === undefined) {
       callback(undefined, 'no master is known');
       return;
