@@ -116,9 +116,13 @@ export class OverlayAgent {
           const network = change.key.slice(OVERLAY_KEY_PREFIX.length);
           if (change.new === undefined) this.overlays.delete(network);
           else this.overlays.set(network, change.new);
-          // Our own entry went missing (removed by a release, or never stored): the owner checks
-          // the lease with the masters before it is published again.
-          if (this.lease !== undefined && !this.withdrawn && this.lease.networks[network] !== undefined && change.new?.[this.lease.vtepIp] === undefined) {
+          // Our own entry went missing (removed by a release, or never stored) or was overwritten
+          // by another writer (every agent would then leave our routes out as untrusted): the
+          // owner checks the lease with the masters before it is published again. (An overwrite
+          // used to wait for the next lease confirmation, up to 30 s.)
+          const own = this.lease === undefined ? undefined : this.ownEntry(this.lease, network);
+          const stored = this.lease === undefined ? undefined : change.new?.[this.lease.vtepIp];
+          if (own !== undefined && !this.withdrawn && (stored === undefined || !isDeepStrictEqual(stored, own))) {
             if (this.options.onOwnEntryMissing === undefined) this.publish();
             else this.options.onOwnEntryMissing();
           }
@@ -191,17 +195,25 @@ export class OverlayAgent {
   }
 
   /** Writes this agent's entry into every leased network's map (only where it differs). */
+  /** This agent's own entry in `network`'s map, as its lease makes it. */
+  private ownEntry(lease: Lease, network: string): OverlayEntry | undefined {
+    const n = lease.networks[network];
+    if (n === undefined) return undefined;
+    const entry: OverlayEntry = { agentIp: this.options.underlayIp, vtepMac: lease.vtepMac, nodeId: this.options.name };
+    if (n.subnet !== undefined) entry.subnet = n.subnet;
+    if (n.subnet6 !== undefined && lease.vtepIp6 !== undefined) {
+      entry.subnet6 = n.subnet6;
+      entry.vtepIp6 = lease.vtepIp6;
+    }
+    return entry;
+  }
+
   private publish(): void {
     const lease = this.lease;
     if (lease === undefined) return;
     const { kv } = this.options;
-    for (const [network, n] of Object.entries(lease.networks)) {
-      const entry: OverlayEntry = { agentIp: this.options.underlayIp, vtepMac: lease.vtepMac, nodeId: this.options.name };
-      if (n.subnet !== undefined) entry.subnet = n.subnet;
-      if (n.subnet6 !== undefined && lease.vtepIp6 !== undefined) {
-        entry.subnet6 = n.subnet6;
-        entry.vtepIp6 = lease.vtepIp6;
-      }
+    for (const network of Object.keys(lease.networks)) {
+      const entry = this.ownEntry(lease, network) as OverlayEntry;
       if (!publishOverlayEntry(kv, network, lease.vtepIp, entry)) continue;
       this.stats.publishes++;
       this.options.logger?.info({ network, vtepIp: lease.vtepIp }, 'overlay entry published');
