@@ -34,6 +34,27 @@ export interface AllocationViewOptions {
   logger?: Logger;
 }
 
+/** The stable code of a malformed allocation from a master (logged, counted, dropped). */
+export const ALLOCATION_INVALID = 'LASHUP_ERR_ALLOCATION_INVALID';
+
+const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
+
+/**
+ * Whether a value from the wire has the shape the trust check reads (agent, VTEP addresses,
+ * MAC, an object of networks whose blocks are strings): a malformed one from a buggy or
+ * hostile master would otherwise throw inside the overlay agent's recomputation.
+ */
+function isLease(v: unknown): v is Lease {
+  if (v === null || typeof v !== 'object') return false;
+  const l = v as Record<string, unknown>;
+  if (!isText(l['agent']) || !isText(l['vtepIp']) || !isText(l['vtepMac']) || (l['vtepIp6'] !== undefined && !isText(l['vtepIp6']))) return false;
+  const networks = l['networks'];
+  if (networks === null || typeof networks !== 'object' || Array.isArray(networks)) return false;
+  return Object.values(networks).every(
+    (n) => n !== null && typeof n === 'object' && Object.values(n as Record<string, unknown>).every((x) => x === undefined || typeof x === 'string' || typeof x === 'number'),
+  );
+}
+
 /** Names peeked at in one round; more make it a whole fetch. */
 const PEEK_LIMIT = 8;
 /**
@@ -49,12 +70,14 @@ export interface AllocationViewStats {
   refreshFailures: number;
   /** Single allocations asked for (new or contested agents). */
   peeks: number;
+  /** Allocations from a master that were not well formed: dropped (LASHUP_ERR_ALLOCATION_INVALID). */
+  invalid: number;
   /** Allocations known now. */
   allocations: number;
 }
 
 export class AllocationView implements EntryAuthority {
-  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, allocations: 0 };
+  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, allocations: 0 };
   private readonly pending = new Set<string>();
   private readonly absent = new Map<string, { untilMs: number; tries: number }>();
   private readonly retries = new Set<TimerHandle>();
@@ -71,7 +94,7 @@ export class AllocationView implements EntryAuthority {
     if (bytes === undefined) return;
     try {
       const saved = JSON.parse(new TextDecoder().decode(bytes)) as { leases?: Lease[] };
-      this.replace(saved.leases ?? []);
+      this.replace(Array.isArray(saved.leases) ? saved.leases : []);
     } catch (err) {
       options.logger?.warn({ path: options.path, err: (err as Error).message }, 'saved allocations unreadable; fetching them again');
     }
@@ -152,6 +175,8 @@ export class AllocationView implements EntryAuthority {
           if (lease === undefined) {
             this.stats.refreshFailures++;
             this.options.logger?.debug({ agent, err: error }, 'allocation not peeked at');
+          } else if (lease !== null && !isLease(lease)) {
+            this.invalidSeen(1);
           } else if (lease === null) {
             this.absentFor(agent);
             if (this.leases.delete(agent)) changed = true;
@@ -185,7 +210,7 @@ export class AllocationView implements EntryAuthority {
         return;
       }
       this.stats.refreshes++;
-      if (this.replace(leases)) this.changed(leases);
+      if (this.replace(leases)) this.changed([...this.leases.values()]);
       if (this.pending.size > 0) this.refresh([]);
     });
   }
@@ -200,10 +225,20 @@ export class AllocationView implements EntryAuthority {
     for (const listener of this.listeners) listener();
   }
 
-  /** Replaces the allocations; returns whether they changed. */
-  private replace(leases: readonly Lease[]): boolean {
+  private invalidSeen(count: number): void {
+    this.stats.invalid += count;
+    this.options.logger?.warn({ code: ALLOCATION_INVALID, count }, 'a master sent malformed allocations; they are dropped');
+  }
+
+  /** Replaces the allocations (well-formed ones only); returns whether they changed. */
+  private replace(leases: readonly unknown[]): boolean {
     const next = new Map<string, Lease>();
-    for (const lease of leases) if (lease !== null && typeof lease === 'object' && typeof lease.agent === 'string') next.set(lease.agent, lease);
+    let invalid = 0;
+    for (const lease of leases) {
+      if (isLease(lease)) next.set(lease.agent, lease);
+      else invalid++;
+    }
+    if (invalid > 0) this.invalidSeen(invalid);
     const same = next.size === this.leases.size && [...next].every(([agent, lease]) => jsonEquals(lease, this.leases.get(agent)));
     this.leases = next;
     this.stats.allocations = next.size;

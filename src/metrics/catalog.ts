@@ -196,6 +196,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     refreshes: counter("Fetches of the masters' allocations that succeeded."),
     refreshFailures: counter("Fetches of the masters' allocations that failed (the last known ones stay in use)."),
     peeks: counter('Single allocations asked of a master for agents whose entries could not be vouched for yet.'),
+    invalid: counter('Malformed allocations from a master, dropped.'),
     allocations: gauge('Allocations known to this agent now.'),
   },
   firewall: {

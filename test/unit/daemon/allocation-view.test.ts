@@ -107,3 +107,25 @@ t.test('an unreadable saved file is ignored', async (t) => {
   t.equal(view.allocation('a1')?.vtepIp, '44.128.0.1');
   view.stop();
 });
+
+t.test('malformed allocations from a master are dropped and counted, never stored', async (t) => {
+  const bad = [{ agent: 'x' }, { agent: 'y', vtepIp: '44.128.0.9', vtepMac: 'm', networks: 5 }, null, 'lease', { agent: 'z', vtepIp: '1', vtepMac: 'm', networks: { dcos: { subnet: {} } } }];
+  const held = new Map<string, Lease>([['w', { agent: 'w' } as unknown as Lease]]);
+  const s = setup([[lease('a1', 1), ...(bad as unknown as Lease[])]], held);
+  const view = s.make();
+  view.start();
+  s.scheduler.runFor(10);
+  t.equal(view.allocation('a1')?.vtepIp, '44.128.0.1', 'the well-formed one is kept');
+  t.equal(view.stats.invalid, 5, 'the five malformed ones counted');
+  t.equal(view.stats.allocations, 1);
+  t.same(
+    JSON.parse(new TextDecoder().decode(s.fs.read('data/allocations.json'))).leases.map((l: Lease) => l.agent),
+    ['a1'],
+    'only well-formed allocations are saved',
+  );
+  view.refresh(['w']);
+  s.scheduler.runFor(500);
+  t.equal(view.allocation('w'), undefined, 'a malformed peek answer is not taken');
+  t.equal(view.stats.invalid, 6);
+  view.stop();
+});
