@@ -205,22 +205,10 @@ export class LeaseClient {
    */
   fetchAllocations(callback: (leases: Lease[] | undefined, error?: string) => void): void {
     const masters = this.options.masters();
-    const master = masters.length === 0 ? undefined : this.options.rng.pick(masters);
-    if (this.stopped || master === undefined) {
-      callback(undefined, 'no master is known');
-      return;
-    }
-    this.rpc.request(master.address, encodeLeaseRequest('allocations', this.options.agent), (error, response) => {
-      if (error !== null) return callback(undefined, `master ${master.name} did not answer: ${error.message}`);
-      let result: IpamResult;
-      try {
-        result = decodeResult(response as Uint8Array);
-      } catch (err) {
-        return callback(undefined, `master ${master.name} sent a malformed answer: ${(err as Error).message}`);
-      }
-      if (!result.ok) return callback(undefined, `master ${master.name}: ${result.error.message}`);
-      if (!Array.isArray(result.value)) return callback(undefined, `master ${master.name} sent no list of allocations`);
-      callback(result.value as Lease[]);
+    this.read(masters.length === 0 ? undefined : this.options.rng.pick(masters), 'allocations', this.options.agent, (error, value) => {
+      if (error !== undefined) callback(undefined, error);
+      else if (!Array.isArray(value)) callback(undefined, 'a master sent no list of allocations');
+      else callback(value as Lease[]);
     });
   }
 
@@ -230,20 +218,35 @@ export class LeaseClient {
    * applied the allocation before granting it, where a follower may still lag by a heartbeat.
    */
   peekAllocation(agent: string, callback: (lease: Lease | null | undefined, error?: string) => void): void {
-    const master = this.target(undefined);
+    this.read(this.target(undefined), 'peek', agent, (error, value) => {
+      if (error !== undefined) callback(undefined, error);
+      else callback((value ?? null) as Lease | null);
+    });
+  }
+
+  /**
+   * A read of `master` that does not take part in the lease requests' one-at-a-time rule: the
+   * answer's value, or the reason it has none (no master, no answer, malformed, refused).
+   */
+  private read(master: MasterInfo | undefined, op: 'allocations' | 'peek', agent: string, callback: (error: string | undefined, value?: unknown) => void): void {
     if (this.stopped || master === undefined) {
-      callback(undefined, 'no master is known');
+      callback('no master is known');
       return;
     }
-    this.rpc.request(master.address, encodeLeaseRequest('peek', agent), (error, response) => {
-      if (error !== null) return callback(undefined, `master ${master.name} did not answer: ${error.message}`);
-      try {
-        const result = decodeResult(response as Uint8Array);
-        if (!result.ok) return callback(undefined, `master ${master.name}: ${result.error.message}`);
-        callback((result.value ?? null) as Lease | null);
-      } catch (err) {
-        callback(undefined, `master ${master.name} sent a malformed answer: ${(err as Error).message}`);
+    this.rpc.request(master.address, encodeLeaseRequest(op, agent), (error, response) => {
+      if (error !== null) {
+        callback(`master ${master.name} did not answer: ${error.message}`);
+        return;
       }
+      let result: IpamResult;
+      try {
+        result = decodeResult(response as Uint8Array);
+      } catch (err) {
+        callback(`master ${master.name} sent a malformed answer: ${(err as Error).message}`);
+        return;
+      }
+      if (!result.ok) callback(`master ${master.name}: ${result.error.message}`);
+      else callback(undefined, result.value);
     });
   }
 
