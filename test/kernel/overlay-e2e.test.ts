@@ -119,7 +119,9 @@ t.test('3 masters, 4 agents: pings, a killed agent, a partition, a release, a ba
   // Within ipam.releaseGraceMs of its leaving, a plain release is refused (a7 might be restarting).
   const early = await cluster.cli('m1', ['allocations', 'release', 'a7']);
   t.equal(early.code, 1, 'a release right after the agent left is refused');
-  t.match(early.stderr, /agent a7 (left \d+ s ago|is alive|is suspect).*LASHUP_ERR_RELEASE_REFUSED/);
+  // "failed" too: on a loaded machine a master can declare the agent failed before the goodbye
+  // reaches it (seen once in CI); either way the release is refused within the grace period.
+  t.match(early.stderr, /agent a7 (left \d+ s ago|failed \d+ s ago|is alive|is suspect).*LASHUP_ERR_RELEASE_REFUSED/);
   let released = false;
   for (const m of ['m1', 'm2', 'm3']) {
     const r = await cluster.cli(m, ['allocations', 'release', 'a7', '--force']);
