@@ -141,7 +141,7 @@ function ops(kind: Kind): StoreOps<unknown, unknown> {
  * entries (a delta) is looked up dot by dot in the index; anything larger (a full state) scans
  * the entries, and never pays for building an index it would not use.
  */
-function coveredSlots(m1: MapStore, c2: CausalContext): Iterable<string> {
+export function coveredSlots(m1: MapStore, c2: CausalContext): Iterable<string> {
   // The live key iterator is safe: callers only delete the key they are visiting.
   if (m1.size <= INDEX_MIN_ENTRIES || c2.dotCount() > m1.size) return m1.entries.keys();
   if (!m1.indexed) m1.buildIndex();

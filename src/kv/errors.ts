@@ -15,6 +15,8 @@ export const KvErrorCode = {
   UnsupportedVersion: 'LASHUP_ERR_KV_UNSUPPORTED_VERSION',
   /** The store was closed (the node is shutting down). */
   Closed: 'LASHUP_ERR_KV_CLOSED',
+  /** A remote write to a guarded key was refused by the admission check (see KvAdmission). */
+  WriteRefused: 'LASHUP_ERR_KV_WRITE_REFUSED',
   /** An anti-entropy exchange failed (timeout, reset, bad message). */
   AntiEntropyFailed: 'LASHUP_ERR_KV_ANTI_ENTROPY_FAILED',
 } as const;

@@ -1,5 +1,5 @@
 export { KvStore, treePosition } from './store.js';
-export type { KvStoreOptions, KvValue, KvChange, KvSelector, KvStats, Journal, JournalRecordKind, UpdateResult } from './store.js';
+export type { KvStoreOptions, KvValue, KvChange, KvSelector, KvStats, Journal, JournalRecordKind, UpdateResult, KvAdmission, FieldChange } from './store.js';
 export { AntiEntropy } from './anti-entropy.js';
 export type { AntiEntropyOptions, AntiEntropyStats, RoundReport } from './anti-entropy.js';
 export { kvConfig, DEFAULT_KV_CONFIG } from './config.js';

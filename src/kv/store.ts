@@ -36,6 +36,34 @@ export interface KvChange {
 
 export type KvSelector = string | ((key: string) => boolean);
 
+/** One field of a key whose value a remote write would change (undefined: absent). */
+export interface FieldChange {
+  readonly name: string;
+  readonly before: unknown;
+  readonly after: unknown;
+}
+
+/**
+ * A check of remote writes (gossiped deltas and anti-entropy repairs) to some keys: how a
+ * replica refuses one member's write over another member's fields. Any holder of the cluster
+ * key can publish a delta naming any key and any actor, so the CRDT alone cannot tell who
+ * wrote what; the check looks at what the write would change, field by field.
+ */
+export interface KvAdmission {
+  /** Whether remote writes to `key` are checked. Called for every remote delta: keep it cheap. */
+  guards(key: string): boolean;
+  /** Why a write changing these fields of `key` may not be applied, or undefined when it may. */
+  refuse(key: string, changes: readonly FieldChange[]): string | undefined;
+}
+
+/**
+ * Refused writes kept to be checked again (`readmit`) when what the check knows changes: a
+ * replica that has not yet learnt of a release refuses the removal of the released agent's
+ * entries, then takes it once it knows. Oldest dropped first; anti-entropy brings back any
+ * write still wanted.
+ */
+const MAX_HELD_REFUSED = 256;
+
 /** How journal records are applied on recovery. */
 export type JournalRecordKind = 'join' | 'context';
 
@@ -89,6 +117,8 @@ export interface KvStats {
   decodeErrors: number;
   /** Remote deltas for a new key beyond maxKeys: dropped. */
   keyLimitDrops: number;
+  /** Remote writes to guarded keys refused by the admission check (see KvAdmission). */
+  writesRefused: number;
   /** LWW writes with one marker and different values met in a join. */
   lwwConflicts: number;
   repairsApplied: number;
@@ -123,6 +153,7 @@ function emptyStats(): KvStats {
     inboundDropped: 0,
     decodeErrors: 0,
     keyLimitDrops: 0,
+    writesRefused: 0,
     lwwConflicts: 0,
     repairsApplied: 0,
     subscriptionEvents: 0,
@@ -160,6 +191,9 @@ export class KvStore {
   private inboundTimer: TimerHandle | undefined;
   private lastMarkerTs = 0;
   private lastDropLogMs = -Infinity;
+  private lastRefusalLogMs = -Infinity;
+  private admission: KvAdmission | undefined;
+  private readonly held: { key: string; crdt: ORMap; bytes: number }[] = [];
   private closed = false;
 
   constructor(options: KvStoreOptions) {
@@ -352,6 +386,53 @@ export class KvStore {
     }
   }
 
+  // ------------------------------------------------------------ admission of remote writes
+
+  /**
+   * Installs the check of remote writes (replacing any). Local updates are not checked: a
+   * replica's own writes are its owner's business. The components that know who owns what
+   * (allocations, identities) start after the store, hence a setter.
+   */
+  setAdmission(admission: KvAdmission | undefined): void {
+    this.admission = admission;
+  }
+
+  /** Refused writes held for another check. */
+  get heldRefused(): number {
+    return this.held.length;
+  }
+
+  /**
+   * Checks the held refused writes again (call when what the admission check knows changed);
+   * those still refused stay held. Returns how many were applied.
+   */
+  readmit(): number {
+    if (this.closed || this.held.length === 0) return 0;
+    const again = this.held.splice(0);
+    let applied = 0;
+    for (const { key, crdt, bytes } of again) if (this.applyJoin(key, crdt, bytes) === true) applied++;
+    return applied;
+  }
+
+  /** Why the admission check refuses joining `crdt` into `key` (undefined: no check, or it passes). */
+  private refusal(key: string, state: KeyState | undefined, crdt: ORMap, bytes: number): string | undefined {
+    const admission = this.admission;
+    if (admission === undefined || !admission.guards(key)) return undefined;
+    const changes = (state?.crdt ?? new ORMap()).previewJoin(crdt);
+    if (changes.length === 0) return undefined;
+    const reason = admission.refuse(key, changes);
+    if (reason === undefined) return undefined;
+    this.stats.writesRefused++;
+    if (this.held.length >= MAX_HELD_REFUSED) this.held.shift();
+    this.held.push({ key, crdt, bytes });
+    const now = this.clock.nowMs();
+    if (now - this.lastRefusalLogMs >= 10_000) {
+      this.lastRefusalLogMs = now;
+      this.logger?.warn({ code: KvErrorCode.WriteRefused, key, fields: changes.map((c) => c.name).slice(0, 8), reason, refused: this.stats.writesRefused }, 'a remote write was refused');
+    }
+    return reason;
+  }
+
   // ------------------------------------------------------------ remote deltas
 
   /**
@@ -406,10 +487,11 @@ export class KvStore {
 
   /**
    * Joins a CRDT into `key`. Returns true when the state changed, false when not, undefined
-   * when dropped (a new key beyond maxKeys).
+   * when dropped (a new key beyond maxKeys, or refused by the admission check).
    */
   private applyJoin(key: string, crdt: ORMap, encodedBytes: number): boolean | undefined {
     let state = this.states.get(key);
+    if (this.refusal(key, state, crdt, encodedBytes) !== undefined) return undefined;
     if (state === undefined) {
       if (this.states.size >= this.config.maxKeys) {
         this.stats.keyLimitDrops++;
