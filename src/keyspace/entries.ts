@@ -3,10 +3,15 @@ import type { PlainValue } from '../crdt/index.js';
 import type { KvStore } from '../kv/index.js';
 import type { OverlayEntry } from '../routes/index.js';
 import { cniUsageKey, OVERLAY_KEY_PREFIX, overlayKey } from './keys.js';
+import { type RowSigner, writeSignedIfChanged } from './signed-rows.js';
 import { writeIfChanged } from './write.js';
 
-/** Writes an agent's entry into `overlay/<network>` under its VTEP address; true when it changed. */
-export function publishOverlayEntry(kv: KvStore, network: string, vtepIp: string, entry: OverlayEntry): boolean {
+/**
+ * Writes an agent's entry into `overlay/<network>` under its VTEP address, signed when a signer
+ * is given (see signed-rows.ts); true when it changed.
+ */
+export function publishOverlayEntry(kv: KvStore, network: string, vtepIp: string, entry: OverlayEntry, signer?: RowSigner): boolean {
+  if (signer !== undefined) return writeSignedIfChanged(kv, signer, overlayKey(network), vtepIp, entry as unknown as Record<string, unknown>);
   return writeIfChanged(kv, overlayKey(network), vtepIp, entry as unknown as PlainValue);
 }
 
@@ -28,9 +33,11 @@ export interface CniUsage {
   exhausted: boolean;
 }
 
-/** Publishes this agent's usage of `network` (only when it changed); true when written. */
-export function publishCniUsage(kv: KvStore, network: string, agent: string, usage: CniUsage): boolean {
-  return writeIfChanged(kv, cniUsageKey(network), agent, { used: usage.used, total: usage.total, exhausted: usage.exhausted });
+/** Publishes this agent's usage of `network` (only when it changed; signed when a signer is given); true when written. */
+export function publishCniUsage(kv: KvStore, network: string, agent: string, usage: CniUsage, signer?: RowSigner): boolean {
+  const value = { used: usage.used, total: usage.total, exhausted: usage.exhausted };
+  if (signer !== undefined) return writeSignedIfChanged(kv, signer, cniUsageKey(network), agent, value);
+  return writeIfChanged(kv, cniUsageKey(network), agent, value);
 }
 
 /** Every agent's published usage of `network`, by agent name (rows that are not usage left out). */

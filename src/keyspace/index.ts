@@ -4,3 +4,7 @@ export { decodeOverlayConfig, publishOverlayConfig, OverlayConfigView } from './
 export type { OverlayConfigViewOptions, OverlayConfigViewStats } from './overlay-config.js';
 export { publishOverlayEntry, removeAgentEntries, publishCniUsage, readCniUsage } from './entries.js';
 export type { CniUsage } from './entries.js';
+export { canonicalJson, signRow, rowSignature, rowSignatureProblem, unsignedPart, writeSignedIfChanged, ROW_SIGNATURE_FIELD } from './signed-rows.js';
+export type { RowSigner, RowVerifier, RowSignature } from './signed-rows.js';
+export { OwnedRowsAdmission } from './row-admission.js';
+export type { RowOwnership, OwnedRowsStats } from './row-admission.js';
