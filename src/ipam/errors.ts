@@ -11,6 +11,11 @@ export const IpamErrorCode = {
   Decode: 'LASHUP_ERR_IPAM_DECODE',
   /** No master answered a lease request in time (the agent keeps retrying). */
   NoLeader: 'LASHUP_ERR_IPAM_NO_LEADER',
+  /**
+   * An agent name asked for its lease from another identity (peer id) than the one the masters
+   * pinned for it (details: agent, pinned, presented).
+   */
+  IdentityMismatch: 'LASHUP_ERR_IPAM_IDENTITY_MISMATCH',
   /** The stored lease is unreadable or belongs to another configuration. */
   LeaseInvalid: 'LASHUP_ERR_IPAM_LEASE_INVALID',
 } as const;

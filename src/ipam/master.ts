@@ -46,12 +46,25 @@ export interface AllocatorMasterOptions {
   raft?: Partial<RaftConfig>;
   logger?: Logger;
   onStateChange?: (state: { role: Role; term: number; leader: string | undefined }) => void;
+  /**
+   * Pin each agent's identity (the peer id its lease request came from) in its allocation.
+   * Default true; false only where stream addresses are not identities.
+   */
+  pinIdentities?: boolean;
+  /**
+   * Whether a Raft message claiming to come from master `name` may be taken from the stream
+   * whose authenticated remote address is `from` (the daemon checks the master's pinned
+   * identity). Absent: every sender is believed (the simulator's streams carry no identity).
+   */
+  acceptSender?: (name: string, from: string) => boolean;
 }
 
 export interface AllocatorStats {
   raftMessagesSent: number;
   raftMessagesDropped: number;
   raftDecodeErrors: number;
+  /** Raft messages dropped: they claimed a master's name from another identity. */
+  raftSenderRefused: number;
   leaseRequests: number;
   leaseRedirects: number;
 }
@@ -59,7 +72,7 @@ export interface AllocatorStats {
 export class AllocatorMaster {
   readonly raft: RaftNode;
   readonly state = new IpamState();
-  readonly stats: AllocatorStats = { raftMessagesSent: 0, raftMessagesDropped: 0, raftDecodeErrors: 0, leaseRequests: 0, leaseRedirects: 0 };
+  readonly stats: AllocatorStats = { raftMessagesSent: 0, raftMessagesDropped: 0, raftDecodeErrors: 0, raftSenderRefused: 0, leaseRequests: 0, leaseRedirects: 0 };
   private readonly client: RpcClient;
   private readonly raftServer: RpcServer;
   private readonly ipamServer: RpcServer;
@@ -86,14 +99,27 @@ export class AllocatorMaster {
         options.onStateChange?.(s);
       },
     });
-    this.raftServer = new RpcServer(options.streams, RAFT_PROTOCOL, (request, _from, respond) => {
+    this.raftServer = new RpcServer(options.streams, RAFT_PROTOCOL, (request, from, respond) => {
       respond(new Uint8Array(0));
-      let sender: string;
+      let raw: unknown[];
+      try {
+        raw = unpackr.unpack(request) as unknown[];
+      } catch {
+        this.stats.raftDecodeErrors++;
+        return;
+      }
+      if (!Array.isArray(raw) || typeof raw[0] !== 'string' || !(raw[1] instanceof Uint8Array)) {
+        this.stats.raftDecodeErrors++;
+        return;
+      }
+      const sender = raw[0];
+      // Who sent it is checked before what it says is even decoded.
+      if (options.acceptSender !== undefined && !options.acceptSender(sender, from)) {
+        this.stats.raftSenderRefused++;
+        return;
+      }
       let message;
       try {
-        const raw = unpackr.unpack(request) as unknown[];
-        if (!Array.isArray(raw) || typeof raw[0] !== 'string' || !(raw[1] instanceof Uint8Array)) throw new Error('expected [sender, message]');
-        sender = raw[0];
         message = decodeRaftMessage(raw[1]);
       } catch {
         this.stats.raftDecodeErrors++;
@@ -101,7 +127,7 @@ export class AllocatorMaster {
       }
       this.raft.receive(sender, message);
     });
-    this.ipamServer = new RpcServer(options.streams, IPAM_PROTOCOL, (request, _from, respond, fail) => this.serveLease(request, respond, fail));
+    this.ipamServer = new RpcServer(options.streams, IPAM_PROTOCOL, (request, from, respond, fail) => this.serveLease(request, from, respond, fail));
   }
 
   start(): void {
@@ -140,7 +166,11 @@ export class AllocatorMaster {
 
   private allocationsCache: { index: number; bytes: Uint8Array } | undefined;
 
-  private serveLease(request: Uint8Array, respond: (response: Uint8Array) => void, fail: (message: string) => void): void {
+  /**
+   * `from`: the stream's remote address, which for libp2p is the peer id its noise handshake
+   * authenticated; an allocation pins it as the agent's identity (IpamState.allocate).
+   */
+  private serveLease(request: Uint8Array, from: string, respond: (response: Uint8Array) => void, fail: (message: string) => void): void {
     this.stats.leaseRequests++;
     let op: number;
     let agent: string;
@@ -194,7 +224,7 @@ export class AllocatorMaster {
       fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek`);
       return;
     }
-    this.raft.propose(encodeCommand({ op: 'allocate', agent }), (error, result) => answer(error, result));
+    this.raft.propose(encodeCommand({ op: 'allocate', agent, ...(this.options.pinIdentities === false ? {} : { peerId: from }) }), (error, result) => answer(error, result));
   }
 }
 

@@ -32,6 +32,13 @@ export interface NetworkLease {
 
 export interface Lease {
   agent: string;
+  /**
+   * The agent's identity, pinned by the masters when it first asked for this lease: the libp2p
+   * peer id of the authenticated connection the request came on. Rows the agent owns in the
+   * store must carry its signature (keyspace/signed-rows.ts). Absent on leases allocated
+   * before identities were pinned, until the agent asks again.
+   */
+  peerId?: string;
   vtepIp: string;
   vtepIp6?: string;
   vtepMac: string;
@@ -48,10 +55,12 @@ export interface NetworkUsage {
   agents: { agent: string; subnet: string }[];
 }
 
-export type IpamCommand = { op: 'allocate'; agent: string } | { op: 'release'; agent: string } | { op: 'config'; config: OverlayConfig };
+/** `peerId`: the identity the request came from (pinned at the first allocation; see Lease.peerId). */
+export type IpamCommand = { op: 'allocate'; agent: string; peerId?: string } | { op: 'release'; agent: string } | { op: 'config'; config: OverlayConfig };
 
 interface AgentState {
   vtepIndex: number;
+  peerId: string | undefined;
   networks: Map<string, { block4: number; block6: number }>;
 }
 
@@ -61,7 +70,7 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 export function encodeCommand(command: IpamCommand): Uint8Array {
   switch (command.op) {
     case 'allocate':
-      return packr.pack([1, command.agent]).slice();
+      return packr.pack(command.peerId === undefined ? [1, command.agent] : [1, command.agent, command.peerId]).slice();
     case 'release':
       return packr.pack([2, command.agent]).slice();
     case 'config':
@@ -79,8 +88,22 @@ export function decodeCommand(bytes: Uint8Array): IpamCommand {
   if (Array.isArray(raw) && raw.length === 2 && (raw[0] === 1 || raw[0] === 2) && typeof raw[1] === 'string' && raw[1].length > 0 && raw[1].length <= 256) {
     return { op: raw[0] === 1 ? 'allocate' : 'release', agent: raw[1] };
   }
+  // Allocate with the requester's identity (logs written before identities were pinned hold the short form).
+  if (
+    Array.isArray(raw) &&
+    raw.length === 3 &&
+    raw[0] === 1 &&
+    typeof raw[1] === 'string' &&
+    raw[1].length > 0 &&
+    raw[1].length <= 256 &&
+    typeof raw[2] === 'string' &&
+    raw[2].length > 0 &&
+    raw[2].length <= 256
+  ) {
+    return { op: 'allocate', agent: raw[1], peerId: raw[2] };
+  }
   if (Array.isArray(raw) && raw.length === 2 && raw[0] === 3 && raw[1] !== null && typeof raw[1] === 'object') return { op: 'config', config: raw[1] as OverlayConfig };
-  throw new IpamError(IpamErrorCode.Decode, 'an ipam command must be [1|2, agent] or [3, config]', {});
+  throw new IpamError(IpamErrorCode.Decode, 'an ipam command must be [1, agent, peerId?], [2, agent] or [3, config]', {});
 }
 
 export type IpamResult = { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details: Record<string, unknown> } };
@@ -132,7 +155,7 @@ export class IpamState {
     try {
       switch (command.op) {
         case 'allocate':
-          return { ok: true, value: this.allocate(command.agent) };
+          return { ok: true, value: this.allocate(command.agent, command.peerId) };
         case 'release':
           return { ok: true, value: this.release(command.agent) };
         case 'config':
@@ -177,10 +200,23 @@ export class IpamState {
     return this.spec;
   }
 
-  allocate(agent: string): Lease {
+  /**
+   * Allocates (or completes) `agent`'s lease. With `peerId`, the first allocation pins it (an
+   * older lease without one is pinned by its next request) and a request from another identity
+   * is refused: otherwise any member could ask for another agent's lease and be handed its
+   * addresses, and sign rows as that agent. Releasing the agent unpins it.
+   */
+  allocate(agent: string, peerId?: string): Lease {
     const spec = this.requireSpec();
     let state = this.agents.get(agent);
     const created = state === undefined;
+    if (state !== undefined && peerId !== undefined && state.peerId !== undefined && state.peerId !== peerId) {
+      throw new IpamError(
+        IpamErrorCode.IdentityMismatch,
+        `agent ${agent} is pinned to identity ${state.peerId}; this request came from ${peerId}. An agent that lost its data directory (and peer key) gets its lease back only after an operator releases the old one`,
+        { agent, pinned: state.peerId, presented: peerId },
+      );
+    }
     if (state === undefined) {
       const limit = Number(cidrSize(spec.vtep)) - 1; // the last address is the IPv4 broadcast
       const index = lowestFree(this.usedVtep, 1, limit);
@@ -191,7 +227,7 @@ export class IpamState {
           total: limit - 1,
         });
       }
-      state = { vtepIndex: index, networks: new Map() };
+      state = { vtepIndex: index, peerId, networks: new Map() };
     }
     const additions: [string, { block4: number; block6: number }][] = [];
     for (const net of spec.networks) {
@@ -203,6 +239,7 @@ export class IpamState {
       this.usedVtep.add(state.vtepIndex);
       this.agents.set(agent, state);
     }
+    if (state.peerId === undefined && peerId !== undefined) state.peerId = peerId;
     for (const [name, blocks] of additions) {
       state.networks.set(name, blocks);
       if (blocks.block4 >= 0) setOf(this.used4, name).add(blocks.block4);
@@ -288,6 +325,7 @@ export class IpamState {
     }
     return {
       agent,
+      ...(state.peerId === undefined ? {} : { peerId: state.peerId }),
       vtepIp: formatAddress(vtepValue, 4),
       ...(spec.vtep6 === undefined ? {} : { vtepIp6: formatAddress(addressAt(spec.vtep6, state.vtepIndex), 6) }),
       vtepMac: mac,
@@ -299,20 +337,21 @@ export class IpamState {
     return packr
       .pack({
         config: this.spec?.config ?? null,
-        agents: [...this.agents].map(([agent, s]) => [agent, s.vtepIndex, [...s.networks].map(([name, b]) => [name, b.block4, b.block6])]),
+        agents: [...this.agents].map(([agent, s]) => [agent, s.vtepIndex, [...s.networks].map(([name, b]) => [name, b.block4, b.block6]), ...(s.peerId === undefined ? [] : [s.peerId])]),
       })
       .slice();
   }
 
   restore(data: Uint8Array): void {
-    const raw = unpackr.unpack(data) as { config: OverlayConfig | null; agents: [string, number, [string, number, number][]][] };
+    // The fourth item of an agent (its pinned identity) is absent in snapshots from before pinning.
+    const raw = unpackr.unpack(data) as { config: OverlayConfig | null; agents: [string, number, [string, number, number][], string?][] };
     this.agents.clear();
     this.used4.clear();
     this.used6.clear();
     this.usedVtep.clear();
     this.spec = raw.config === null ? undefined : validateOverlayConfig(raw.config);
-    for (const [agent, vtepIndex, nets] of raw.agents) {
-      const state: AgentState = { vtepIndex, networks: new Map() };
+    for (const [agent, vtepIndex, nets, peerId] of raw.agents) {
+      const state: AgentState = { vtepIndex, peerId: typeof peerId === 'string' ? peerId : undefined, networks: new Map() };
       this.usedVtep.add(vtepIndex);
       for (const [name, block4, block6] of nets) {
         state.networks.set(name, { block4, block6 });

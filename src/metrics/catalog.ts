@@ -117,6 +117,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     inboundDropped: counter('Remote store deltas dropped because the inbound queue was full.'),
     decodeErrors: counter('Remote store deltas that failed to decode.'),
     keyLimitDrops: counter('Remote store deltas for a new key beyond the key limit, dropped.'),
+    writesRefused: counter("Remote writes refused by the admission check: another member's write over an agent's own rows."),
     lwwConflicts: counter('Last-writer-wins writes with one marker and different values met in a join.'),
     repairsApplied: counter('Anti-entropy repairs applied to the store.'),
     subscriptionEvents: counter('Change events delivered to store subscribers.'),
@@ -153,6 +154,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     raftMessagesSent: counter('Raft messages sent.'),
     raftMessagesDropped: counter('Raft messages that could not be sent.'),
     raftDecodeErrors: counter('Raft messages that failed to decode.'),
+    raftSenderRefused: counter("Raft messages dropped because they claimed a master's name from another identity than the pinned one."),
     leaseRequests: counter('Lease requests this master answered.'),
     leaseRedirects: counter('Lease requests redirected to the Raft leader.'),
   },
@@ -191,6 +193,15 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     publishes: counter('Times this agent (re)published its own overlay entry.'),
     leaseLost: counter("Times the masters said this agent's lease no longer held."),
     untrusted: gauge("Other agents' overlay entries not programmed because they do not match the masters' allocations, now."),
+  },
+  master_identities: {
+    pinned: gauge('Masters whose identity (libp2p peer id) this node has pinned, now.'),
+    mismatches: counter("Times a member used a master's name with another identity than the pinned one (not taken for that master)."),
+  },
+  row_admission: {
+    refused: { kind: 'counter', help: "Remote writes over agents' own rows refused, by reason (unsigned, forged, replayed, removal).", keyed: 'reason' },
+    unknownOwner: counter('Changed rows let through because their owner (or its pinned identity) is not known here yet.'),
+    verified: counter('Row signatures checked.'),
   },
   allocation_view: {
     refreshes: counter("Fetches of the masters' allocations that succeeded."),

@@ -141,3 +141,28 @@ t.test('commands, results and snapshots round-trip; bad commands are refused as 
   empty.restore(new IpamState().snapshot());
   t.equal(empty.config, undefined);
 });
+
+t.test("an agent's identity is pinned by its first allocation; another identity is refused until a release", async (t) => {
+  const s = state();
+  const a = s.allocate('agent-a', 'peer-1');
+  t.equal(a.peerId, 'peer-1', 'the lease names the pinned identity');
+  t.equal(s.allocate('agent-a', 'peer-1').vtepIp, a.vtepIp, 'the same identity gets its lease again');
+  t.equal(s.allocate('agent-a').peerId, 'peer-1', 'a request without an identity (a log from before pinning) changes nothing');
+  t.throws(() => s.allocate('agent-a', 'peer-2'), { code: IpamErrorCode.IdentityMismatch, details: { agent: 'agent-a', pinned: 'peer-1', presented: 'peer-2' } });
+  const refused = decodeResult(s.apply(encodeCommand({ op: 'allocate', agent: 'agent-a', peerId: 'peer-2' })));
+  t.match(refused, { ok: false, error: { code: IpamErrorCode.IdentityMismatch } }, 'through the log: a refused result, not a failure');
+  // A lease from before pinning is pinned by its next request.
+  const legacy = s.allocate('agent-b');
+  t.equal(legacy.peerId, undefined);
+  t.equal(s.allocate('agent-b', 'peer-b').peerId, 'peer-b');
+  // Snapshots keep identities, and read snapshots written before them.
+  const restored = new IpamState();
+  restored.restore(s.snapshot());
+  t.equal(restored.lease('agent-a')?.peerId, 'peer-1');
+  t.equal(restored.lease('agent-b')?.peerId, 'peer-b');
+  t.ok(s.release('agent-a'));
+  t.equal(s.allocate('agent-a', 'peer-2').peerId, 'peer-2', 'after a release, a new identity may take the name');
+  t.same(decodeCommand(encodeCommand({ op: 'allocate', agent: 'x', peerId: 'p' })), { op: 'allocate', agent: 'x', peerId: 'p' });
+  t.same(decodeCommand(encodeCommand({ op: 'allocate', agent: 'x' })), { op: 'allocate', agent: 'x' });
+  t.throws(() => decodeCommand(encodeCommand({ op: 'allocate', agent: 'x', peerId: '' })), { code: IpamErrorCode.Decode });
+});
