@@ -21,7 +21,11 @@
  * - false failures: any live node declared failed, over the whole run;
  * - idle: CPU (user + system) of all workers over 10 s with nothing happening, per node, as a
  *   percentage of one core; bytes per second per node on the loopback interface (everything:
- *   SWIM, libp2p, TCP headers); resident memory of a one-node process.
+ *   SWIM, libp2p, TCP headers); resident memory of a one-node process;
+ * - signed rows (issue 17): the CPU an agent's signed overlay entry costs per update, on the
+ *   daemon's code in this process before the workers start (lib/row-cost.ts): signing at the
+ *   writer, the admission check at each replica against the same join without it, and the sum
+ *   over the cluster (one signature, N - 1 checks).
  */
 import '../src/polyfills.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,6 +34,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateClusterKey } from '../src/net/index.js';
 import { WorkerHandle, type WorkerEvent } from './lib/cluster-parent.js';
+import { measureRowCost } from './lib/row-cost.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
 
@@ -292,6 +297,10 @@ const bench: Benchmark = {
     const rows: Record<string, Cell>[] = [];
     const targets: TargetCheck[] = [];
     for (const nodes of sizes) {
+      const rc = measureRowCost(nodes);
+      ctx.log(
+        `nodes=${nodes}: signed row: sign p50 ${round(rc.signUs.p50)} us; join with check p50 ${round(rc.checkedJoinUs.p50)} us vs ${round(rc.plainJoinUs.p50)} us without; ${round(rc.clusterCpuMsPerUpdate)} ms of CPU per update over the cluster`,
+      );
       const r = await run(nodes, ctx.log);
       const u = summarize(r.updateMs);
       const k = summarize(r.killToFailedMs);
@@ -312,6 +321,10 @@ const bench: Benchmark = {
         'idle bytes/s/node': round(r.idleBytesPerNodeSec),
         'RSS MiB/node': round(r.rssMiBPerNode),
         'RSS MiB 1-node process': round(r.singleNodeRssMiB),
+        'row sign us p50': round(rc.signUs.p50),
+        'row join+check us p50': round(rc.checkedJoinUs.p50),
+        'row join us p50 (no check)': round(rc.plainJoinUs.p50),
+        'row CPU ms/update (cluster)': round(rc.clusterCpuMsPerUpdate),
       });
       const killMet = k.p99 < 4000 && r.killToFailedMs.every((x) => Number.isFinite(x));
       if (nodes === 60) {
@@ -347,6 +360,7 @@ const bench: Benchmark = {
         "RSS MiB/node divides the multi-node processes' resident memory by their nodes (the runtime is shared); the single-node figure is a whole process",
         'CPU includes the Node.js runtime of each process',
         'SIGKILL to failed: 3 kills per size, so its p99 is the worst of the three',
+        "row columns: one agent's signed overlay entry per update, measured in the parent process on the daemon's code (sign at the writer; the store's admission check at a replica vs the same join without it; cluster CPU = sign + (N - 1) x the check's extra)",
       ],
     };
   },

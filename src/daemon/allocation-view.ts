@@ -13,7 +13,8 @@ import type { Clock, TimerHandle } from '../common/index.js';
 import { jsonEquals } from '../common/index.js';
 import type { Lease } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
-import type { EntryAuthority } from '../routes/index.js';
+import { rowSignatureProblem, type RowOwnership, type RowVerifier } from '../keyspace/index.js';
+import { overlayKey, type EntryAuthority } from '../routes/index.js';
 import { writeFileAtomic, type StorageFs } from '../storage/index.js';
 
 export interface AllocationViewOptions {
@@ -31,6 +32,8 @@ export interface AllocationViewOptions {
   refreshIntervalMs: number;
   /** Fewest ms between two fetches asked for by unknown entries. */
   minRefreshMs: number;
+  /** Checks agents' row signatures against their pinned identities; absent: not checked. */
+  verifier?: RowVerifier;
   logger?: Logger;
 }
 
@@ -47,7 +50,8 @@ const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 
 function isLease(v: unknown): v is Lease {
   if (v === null || typeof v !== 'object') return false;
   const l = v as Record<string, unknown>;
-  if (!isText(l['agent']) || !isText(l['vtepIp']) || !isText(l['vtepMac']) || (l['vtepIp6'] !== undefined && !isText(l['vtepIp6']))) return false;
+  if (!isText(l['agent']) || !isText(l['vtepIp']) || !isText(l['vtepMac']) || (l['vtepIp6'] !== undefined && !isText(l['vtepIp6'])) || (l['peerId'] !== undefined && !isText(l['peerId'])))
+    return false;
   const networks = l['networks'];
   if (networks === null || typeof networks !== 'object' || Array.isArray(networks)) return false;
   return Object.values(networks).every(
@@ -76,12 +80,14 @@ export interface AllocationViewStats {
   allocations: number;
 }
 
-export class AllocationView implements EntryAuthority {
+export class AllocationView implements EntryAuthority, RowOwnership {
   readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, allocations: 0 };
   private readonly pending = new Set<string>();
   private readonly absent = new Map<string, { untilMs: number; tries: number }>();
   private readonly retries = new Set<TimerHandle>();
   private leases = new Map<string, Lease>();
+  /** VTEP address -> allocation, rebuilt on the first look-up after a change. */
+  private vteps: Map<string, Lease> | undefined;
   private readonly listeners = new Set<() => void>();
   private periodic: TimerHandle | undefined;
   private soon: TimerHandle | undefined;
@@ -106,6 +112,28 @@ export class AllocationView implements EntryAuthority {
 
   underlay(agent: string): string | undefined {
     return this.options.underlay(agent);
+  }
+
+  byAgent(agent: string): Lease | undefined {
+    return this.leases.get(agent);
+  }
+
+  byVtep(vtepIp: string): Lease | undefined {
+    if (this.vteps === undefined) {
+      this.vteps = new Map();
+      for (const lease of this.leases.values()) this.vteps.set(lease.vtepIp, lease);
+    }
+    return this.vteps.get(vtepIp);
+  }
+
+  /** A write over `agent`'s rows was refused: its allocation may have changed (a release); ask. */
+  contested(agent: string): void {
+    this.refresh([agent]);
+  }
+
+  signatureProblem(network: string, vtepIp: string, raw: unknown, peerId: string): string | undefined {
+    const verifier = this.options.verifier;
+    return verifier === undefined ? undefined : rowSignatureProblem(verifier, peerId, overlayKey(network), vtepIp, raw);
   }
 
   /** Calls `listener` after every change of the allocations. */
@@ -179,11 +207,15 @@ export class AllocationView implements EntryAuthority {
             this.invalidSeen(1);
           } else if (lease === null) {
             this.absentFor(agent);
-            if (this.leases.delete(agent)) changed = true;
+            if (this.leases.delete(agent)) {
+              this.vteps = undefined;
+              changed = true;
+            }
           } else {
             this.absent.delete(agent);
             if (!jsonEquals(lease, this.leases.get(agent))) {
               this.leases.set(agent, lease);
+              this.vteps = undefined;
               changed = true;
             }
           }
@@ -241,6 +273,7 @@ export class AllocationView implements EntryAuthority {
     if (invalid > 0) this.invalidSeen(invalid);
     const same = next.size === this.leases.size && [...next].every(([agent, lease]) => jsonEquals(lease, this.leases.get(agent)));
     this.leases = next;
+    this.vteps = undefined;
     this.stats.allocations = next.size;
     return !same;
   }

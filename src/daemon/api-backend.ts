@@ -16,6 +16,7 @@ import type { DaemonConfig } from './config.js';
 import type { LashupNode } from './node.js';
 import type { OverlayAgent } from './overlay-agent.js';
 import type { AllocationView } from './allocation-view.js';
+import type { OwnedRowsAdmission } from '../keyspace/index.js';
 
 /** What the API reads of the daemon. */
 export interface ApiDaemonView {
@@ -25,6 +26,8 @@ export interface ApiDaemonView {
   readonly reconciler: Reconciler | undefined;
   readonly overlayAgent: OverlayAgent | undefined;
   readonly allocationView: AllocationView | undefined;
+  /** The check of remote writes over agents' own rows (masters: the node's; agents: the overlay component's). */
+  readonly rowAdmission: OwnedRowsAdmission | undefined;
   readonly cni: CniService | undefined;
   readonly conflists: ConflistKeeper | undefined;
   readonly stats: { startedAtMs: number; releases: number; releasesRefused: number };
@@ -159,6 +162,8 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         dataplane: d.reconciler?.stats(),
         overlay: d.overlayAgent?.stats,
         allocation_view: d.allocationView?.stats,
+        row_admission: d.rowAdmission?.stats,
+        master_identities: d.node.masterIds?.stats,
         cni: d.cni?.stats,
         cni_conflist: d.conflists?.stats,
         daemon: d.stats,

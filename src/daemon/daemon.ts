@@ -19,7 +19,7 @@ import type { Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
 import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
-import { publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
+import { OwnedRowsAdmission, publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
 import { NodeFs } from '../storage/index.js';
 import { ApiServer } from './api.js';
@@ -100,6 +100,7 @@ export class Daemon {
     reconciler?: Reconciler;
     overlayAgent?: OverlayAgent;
     allocationView?: AllocationView;
+    rowAdmission?: OwnedRowsAdmission;
     firewall?: FirewallSyncer;
     cni?: CniService;
     conflists?: ConflistKeeper;
@@ -137,6 +138,9 @@ export class Daemon {
   }
   get allocationView(): AllocationView | undefined {
     return this.parts.allocationView;
+  }
+  get rowAdmission(): OwnedRowsAdmission | undefined {
+    return this.parts.node?.rowAdmission ?? this.parts.rowAdmission;
   }
   get firewall(): FirewallSyncer | undefined {
     return this.parts.firewall;
@@ -254,9 +258,32 @@ export class Daemon {
           },
           refreshIntervalMs: config.ipam.leaseCheckIntervalMs,
           minRefreshMs: 100,
+          ...(node.identity === undefined ? {} : { verifier: node.identity.verifier }),
           logger: componentLogger(logger, 'allocations'),
         });
         this.parts.allocationView = view;
+        if (node.identity !== undefined) {
+          // Other members' writes over an agent's own rows are refused in this agent's store
+          // too (not only left unprogrammed), so it never serves them to anyone.
+          // This agent's own allocation is its lease: the view may never have fetched it (its
+          // own entry is not checked against the view, so nothing asks for it).
+          const own = (): Lease | undefined => node.lease?.current;
+          const admission = new OwnedRowsAdmission(
+            {
+              byAgent: (agent) => (agent === config.name ? own() : undefined) ?? view.byAgent(agent),
+              byVtep: (vtepIp) => (own()?.vtepIp === vtepIp ? own() : undefined) ?? view.byVtep(vtepIp),
+              contested: (agent) => {
+                if (agent !== config.name) view.contested(agent);
+              },
+            },
+            node.identity.verifier,
+          );
+          node.kv.setAdmission(admission);
+          this.parts.rowAdmission = admission;
+          // A refusal may rest on a stale allocation (a release not learnt yet): check the held
+          // writes again as soon as the allocations change.
+          unsubscribers.push(view.onChange(() => node.kv.readmit()));
+        }
         const agent = new OverlayAgent({
           name: config.name,
           underlayIp: config.underlayIp,
@@ -265,6 +292,7 @@ export class Daemon {
           overlay: node.overlayConfig,
           clock,
           authority: view,
+          ...(node.identity === undefined ? {} : { signer: node.identity.signer }),
           logger: componentLogger(logger, 'overlay'),
           onOwnEntryMissing: () => node.lease?.confirm(),
         });
@@ -281,6 +309,7 @@ export class Daemon {
         for (const u of unsubscribers.splice(0)) u();
         this.parts.overlayAgent?.stop();
         this.parts.allocationView?.stop();
+        this.parts.node?.kv.setAdmission(undefined);
       },
     };
   }
@@ -362,7 +391,7 @@ export class Daemon {
           for (const network of cni.pool.networks()) {
             const used = cni.pool.used(network);
             const total = cni.pool.capacity(network);
-            publishCniUsage(node.kv, network, config.name, { used, total, exhausted: used >= total });
+            publishCniUsage(node.kv, network, config.name, { used, total, exhausted: used >= total }, node.identity?.signer);
           }
         };
         cni.onChange = publishUsage;

@@ -22,7 +22,9 @@ import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type K
 import type { Logger } from '../log/index.js';
 import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
 import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
-import { OVERLAY_CONFIG_KEY, OverlayConfigView, publishOverlayConfig } from '../keyspace/index.js';
+import { OVERLAY_CONFIG_KEY, OverlayConfigView, OwnedRowsAdmission, publishOverlayConfig } from '../keyspace/index.js';
+import { PeerIdVerifier, signerFromLibp2pKey, type Signer, type Verifier } from '../identity/index.js';
+import { MasterIdentities } from './master-identities.js';
 import { LASHUP_VERSION } from './version.js';
 import { FileLeaseStore } from './lease-store.js';
 import { seedMultiaddr } from './seeds.js';
@@ -97,7 +99,17 @@ export interface NodePorts {
   packets: PacketTransport;
   clock: Clock;
   rng: Rng;
+  /**
+   * The node's signing identity (its libp2p peer key) and the verifier of others'. With it,
+   * masters pin agents' identities in their allocations, agents sign their rows, and the store
+   * refuses remote writes over rows whose owner is known (keyspace/row-admission.ts). Absent
+   * (the simulated cluster, whose stream addresses are not identities): none of that.
+   */
+  identity?: { signer: Signer; verifier: Verifier };
 }
+
+/** How often refused writes held by the store are checked again (allocations may have changed), ms. */
+const READMIT_INTERVAL_MS = 2000;
 
 /** Loads the node's Ed25519 peer key, creating it (mode 0600) on first start. */
 export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
@@ -147,6 +159,13 @@ export class LashupNode {
   /** The overlay configuration in use: the masters' published one (validated), else this node's own. */
   readonly overlayConfig: OverlayConfigView;
   readonly stats = { repairs: 0 };
+  /** This node's row signer and the verifier of others' rows (absent in the simulated cluster). */
+  readonly identity: { signer: Signer; verifier: Verifier } | undefined;
+  /** The masters' identities as pinned at first contact (nodes with an identity and a masters list). */
+  readonly masterIds: MasterIdentities | undefined;
+  /** The masters' check of remote writes to agents' rows (masters with an identity only). */
+  readonly rowAdmission: OwnedRowsAdmission | undefined;
+  private readmitTimer: TimerHandle | undefined;
   private readonly rng: Rng;
   private stopped = false;
   private readonly leaseListeners = new Set<(lease: Lease) => void>();
@@ -164,9 +183,16 @@ export class LashupNode {
     readonly logger: Logger,
     clock: Clock,
     rng: Rng,
+    identity: { signer: Signer; verifier: Verifier } | undefined,
   ) {
     this.clock = clock;
     this.rng = rng.fork('repairs');
+    this.identity = identity;
+    this.masterIds =
+      identity === undefined || (options.masters ?? []).length === 0
+        ? undefined
+        : new MasterIdentities({ masters: options.masters ?? [], path: join(options.dataDir, 'master-ids.json'), fs: options.fs ?? new NodeFs(), logger: componentLogger(logger, 'master-ids') });
+    if (options.role === 'master') this.masterIds?.pinSelf(options.name, libp2p.peerId);
     const meta = encodeMeta({
       role: options.role,
       underlayIp: options.underlayIp,
@@ -277,9 +303,11 @@ export class LashupNode {
           streams: libp2p,
           clock,
           rng: rng.fork('raft'),
-          addressOf: (name) => (name === options.name ? advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost)[0] : this.addressOf(name)),
+          addressOf: (name) => (name === options.name ? advertisedAddrs(libp2p.multiaddrs, libp2p.peerId, options.advertiseHost)[0] : this.masterAddress(name)),
+          ...(this.masterIds === undefined ? {} : { acceptSender: (name: string, from: string) => (this.masterIds as MasterIdentities).accept(name, from) }),
           ...(options.raft === undefined ? {} : { raft: options.raft }),
           logger: componentLogger(logger, 'allocator'),
+          pinIdentities: identity !== undefined,
           onStateChange: (state) => {
             const { role, term } = state;
             for (const listener of this.raftListeners) listener(state);
@@ -288,6 +316,23 @@ export class LashupNode {
             if (role === 'leader') this.publishOverlayConfig();
           },
         });
+        if (identity !== undefined) {
+          const allocator = this.allocator;
+          let vteps: { applied: number; index: Map<string, Lease> } | undefined;
+          // Ownership from the state this master applied (a released agent's rows lose their
+          // owner the moment the release applies here).
+          this.rowAdmission = new OwnedRowsAdmission(
+            {
+              byAgent: (agent) => allocator.state.lease(agent),
+              byVtep: (vtepIp) => {
+                if (vteps?.applied !== allocator.raft.lastApplied) vteps = { applied: allocator.raft.lastApplied, index: new Map(allocator.state.leases().map((l) => [l.vtepIp, l])) };
+                return vteps.index.get(vtepIp);
+              },
+            },
+            identity.verifier,
+          );
+          this.kv.setAdmission(this.rowAdmission);
+        }
         // The leader puts the committed configuration back when the key is overwritten (a forged
         // or buggy write): agents ignore an invalid one, but a valid foreign one would be taken.
         this.kv.subscribe(
@@ -445,13 +490,38 @@ export class LashupNode {
     return member === undefined || member.state !== 'alive' ? undefined : this.meta(member.meta)?.addrs?.[0];
   }
 
-  /** The masters membership knows, with the Raft role they publish. */
+  /**
+   * The libp2p address of master `name` when it is alive and, with pinned master identities,
+   * presents its pinned identity in an address that names it (`/p2p/<peer id>`: the dial then
+   * authenticates it); undefined otherwise.
+   */
+  masterAddress(name: string): string | undefined {
+    const member = this.membership.member(name);
+    if (member === undefined || member.state !== 'alive') return undefined;
+    return this.trustedMasterAddress(name, this.meta(member.meta));
+  }
+
+  private trustedMasterAddress(name: string, meta: MemberMeta | undefined): string | undefined {
+    const address = meta?.addrs?.[0];
+    if (address === undefined || this.masterIds === undefined) return address;
+    const peerId = meta?.peerId ?? '';
+    return address.endsWith(`/p2p/${peerId}`) && this.masterIds.accept(name, peerId) ? address : undefined;
+  }
+
+  /**
+   * The masters membership knows, with the Raft role they publish. With pinned master
+   * identities, only members named in `masters` that present their pinned identity: a member
+   * claiming the master role under another name, or a master's name with another key, is not
+   * asked for leases or allocations.
+   */
   masterInfos(): MasterInfo[] {
     const out: MasterInfo[] = [];
     for (const m of this.membership.members()) {
       const meta = this.meta(m.meta);
-      if (m.state !== 'alive' || meta?.role !== 'master' || meta.addrs?.[0] === undefined) continue;
-      out.push({ name: m.name, address: meta.addrs[0], leader: meta.raft?.role === 'leader', term: meta.raft?.term ?? 0 });
+      if (m.state !== 'alive' || meta?.role !== 'master') continue;
+      const address = this.trustedMasterAddress(m.name, meta);
+      if (address === undefined) continue;
+      out.push({ name: m.name, address, leader: meta.raft?.role === 'leader', term: meta.raft?.term ?? 0 });
     }
     return out;
   }
@@ -503,7 +573,8 @@ export class LashupNode {
       throw err;
     }
     try {
-      const node = LashupNode.run(options, { network: libp2p, packets, clock, rng }, udp, logger);
+      const identity = { signer: signerFromLibp2pKey(privateKey), verifier: new PeerIdVerifier() };
+      const node = LashupNode.run(options, { network: libp2p, packets, clock, rng, identity }, udp, logger);
       logger.info({ udp: udp?.localAddress, libp2p: libp2p.multiaddrs, peerId: libp2p.peerId }, 'node started');
       return node;
     } catch (err) {
@@ -530,8 +601,9 @@ export class LashupNode {
     // Seeds are checked before anything starts: a bad one must not leave a half-started node.
     const own = advertisedAddrs(network.multiaddrs, network.peerId, options.advertiseHost);
     const seeds = options.seeds.map(seedMultiaddr).filter((seed) => !own.some((a) => a === seed || a.startsWith(`${seed}/`)));
-    const node = new LashupNode(options, network, packets, udp, logger, clock, rng);
+    const node = new LashupNode(options, network, packets, udp, logger, clock, rng, ports.identity);
     node.membership.start();
+    node.scheduleReadmit();
     node.peers.start();
     node.antiEntropy.start();
     node.allocator?.start();
@@ -544,6 +616,19 @@ export class LashupNode {
 
   get name(): string {
     return this.options.name;
+  }
+
+  /**
+   * Checks the store's held refused writes again every READMIT_INTERVAL_MS: what the admission
+   * check knows (allocations) changes without the store hearing of it, and a removal refused
+   * before a release was learnt must pass after.
+   */
+  private scheduleReadmit(): void {
+    this.readmitTimer = this.clock.setTimer(READMIT_INTERVAL_MS, () => {
+      if (this.stopped) return;
+      if (this.kv.heldRefused > 0) this.kv.readmit();
+      this.scheduleReadmit();
+    });
   }
 
   /** Decoded metadata (cached per interned byte array); undefined when undecodable. */
@@ -587,6 +672,7 @@ export class LashupNode {
     this.stopped = true;
     this.repairTimer?.cancel();
     this.repairTimer = undefined;
+    this.readmitTimer?.cancel();
     this.peers.stop();
     this.allocator?.stop();
     this.lease?.stop();

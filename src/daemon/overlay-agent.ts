@@ -18,7 +18,7 @@ import type { Logger } from '../log/index.js';
 import type { Reconciler } from '../dataplane/index.js';
 import { localDesired, OVERLAY_KEY_PREFIX, remoteDesired, untrustedReason, type EntryAuthority, type OverlayEntry } from '../routes/index.js';
 import type { VtepConfig } from '../vxlan/index.js';
-import { publishOverlayEntry, type OverlayConfigView } from '../keyspace/index.js';
+import { publishOverlayEntry, rowSignature, unsignedPart, type OverlayConfigView, type RowSigner } from '../keyspace/index.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { DesiredState } from '../dataplane/index.js';
 
@@ -37,6 +37,8 @@ export interface OverlayAgentOptions {
    * (a new agent's allocation may just not be known yet). Absent: every valid entry is taken.
    */
   authority?: EntryAuthority & { refresh(agents: readonly string[]): void; onChange(listener: () => void): () => void };
+  /** Signs this agent's entries (its peer identity); absent: entries are written unsigned. */
+  signer?: RowSigner;
   logger?: Logger;
   /** Delay before recomputing remote groups after a store change, in ms; coalesces bursts. Default 5. */
   coalesceMs?: number;
@@ -122,7 +124,10 @@ export class OverlayAgent {
           // used to wait for the next lease confirmation, up to 30 s.)
           const own = this.lease === undefined ? undefined : this.ownEntry(this.lease, network);
           const stored = this.lease === undefined ? undefined : change.new?.[this.lease.vtepIp];
-          if (own !== undefined && !this.withdrawn && (stored === undefined || !isDeepStrictEqual(stored, own))) {
+          // The stored entry carries a signature the own entry does not have: compared without it.
+          const unsigned = unsignedPart(stored);
+          const signedAsNeeded = this.options.signer === undefined || rowSignature(stored) !== undefined;
+          if (own !== undefined && !this.withdrawn && (unsigned === undefined || !isDeepStrictEqual(unsigned, own) || !signedAsNeeded)) {
             if (this.options.onOwnEntryMissing === undefined) this.publish();
             else this.options.onOwnEntryMissing();
           }
@@ -214,7 +219,7 @@ export class OverlayAgent {
     const { kv } = this.options;
     for (const network of Object.keys(lease.networks)) {
       const entry = this.ownEntry(lease, network) as OverlayEntry;
-      if (!publishOverlayEntry(kv, network, lease.vtepIp, entry)) continue;
+      if (!publishOverlayEntry(kv, network, lease.vtepIp, entry, this.options.signer)) continue;
       this.stats.publishes++;
       this.options.logger?.info({ network, vtepIp: lease.vtepIp }, 'overlay entry published');
     }

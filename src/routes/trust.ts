@@ -1,7 +1,8 @@
 /**
  * Whether an overlay entry from the store may become routes: it must match the allocation the
  * masters made for the agent it names (VTEP IPv4 and IPv6 addresses, MAC, the network's blocks)
- * and come from the underlay address membership knows for that agent. Any member holding the
+ * and come from the underlay address membership knows for that agent, and be signed by the
+ * identity the masters pinned for it (when they pinned one). Any member holding the
  * cluster key can write the store, so without this check one agent could claim another's subnet
  * (with a lower VTEP address it would even win the conflict rule) and take its traffic.
  *
@@ -14,6 +15,11 @@ export interface EntryAuthority {
   allocation(agent: string): Lease | undefined;
   /** The underlay address membership knows for `agent`, or undefined when it does not know it. */
   underlay(agent: string): string | undefined;
+  /**
+   * Why the entry stored under `vtepIp` of `network` is not signed by `peerId` (the identity
+   * the masters pinned for its agent), or undefined when it is. Absent: signatures not checked.
+   */
+  signatureProblem?(network: string, vtepIp: string, raw: unknown, peerId: string): string | undefined;
 }
 
 const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
@@ -37,6 +43,10 @@ export function untrustedReason(network: string, vtepIp: string, raw: unknown, a
   if (text(entry['subnet']) !== held.subnet) return `subnet ${String(entry['subnet'])} of ${network} is not ${nodeId}'s (${String(held.subnet)})`;
   if (text(entry['subnet6']) !== held.subnet6) return `IPv6 subnet ${String(entry['subnet6'])} of ${network} is not ${nodeId}'s (${String(held.subnet6)})`;
   if (entry['vtepIp6'] !== undefined && text(entry['vtepIp6']) !== lease.vtepIp6) return `VTEP IPv6 address ${String(entry['vtepIp6'])} is not ${nodeId}'s (${String(lease.vtepIp6)})`;
+  if (lease.peerId !== undefined && authority.signatureProblem !== undefined) {
+    const problem = authority.signatureProblem(network, vtepIp, raw, lease.peerId);
+    if (problem !== undefined) return problem;
+  }
   const underlay = authority.underlay(nodeId);
   if (underlay !== undefined && text(entry['agentIp']) !== underlay) return `underlay address ${String(entry['agentIp'])} is not ${nodeId}'s (${underlay}, as membership knows it)`;
   return undefined;

@@ -11,6 +11,8 @@ export interface TestConfigOptions {
   label: string;
   /** api.tokenFile (default <dataDir>/api.token). */
   tokenFile?: string;
+  /** The masters' names (default ['m1']). */
+  masters?: string[];
 }
 
 export function localDaemonConfig(o: TestConfigOptions, name: string, role: 'master' | 'agent', underlayIp: string, seeds: string[]): DaemonConfig {
@@ -19,7 +21,7 @@ export function localDaemonConfig(o: TestConfigOptions, name: string, role: 'mas
     role,
     underlayIp,
     dataDir: join(o.dir, name),
-    masters: ['m1'],
+    masters: o.masters ?? ['m1'],
     seeds,
     cluster: { keys: [o.key], label: o.label },
     listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },

@@ -129,3 +129,19 @@ t.test('malformed allocations from a master are dropped and counted, never store
   t.equal(view.stats.invalid, 6);
   view.stop();
 });
+
+t.test("allocations by VTEP address and by agent, for the store's ownership check", async (t) => {
+  const s = setup([[lease('a1', 1), lease('a2', 2)]], new Map([['a3', lease('a3', 3)]]));
+  const view = s.make();
+  view.start();
+  s.scheduler.runFor(10);
+  t.equal(view.byVtep('44.128.0.2')?.agent, 'a2');
+  t.equal(view.byAgent('a1')?.vtepIp, '44.128.0.1');
+  t.equal(view.byVtep('44.128.0.3'), undefined);
+  view.contested('a3');
+  s.scheduler.runFor(300);
+  t.same(s.peeked, ['a3'], 'a contested agent is asked about');
+  t.equal(view.byVtep('44.128.0.3')?.agent, 'a3', 'and the VTEP index follows');
+  t.equal(view.signatureProblem('dcos', '44.128.0.1', {}, 'peer'), undefined, 'without a verifier, signatures are not checked');
+  view.stop();
+});

@@ -40,3 +40,20 @@ t.test('every contradiction is named', async (t) => {
   ];
   for (const [network, vtepIp, e, pattern] of cases) t.match(untrustedReason(network, vtepIp, e, authority()), pattern);
 });
+
+t.test("with a pinned identity, the entry must carry its agent's signature", async (t) => {
+  const pinned = { ...a2, peerId: 'peer-a2' } as Lease;
+  const asked: string[] = [];
+  const signed: EntryAuthority = {
+    allocation: (agent) => (agent === 'a2' ? pinned : undefined),
+    underlay: () => '192.0.2.12',
+    signatureProblem: (network, vtepIp, raw, peerId) => {
+      asked.push(`${network} ${vtepIp} ${peerId}`);
+      return (raw as { sig?: unknown }).sig === 'good' ? undefined : 'not signed by peer-a2';
+    },
+  };
+  t.equal(untrustedReason('dcos', '44.128.0.2', { ...entry, sig: 'good' }, signed), undefined);
+  t.equal(untrustedReason('dcos', '44.128.0.2', entry, signed), 'not signed by peer-a2');
+  t.same(asked, ['dcos 44.128.0.2 peer-a2', 'dcos 44.128.0.2 peer-a2'], "checked against the allocation's identity");
+  t.equal(untrustedReason('dcos', '44.128.0.2', entry, { ...signed, allocation: () => a2 }), undefined, 'a lease with no pinned identity is not checked for a signature');
+});
