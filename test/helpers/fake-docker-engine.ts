@@ -1,0 +1,91 @@
+/**
+ * A fake Docker Engine API on a unix socket (node:http): enough of the networks API for the
+ * client and the keeper, with containers attached by hand and a switch to stop answering.
+ */
+import { createServer, type Server } from 'node:http';
+import type { DockerNetwork } from '../../src/docker/index.js';
+
+export class FakeEngine {
+  readonly networks = new Map<string, DockerNetwork>();
+  readonly calls: string[] = [];
+  /** Hold every request without answering (a hung daemon). */
+  hang = false;
+  private server: Server | undefined;
+  private next = 1;
+
+  constructor(readonly socketPath: string) {}
+
+  listen(): Promise<void> {
+    this.server = createServer((req, res) => {
+      if (this.hang) return;
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const path = (req.url ?? '').replace(/^\/v1\.41/, '');
+        this.calls.push(`${req.method} ${path}`);
+        const json = (status: number, value: unknown): void => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(value));
+        };
+        if (req.method === 'GET' && path === '/_ping') {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end('OK');
+          return;
+        }
+        if (req.method === 'GET' && path === '/networks')
+          return json(
+            200,
+            [...this.networks.values()].map((n) => ({ ...n, Containers: {} })),
+          );
+        const one = /^\/networks\/([^/]+)$/.exec(path);
+        if (req.method === 'GET' && one !== null) {
+          const n = this.networks.get(decodeURIComponent(one[1] as string));
+          return n === undefined ? json(404, { message: 'network not found' }) : json(200, n);
+        }
+        if (req.method === 'DELETE' && one !== null) {
+          const id = decodeURIComponent(one[1] as string);
+          const n = this.networks.get(id);
+          if (n === undefined) return json(404, { message: 'network not found' });
+          if (Object.keys(n.Containers ?? {}).length > 0) return json(403, { message: `error while removing network: network ${n.Name} id ${id} has active endpoints` });
+          this.networks.delete(id);
+          res.writeHead(204);
+          res.end();
+          return;
+        }
+        if (req.method === 'POST' && path === '/networks/create') {
+          const spec = JSON.parse(body) as Omit<DockerNetwork, 'Id'>;
+          if ([...this.networks.values()].some((n) => n.Name === spec.Name)) return json(409, { message: `network with name ${spec.Name} already exists` });
+          const id = this.add(spec);
+          return json(201, { Id: id, Warning: '' });
+        }
+        json(404, { message: `page not found: ${req.method} ${path}` });
+      });
+    });
+    const server = this.server;
+    return new Promise((resolve) => server.listen(this.socketPath, resolve));
+  }
+
+  /** Adds a network as if someone created it (lashup or not); returns its id. */
+  add(spec: Omit<DockerNetwork, 'Id'>): string {
+    const id = `net${this.next++}`.padEnd(64, '0');
+    this.networks.set(id, { Containers: {}, ...spec, Id: id } as DockerNetwork);
+    return id;
+  }
+
+  byName(name: string): DockerNetwork | undefined {
+    return [...this.networks.values()].find((n) => n.Name === name);
+  }
+
+  attach(name: string, container: string): void {
+    const n = this.byName(name);
+    if (n === undefined) throw new Error(`no network ${name}`);
+    n.Containers = { ...(n.Containers ?? {}), [container]: { Name: container } };
+  }
+
+  close(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return Promise.resolve();
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(() => resolve()));
+  }
+}

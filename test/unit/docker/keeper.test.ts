@@ -1,0 +1,133 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import {
+  DockerEngine,
+  DockerErrorCode,
+  DockerNetworkKeeper,
+  desiredDockerNetworks,
+  dockerHalfCapacity,
+  dockerNetworkDifferences,
+  dockerNetworkSpec,
+  type DockerUsage,
+} from '../../../src/docker/index.js';
+import type { Lease } from '../../../src/ipam/index.js';
+import { Scheduler } from '../../../src/sim/index.js';
+import { FakeEngine } from '../../helpers/fake-docker-engine.js';
+
+const lease: Lease = {
+  agent: 'a1',
+  vtepIp: '44.128.0.1',
+  vtepMac: '70:b3:d5:80:00:01',
+  networks: {
+    dcos: { subnet: '9.0.0.0/24', mesos: '9.0.0.0/25', docker: '9.0.0.128/25', mesosGateway: '9.0.0.1', dockerGateway: '9.0.0.129' },
+    dcos6: { subnet6: 'fd01:b::/80', mesos6: 'fd01:b::/81', docker6: 'fd01:b::8000:0:0/81', mesosGateway6: 'fd01:b::1', dockerGateway6: 'fd01:b::8000:0:1' },
+  },
+};
+
+async function setup(t: Test) {
+  const dir = mkdtempSync(join(tmpdir(), 'lashup-docker-'));
+  const engine = new FakeEngine(join(dir, 'docker.sock'));
+  await engine.listen();
+  const scheduler = new Scheduler({ epochMs: 0 });
+  const usage: [string, DockerUsage][] = [];
+  const api = new DockerEngine({ socketPath: engine.socketPath, timeoutMs: 500 });
+  const keeper = new DockerNetworkKeeper({ api, clock: scheduler.clock(), agent: 'a1', resyncIntervalMs: 10_000, onUsage: (n, u) => usage.push([n, u]) });
+  t.teardown(async () => {
+    keeper.stop();
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { engine, keeper, api, usage, dir };
+}
+
+t.test('the lease makes one Docker network per overlay network: bridge d-<network>, the Docker half, masquerade off, the MTU, lashup label', async (t) => {
+  const desired = desiredDockerNetworks(lease, 1420);
+  t.same(
+    desired.map((d) => [d.name, d.bridge, d.subnet, d.gateway, d.subnet6, d.gateway6]),
+    [
+      ['dcos', 'd-dcos', '9.0.0.128/25', '9.0.0.129', undefined, undefined],
+      ['dcos6', 'd-dcos6', undefined, undefined, 'fd01:b::8000:0:0/81', 'fd01:b::8000:0:1'],
+    ],
+  );
+  const spec = dockerNetworkSpec(desired[0] as (typeof desired)[0], 'a1');
+  t.match(spec, {
+    Name: 'dcos',
+    Driver: 'bridge',
+    EnableIPv6: false,
+    IPAM: { Config: [{ Subnet: '9.0.0.128/25', Gateway: '9.0.0.129' }] },
+    Options: { 'com.docker.network.bridge.name': 'd-dcos', 'com.docker.network.bridge.enable_ip_masquerade': 'false', 'com.docker.network.driver.mtu': '1420' },
+    Labels: { 'io.lashup.network': 'a1' },
+  });
+  t.equal(dockerHalfCapacity('9.0.0.128/25'), 125, 'a /25 gives 125 container addresses');
+  t.equal(dockerHalfCapacity('garbage'), 0);
+  const created = { ...spec, Id: 'x', IPAM: { Config: [{ Subnet: '9.0.0.128/25', Gateway: '9.0.0.129' }] } };
+  t.same(dockerNetworkDifferences(created, desired[0] as (typeof desired)[0]), [], 'a network made from the spec is as desired');
+  t.match(dockerNetworkDifferences({ ...created, Options: { ...spec.Options, 'com.docker.network.driver.mtu': '1500' } }, desired[0] as (typeof desired)[0]), ['MTU 1500, not 1420']);
+  t.match(dockerNetworkDifferences({ ...created, Driver: 'macvlan', IPAM: { Config: [] } }, desired[0] as (typeof desired)[0]), ['driver macvlan, not bridge', /subnets none, not 9\.0\.0\.128\/25/]);
+});
+
+t.test('level-triggered: created, repaired after a hand-made change, kept while containers are attached, removed with the lease', async (t) => {
+  const { engine, keeper, usage } = await setup(t);
+  await keeper.setDesired(desiredDockerNetworks(lease, 1420));
+  t.same([...engine.networks.values()].map((n) => n.Name).sort(), ['dcos', 'dcos6'], 'both networks created');
+  t.equal(keeper.stats.created, 2);
+  t.ok(keeper.stats.reachable);
+  t.same(usage.find(([n]) => n === 'dcos')?.[1], { used: 0, total: 125 }, 'usage read after creation');
+  t.equal(keeper.stats.capacity['dcos'], 125, 'and in the stats');
+
+  // Deleted by hand: made again at the next resync.
+  engine.networks.delete((engine.byName('dcos') as { Id: string }).Id);
+  await keeper.kick();
+  t.ok(engine.byName('dcos'), 'a deleted network is made again');
+  // Changed by hand (another MTU) with no container: recreated.
+  (engine.byName('dcos') as { Options: Record<string, string> }).Options['com.docker.network.driver.mtu'] = '1500';
+  await keeper.kick();
+  t.equal(engine.byName('dcos')?.Options?.['com.docker.network.driver.mtu'], '1420', 'a changed network without containers is recreated');
+  t.equal(keeper.stats.recreated, 1);
+  // Changed with a container attached: reported, not touched.
+  engine.attach('dcos', 'c1');
+  (engine.byName('dcos') as { Options: Record<string, string> }).Options['com.docker.network.driver.mtu'] = '1500';
+  await keeper.kick();
+  t.match(keeper.conflicts, [{ network: 'dcos', kind: 'in-use', detail: /MTU 1500, not 1420.*1 container/ }], 'a changed network with containers is a conflict');
+  engine.attach('dcos6', 'c6');
+  await keeper.kick();
+  t.equal(keeper.stats.used['dcos6'], 1, 'containers attached are counted as used');
+  (engine.byName('dcos6') as { Containers: Record<string, unknown> }).Containers = {};
+  t.equal(engine.byName('dcos')?.Options?.['com.docker.network.driver.mtu'], '1500', 'and is left alone');
+  t.equal(keeper.stats.conflicts, 1);
+
+  // The lease is gone (released): lashup's networks go, except one still in use.
+  await keeper.setDesired([]);
+  t.equal(engine.byName('dcos6'), undefined, 'a network the lease no longer covers is removed');
+  t.ok(engine.byName('dcos'), 'unless containers are attached');
+  t.match(keeper.conflicts, [{ network: 'dcos', kind: 'stale-in-use' }]);
+  t.equal(keeper.stats.removed, 1);
+});
+
+t.test('a foreign network of the same name is reported and never touched', async (t) => {
+  const { engine, keeper } = await setup(t);
+  const id = engine.add({ Name: 'dcos', Driver: 'bridge', EnableIPv6: false, IPAM: { Config: [{ Subnet: '172.30.0.0/16' }] }, Options: {}, Labels: {} });
+  await keeper.setDesired(desiredDockerNetworks(lease, 1420));
+  t.match(keeper.conflicts, [{ network: 'dcos', kind: 'foreign', detail: /was not created by lashup/ }]);
+  t.equal(engine.networks.get(id)?.IPAM.Config?.[0]?.Subnet, '172.30.0.0/16', 'the foreign network is untouched');
+  t.ok(engine.byName('dcos6'), 'the other network is still made');
+  await keeper.setDesired([]);
+  t.ok(engine.networks.has(id), 'and not removed when the lease goes');
+});
+
+t.test('no daemon, a hung daemon, a daemon that appears later: nothing blocks, each state counted', async (t) => {
+  const { engine, keeper, api, dir } = await setup(t);
+  engine.hang = true;
+  await t.rejects(api.ping(), { code: DockerErrorCode.Timeout }, 'a hung daemon times out');
+  await keeper.setDesired(desiredDockerNetworks(lease, 1420));
+  t.notOk(keeper.stats.reachable, 'unreachable while it hangs');
+  t.equal(keeper.stats.unreachable, 1, 'and counted');
+  await t.rejects(new DockerEngine({ socketPath: join(dir, 'none.sock'), timeoutMs: 500 }).listNetworks(), { code: DockerErrorCode.Unreachable }, 'no socket: unreachable');
+  engine.hang = false;
+  await keeper.kick();
+  t.ok(keeper.stats.reachable, 'picked up once it answers');
+  t.equal(engine.networks.size, 2);
+  await t.rejects(api.inspectNetwork('missing'), { code: DockerErrorCode.Api, details: { status: 404 } }, 'an API error carries its status');
+});
