@@ -55,6 +55,12 @@ const COMMANDS: Record<string, CommandSpec> = {
   members: { usage: 'usage: lashup members [API]', options: API_OPTIONS, args: [0, 0] },
   kv: { usage: 'usage: lashup kv get KEY | lashup kv watch KEY [API]', options: API_OPTIONS, args: [2, 2] },
   routes: { usage: 'usage: lashup routes [API]', options: API_OPTIONS, args: [0, 0] },
+  docker: {
+    usage:
+      "usage: lashup docker [API]\n\nThe agent's Docker networks: whether the Docker daemon answers, what was created, removed or recreated, and conflicts (a foreign network of an overlay network's name, or lashup's network changed while containers are attached).",
+    options: API_OPTIONS,
+    args: [0, 0],
+  },
   allocations: {
     usage:
       "usage: lashup allocations [release AGENT [--force]] [API]\n\nrelease frees a decommissioned agent's subnet, VTEP address and MAC on a master. It is refused while membership sees the agent alive or suspect, or less than ipam.releaseGraceMs after it left or failed; --force releases anyway (the agent, if it runs, notices, stops advertising its old subnet and asks for a new one).",
@@ -221,6 +227,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await show('GET', '/v1/members');
       case 'routes':
         return await show('GET', '/v1/routes');
+      case 'docker':
+        return await show('GET', '/v1/docker');
       case 'leave':
         return await show('POST', '/v1/leave');
       case 'allocations': {

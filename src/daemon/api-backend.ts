@@ -8,7 +8,7 @@ import { isLashupError } from '../common/index.js';
 import type { Reconciler } from '../dataplane/index.js';
 import type { DaemonMetrics } from '../metrics/index.js';
 import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
-import { readCniUsage } from '../keyspace/index.js';
+import { readCniUsage, readDockerUsage } from '../keyspace/index.js';
 import { RaftErrorCode } from '../raft/index.js';
 import type { ApiBackend } from './api.js';
 import { BadRequestError, ConflictError, MisdirectedError, NotFoundError } from './api-errors.js';
@@ -138,7 +138,12 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
       if (usage.length === 0)
         throw new NotFoundError('LASHUP_ERR_UNKNOWN_NETWORK', `no overlay network ${JSON.stringify(network)}; known: ${[...new Set(state.usage().map((u) => u.network))].join(', ')}`);
       // Container addresses per agent, as the agents publish them (exhaustion before it bites).
-      return { network, families: usage.map((u) => ({ family: u.family, used: u.used, total: u.total, free: u.total - u.used, agents: u.agents })), containers: readCniUsage(d.node.kv, network) };
+      return {
+        network,
+        families: usage.map((u) => ({ family: u.family, used: u.used, total: u.total, free: u.total - u.used, agents: u.agents })),
+        containers: readCniUsage(d.node.kv, network),
+        dockerContainers: readDockerUsage(d.node.kv, network),
+      };
     },
     prepareLeave() {
       if (!d.canLeave()) throw new ConflictError('LASHUP_ERR_NOT_SUPPORTED', 'this daemon is embedded; stop it from its owner');

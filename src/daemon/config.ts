@@ -48,6 +48,7 @@ export interface DaemonConfig {
   api: { host: string; port: number; tcp: boolean; tokenFile: string; socketPath: string; socketGroup: string };
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean; firewallResyncIntervalMs: number };
   cni: { enabled: boolean; socketPath: string; confDir: string };
+  docker: { enabled: boolean; socketPath: string; resyncIntervalMs: number; timeoutMs: number };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
   peers: { degree: number; rotateIntervalMs: number; maxInbound: number };
   overlay: OverlayConfig;
@@ -258,6 +259,34 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       },
     },
     doc: 'Container addresses through CNI.',
+  },
+  docker: {
+    kind: {
+      type: 'object',
+      fields: {
+        enabled: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: "Agents: keep a Docker network per overlay network in the local Docker daemon (bridge driver on d-<network>, the agent's Docker half as its subnet), as DC/OS did, so `docker run --network <network>` gives containers overlay addresses. With no daemon on the socket it waits quietly (one log line) and picks one up when it appears. Default true.",
+        },
+        socketPath: {
+          kind: { type: 'string', pattern: /^\/.{1,100}$/, patternText: 'an absolute path of at most 100 characters (unix socket limit)' },
+          default: '/var/run/docker.sock',
+          doc: "The Docker daemon's Engine API socket. Default /var/run/docker.sock, Docker's own default.",
+        },
+        resyncIntervalMs: {
+          kind: { type: 'integer', min: 1000, max: 3_600_000 },
+          default: 10_000,
+          doc: 'Milliseconds between comparisons of the Docker networks with the lease (and right after every lease change): a network deleted or changed by hand, or a Docker daemon restarted or started later, is put right within this interval. Each costs a ping, a list and one inspect per overlay network. Default 10,000.',
+        },
+        timeoutMs: {
+          kind: { type: 'integer', min: 100, max: 600_000 },
+          default: 5000,
+          doc: "Longest one Engine API request may take, in milliseconds; a slower daemon's request fails (counted, logged once per state change) and the next resync tries again. Nothing else in the daemon waits for Docker. Default 5,000.",
+        },
+      },
+    },
+    doc: 'Docker containers on the overlay (the d-<network> half).',
   },
   peers: {
     kind: {

@@ -19,7 +19,8 @@ import type { Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
 import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
-import { OwnedRowsAdmission, publishCniUsage, removeAgentEntries } from '../keyspace/index.js';
+import { OwnedRowsAdmission, publishCniUsage, publishDockerUsage, removeAgentEntries } from '../keyspace/index.js';
+import { DockerEngine, DockerNetworkKeeper, desiredDockerNetworks, type DockerApi } from '../docker/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
 import { NodeFs } from '../storage/index.js';
 import { ApiServer } from './api.js';
@@ -76,6 +77,8 @@ export interface DaemonOptions {
   version?: string;
   /** Runs before each component starts, with its name (tests inject start failures here). */
   beforeStart?: (component: string) => void;
+  /** A Docker Engine API to use instead of the socket in `docker.socketPath` (tests). */
+  docker?: DockerApi;
 }
 
 export interface DaemonStats {
@@ -167,6 +170,7 @@ export class Daemon {
     const list = [this.nodeComponent()];
     if (agent) list.push(this.dataplaneComponent(), this.overlayComponent(), this.firewallComponent());
     if (agent && config.cni.enabled) list.push(this.cniComponent(), this.conflistComponent());
+    if (agent && config.docker.enabled) list.push(this.dockerComponent());
     list.push(this.apiComponent());
     return list;
   }
@@ -354,6 +358,59 @@ export class Daemon {
             if (syncer === undefined) throw new NotFoundError('LASHUP_ERR_NO_FIREWALL', `${config.name} manages no nftables tables (dataplane.masquerade is off, or nftables is disabled)`);
             return { table: FIREWALL_TABLE, desired: syncer.desiredScript ?? null, stats: syncer.stats };
           },
+        },
+      ],
+    };
+  }
+
+  /**
+   * The Docker networks of the lease in the local Docker daemon (see src/docker): kept while
+   * the agent holds a lease, removed when it loses it (released), their usage published in
+   * the store next to the CNI usage. A missing daemon is waited for, never an error.
+   */
+  private dockerComponent(): Component {
+    const { config, logger, options } = this;
+    const unsubscribers: (() => void)[] = [];
+    let keeper: DockerNetworkKeeper | undefined;
+    return {
+      name: 'docker',
+      start: () => {
+        const node = this.node;
+        const api = options.docker ?? new DockerEngine({ socketPath: config.docker.socketPath, timeoutMs: config.docker.timeoutMs });
+        const k = new DockerNetworkKeeper({
+          api,
+          clock: new RealClock(),
+          agent: config.name,
+          resyncIntervalMs: config.docker.resyncIntervalMs,
+          logger: componentLogger(logger, 'docker'),
+          onUsage: (network, usage) => publishDockerUsage(node.kv, network, config.name, usage, node.identity?.signer),
+        });
+        keeper = k;
+        let lease: Lease | undefined;
+        const update = (): void => void k.setDesired(lease === undefined ? [] : desiredDockerNetworks(lease, node.overlayConfig.current.mtu));
+        unsubscribers.push(
+          node.onLease((l) => {
+            lease = l;
+            update();
+          }),
+          node.onLeaseLost(() => {
+            lease = undefined;
+            update();
+          }),
+          node.overlayConfig.subscribe(() => update()),
+        );
+        void k.start();
+      },
+      stop: () => {
+        for (const u of unsubscribers.splice(0)) u();
+        keeper?.stop();
+      },
+      stats: () => keeper?.stats,
+      routes: () => [
+        {
+          method: 'GET',
+          pattern: '/v1/docker',
+          handler: () => ({ stats: keeper?.stats ?? null, conflicts: keeper?.conflicts ?? [] }),
         },
       ],
     };

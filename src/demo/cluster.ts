@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lease } from '../ipam/index.js';
 import { generateClusterKey } from '../net/index.js';
+import { Dockerd } from './dockerd.js';
 import { eventually, must, run, TestNet, type TestHost } from './netns.js';
 
 export interface ClusterNode {
@@ -98,6 +99,13 @@ export class NetnsCluster {
     return [...this.nodes.values()].filter((n) => n.name.startsWith('a'));
   }
 
+  /** Starts a Docker daemon of the node's own in its namespace, on the socket its config names. */
+  startDockerd(name: string): Promise<Dockerd> {
+    const node = this.nodes.get(name);
+    if (node === undefined) throw new Error(`no node ${name}`);
+    return Dockerd.start(node.host.ns, join(node.dir, 'docker'));
+  }
+
   /** Writes the node's config and starts its daemon (again, when it ran before). */
   start(name: string, hostIndex: number): ClusterNode {
     const host = this.net.host(hostIndex);
@@ -113,6 +121,8 @@ export class NetnsCluster {
       cluster: { keys: [this.key] },
       membership: { profile: 'local' },
       cni: { socketPath: join(dir, 'cni.sock'), confDir: join(dir, 'net.d') },
+      // A dockerd of the node's own (startDockerd) listens here; without one the agent waits.
+      docker: { socketPath: Dockerd.socketPathFor(join(dir, 'docker')), resyncIntervalMs: 2000 },
       // Unix sockets live in the file system every namespace shares: one per node.
       api: { socketPath: join(dir, 'api.sock') },
       ...(this.options.overlay === undefined ? {} : { overlay: this.options.overlay }),

@@ -1,11 +1,23 @@
 /**
- * `lashup demo`: as root, 3 masters and N agents in network namespaces, two containers per
- * agent attached through CNI (bridge + lashup-ipam), every container pinging every other; prints members, allocations,
- * convergence time and the ping matrix, and removes everything (also on Ctrl-C).
+ * `lashup demo`: as root, 3 masters and N agents in network namespaces, containers on every
+ * agent, every container pinging every other; prints members, allocations, convergence time
+ * and the ping matrix, and removes everything (also on Ctrl-C). Containers: a Mesos one per
+ * agent attached through CNI (bridge + lashup-ipam) and, when dockerd and busybox-static are
+ * installed, a Docker one per agent (a dockerd of its own in the agent's namespace, on the
+ * Docker network lashup keeps); without Docker, two CNI containers per agent.
  */
+import { existsSync } from 'node:fs';
 import { NetnsCluster } from './cluster.js';
+import { BUSYBOX, busyboxImageTarball, DOCKERD, type Dockerd, unmountUnder } from './dockerd.js';
 import { runLocalDemo } from './local.js';
 import { eventually } from './netns.js';
+
+/** One container of the ping matrix. */
+interface DemoContainer {
+  label: string;
+  ip: string;
+  ping(to: string): Promise<boolean>;
+}
 
 export interface DemoOptions {
   agents: number;
@@ -20,10 +32,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   options.out(`building 3 masters and ${options.agents} agents in network namespaces...\n`);
   const cluster = await NetnsCluster.create({ agents: options.agents, command: options.command, prefix: 'lxd' });
   let interrupted = false;
+  const dockerds: Dockerd[] = [];
   const onSignal = (): void => {
     interrupted = true;
     options.err('\ninterrupted: removing the demo namespaces\n');
-    void cluster.destroy().then(() => process.exit(130));
+    void Promise.all(dockerds.map((d) => d.stop()))
+      .then(() => unmountUnder(cluster.root))
+      .then(() => cluster.destroy())
+      .then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -36,15 +52,37 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }
     options.out(`converged in ${(convergedMs / 1000).toFixed(1)} s (namespaces, daemon start, election, leases, routes)\n\n`);
     // Containers attach as a runtime attaches them: the bridge plugin chained with lashup-ipam.
+    const withDocker = DOCKERD !== undefined && existsSync(BUSYBOX);
+    const cs: DemoContainer[] = [];
     for (const a of cluster.agents) {
-      for (const k of [1, 2]) {
+      for (const k of withDocker ? [1] : [1, 2]) {
         const out = await cluster.cni(a.name, 'ADD', `${a.name}-c${k}`);
         if (out.code !== 0) {
           options.err(`CNI ADD on ${a.name} failed: ${out.stdout} ${out.stderr}\n`);
           return 1;
         }
+        const ns = out.ns;
+        const ip = ((JSON.parse(out.stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0] ?? '';
+        cs.push({ label: `${a.name} mesos`, ip, ping: (to) => cluster.net.ping(ns, to, 1, 1) });
       }
     }
+    if (withDocker) {
+      options.out('starting a dockerd per agent (Docker networks made by lashup)...\n');
+      const tarball = await busyboxImageTarball(cluster.root);
+      for (const a of cluster.agents) {
+        const d = await cluster.startDockerd(a.name);
+        dockerds.push(d);
+        const ready = await eventually(async () => (await d.docker(['network', 'inspect', 'dcos'])).code === 0, 30_000, 250);
+        const imported = await d.docker(['import', tarball, 'lashup-demo/busybox:1']);
+        const started = await d.docker(['run', '-d', '--name', 'demo', '--network', 'dcos', 'lashup-demo/busybox:1', 'sleep', '3600']);
+        if (!ready || imported.code !== 0 || started.code !== 0) {
+          options.err(`Docker on ${a.name} failed: ${ready ? '' : 'no dcos network; '}${imported.stderr}${started.stderr}\n`);
+          return 1;
+        }
+        const ip = (await d.docker(['inspect', '--format', '{{.NetworkSettings.Networks.dcos.IPAddress}}', 'demo'])).stdout.trim();
+        cs.push({ label: `${a.name} docker`, ip, ping: async (to) => (await d.docker(['exec', 'demo', 'ping', '-c', '1', '-W', '1', to], 15_000)).code === 0 });
+      }
+    } else options.out('(dockerd or busybox-static not installed: CNI containers only)\n');
     const members = await cluster.cli('m1', ['members']);
     options.out('members (seen by m1):\n');
     for (const m of JSON.parse(members.stdout || '[]') as { name: string; state: string; role: string; underlayIp: string }[])
@@ -55,17 +93,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       options.out(`  ${a.name.padEnd(4)} dcos ${lease?.networks['dcos']?.subnet ?? '-'}  dcos6 ${lease?.networks['dcos6']?.subnet6 ?? '-'}  vtep ${lease?.vtepIp} ${lease?.vtepMac}\n`);
     }
     options.out('\nping matrix (rows ping columns):\n');
-    const cs = cluster.containers;
-    options.out(`${''.padEnd(16)}${cs.map((c) => c.ip.padEnd(12)).join('')}\n`);
+    options.out(`${''.padEnd(28)}${cs.map((c) => c.ip.padEnd(12)).join('')}\n`);
     let failures = 0;
     for (const from of cs) {
-      let row = `${from.ip.padEnd(16)}`;
+      let row = `${from.label.padEnd(12)}${from.ip.padEnd(16)}`;
       for (const to of cs) {
         if (from === to) {
           row += '-'.padEnd(12);
           continue;
         }
-        const ok = await eventually(() => cluster.net.ping(from.ns, to.ip, 1, 1), 10_000);
+        const ok = await eventually(() => from.ping(to.ip), 10_000);
         if (!ok) failures++;
         row += (ok ? 'ok' : 'FAIL').padEnd(12);
       }
@@ -76,6 +113,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    for (const d of dockerds) {
+      await d.docker(['rm', '-f', '-t', '0', 'demo']);
+      await d.stop();
+    }
+    await unmountUnder(cluster.root);
     if (!interrupted) await cluster.destroy();
     options.out('removed every namespace and process the demo made\n');
   }

@@ -5,3 +5,5 @@ export type { TestHost, TestNetOptions, ExecResult } from './netns.js';
 export { runDemo } from './demo.js';
 export { runLocalDemo } from './local.js';
 export { neighbourEntriesFor, reserveNeighbourCapacity } from './neighbour-capacity.js';
+export { Dockerd, DOCKERD, BUSYBOX, busyboxImageTarball, unmountUnder } from './dockerd.js';
+export type { DockerRun } from './dockerd.js';

@@ -2,7 +2,7 @@
 import type { PlainValue } from '../crdt/index.js';
 import type { KvStore } from '../kv/index.js';
 import type { OverlayEntry } from '../routes/index.js';
-import { cniUsageKey, OVERLAY_KEY_PREFIX, overlayKey } from './keys.js';
+import { cniUsageKey, dockerUsageKey, OVERLAY_KEY_PREFIX, overlayKey } from './keys.js';
 import { type RowSigner, writeSignedIfChanged } from './signed-rows.js';
 import { writeIfChanged } from './write.js';
 
@@ -40,10 +40,26 @@ export function publishCniUsage(kv: KvStore, network: string, agent: string, usa
   return writeIfChanged(kv, cniUsageKey(network), agent, value);
 }
 
+/** Publishes this agent's Docker half usage of `network` (as publishCniUsage); true when written. */
+export function publishDockerUsage(kv: KvStore, network: string, agent: string, usage: { used: number; total: number }, signer?: RowSigner): boolean {
+  const value = { used: usage.used, total: usage.total, exhausted: usage.used >= usage.total };
+  if (signer !== undefined) return writeSignedIfChanged(kv, signer, dockerUsageKey(network), agent, value);
+  return writeIfChanged(kv, dockerUsageKey(network), agent, value);
+}
+
+/** Every agent's published Docker half usage of `network`, by agent name. */
+export function readDockerUsage(kv: KvStore, network: string): Record<string, CniUsage> {
+  return readUsageRows(kv, dockerUsageKey(network));
+}
+
 /** Every agent's published usage of `network`, by agent name (rows that are not usage left out). */
 export function readCniUsage(kv: KvStore, network: string): Record<string, CniUsage> {
+  return readUsageRows(kv, cniUsageKey(network));
+}
+
+function readUsageRows(kv: KvStore, key: string): Record<string, CniUsage> {
   const out: Record<string, CniUsage> = {};
-  for (const [agent, raw] of Object.entries(kv.get(cniUsageKey(network)) ?? {})) {
+  for (const [agent, raw] of Object.entries(kv.get(key) ?? {})) {
     const r = raw as Partial<CniUsage> | null;
     if (r === null || typeof r !== 'object' || typeof r.used !== 'number' || typeof r.total !== 'number') continue;
     Object.defineProperty(out, agent, { value: { used: r.used, total: r.total, exhausted: r.exhausted === true }, enumerable: true });

@@ -1,8 +1,8 @@
-export { OVERLAY_CONFIG_KEY, OVERLAY_CONFIG_FIELD, OVERLAY_KEY_PREFIX, overlayKey, CNI_USAGE_PREFIX, cniUsageKey } from './keys.js';
+export { OVERLAY_CONFIG_KEY, OVERLAY_CONFIG_FIELD, OVERLAY_KEY_PREFIX, overlayKey, CNI_USAGE_PREFIX, cniUsageKey, DOCKER_USAGE_PREFIX, dockerUsageKey } from './keys.js';
 export { writeIfChanged } from './write.js';
 export { decodeOverlayConfig, publishOverlayConfig, OverlayConfigView } from './overlay-config.js';
 export type { OverlayConfigViewOptions, OverlayConfigViewStats } from './overlay-config.js';
-export { publishOverlayEntry, removeAgentEntries, publishCniUsage, readCniUsage } from './entries.js';
+export { publishOverlayEntry, removeAgentEntries, publishCniUsage, readCniUsage, publishDockerUsage, readDockerUsage } from './entries.js';
 export type { CniUsage } from './entries.js';
 export { canonicalJson, signRow, rowSignature, rowSignatureProblem, unsignedPart, writeSignedIfChanged, ROW_SIGNATURE_FIELD } from './signed-rows.js';
 export type { RowSigner, RowVerifier, RowSignature } from './signed-rows.js';

@@ -7,7 +7,9 @@
  *   overlay/<network>      field <VTEP IPv4>: one agent's overlay entry (written by that agent;
  *                          removed by the master that releases it; validated by src/routes)
  *   cni-usage/<network>    field <agent name>: `{ used, total, exhausted }`, container addresses
- *                          of that agent (written by that agent; read by the API)
+ *                          of that agent's Mesos half (written by that agent; read by the API)
+ *   docker-usage/<network> field <agent name>: the same for its Docker half, as the local Docker
+ *                          daemon reports it (written by that agent; read by the API)
  *
  * Writers go through `writeIfChanged`: an unchanged value is not written again (each write is a
  * delta flooded to the cluster and a journal record).
@@ -26,3 +28,9 @@ export const CNI_USAGE_PREFIX = 'cni-usage/';
 
 /** Per-agent container address usage of a network: the cluster-wide exhaustion view. */
 export const cniUsageKey = (network: string): string => `${CNI_USAGE_PREFIX}${network}`;
+
+/** Prefix of the per-network Docker half usage keys. */
+export const DOCKER_USAGE_PREFIX = 'docker-usage/';
+
+/** Per-agent Docker half usage of a network. */
+export const dockerUsageKey = (network: string): string => `${DOCKER_USAGE_PREFIX}${network}`;

@@ -71,6 +71,7 @@ async function config(name: string, role: 'master' | 'agent'): Promise<{ config:
     membership: { profile: 'local' },
     api: { host: '127.0.0.1', port: apiPort, socketPath: join(dir, name, 'api.sock') },
     cni: { socketPath: join(dir, name, 'cni.sock'), confDir: join(dir, name, 'net.d') },
+    docker: { socketPath: join(dir, name, 'docker.sock') },
   });
   return { config: c, tcp: [libp2pPort, apiPort], udp: [udpPort] };
 }
@@ -87,7 +88,7 @@ async function assertReleased(
   t.equal(children(), childrenBefore, 'no child process left');
 }
 
-const AGENT = ['node', 'dataplane', 'overlay', 'firewall', 'cni', 'conflists', 'api'];
+const AGENT = ['node', 'dataplane', 'overlay', 'firewall', 'cni', 'conflists', 'docker', 'api'];
 const MASTER = ['node', 'api'];
 
 for (const [role, names] of [

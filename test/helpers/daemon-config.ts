@@ -29,5 +29,7 @@ export function localDaemonConfig(o: TestConfigOptions, name: string, role: 'mas
     // Port 1 passes validation; tests set 0 (any free port) before starting.
     api: { host: '127.0.0.1', port: 1, socketPath: join(o.dir, name, 'api.sock'), ...(o.tokenFile === undefined ? {} : { tokenFile: o.tokenFile }) },
     cni: { socketPath: join(o.dir, name, 'cni.sock'), confDir: join(o.dir, name, 'net.d') },
+    // No Docker daemon listens there: tests never touch the machine's own dockerd.
+    docker: { socketPath: join(o.dir, name, 'docker.sock') },
   });
 }
