@@ -8,6 +8,8 @@
  * and the usage shows it.
  */
 import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
 import t from 'tap';
 import { cidrContains, parseAddress, parseCidr } from '../../src/common/index.js';
 import { BUSYBOX, busyboxImageTarball, CNI_PLUGIN_DIR, DOCKERD, NetnsCluster, run, unmountUnder, type ClusterNode, type Dockerd } from '../../src/demo/index.js';
@@ -99,6 +101,10 @@ t.test('Docker containers on two agents: networks, addresses, pings, repairs, co
     "a5's CNI container pings a4's Docker container",
   );
   t.ok(await eventually(() => ping(d4, ip6['a5'] as string, true), 30_000, 500), `IPv6: a4's Docker container pings a5's (${ip6['a5']})`);
+  const cni4 = await cluster.cni('a4', 'ADD', 'k4');
+  t.equal(cni4.code, 0, `a CNI container on a4${cni4.code === 0 ? '' : `: ${cni4.stderr}`}`);
+  const cni4Ip = ((JSON.parse(cni4.stdout) as { ips: { address: string }[] }).ips[0]?.address ?? '').split('/')[0] as string;
+  t.ok(await eventually(() => ping(d4, cni4Ip), 30_000, 500), `on one agent, the Docker container (d-dcos) pings the CNI container (m-dcos, ${cni4Ip})`);
 
   // Deleted by hand: made again.
   t.equal((await d5.docker(['rm', '-f', 'ctr6'])).code, 0, 'the dcos6 container on a5 removed');
@@ -142,4 +148,15 @@ t.test('Docker containers on two agents: networks, addresses, pings, repairs, co
   };
   t.ok(await eventually(async () => (await usage())?.exhausted === true, 30_000, 500), "the masters see a4's tiny Docker half full");
   t.match(await usage(), { used: 1, total: 1, exhausted: true });
+  const m1 = cluster.nodes.get('m1') as ClusterNode;
+  const api = await new Promise<string>((resolve, reject) => {
+    const req = request({ socketPath: join(m1.dir, 'api.sock'), path: '/v1/overlay/tiny/usage', headers: { host: 'localhost' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.match(JSON.parse(api), { network: 'tiny', dockerContainers: { a4: { used: 1, total: 1, exhausted: true } } }, 'and so does the usage API on a master');
 });
