@@ -55,6 +55,12 @@ const COMMANDS: Record<string, CommandSpec> = {
   members: { usage: 'usage: lashup members [API]', options: API_OPTIONS, args: [0, 0] },
   kv: { usage: 'usage: lashup kv get KEY | lashup kv watch KEY [API]', options: API_OPTIONS, args: [2, 2] },
   routes: { usage: 'usage: lashup routes [API]', options: API_OPTIONS, args: [0, 0] },
+  policy: {
+    usage:
+      "usage: lashup policy [API]\n\nThe isolation between overlay networks in force on this agent: each network's policy (allowFrom, allowHosts, allowOutbound), the nftables rules, and the packets of new connections dropped per (from, to) pair.",
+    options: API_OPTIONS,
+    args: [0, 0],
+  },
   docker: {
     usage:
       "usage: lashup docker [API]\n\nThe agent's Docker networks: whether the Docker daemon answers, what was created, removed or recreated, and conflicts (a foreign network of an overlay network's name, or lashup's network changed while containers are attached).",
@@ -229,6 +235,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await show('GET', '/v1/routes');
       case 'docker':
         return await show('GET', '/v1/docker');
+      case 'policy':
+        return await show('GET', '/v1/policy');
       case 'leave':
         return await show('POST', '/v1/leave');
       case 'allocations': {

@@ -74,6 +74,8 @@ interface Field {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** The settings of one overlay network (see OverlayNetworkConfig). */
+const NETWORK_SETTINGS = ['name', 'subnet', 'prefix', 'subnet6', 'prefix6', 'enabled', 'allowFrom', 'allowHosts', 'allowOutbound'];
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
 const membershipFields = Object.keys(membershipConfig('lan'));
@@ -230,12 +232,12 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
         masquerade: {
           kind: { type: 'boolean' },
           default: true,
-          doc: 'Masquerade overlay-sourced traffic leaving the overlay (nftables tables `ip lashup` and `ip6 lashup`, owned by lashup, following the overlay configuration the masters publish, removed on leave). Default true, as DC/OS did. false removes the tables at start.',
+          doc: "Masquerade overlay-sourced traffic leaving the overlay (nftables tables `ip lashup` and `ip6 lashup`, owned by lashup, following the overlay configuration the masters publish, removed on leave). Default true, as DC/OS did. false: no masquerade; the isolation rules between overlay networks (each network's allowFrom, allowHosts, allowOutbound) stay in force either way.",
         },
         firewallResyncIntervalMs: {
           kind: { type: 'integer', min: 1000, max: 3_600_000 },
           default: 30_000,
-          doc: "Milliseconds between listings of lashup's nftables tables; a table changed or removed by someone else (`nft flush ruleset`, another firewall manager) is put back within this interval. Costs two `nft` runs per interval. Default 30,000.",
+          doc: "Milliseconds between listings of lashup's nftables tables; a table changed or removed by someone else (`nft flush ruleset`, another firewall manager) is put back within this interval, and the isolation drop counters are read for /metrics. Costs a few `nft` runs per interval. Default 30,000.",
         },
       },
     },
@@ -344,8 +346,8 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
           nets.forEach((n, i) => {
             if (n !== null && typeof n === 'object') {
               for (const key of Object.keys(n))
-                if (!['name', 'subnet', 'prefix', 'subnet6', 'prefix6', 'enabled'].includes(key))
-                  problems.push({ path: `${path}.networks[${i}].${key}`, value: (n as Record<string, unknown>)[key], expected: 'a network setting (name, subnet, prefix, subnet6, prefix6, enabled)' });
+                if (!NETWORK_SETTINGS.includes(key))
+                  problems.push({ path: `${path}.networks[${i}].${key}`, value: (n as Record<string, unknown>)[key], expected: `a network setting (${NETWORK_SETTINGS.join(', ')})` });
             }
           });
         }

@@ -18,7 +18,7 @@ import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import type { Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { RealClock } from '../common/index.js';
-import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, removeScript, type FirewallBackend } from '../firewall/index.js';
+import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, networkPolicies, type FirewallBackend } from '../firewall/index.js';
 import { OwnedRowsAdmission, publishCniUsage, publishDockerUsage, removeAgentEntries } from '../keyspace/index.js';
 import { DockerEngine, DockerNetworkKeeper, desiredDockerNetworks, type DockerApi } from '../docker/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
@@ -319,25 +319,27 @@ export class Daemon {
   }
 
   /**
-   * nftables: the masquerade, following the overlay configuration in use and put back when
-   * someone else changes lashup's tables; removed when the agent leaves. With masquerade off,
-   * tables left by an earlier run are removed at start.
+   * nftables: the isolation between overlay networks and the masquerade, following the overlay
+   * configuration in use (a policy change the masters publish applies at once, without a
+   * restart) and put back when someone else changes lashup's tables; removed when the agent
+   * leaves.
    */
   private firewallComponent(): Component {
     const { config, logger, options } = this;
     let unsubscribe: (() => void) | undefined;
+    const policy = async (): Promise<unknown> => {
+      const syncer = this.parts.firewall;
+      if (syncer === undefined) throw new NotFoundError('LASHUP_ERR_NO_FIREWALL', `${config.name} manages no nftables tables (nftables is disabled)`);
+      const dropped = await syncer.readCounters().catch(() => syncer.stats.dropped);
+      return { networks: networkPolicies(this.node.overlayConfig.current), dropped, rules: syncer.desiredScript ?? null, converged: syncer.stats.converged };
+    };
     return {
       name: 'firewall',
-      start: async () => {
+      start: () => {
         if (options.firewall === false) return;
         const backend = options.firewall ?? new NftCli();
-        const log = componentLogger(logger, 'firewall');
-        if (!config.dataplane.masquerade) {
-          await backend.apply(removeScript()).catch((err: unknown) => log.debug({ err: err instanceof Error ? err.message : String(err) }, 'no lashup nftables tables removed'));
-          return;
-        }
-        const syncer = new FirewallSyncer({ backend, clock: new RealClock(), resyncIntervalMs: config.dataplane.firewallResyncIntervalMs, logger: log });
-        unsubscribe = this.node.overlayConfig.subscribe((overlay) => syncer.setDesired(firewallRuleset(overlay, { masquerade: true })));
+        const syncer = new FirewallSyncer({ backend, clock: new RealClock(), resyncIntervalMs: config.dataplane.firewallResyncIntervalMs, logger: componentLogger(logger, 'firewall') });
+        unsubscribe = this.node.overlayConfig.subscribe((overlay) => syncer.setDesired(firewallRuleset(overlay, { masquerade: config.dataplane.masquerade })));
         syncer.start();
         this.parts.firewall = syncer;
       },
@@ -355,10 +357,11 @@ export class Daemon {
           pattern: '/v1/firewall',
           handler: () => {
             const syncer = this.parts.firewall;
-            if (syncer === undefined) throw new NotFoundError('LASHUP_ERR_NO_FIREWALL', `${config.name} manages no nftables tables (dataplane.masquerade is off, or nftables is disabled)`);
+            if (syncer === undefined) throw new NotFoundError('LASHUP_ERR_NO_FIREWALL', `${config.name} manages no nftables tables (nftables is disabled)`);
             return { table: FIREWALL_TABLE, desired: syncer.desiredScript ?? null, stats: syncer.stats };
           },
         },
+        { method: 'GET', pattern: '/v1/policy', handler: () => policy() },
       ],
     };
   }

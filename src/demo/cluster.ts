@@ -40,7 +40,7 @@ export interface NetnsClusterOptions {
   prefix: string;
   /** Daemon log level (stderr is kept, the last 20 kB per node). Default warn. */
   logLevel?: string;
-  /** Overlay configuration for every node (default DC/OS's). */
+  /** Overlay configuration for every node (default DC/OS's; `restart` may change it). */
   overlay?: Record<string, unknown>;
   /** The `dataplane` section of every node's config (defaults otherwise). */
   dataplane?: Record<string, unknown>;
@@ -99,6 +99,26 @@ export class NetnsCluster {
     return [...this.nodes.values()].filter((n) => n.name.startsWith('a'));
   }
 
+  /**
+   * Restarts node `name` (SIGTERM, a graceful leave, then a new process on the same host),
+   * with `overlay` as the overlay configuration of every node started from now on, when given:
+   * restarting the masters with a new overlay is how an operator publishes a changed one.
+   */
+  async restart(name: string, overlay?: Record<string, unknown>): Promise<ClusterNode> {
+    const node = this.nodes.get(name);
+    if (node === undefined) throw new Error(`no node ${name}`);
+    if (overlay !== undefined) this.options.overlay = overlay;
+    const child = node.child;
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    return this.start(name, node.host.index);
+  }
+
   /** Starts a Docker daemon of the node's own in its namespace, on the socket its config names. */
   startDockerd(name: string): Promise<Dockerd> {
     const node = this.nodes.get(name);
@@ -155,9 +175,10 @@ export class NetnsCluster {
     }
   }
 
-  /** Whether `from` has lashup's route to `to`'s dcos subnet. */
+  /** Whether `from` has lashup's route to `to`'s dcos subnet (or its first IPv4 subnet, without dcos). */
   async routeTo(from: string, to: string): Promise<boolean> {
-    const subnet = this.leaseOf(to)?.networks['dcos']?.subnet;
+    const networks = this.leaseOf(to)?.networks ?? {};
+    const subnet = networks['dcos']?.subnet ?? Object.values(networks).find((n) => n.subnet !== undefined)?.subnet;
     const host = this.nodes.get(from)?.host;
     if (subnet === undefined || host === undefined) return false;
     return /proto 76/.test((await run(['ip', '-n', host.ns, 'route', 'show', subnet])).stdout);

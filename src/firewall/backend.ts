@@ -16,6 +16,8 @@ export interface FirewallBackend {
    * stripped): one text per family, undefined for an absent table.
    */
   list(): Promise<Record<FirewallFamily, string | undefined>>;
+  /** Packets counted by each named counter of lashup's tables, both families summed. */
+  counters(): Promise<Record<string, number>>;
 }
 
 export interface NftCliOptions {
@@ -24,9 +26,12 @@ export interface NftCliOptions {
   timeoutMs?: number;
 }
 
-/** Counter values change with traffic; a listing is compared without them. */
+/** Counter values change with traffic; a listing is compared without them (anonymous and named counters). */
 export function normalizeListing(text: string): string {
-  return text.replace(/counter packets \d+ bytes \d+/g, 'counter').trim();
+  return text
+    .replace(/counter packets \d+ bytes \d+/g, 'counter')
+    .replace(/packets \d+ bytes \d+/g, 'packets bytes')
+    .trim();
 }
 
 export class NftCli implements FirewallBackend {
@@ -48,6 +53,27 @@ export class NftCli implements FirewallBackend {
     for (const family of FIREWALL_FAMILIES) {
       if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${FIREWALL_TABLE}`)) continue;
       out[family] = normalizeListing(await this.run(['list', 'table', family, FIREWALL_TABLE]));
+    }
+    return out;
+  }
+
+  async counters(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    const tables = await this.run(['list', 'tables']);
+    for (const family of FIREWALL_FAMILIES) {
+      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${FIREWALL_TABLE}`)) continue;
+      let parsed: { nftables?: { counter?: { name?: unknown; packets?: unknown } }[] };
+      try {
+        parsed = JSON.parse(await this.run(['-j', 'list', 'counters', 'table', family, FIREWALL_TABLE])) as typeof parsed;
+      } catch (err) {
+        if (err instanceof FirewallError) throw err;
+        throw new FirewallError(FirewallErrorCode.Apply, `nft -j list counters gave unreadable JSON: ${(err as Error).message}`);
+      }
+      for (const item of parsed.nftables ?? []) {
+        const c = item.counter;
+        if (c === undefined || typeof c.name !== 'string' || typeof c.packets !== 'number') continue;
+        out[c.name] = (out[c.name] ?? 0) + c.packets;
+      }
     }
     return out;
   }

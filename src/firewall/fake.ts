@@ -39,6 +39,15 @@ export class FakeNft implements FirewallBackend {
     return Promise.resolve({ ip: this.tables.get('ip'), ip6: this.tables.get('ip6') });
   }
 
+  /** Packets per named counter, as a test sets them (counters of absent tables read as none). */
+  readonly counterValues = new Map<string, number>();
+
+  counters(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const [name, packets] of this.counterValues) if ([...this.tables.values()].some((body) => body.includes(`counter ${name} {}`))) out[name] = packets;
+    return Promise.resolve(out);
+  }
+
   /** `nft flush ruleset`. */
   flush(): void {
     this.tables.clear();

@@ -1,5 +1,5 @@
-export { firewallRuleset, applyScript, removeScript, FIREWALL_TABLE, FIREWALL_FAMILIES } from './ruleset.js';
-export type { FirewallRuleset, FirewallTable, FirewallFamily, FirewallOptions } from './ruleset.js';
+export { firewallRuleset, networkPolicies, applyScript, removeScript, FIREWALL_TABLE, FIREWALL_FAMILIES } from './ruleset.js';
+export type { FirewallRuleset, FirewallTable, FirewallFamily, FirewallOptions, DropCounter, NetworkPolicy } from './ruleset.js';
 export { NftCli, normalizeListing } from './backend.js';
 export type { FirewallBackend, NftCliOptions } from './backend.js';
 export { FirewallSyncer } from './syncer.js';

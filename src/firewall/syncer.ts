@@ -11,7 +11,7 @@
 import { Backoff, type Clock, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import type { FirewallBackend } from './backend.js';
-import { applyScript, removeScript, type FirewallFamily, type FirewallRuleset } from './ruleset.js';
+import { applyScript, removeScript, type DropCounter, type FirewallFamily, type FirewallRuleset } from './ruleset.js';
 
 export interface FirewallSyncerOptions {
   backend: FirewallBackend;
@@ -34,6 +34,12 @@ export interface FirewallSyncerStats {
   removals: number;
   /** The desired ruleset is what the kernel holds (as of the last apply or listing). */
   converged: boolean;
+  /**
+   * New connections dropped by the isolation rules, in packets, by source (a network, or
+   * `hosts`) and destination (a network, or `outside`), as of the last reading (every resync
+   * and every `readCounters`). A replace of the tables (a policy change) starts them at 0.
+   */
+  dropped: Record<string, Record<string, number>>;
 }
 
 type Listing = Record<FirewallFamily, string | undefined>;
@@ -41,8 +47,9 @@ type Listing = Record<FirewallFamily, string | undefined>;
 const sameListing = (a: Listing, b: Listing): boolean => a.ip === b.ip && a.ip6 === b.ip6;
 
 export class FirewallSyncer {
-  readonly stats: FirewallSyncerStats = { applies: 0, applyFailures: 0, resyncs: 0, drift: 0, removals: 0, converged: false };
+  readonly stats: FirewallSyncerStats = { applies: 0, applyFailures: 0, resyncs: 0, drift: 0, removals: 0, converged: false, dropped: {} };
   private desired: string | undefined;
+  private counters: DropCounter[] = [];
   /** The script the kernel holds, and its listing right after it was applied. */
   private applied: { script: string; listing: Listing } | undefined;
   private timer: TimerHandle | undefined;
@@ -64,6 +71,7 @@ export class FirewallSyncer {
   /** Sets the ruleset to hold; applied at once when it differs (after `start`). */
   setDesired(ruleset: FirewallRuleset): void {
     const script = applyScript(ruleset);
+    this.counters = ruleset.counters;
     if (script === this.desired) return;
     this.desired = script;
     this.stats.converged = false;
@@ -120,6 +128,7 @@ export class FirewallSyncer {
         if (sameListing(await backend.list(), this.applied.listing)) {
           this.stats.resyncs++;
           this.stats.converged = true;
+          await this.readCounters().catch((err: unknown) => logger?.debug({ err: err instanceof Error ? err.message : String(err) }, 'nftables counters not read'));
           this.schedule(this.options.resyncIntervalMs);
           return;
         }
@@ -138,10 +147,23 @@ export class FirewallSyncer {
       this.stats.converged = false;
       logger?.error(
         { err: err instanceof Error ? err.message : String(err), retryInMs: this.retry.currentMs },
-        'nftables rules could not be applied; overlay traffic leaving the overlay may not be masqueraded',
+        'nftables rules could not be applied; isolation between overlay networks and the masquerade may not be in force',
       );
       this.schedule(this.retry.next());
     }
+  }
+
+  /** Reads the drop counters now (the policy API does; every resync does too). */
+  async readCounters(): Promise<FirewallSyncerStats['dropped']> {
+    const values = await this.options.backend.counters();
+    const dropped: FirewallSyncerStats['dropped'] = {};
+    for (const c of this.counters) {
+      const row = dropped[c.from] ?? {};
+      row[c.to] = values[c.name] ?? 0;
+      dropped[c.from] = row;
+    }
+    this.stats.dropped = dropped;
+    return dropped;
   }
 
   private schedule(delayMs: number): void {

@@ -18,6 +18,24 @@ export interface OverlayNetworkConfig {
   prefix6?: number;
   /** Disabled networks keep their allocations but get no new ones. Default true. */
   enabled?: boolean;
+  /**
+   * Isolation: the other overlay networks whose containers may open connections to this
+   * network's containers (by name). Default none: every network is isolated from every other.
+   * Containers of one network always reach each other, on one agent and across agents.
+   */
+  allowFrom?: string[];
+  /**
+   * Whether hosts (agents' and masters' own addresses, and anything else outside the overlay
+   * networks) may open connections to this network's containers. Default true: health checks
+   * and load balancers on the agents keep working; false leaves the containers reachable from
+   * their own network and `allowFrom` only.
+   */
+  allowHosts?: boolean;
+  /**
+   * Whether this network's containers may open connections outside the overlay (through the
+   * masquerade). Default true.
+   */
+  allowOutbound?: boolean;
 }
 
 export interface OverlayConfig {
@@ -139,7 +157,21 @@ export function validateOverlayConfig(config: OverlayConfig, base = 'overlay'): 
       ranges.push({ path: `${path}.subnet6`, range: subnet6 });
     }
     if (n.enabled !== undefined && typeof n.enabled !== 'boolean') invalid(`${path}.enabled`, n.enabled, 'true or false');
+    for (const flag of ['allowHosts', 'allowOutbound'] as const) if (n[flag] !== undefined && typeof n[flag] !== 'boolean') invalid(`${path}.${flag}`, n[flag], 'true or false');
+    if (n.allowFrom !== undefined && !Array.isArray(n.allowFrom)) invalid(`${path}.allowFrom`, n.allowFrom, "a list of other overlay networks' names");
     networks.push({ name, subnet, prefix, subnet6, prefix6, enabled: n.enabled ?? true });
+  });
+  // allowFrom names other networks of this configuration (checked once every name is known).
+  const names = networks.map((n) => n.name);
+  config.networks.forEach((n, i) => {
+    const seen = new Set<string>();
+    (n.allowFrom ?? []).forEach((from, j) => {
+      const at = `${base}.networks[${i}].allowFrom[${j}]`;
+      if (typeof from !== 'string' || !names.includes(from)) invalid(at, from, `the name of another overlay network (${names.filter((x) => x !== n.name).join(', ') || 'there is none'})`);
+      if (from === n.name) invalid(at, from, `another network's name: containers of ${n.name} always reach each other`);
+      if (seen.has(from)) invalid(at, from, 'a name not listed twice');
+      seen.add(from);
+    });
   });
   for (let i = 0; i < ranges.length; i++) {
     for (let j = i + 1; j < ranges.length; j++) {

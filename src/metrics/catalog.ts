@@ -217,6 +217,13 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     drift: counter("Times lashup's nftables tables were found changed by someone else and put back."),
     removals: counter("Removals of lashup's nftables tables (leaving)."),
     converged: gauge("1 when lashup's nftables tables hold the desired rules."),
+    dropped: {
+      kind: 'counter',
+      help: 'Packets of new connections dropped by the isolation policy, by source (a network, or hosts) and destination (a network, or outside); read at every firewall resync and policy request, reset when a policy change replaces the tables.',
+      keyed: 'from',
+      inner: 'to',
+      name: 'dropped_packets',
+    },
   },
   cni: {
     adds: counter('CNI ADD requests served.'),

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { ConfigError, configDefaults, configReference, parseConfig, parseConfigText } from '../../../src/daemon/index.js';
+import { DEFAULT_OVERLAY_CONFIG } from '../../../src/ipam/index.js';
 
 const KEY = `${'A'.repeat(43)}=`;
 const minimal = { name: 'agent-1', role: 'agent', underlayIp: '192.0.2.10', masters: ['m1', 'm2', 'm3'], cluster: { keys: [KEY] } };
@@ -127,4 +128,16 @@ t.test('issue 14 item 7: seeds are validated at start, and overlaps name their v
     t.match((err as Error).message, /\$\.overlay\.networks\[1\]\.subnet = "10\.1\.0\.0\/16": expected/, 'the overlapping value is shown, not "(missing)"');
     t.notMatch((err as Error).message, /\(missing\)/);
   }
+});
+
+t.test('issue 19: an invalid isolation policy is refused with its JSON path', async (t) => {
+  const overlay = { ...DEFAULT_OVERLAY_CONFIG, networks: [{ name: 'dev', subnet: '10.1.0.0/16', prefix: 24, allowFrom: ['dev'] }] };
+  let error: ConfigError | undefined;
+  try {
+    parseConfig({ ...minimal, overlay });
+  } catch (err) {
+    error = err as ConfigError;
+  }
+  t.equal(error?.code, 'LASHUP_ERR_CONFIG_INVALID');
+  t.match(error?.problems, [{ path: '$.overlay.networks[0].allowFrom[0]', value: 'dev' }]);
 });

@@ -29,7 +29,9 @@ t.test('the ruleset masquerades overlay sources leaving the overlay, per family'
     ),
   );
   t.match(disabled, /ip saddr \{ 10\.0\.0\.0\/8 \}/, 'disabled networks are left out');
-  t.equal(applyScript(firewallRuleset(overlay(), { masquerade: false })), removeScript(), 'masquerade off: no tables');
+  const noMasquerade = applyScript(firewallRuleset(overlay(), { masquerade: false }));
+  t.notMatch(noMasquerade, /masquerade/, 'masquerade off: no masquerade');
+  t.match(noMasquerade, /chain forward/, 'but the isolation rules stay');
   t.equal(removeScript(), 'table ip lashup {}\ndelete table ip lashup\ntable ip6 lashup {}\ndelete table ip6 lashup\n');
   t.equal(normalizeListing('  counter packets 12 bytes 3400 masquerade\n'), 'counter masquerade');
 });
@@ -160,4 +162,57 @@ t.test('NftCli: runs the command, lists and normalizes, and survives a command t
   const quitter = new NftCli({ command: ['sh', '-c', 'echo "Error: syntax error" >&2; exit 1', 'nft'] });
   await t.rejects(quitter.apply('x'.repeat(4 << 20)), { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft -f - failed: Error: syntax error/ });
   await t.rejects(new NftCli({ command: [join(dir, 'missing')] }).list(), { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft list tables failed/ }, 'a missing nft is a typed error');
+});
+
+/** Three networks: dev allows ops in, prod is isolated and closed to hosts and the outside. */
+const policyOverlay = (): OverlayConfig => ({
+  ...overlay(),
+  networks: [
+    { name: 'dev', subnet: '10.1.0.0/16', prefix: 24, subnet6: 'fd10:1::/64', prefix6: 80, allowFrom: ['ops'] },
+    { name: 'prod', subnet: '10.2.0.0/16', prefix: 24, allowHosts: false, allowOutbound: false },
+    { name: 'ops', subnet: '10.3.0.0/16', prefix: 24 },
+  ],
+});
+
+t.test('isolation: one rule per network pair, from the configuration alone', async (t) => {
+  const ruleset = firewallRuleset(policyOverlay(), { masquerade: true });
+  const ip = ruleset.tables.find((x) => x.family === 'ip')?.body.join('\n') ?? '';
+  const lines = (re: RegExp): number => ip.split('\n').filter((l) => re.test(l)).length;
+  t.match(ip, /ct state established,related accept/, 'replies of allowed connections pass');
+  t.match(ip, /ip daddr 10\.1\.0\.0\/16 ip saddr 10\.1\.0\.0\/16 accept/, 'a network reaches itself');
+  t.match(ip, /ip daddr 10\.1\.0\.0\/16 ip saddr 10\.3\.0\.0\/16 accept/, 'ops may open connections into dev');
+  t.match(ip, /ip daddr 10\.3\.0\.0\/16 ip saddr 10\.1\.0\.0\/16 counter name drop_0_2 drop/, 'but dev not into ops (allowFrom is one way)');
+  t.match(ip, /ip daddr 10\.1\.0\.0\/16 ip saddr 10\.2\.0\.0\/16 counter name drop_1_0 drop/, 'prod not into dev');
+  t.match(ip, /chain forward \{[^}]*ip daddr 10\.2\.0\.0\/16 counter name drop_hosts_1 drop/, 'prod closed to other hosts');
+  t.match(ip, /chain output \{[^}]*ip daddr 10\.2\.0\.0\/16 counter name drop_hosts_1 drop/, 'and to its own agent');
+  t.match(ip, /ip saddr 10\.2\.0\.0\/16 ip daddr != \{ 10\.1\.0\.0\/16, 10\.2\.0\.0\/16, 10\.3\.0\.0\/16, 44\.128\.0\.0\/20 \} counter name drop_1_outside drop/, 'prod may not reach the outside');
+  t.equal(lines(/^counter drop_/), 7, 'named counters declared: 5 refused pairs, hosts into prod, prod outside');
+  t.same(
+    ruleset.counters.map((c) => `${c.from}>${c.to}`).sort(),
+    ['dev>ops', 'dev>prod', 'hosts>prod', 'ops>prod', 'prod>dev', 'prod>ops', 'prod>outside'].sort(),
+    'every refused pair has its counter',
+  );
+  const ip6 = ruleset.tables.find((x) => x.family === 'ip6')?.body.join('\n') ?? '';
+  t.match(ip6, /ip6 daddr fd10:1::\/64 ip6 saddr fd10:1::\/64 accept/, 'IPv6 alike');
+  t.notMatch(ip6, /10\.2/, 'no IPv4 ranges in the IPv6 table');
+  const forward = ip.slice(ip.indexOf('chain forward'), ip.indexOf('chain output'));
+  t.ok(forward.indexOf('ct state established') < forward.indexOf('drop'), 'replies are accepted before any drop');
+});
+
+t.test('drop counters are read back per (from, to) pair', async (t) => {
+  const { nft, syncer, run } = setup();
+  syncer.setDesired(firewallRuleset(policyOverlay(), { masquerade: true }));
+  syncer.start();
+  await run(0);
+  nft.counterValues.set('drop_1_0', 3);
+  nft.counterValues.set('drop_hosts_1', 2);
+  const dropped = await syncer.readCounters();
+  t.equal(dropped['prod']?.['dev'], 3, 'prod -> dev');
+  t.equal(dropped['hosts']?.['prod'], 2, 'hosts -> prod');
+  t.equal(dropped['dev']?.['ops'], 0, 'a refused pair with no drops reads 0');
+  nft.counterValues.set('drop_1_0', 5);
+  await run(10_100);
+  t.equal(syncer.stats.dropped['prod']?.['dev'], 5, 'a resync reads them too');
+  t.equal(normalizeListing('counter drop_1_0 {\n  packets 5 bytes 420\n}'), 'counter drop_1_0 {\n  packets bytes\n}', 'named counter values do not count as drift');
+  await syncer.stop();
 });

@@ -166,3 +166,25 @@ t.test("an agent's identity is pinned by its first allocation; another identity 
   t.same(decodeCommand(encodeCommand({ op: 'allocate', agent: 'x' })), { op: 'allocate', agent: 'x' });
   t.throws(() => decodeCommand(encodeCommand({ op: 'allocate', agent: 'x', peerId: '' })), { code: IpamErrorCode.Decode });
 });
+
+t.test('isolation policy fields are validated with their JSON path', async (t) => {
+  const base = structuredClone(DEFAULT_OVERLAY_CONFIG) as OverlayConfig;
+  const withNets = (networks: unknown[]): OverlayConfig => ({ ...base, networks }) as OverlayConfig;
+  const a = { name: 'a', subnet: '10.1.0.0/16', prefix: 24 };
+  const b = { name: 'b', subnet: '10.2.0.0/16', prefix: 24 };
+  t.doesNotThrow(() => validateOverlayConfig(withNets([{ ...a, allowFrom: ['b'], allowHosts: false, allowOutbound: false }, b])));
+  t.throws(() => validateOverlayConfig(withNets([{ ...a, allowFrom: ['nope'] }, b])), {
+    code: IpamErrorCode.InvalidConfig,
+    details: { path: 'overlay.networks[0].allowFrom[0]', value: 'nope' },
+    message: /another overlay network \(b\)/,
+  });
+  t.throws(() => validateOverlayConfig(withNets([{ ...a, allowFrom: ['a'] }, b])), {
+    code: IpamErrorCode.InvalidConfig,
+    details: { path: 'overlay.networks[0].allowFrom[0]' },
+    message: /always reach each other/,
+  });
+  t.throws(() => validateOverlayConfig(withNets([{ ...a, allowFrom: ['b', 'b'] }, b])), { code: IpamErrorCode.InvalidConfig, details: { path: 'overlay.networks[0].allowFrom[1]' } });
+  t.throws(() => validateOverlayConfig(withNets([{ ...a, allowFrom: 'b' }, b])), { code: IpamErrorCode.InvalidConfig, details: { path: 'overlay.networks[0].allowFrom' } });
+  t.throws(() => validateOverlayConfig(withNets([a, { ...b, allowHosts: 'no' }])), { code: IpamErrorCode.InvalidConfig, details: { path: 'overlay.networks[1].allowHosts' } });
+  t.throws(() => validateOverlayConfig(withNets([a, { ...b, allowOutbound: 1 }])), { code: IpamErrorCode.InvalidConfig, details: { path: 'overlay.networks[1].allowOutbound' } });
+});
