@@ -1,10 +1,12 @@
 /**
  * `lashup demo`: as root, 3 masters and N agents in network namespaces, containers on every
  * agent, every container pinging every other; prints members, allocations, convergence time
- * and the ping matrix, and removes everything (also on Ctrl-C). Containers: a Mesos one per
- * agent attached through CNI (bridge + lashup-ipam) and, when dockerd and busybox-static are
- * installed, a Docker one per agent (a dockerd of its own in the agent's namespace, on the
- * Docker network lashup keeps); without Docker, two CNI containers per agent.
+ * and the ping matrix, and removes everything (also on Ctrl-C). Networks: DC/OS's, plus `dev`
+ * and `prod` (prod lets dev in; nothing else crosses networks). Containers per agent: CNI ones
+ * (bridge + lashup-ipam) on dcos, dev and prod and, when dockerd and busybox-static are
+ * installed, a Docker one on dcos (a dockerd of its own in the agent's namespace, on the Docker
+ * network lashup keeps; without Docker, a second CNI one on dcos). The matrix marks each pair
+ * reached or refused, as the isolation policy says.
  */
 import { existsSync } from 'node:fs';
 import { NetnsCluster } from './cluster.js';
@@ -12,8 +14,29 @@ import { BUSYBOX, busyboxImageTarball, DOCKERD, type Dockerd, unmountUnder } fro
 import { runLocalDemo } from './local.js';
 import { eventually } from './netns.js';
 
+/**
+ * The demo's overlay: DC/OS's networks, plus `dev` and `prod` to show isolation: prod lets dev
+ * open connections into it, nothing else crosses networks.
+ */
+const DEMO_OVERLAY = {
+  networks: [
+    { name: 'dcos', subnet: '9.0.0.0/8', prefix: 24 },
+    { name: 'dcos6', subnet6: 'fd01:b::/64', prefix6: 80 },
+    { name: 'dev', subnet: '10.10.0.0/16', prefix: 24 },
+    { name: 'prod', subnet: '10.20.0.0/16', prefix: 24, allowFrom: ['dev'] },
+  ],
+};
+
+/** Whether the demo's policy lets a container of `from` open a connection to one of `to`. */
+function allowed(from: string, to: string): boolean {
+  if (from === to) return true;
+  const net = DEMO_OVERLAY.networks.find((n) => n.name === to) as { allowFrom?: string[] } | undefined;
+  return net?.allowFrom?.includes(from) === true;
+}
+
 /** One container of the ping matrix. */
 interface DemoContainer {
+  net: string;
   label: string;
   ip: string;
   ping(to: string): Promise<boolean>;
@@ -30,7 +53,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) return runLocalDemo(options);
   const started = Date.now();
   options.out(`building 3 masters and ${options.agents} agents in network namespaces...\n`);
-  const cluster = await NetnsCluster.create({ agents: options.agents, command: options.command, prefix: 'lxd' });
+  const cluster = await NetnsCluster.create({ agents: options.agents, command: options.command, prefix: 'lxd', overlay: DEMO_OVERLAY });
   let interrupted = false;
   const dockerds: Dockerd[] = [];
   const onSignal = (): void => {
@@ -55,15 +78,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const withDocker = DOCKERD !== undefined && existsSync(BUSYBOX);
     const cs: DemoContainer[] = [];
     for (const a of cluster.agents) {
-      for (const k of withDocker ? [1] : [1, 2]) {
-        const out = await cluster.cni(a.name, 'ADD', `${a.name}-c${k}`);
+      for (const net of withDocker ? ['dcos', 'dev', 'prod'] : ['dcos', 'dcos', 'dev', 'prod']) {
+        const k = cs.filter((c) => c.label.startsWith(`${a.name} `)).length + 1;
+        const out = await cluster.cni(a.name, 'ADD', `${a.name}-c${k}`, net);
         if (out.code !== 0) {
           options.err(`CNI ADD on ${a.name} failed: ${out.stdout} ${out.stderr}\n`);
           return 1;
         }
         const ns = out.ns;
         const ip = ((JSON.parse(out.stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0] ?? '';
-        cs.push({ label: `${a.name} mesos`, ip, ping: (to) => cluster.net.ping(ns, to, 1, 1) });
+        cs.push({ net, label: `${a.name} ${net}`, ip, ping: (to) => cluster.net.ping(ns, to, 1, 1) });
       }
     }
     if (withDocker) {
@@ -80,7 +104,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           return 1;
         }
         const ip = (await d.docker(['inspect', '--format', '{{.NetworkSettings.Networks.dcos.IPAddress}}', 'demo'])).stdout.trim();
-        cs.push({ label: `${a.name} docker`, ip, ping: async (to) => (await d.docker(['exec', 'demo', 'ping', '-c', '1', '-W', '1', to], 15_000)).code === 0 });
+        cs.push({ net: 'dcos', label: `${a.name} dcos/d`, ip, ping: async (to) => (await d.docker(['exec', 'demo', 'ping', '-c', '1', '-W', '1', to], 15_000)).code === 0 });
       }
     } else options.out('(dockerd or busybox-static not installed: CNI containers only)\n');
     const members = await cluster.cli('m1', ['members']);
@@ -102,13 +126,17 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           row += '-'.padEnd(12);
           continue;
         }
-        const ok = await eventually(() => from.ping(to.ip), 10_000);
-        if (!ok) failures++;
-        row += (ok ? 'ok' : 'FAIL').padEnd(12);
+        // Allowed pairs get time to converge; refused ones two tries.
+        const want = allowed(from.net, to.net);
+        const ok = want ? await eventually(() => from.ping(to.ip), 10_000) : (await from.ping(to.ip)) || (await from.ping(to.ip));
+        if (ok !== want) failures++;
+        row += (ok === want ? (ok ? 'ok' : 'refused') : ok ? 'LEAK' : 'FAIL').padEnd(12);
       }
       options.out(`${row}\n`);
     }
-    options.out(`\n${failures === 0 ? 'every container reaches every other' : `${failures} pairs failed`} (${cs.length} containers on ${cluster.agents.length} agents)\n`);
+    options.out(
+      `\n${failures === 0 ? 'every pair as the policy says' : `${failures} pairs differ from the policy`} (${cs.length} containers on ${cluster.agents.length} agents; prod lets dev in, networks are otherwise isolated; refused: dropped by the isolation rules, LEAK: reached though refused, FAIL: refused though allowed)\n`,
+    );
     return failures === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
