@@ -8,7 +8,7 @@ import { isLashupError } from '../common/index.js';
 import type { Reconciler } from '../dataplane/index.js';
 import type { DaemonMetrics } from '../metrics/index.js';
 import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
-import { readCniUsage, readDockerUsage } from '../keyspace/index.js';
+import { readCniUsage, readDockerUsage, removeAgentTasks } from '../keyspace/index.js';
 import { RaftErrorCode } from '../raft/index.js';
 import type { ApiBackend } from './api.js';
 import { BadRequestError, ConflictError, MisdirectedError, NotFoundError } from './api-errors.js';
@@ -128,6 +128,8 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
           // Counted only when something was released: a no-op release is not an event.
           if (decoded.value === true) d.stats.releases++;
           const entriesRemoved = vtepIp === undefined ? 0 : d.removeEntries(vtepIp);
+          // Its task records go with it: its names disappear from every DNS server.
+          removeAgentTasks(d.node.kv, agent);
           resolve({ agent, released: decoded.value === true, entriesRemoved, forced });
         });
       });

@@ -49,6 +49,7 @@ export interface DaemonConfig {
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean; firewallResyncIntervalMs: number };
   cni: { enabled: boolean; socketPath: string; confDir: string };
   docker: { enabled: boolean; socketPath: string; resyncIntervalMs: number; timeoutMs: number };
+  dns: { enabled: boolean; listen: string[]; port: number; zone: string; ttlSeconds: number; upstreams: string[]; upstreamTimeoutMs: number; withholdFailed: boolean };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
   peers: { degree: number; rotateIntervalMs: number; maxInbound: number };
   overlay: OverlayConfig;
@@ -289,6 +290,54 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       },
     },
     doc: 'Docker containers on the overlay (the d-<network> half).',
+  },
+  dns: {
+    kind: {
+      type: 'object',
+      fields: {
+        enabled: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: 'Run the Virtual Network Service DNS server (UDP and TCP) answering `<task>.<framework>.containerip.<zone>` (and `autoip`, `agentip`) from the tasks agents publish, and forwarding other names upstream. A server that cannot bind its addresses is logged (LASHUP_ERR_DNS_LISTEN) and the daemon runs on without it. Default true.',
+        },
+        listen: {
+          kind: { type: 'strings', min: 1, item: /^[0-9A-Fa-f:.]+$/, itemText: 'an IP address' },
+          default: ['127.0.0.1'],
+          doc: 'Addresses the DNS server listens on. Default 127.0.0.1 (the node itself; containers can be given an address of their agent).',
+        },
+        port: {
+          kind: { type: 'integer', min: 0, max: 65_535 },
+          default: 53,
+          doc: 'DNS port (UDP and TCP). Default 53. 0: any free port (tests).',
+        },
+        zone: {
+          kind: { type: 'string', pattern: /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, patternText: 'a lower-case DNS name of at least two labels' },
+          default: 'dcos.thisdcos.directory',
+          doc: "The zone the server answers for. Default dcos.thisdcos.directory, DC/OS's.",
+        },
+        ttlSeconds: {
+          kind: { type: 'integer', min: 0, max: 3600 },
+          default: 5,
+          doc: 'TTL of the answers, seconds: short, since a task moves with every restart. Default 5.',
+        },
+        upstreams: {
+          kind: { type: 'strings', min: 0, item: /^\[?[0-9A-Fa-f:.]+\]?(:\d{1,5})?$/, itemText: 'an IP address, optionally with :port' },
+          default: [],
+          doc: "Resolvers names outside the zone are forwarded to, in order. Default: the nameservers of the host's /etc/resolv.conf at start, without this server's own addresses.",
+        },
+        upstreamTimeoutMs: {
+          kind: { type: 'integer', min: 100, max: 60_000 },
+          default: 2000,
+          doc: 'Longest wait for one upstream, milliseconds; then the next, and SERVFAIL when none answered. Default 2,000.',
+        },
+        withholdFailed: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: "Leave out the records of agents membership declares failed, until they are alive again. Default true: a failed agent's tasks are most likely gone.",
+        },
+      },
+    },
+    doc: 'Names: the Virtual Network Service DNS.',
   },
   peers: {
     kind: {

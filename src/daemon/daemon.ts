@@ -17,15 +17,17 @@ import type { Kernel } from '../dataplane/index.js';
 import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import type { Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
-import { RealClock } from '../common/index.js';
+import { isIp, RealClock } from '../common/index.js';
 import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, networkPolicies, type FirewallBackend } from '../firewall/index.js';
-import { OwnedRowsAdmission, publishCniUsage, publishDockerUsage, removeAgentEntries } from '../keyspace/index.js';
+import { OwnedRowsAdmission, publishCniUsage, publishDockerUsage, publishTasks, readTasks, removeAgentEntries, TASKS_KEY, type PublishedTask } from '../keyspace/index.js';
+import { DnsServer, TaskCatalog } from '../dns/index.js';
+import { systemResolvers } from './resolv-conf.js';
 import { DockerEngine, DockerNetworkKeeper, desiredDockerNetworks, type DockerApi } from '../docker/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
 import { NodeFs } from '../storage/index.js';
 import { ApiServer } from './api.js';
 import { groupId, loadOrCreateToken } from './api-credentials.js';
-import { NotFoundError } from './api-errors.js';
+import { BadRequestError, ConflictError, NotFoundError } from './api-errors.js';
 import { createApiBackend, type ReleaseResult } from './api-backend.js';
 import { ComponentRunner, type Component } from './component.js';
 import type { DaemonConfig } from './config.js';
@@ -171,6 +173,7 @@ export class Daemon {
     if (agent) list.push(this.dataplaneComponent(), this.overlayComponent(), this.firewallComponent());
     if (agent && config.cni.enabled) list.push(this.cniComponent(), this.conflistComponent());
     if (agent && config.docker.enabled) list.push(this.dockerComponent());
+    if (config.dns.enabled) list.push(this.dnsComponent());
     list.push(this.apiComponent());
     return list;
   }
@@ -414,6 +417,118 @@ export class Daemon {
           method: 'GET',
           pattern: '/v1/docker',
           handler: () => ({ stats: keeper?.stats ?? null, conflicts: keeper?.conflicts ?? [] }),
+        },
+      ],
+    };
+  }
+
+  /**
+   * Names (see src/dns): the task catalog follows the store's `tasks` rows; the DNS server
+   * answers from it on every node. Agents publish their own tasks, given by orchestrators through
+   * `PUT /v1/tasks/{framework}/{task}?ip=...`. A server that cannot bind is logged and left out:
+   * the overlay does not stop for names.
+   */
+  private dnsComponent(): Component {
+    const { config, logger } = this;
+    const log = componentLogger(logger, 'dns');
+    const catalog = new TaskCatalog();
+    let server: DnsServer | undefined;
+    let unsubscribe: (() => void) | undefined;
+    const stats = { listening: false, listenFailures: 0 };
+    const own = new Map<string, PublishedTask>();
+    const publish = (): void => {
+      publishTasks(
+        this.node.kv,
+        config.name,
+        { agentIp: config.underlayIp, tasks: [...own.values()].sort((a, b) => (`${a.framework}/${a.task}` < `${b.framework}/${b.task}` ? -1 : 1)) },
+        this.node.identity?.signer,
+      );
+    };
+    const agentOnly = (): void => {
+      if (config.role !== 'agent') throw new ConflictError('LASHUP_ERR_NOT_AN_AGENT', `${config.name} is a master; tasks are registered on the agent they run on`);
+    };
+    const taskArg = (value: string | undefined, what: string): string => {
+      if (value === undefined || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value))
+        throw new BadRequestError(`${what} ${JSON.stringify(value)} is not valid; expected 1-63 letters, digits, ".", "_" or "-"`);
+      return value;
+    };
+    return {
+      name: 'dns',
+      start: async () => {
+        const node = this.node;
+        const rebuild = (): void => {
+          const rows = readTasks(node.kv);
+          catalog.replace(new Map([...rows].map(([agent, row]) => [agent, row.tasks.map((t) => ({ ...t, agentIp: row.agentIp }))])));
+          if (server !== undefined) server.stats.records = catalog.size;
+          // This agent's own row, as the store holds it (a restart keeps the registered tasks).
+          const mine = rows.get(config.name);
+          if (own.size === 0 && mine !== undefined) for (const t of mine.tasks) own.set(`${t.framework}/${t.task}`, t);
+        };
+        unsubscribe = node.kv.subscribe((key) => key === TASKS_KEY, rebuild);
+        rebuild();
+        const upstreams = config.dns.upstreams.length > 0 ? config.dns.upstreams : systemResolvers().filter((ip) => !config.dns.listen.includes(ip));
+        const s = new DnsServer({
+          listen: config.dns.listen,
+          port: config.dns.port,
+          zone: config.dns.zone,
+          ttlSeconds: config.dns.ttlSeconds,
+          catalog,
+          down: (agent) => config.dns.withholdFailed && node.membership.member(agent)?.state === 'dead',
+          upstreams,
+          upstreamTimeoutMs: config.dns.upstreamTimeoutMs,
+          logger: log,
+        });
+        try {
+          await s.listen();
+          server = s;
+          stats.listening = true;
+          s.stats.records = catalog.size;
+          log.info({ listen: config.dns.listen, port: s.port, zone: config.dns.zone, upstreams }, 'DNS server listening');
+        } catch (err) {
+          await s.close();
+          stats.listenFailures++;
+          log.error(
+            { code: 'LASHUP_ERR_DNS_LISTEN', err: err instanceof Error ? err.message : String(err), listen: config.dns.listen, port: config.dns.port },
+            'the DNS server could not listen; running without it',
+          );
+        }
+      },
+      stop: async () => {
+        unsubscribe?.();
+        await server?.close();
+      },
+      stats: () => ({ ...stats, ...(server?.stats ?? {}) }),
+      routes: () => [
+        {
+          method: 'GET',
+          pattern: '/v1/tasks',
+          handler: () => ({ tasks: Object.fromEntries(readTasks(this.node.kv)), dns: server === undefined ? null : { port: server.port, zone: config.dns.zone } }),
+        },
+        {
+          method: 'PUT',
+          pattern: '/v1/tasks/:framework/:task',
+          handler: (params, query) => {
+            agentOnly();
+            const framework = taskArg(params['framework'], 'framework');
+            const task = taskArg(params['task'], 'task');
+            const ips = query.getAll('ip');
+            const bad = ips.find((ip) => !isIp(ip));
+            if (bad !== undefined || ips.length === 0 || ips.length > 16)
+              throw new BadRequestError(`ip ${JSON.stringify(bad ?? ips.length)} is not valid; expected 1 to 16 ip= parameters, each an IPv4 or IPv6 address`);
+            own.set(`${framework}/${task}`, { framework, task, ips });
+            publish();
+            return { framework, task, ips };
+          },
+        },
+        {
+          method: 'DELETE',
+          pattern: '/v1/tasks/:framework/:task',
+          handler: (params) => {
+            agentOnly();
+            const removed = own.delete(`${taskArg(params['framework'], 'framework')}/${taskArg(params['task'], 'task')}`);
+            if (removed) publish();
+            return { removed };
+          },
         },
       ],
     };

@@ -143,6 +143,8 @@ export class NetnsCluster {
       cni: { socketPath: join(dir, 'cni.sock'), confDir: join(dir, 'net.d') },
       // A dockerd of the node's own (startDockerd) listens here; without one the agent waits.
       docker: { socketPath: Dockerd.socketPathFor(join(dir, 'docker')), resyncIntervalMs: 2000 },
+      // Each namespace has a loopback of its own; upstreams are the test's business (none by default).
+      dns: { upstreams: ['127.0.0.1:9'] },
       // Unix sockets live in the file system every namespace shares: one per node.
       api: { socketPath: join(dir, 'api.sock') },
       ...(this.options.overlay === undefined ? {} : { overlay: this.options.overlay }),

@@ -41,6 +41,7 @@ export async function runLocalDemo(options: LocalDemoOptions): Promise<number> {
       cni: { socketPath: join(root, name, 'cni.sock'), confDir: join(root, name, 'net.d') },
       // The dry-run demo touches nothing on the machine: not the host's Docker daemon either.
       docker: { enabled: false },
+      dns: { enabled: false },
     });
     config.api.port = 0;
     const kernel = name.startsWith('a') ? new FakeKernel() : undefined;

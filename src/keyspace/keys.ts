@@ -10,6 +10,9 @@
  *                          of that agent's Mesos half (written by that agent; read by the API)
  *   docker-usage/<network> field <agent name>: the same for its Docker half, as the local Docker
  *                          daemon reports it (written by that agent; read by the API)
+ *   tasks                  field <agent name>: `{ agentIp, tasks: [{ framework, task, ips }] }`,
+ *                          that agent's tasks (written by that agent, signed; read by every DNS
+ *                          server; removed by the master that releases it)
  *
  * Writers go through `writeIfChanged`: an unchanged value is not written again (each write is a
  * delta flooded to the cluster and a journal record).
@@ -34,3 +37,6 @@ export const DOCKER_USAGE_PREFIX = 'docker-usage/';
 
 /** Per-agent Docker half usage of a network. */
 export const dockerUsageKey = (network: string): string => `${DOCKER_USAGE_PREFIX}${network}`;
+
+/** The key of the agents' task records (one field per agent). */
+export const TASKS_KEY = 'tasks';

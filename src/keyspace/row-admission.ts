@@ -4,6 +4,7 @@
  *   overlay/<network>      field <VTEP IPv4>   the agent the masters gave that VTEP address
  *   cni-usage/<network>    field <agent>       that agent
  *   docker-usage/<network> field <agent>       that agent
+ *   tasks                  field <agent>       that agent
  *
  * Once the owner is known with the identity the masters pinned for it (its libp2p peer id,
  * bound when it first asked for its lease), a remote write that changes such a field is
@@ -18,7 +19,7 @@
  * replica learnt its allocation.
  */
 import type { FieldChange, KvAdmission } from '../kv/index.js';
-import { CNI_USAGE_PREFIX, DOCKER_USAGE_PREFIX, OVERLAY_KEY_PREFIX } from './keys.js';
+import { CNI_USAGE_PREFIX, DOCKER_USAGE_PREFIX, OVERLAY_KEY_PREFIX, TASKS_KEY } from './keys.js';
 import { rowSignature, rowSignatureProblem, type RowVerifier } from './signed-rows.js';
 
 /** What a replica knows of the masters' allocations, for ownership. */
@@ -42,7 +43,11 @@ export interface OwnedRowsStats {
 
 /** The owner of a row, when known (an owner without a pinned identity is treated as unknown). */
 function ownerOf(ownership: RowOwnership, key: string, field: string): { agent: string; peerId: string } | undefined {
-  const owner = key.startsWith(OVERLAY_KEY_PREFIX) ? ownership.byVtep(field) : key.startsWith(CNI_USAGE_PREFIX) || key.startsWith(DOCKER_USAGE_PREFIX) ? ownership.byAgent(field) : undefined;
+  const owner = key.startsWith(OVERLAY_KEY_PREFIX)
+    ? ownership.byVtep(field)
+    : key.startsWith(CNI_USAGE_PREFIX) || key.startsWith(DOCKER_USAGE_PREFIX) || key === TASKS_KEY
+      ? ownership.byAgent(field)
+      : undefined;
   return owner?.peerId === undefined ? undefined : { agent: owner.agent, peerId: owner.peerId };
 }
 
@@ -55,7 +60,7 @@ export class OwnedRowsAdmission implements KvAdmission {
   ) {}
 
   guards(key: string): boolean {
-    return key.startsWith(OVERLAY_KEY_PREFIX) || key.startsWith(CNI_USAGE_PREFIX) || key.startsWith(DOCKER_USAGE_PREFIX);
+    return key.startsWith(OVERLAY_KEY_PREFIX) || key.startsWith(CNI_USAGE_PREFIX) || key.startsWith(DOCKER_USAGE_PREFIX) || key === TASKS_KEY;
   }
 
   refuse(key: string, changes: readonly FieldChange[]): string | undefined {

@@ -249,6 +249,15 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     used: { kind: 'gauge', help: "Containers attached to lashup's Docker network (each holds one address of the agent's Docker half).", keyed: 'network' },
     capacity: { kind: 'gauge', help: "Addresses the agent's Docker half offers containers.", keyed: 'network' },
   },
+  dns: {
+    listening: gauge('1 when the DNS server listens on its addresses.'),
+    listenFailures: counter('Starts where the DNS server could not listen (the daemon runs on without it).'),
+    queries: { kind: 'counter', help: 'DNS queries answered, by query type and result (NOERROR, NXDOMAIN, REFUSED, SERVFAIL, FORWARDED).', keyed: 'type', inner: 'result' },
+    malformed: counter('DNS messages that did not decode (answered FORMERR or dropped).'),
+    forwardErrors: counter('Queries to upstream resolvers that failed (timeout, error).'),
+    truncated: counter('DNS answers sent truncated: larger than the client accepts over UDP.'),
+    records: gauge('Task records in the DNS catalog now.'),
+  },
   cni_conflist: {
     writes: counter('CNI network configuration files written.'),
     restored: counter('CNI network configuration files restored after someone else removed or changed them.'),

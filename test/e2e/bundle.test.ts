@@ -65,6 +65,7 @@ t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM'
       listen: { bindHost: '127.0.0.1', advertiseHost: '127.0.0.1', udpPort: 0, libp2pPort: 0 },
       membership: { profile: 'local' },
       api: { host: '127.0.0.1', port, socketPath: join(dir, 'm1', 'api.sock') },
+      dns: { port: 0, upstreams: ['127.0.0.1:9'] },
     }),
   );
   const daemon = spawn(process.execPath, [bundle, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -72,6 +72,7 @@ async function config(name: string, role: 'master' | 'agent'): Promise<{ config:
     api: { host: '127.0.0.1', port: apiPort, socketPath: join(dir, name, 'api.sock') },
     cni: { socketPath: join(dir, name, 'cni.sock'), confDir: join(dir, name, 'net.d') },
     docker: { socketPath: join(dir, name, 'docker.sock') },
+    dns: { port: 0, upstreams: ['127.0.0.1:9'] },
   });
   return { config: c, tcp: [libp2pPort, apiPort], udp: [udpPort] };
 }
@@ -88,8 +89,8 @@ async function assertReleased(
   t.equal(children(), childrenBefore, 'no child process left');
 }
 
-const AGENT = ['node', 'dataplane', 'overlay', 'firewall', 'cni', 'conflists', 'docker', 'api'];
-const MASTER = ['node', 'api'];
+const AGENT = ['node', 'dataplane', 'overlay', 'firewall', 'cni', 'conflists', 'docker', 'dns', 'api'];
+const MASTER = ['node', 'dns', 'api'];
 
 for (const [role, names] of [
   ['agent', AGENT],

@@ -31,5 +31,7 @@ export function localDaemonConfig(o: TestConfigOptions, name: string, role: 'mas
     cni: { socketPath: join(o.dir, name, 'cni.sock'), confDir: join(o.dir, name, 'net.d') },
     // No Docker daemon listens there: tests never touch the machine's own dockerd.
     docker: { socketPath: join(o.dir, name, 'docker.sock') },
+    // Several daemons share 127.0.0.1: any free port, and no upstream (nothing leaves the machine).
+    dns: { port: 0, upstreams: ['127.0.0.1:9'] },
   });
 }

@@ -1,0 +1,4 @@
+export { TaskCatalog, parseTaskName, inZone, dnsLabel } from './catalog.js';
+export type { TaskRecord, NameKind } from './catalog.js';
+export { DnsServer } from './server.js';
+export type { DnsServerOptions, DnsServerStats } from './server.js';

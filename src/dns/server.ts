@@ -1,0 +1,262 @@
+/**
+ * The daemon's DNS server (UDP and TCP): answers the Virtual Network Service names of its zone
+ * from the task catalog, and forwards every other name to upstream resolvers.
+ *
+ * Messages are decoded and encoded with `dns-packet` (a well-kept codec; a hand-written one is
+ * where compression loops and count overflows hide). Hostile input never crashes the server and
+ * is never amplified: a message that does not decode gets FORMERR (when it carries at least a
+ * header) or is dropped; ANY is refused; an answer larger than the client allows (512 bytes, or
+ * its EDNS size) is sent truncated (TC) without records, so the client retries over TCP.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
+import * as packet from 'dns-packet';
+import type { Logger } from '../log/index.js';
+import { inZone, parseTaskName, type TaskCatalog } from './catalog.js';
+
+export interface DnsServerOptions {
+  /** Addresses to listen on (UDP and TCP each). */
+  listen: readonly string[];
+  /** Port (0: any free port, tests). */
+  port: number;
+  /** The zone answered here, e.g. `dcos.thisdcos.directory`. */
+  zone: string;
+  ttlSeconds: number;
+  catalog: TaskCatalog;
+  /** Whether a publishing agent is down (its records are withheld). */
+  down: (agent: string) => boolean;
+  /** Upstream resolvers (`host` or `host:port`) for names outside the zone. */
+  upstreams: readonly string[];
+  /** Longest wait for an upstream, ms (then the next one, then SERVFAIL). */
+  upstreamTimeoutMs: number;
+  logger?: Logger;
+}
+
+export interface DnsServerStats {
+  /** Queries answered, by query type then response code (`A: { NOERROR: 3 }`). */
+  queries: Record<string, Record<string, number>>;
+  /** Messages that did not decode: answered FORMERR or dropped. */
+  malformed: number;
+  /** Upstream queries that failed (timeout, error, bad answer). */
+  forwardErrors: number;
+  /** Answers sent truncated (too large for the client's limit). */
+  truncated: number;
+  /** Task records in the catalog now. */
+  records: number;
+}
+
+const MAX_UDP_PAYLOAD = 4096;
+
+/** Response codes (RFC 1035 4.1.1) by name. */
+const RCODES: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
+
+export class DnsServer {
+  readonly stats: DnsServerStats = { queries: {}, malformed: 0, forwardErrors: 0, truncated: 0, records: 0 };
+  private readonly udp: Socket[] = [];
+  private readonly tcp: Server[] = [];
+  private readonly tcpClients = new Set<TcpSocket>();
+  private closed = false;
+
+  constructor(private readonly options: DnsServerOptions) {}
+
+  /** The UDP port listened on (the chosen one with port 0). */
+  get port(): number {
+    return this.udp[0]?.address().port ?? this.options.port;
+  }
+
+  async listen(): Promise<void> {
+    let port = this.options.port;
+    for (const host of this.options.listen) {
+      const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+      socket.on('message', (msg, rinfo) => void this.onUdp(socket, msg, rinfo));
+      socket.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS UDP socket error'));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(port, host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      port = socket.address().port;
+      this.udp.push(socket);
+      const server = createServer((client) => this.onTcp(client));
+      server.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS TCP server error'));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.tcp.push(server);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    for (const s of this.udp) s.close();
+    for (const c of this.tcpClients) c.destroy();
+    return Promise.all(this.tcp.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
+  }
+
+  private async onUdp(socket: Socket, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+    const reply = await this.answer(msg, 'udp');
+    if (reply !== undefined && !this.closed) socket.send(reply, rinfo.port, rinfo.address);
+  }
+
+  private onTcp(client: TcpSocket): void {
+    this.tcpClients.add(client);
+    client.setTimeout(10_000, () => client.destroy());
+    let buffer = Buffer.alloc(0);
+    client.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (buffer.length > 70_000) {
+        client.destroy();
+        return;
+      }
+      while (buffer.length >= 2) {
+        const length = buffer.readUInt16BE(0);
+        if (buffer.length < 2 + length) break;
+        const msg = buffer.subarray(2, 2 + length);
+        buffer = buffer.subarray(2 + length);
+        void this.answer(msg, 'tcp').then((reply) => {
+          if (reply === undefined || client.destroyed) return;
+          const framed = Buffer.alloc(2 + reply.length);
+          framed.writeUInt16BE(reply.length, 0);
+          reply.copy(framed, 2);
+          client.write(framed);
+        });
+      }
+    });
+    client.on('error', () => undefined);
+    client.on('close', () => this.tcpClients.delete(client));
+  }
+
+  private count(type: string, rcode: string): void {
+    const row = this.stats.queries[type] ?? {};
+    row[rcode] = (row[rcode] ?? 0) + 1;
+    this.stats.queries[type] = row;
+  }
+
+  /** The reply to one message, or undefined to drop it. */
+  async answer(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    let query: packet.DecodedPacket;
+    try {
+      query = packet.decode(msg);
+    } catch {
+      this.stats.malformed++;
+      // FORMERR needs the id: only a message with a whole header gets one.
+      return msg.length >= 12 ? packet.encode({ id: msg.readUInt16BE(0), type: 'response', flags: 1 /* FORMERR */ }) : undefined;
+    }
+    const question = query.questions?.[0];
+    if (query.type !== 'query' || question === undefined || (query.questions?.length ?? 0) !== 1) {
+      this.stats.malformed++;
+      return this.encode(query, { rcode: 'FORMERR' }, transport);
+    }
+    const type = String(question.type);
+    if (type === 'ANY') {
+      this.count(type, 'REFUSED');
+      return this.encode(query, { rcode: 'REFUSED' }, transport);
+    }
+    if (inZone(question.name, this.options.zone)) return this.local(query, question, transport);
+    return this.forward(msg, query, type, transport);
+  }
+
+  private local(query: packet.DecodedPacket, question: packet.Question, transport: 'udp' | 'tcp'): Buffer {
+    const { zone, ttlSeconds, catalog } = this.options;
+    const type = String(question.type);
+    const parsed = parseTaskName(question.name, zone);
+    let addresses: string[] | undefined;
+    if (parsed !== undefined && (type === 'A' || type === 'AAAA')) addresses = catalog.resolve(parsed.task, parsed.framework, parsed.kind, type === 'A' ? 4 : 6, this.options.down);
+    else if (parsed !== undefined) addresses = catalog.resolve(parsed.task, parsed.framework, parsed.kind, 4, this.options.down) === undefined ? undefined : [];
+    const isApex = question.name.toLowerCase().replace(/\.$/, '') === zone.toLowerCase();
+    if (addresses === undefined && !isApex) {
+      this.count(type, 'NXDOMAIN');
+      return this.encode(query, { rcode: 'NXDOMAIN', authorities: [this.soa()] }, transport);
+    }
+    const answers: packet.Answer[] =
+      isApex && type === 'SOA' ? [this.soa()] : (addresses ?? []).map((ip) => ({ name: question.name, type: type as 'A' | 'AAAA', class: 'IN' as const, ttl: ttlSeconds, data: ip }));
+    this.count(type, 'NOERROR');
+    return this.encode(query, { rcode: 'NOERROR', answers, authorities: answers.length === 0 ? [this.soa()] : [] }, transport);
+  }
+
+  private soa(): packet.Answer {
+    const zone = this.options.zone;
+    return {
+      name: zone,
+      type: 'SOA',
+      class: 'IN',
+      ttl: this.options.ttlSeconds,
+      data: { mname: `ns.${zone}`, rname: `hostmaster.${zone}`, serial: 1, refresh: 60, retry: 30, expire: 86_400, minimum: this.options.ttlSeconds },
+    };
+  }
+
+  /** The reply, truncated (TC, no records) when larger than the client accepts over UDP. */
+  private encode(query: packet.DecodedPacket, reply: { rcode: string; answers?: packet.Answer[]; authorities?: packet.Answer[] }, transport: 'udp' | 'tcp'): Buffer {
+    const full = packet.encode({ ...this.header(query, reply.rcode), answers: reply.answers ?? [], authorities: reply.authorities ?? [] } as unknown as packet.Packet);
+    if (transport === 'tcp' || full.length <= this.udpLimit(query)) return full;
+    return this.truncated(query, reply.rcode);
+  }
+
+  private header(query: packet.DecodedPacket, rcode: string): { id: number; type: 'response'; flags: number; questions: packet.Question[] } {
+    // dns-packet encodes the response code from the low four bits of `flags` only.
+    const flags = packet.AUTHORITATIVE_ANSWER | ((query.flags ?? 0) & packet.RECURSION_DESIRED) | packet.RECURSION_AVAILABLE | (RCODES[rcode] ?? 2);
+    return { id: query.id ?? 0, type: 'response', flags, questions: query.questions ?? [] };
+  }
+
+  /** The largest UDP answer this client accepts: 512 bytes, or its EDNS size (at most 4,096). */
+  private udpLimit(query: packet.DecodedPacket): number {
+    const opt = (query.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
+    return Math.min(MAX_UDP_PAYLOAD, Math.max(512, opt?.udpPayloadSize ?? 512));
+  }
+
+  /** The reply without records and with TC set: the client asks again over TCP. */
+  private truncated(query: packet.DecodedPacket, rcode: string): Buffer {
+    this.stats.truncated++;
+    const header = this.header(query, rcode);
+    return packet.encode({ ...header, flags: header.flags | packet.TRUNCATED_RESPONSE } as unknown as packet.Packet);
+  }
+
+  /** Relays a query outside the zone to the upstreams in turn; SERVFAIL when none answers. */
+  private async forward(msg: Buffer, query: packet.DecodedPacket, type: string, transport: 'udp' | 'tcp'): Promise<Buffer> {
+    for (const upstream of this.options.upstreams) {
+      try {
+        const reply = await this.ask(upstream, msg);
+        this.count(type, 'FORWARDED');
+        // An upstream answer larger than this client accepts goes back truncated (never amplified).
+        if (transport === 'udp' && reply.length > this.udpLimit(query)) return this.truncated(query, 'NOERROR');
+        return reply;
+      } catch (err) {
+        this.stats.forwardErrors++;
+        this.options.logger?.debug({ upstream, err: err instanceof Error ? err.message : String(err) }, 'DNS upstream failed');
+      }
+    }
+    this.count(type, 'SERVFAIL');
+    return this.encode(query, { rcode: 'SERVFAIL' }, transport);
+  }
+
+  private ask(upstream: string, msg: Buffer): Promise<Buffer> {
+    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(upstream);
+    const host = m?.[1] ?? upstream;
+    const port = Number(m?.[2] ?? 53);
+    return new Promise((resolve, reject) => {
+      const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+      const timer = setTimeout(() => {
+        socket.close();
+        reject(new Error(`no answer from ${upstream} within ${this.options.upstreamTimeoutMs} ms`));
+      }, this.options.upstreamTimeoutMs);
+      socket.on('error', (err) => {
+        clearTimeout(timer);
+        socket.close();
+        reject(err);
+      });
+      socket.on('message', (reply) => {
+        if (reply.length < 2 || reply.readUInt16BE(0) !== msg.readUInt16BE(0)) return;
+        clearTimeout(timer);
+        socket.close();
+        resolve(reply);
+      });
+      socket.send(msg, port, host);
+    });
+  }
+}
