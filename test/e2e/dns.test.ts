@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import * as packet from 'dns-packet';
 import { FakeKernel } from '../../src/dataplane/index.js';
-import { Daemon, type DaemonConfig } from '../../src/daemon/index.js';
+import type { Daemon, DaemonConfig } from '../../src/daemon/index.js';
+import { daemonStarter } from '../helpers/daemons.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { eventually } from '../helpers/netns.js';
 import { until } from '../helpers/until.js';
@@ -58,15 +59,9 @@ async function resolve(d: Daemon, name: string, type: 'A' | 'AAAA' = 'A'): Promi
 }
 
 t.test('tasks registered on an agent resolve on every node; removed, failed and released agents', async (t) => {
-  const daemons: Daemon[] = [];
-  t.teardown(() => Promise.all(daemons.map((d) => d.stop(false))));
-  const start = async (c: DaemonConfig, kernel?: FakeKernel): Promise<Daemon> => {
-    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), firewall: false });
-    daemons.push(d);
-    return d;
-  };
+  const { start, kill, seedOf } = daemonStarter(t);
   const m1 = await start(config('m1', 'master', '127.0.0.1', []));
-  const seed = `127.0.0.1:${/\/tcp\/(\d+)/.exec(m1.node.libp2p.multiaddrs[0] ?? '')?.[1]}`;
+  const seed = seedOf(m1);
   const a1 = await start(config('a1', 'agent', '192.0.2.11', [seed]), new FakeKernel());
   const a2 = await start(config('a2', 'agent', '192.0.2.12', [seed]), new FakeKernel());
   await until(() => a1.lease !== undefined && a2.lease !== undefined, 30_000, 'both agents leased');
@@ -88,16 +83,14 @@ t.test('tasks registered on an agent resolve on every node; removed, failed and 
   t.same(await resolve(a1, name), ['9.0.0.5']);
 
   // a1 is killed: once a2 declares it failed, its records are withheld; they come back with it.
-  await a1.stop(false);
-  daemons.splice(daemons.indexOf(a1), 1);
+  await kill(a1);
   await until(() => a2.node.membership.member('a1')?.state === 'dead', 30_000, 'a2 declares a1 failed');
   t.equal(await resolve(a2, name), undefined, "a failed agent's names are withheld");
   const a1b = await start(config('a1', 'agent', '192.0.2.11', [seed]), new FakeKernel());
   t.ok(await eventually(async () => (await resolve(a2, name))?.length === 1, 30_000, 100), "a1's names are back with a1");
 
   // Released: its records go from every node.
-  await a1b.stop(false);
-  daemons.splice(daemons.indexOf(a1b), 1);
+  await kill(a1b);
   t.match(await api(m1, 'POST', '/v1/allocations/a1/release?force=1'), { status: 200, body: { released: true } });
   t.ok(await eventually(async () => (await resolve(m1, name)) === undefined, 10_000, 100), "the released agent's names go from the master");
   t.ok(await eventually(async () => (await resolve(a2, name)) === undefined, 30_000, 100), 'and from the other agent');

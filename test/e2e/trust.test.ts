@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { RealClock } from '../../src/common/index.js';
 import { FakeKernel, LASHUP_ROUTE_PROTOCOL } from '../../src/dataplane/index.js';
-import { Daemon, type DaemonConfig } from '../../src/daemon/index.js';
+import type { DaemonConfig } from '../../src/daemon/index.js';
+import { daemonStarter } from '../helpers/daemons.js';
 import { signerFromSeed } from '../../src/identity/index.js';
 import { IpamErrorCode, IPAM_PROTOCOL, RAFT_PROTOCOL, decodeResult, encodeLeaseRequest } from '../../src/ipam/index.js';
 import { pack } from 'msgpackr';
@@ -30,15 +31,9 @@ function config(name: string, role: 'master' | 'agent', underlayIp: string, seed
 }
 
 t.test("an agent cannot overwrite another agent's rows or take its identity", async (t) => {
-  const daemons: Daemon[] = [];
-  t.teardown(() => Promise.all(daemons.map((d) => d.stop(false))));
-  const start = async (c: DaemonConfig, kernel?: FakeKernel): Promise<Daemon> => {
-    const d = await Daemon.start(c, { ...(kernel === undefined ? {} : { kernel }), firewall: false });
-    daemons.push(d);
-    return d;
-  };
+  const { start, seedOf } = daemonStarter(t);
   const m1 = await start(config('m1', 'master', '127.0.0.1', []));
-  const seed = `127.0.0.1:${/\/tcp\/(\d+)/.exec(m1.node.libp2p.multiaddrs[0] ?? '')?.[1]}`;
+  const seed = seedOf(m1);
   const k1 = new FakeKernel();
   const a1 = await start(config('a1', 'agent', '192.0.2.11', [seed]), k1);
   const a2 = await start(config('a2', 'agent', '192.0.2.12', [seed]), new FakeKernel());
