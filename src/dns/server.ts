@@ -43,15 +43,26 @@ export interface DnsServerStats {
   truncated: number;
   /** Task records in the catalog now. */
   records: number;
+  /** Queries outside the zone answered SERVFAIL at once: MAX_FORWARDS_IN_FLIGHT were waiting. */
+  forwardsShed: number;
 }
 
 const MAX_UDP_PAYLOAD = 4096;
+
+/**
+ * Queries waiting for an upstream at once, at most; beyond it a query outside the zone gets
+ * SERVFAIL at once. Each forward holds a socket and a timer for up to the upstream timeout: a
+ * flood of random names (the fuzz test's) exhausted file descriptors and starved the zone's own
+ * answers without this bound.
+ */
+const MAX_FORWARDS_IN_FLIGHT = 256;
 
 /** Response codes (RFC 1035 4.1.1) by name. */
 const RCODES: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
 
 export class DnsServer {
-  readonly stats: DnsServerStats = { queries: {}, malformed: 0, forwardErrors: 0, truncated: 0, records: 0 };
+  readonly stats: DnsServerStats = { queries: {}, malformed: 0, forwardErrors: 0, truncated: 0, records: 0, forwardsShed: 0 };
+  private forwardsInFlight = 0;
   private readonly udp: Socket[] = [];
   private readonly tcp: Server[] = [];
   private readonly tcpClients = new Set<TcpSocket>();
@@ -138,8 +149,25 @@ export class DnsServer {
     this.stats.queries[type] = row;
   }
 
-  /** The reply to one message, or undefined to drop it. */
+  /**
+   * The reply to one message, or undefined to drop it. Never throws: a message that decodes
+   * but cannot be answered (a question the codec cannot encode back, a class or type it does
+   * not know) counts as malformed, like one that does not decode.
+   */
   async answer(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    try {
+      return await this.answerOrThrow(msg, transport);
+    } catch {
+      this.stats.malformed++;
+      try {
+        return msg.length >= 12 ? packet.encode({ id: msg.readUInt16BE(0), type: 'response', flags: RCODES['FORMERR'] as number }) : undefined;
+      } catch {
+        return undefined;
+      }
+    }
+  }
+
+  private async answerOrThrow(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     let query: packet.DecodedPacket;
     try {
       query = packet.decode(msg);
@@ -149,7 +177,7 @@ export class DnsServer {
       return msg.length >= 12 ? packet.encode({ id: msg.readUInt16BE(0), type: 'response', flags: 1 /* FORMERR */ }) : undefined;
     }
     const question = query.questions?.[0];
-    if (query.type !== 'query' || question === undefined || (query.questions?.length ?? 0) !== 1) {
+    if (query.type !== 'query' || question === undefined || (query.questions?.length ?? 0) !== 1 || typeof question.name !== 'string') {
       this.stats.malformed++;
       return this.encode(query, { rcode: 'FORMERR' }, transport);
     }
@@ -219,6 +247,20 @@ export class DnsServer {
 
   /** Relays a query outside the zone to the upstreams in turn; SERVFAIL when none answers. */
   private async forward(msg: Buffer, query: packet.DecodedPacket, type: string, transport: 'udp' | 'tcp'): Promise<Buffer> {
+    if (this.forwardsInFlight >= MAX_FORWARDS_IN_FLIGHT) {
+      this.stats.forwardsShed++;
+      this.count(type, 'SERVFAIL');
+      return this.encode(query, { rcode: 'SERVFAIL' }, transport);
+    }
+    this.forwardsInFlight++;
+    try {
+      return await this.forwardNow(msg, query, type, transport);
+    } finally {
+      this.forwardsInFlight--;
+    }
+  }
+
+  private async forwardNow(msg: Buffer, query: packet.DecodedPacket, type: string, transport: 'udp' | 'tcp'): Promise<Buffer> {
     for (const upstream of this.options.upstreams) {
       try {
         const reply = await this.ask(upstream, msg);

@@ -257,6 +257,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     forwardErrors: counter('Queries to upstream resolvers that failed (timeout, error).'),
     truncated: counter('DNS answers sent truncated: larger than the client accepts over UDP.'),
     records: gauge('Task records in the DNS catalog now.'),
+    forwardsShed: counter('Queries outside the zone answered SERVFAIL at once because 256 were already waiting for upstreams.'),
   },
   cni_conflist: {
     writes: counter('CNI network configuration files written.'),

@@ -2,7 +2,8 @@
  * Hostile input on every port a daemon opens (issue 17, item 4), bounded in count and time and
  * seeded: random datagrams at SWIM's UDP port; garbage, half-open and abandoned connections at
  * the libp2p port; malformed URIs, huge headers and bodies, and hundreds of watchers at the API;
- * garbage, oversize JSON and many connections at the CNI socket. Each is answered or dropped and
+ * garbage, oversize JSON and many connections at the CNI socket; random and mutated messages at
+ * the DNS server. Each is answered or dropped and
  * counted, the daemons keep serving: a new agent joins and gets a lease afterwards, and the
  * master's heap after garbage collection stays within 20 % of what it was before.
  */
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import t from 'tap';
+import * as packet from 'dns-packet';
 import { SeededRng } from '../../src/common/index.js';
 import { FakeKernel } from '../../src/dataplane/index.js';
 import { Daemon, type DaemonConfig } from '../../src/daemon/index.js';
@@ -145,6 +147,48 @@ t.test('hostile input on every port: answered or dropped, counted, and the daemo
   await poke({ path: cniPath }, Buffer.from(`{"op":"add","network":"dcos","containerId":"${'x'.repeat(2 * 1024 * 1024)}"}\n`), 5000);
   await Promise.all(Array.from({ length: 200 }, () => poke({ path: cniPath }, Buffer.from('{"op":"nonsense"}\n'), 3000)));
   t.ok((a1.cni?.stats.badRequests ?? 0) - badBefore >= 200, `CNI garbage refused and counted (${(a1.cni?.stats.badRequests ?? 0) - badBefore})`);
+
+  // DNS (the master's server): 1,500 random datagrams and 1,500 mutations of a real query (bytes
+  // flipped, cut short, counts raised), in bursts; then a real query is still answered.
+  const dnsPort = ((await (await fetch(`http://127.0.0.1:${port}/v1/tasks`, { headers: auth })).json()) as { dns: { port: number } }).dns.port;
+  const valid = packet.encode({ id: 1, type: 'query', questions: [{ name: 'web.marathon.containerip.dcos.thisdcos.directory', type: 'A' }] });
+  const dnsStats = (): { malformed?: number; queries?: Record<string, Record<string, number>> } => (master.componentStats()['dns'] ?? {}) as { malformed?: number };
+  const dns = createSocket('udp4');
+  const handled = (): number => (dnsStats().malformed ?? 0) + Object.values(dnsStats().queries ?? {}).reduce((sum, row) => sum + Object.values(row).reduce((x, y) => x + y, 0), 0);
+  const handledBefore = handled();
+  // Bursts of 50, each awaited until the server took most of it: the server runs in this
+  // process, so it cannot read while a burst is sent, and a larger burst overflows the socket's
+  // receive buffer (the kernel drops what does not fit, which would test nothing).
+  for (let burst = 0; burst < 60; burst++) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => {
+        let m: Buffer;
+        if (i % 2 === 0) m = bytes(rng.int(600));
+        else {
+          m = Buffer.from(valid);
+          for (let f = 0; f < 1 + rng.int(4); f++) m[rng.int(m.length)] = rng.int(256);
+          if (rng.int(3) === 0) m = m.subarray(0, rng.int(m.length));
+          if (rng.int(3) === 0 && m.length >= 12) m.writeUInt16BE(0xffff, 4 + 2 * rng.int(4));
+        }
+        return new Promise<void>((resolve) => dns.send(m, dnsPort, '127.0.0.1', () => resolve()));
+      }),
+    );
+    await until(() => handled() - handledBefore >= (burst + 1) * 45, 5000, `DNS burst ${burst + 1} taken`).catch(() => undefined);
+  }
+  const answered = await new Promise<Buffer | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 5000);
+    dns.on('message', (m) => {
+      if (m.length >= 2 && m.readUInt16BE(0) === 0x5151) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    dns.send(packet.encode({ id: 0x5151, type: 'query', questions: [{ name: 'nope.marathon.containerip.dcos.thisdcos.directory', type: 'A' }] }), dnsPort, '127.0.0.1');
+  });
+  dns.close();
+  t.equal(answered === undefined ? 'no answer' : (packet.decode(answered) as unknown as { rcode: string }).rcode, 'NXDOMAIN', 'the DNS server still answers after the garbage');
+  const taken = handled() - handledBefore;
+  t.ok(taken >= 2700, `DNS garbage answered or dropped, and counted (${taken} of 3,000: ${dnsStats().malformed} malformed)`);
 
   // Memory of the process (the master and the agent that took all this), after garbage collection.
   const heapAfter = heapAfterGc();
