@@ -61,6 +61,12 @@ const COMMANDS: Record<string, CommandSpec> = {
     options: API_OPTIONS,
     args: [0, 0],
   },
+  dns: {
+    usage:
+      "usage: lashup dns NAME [API]\n\nWhat this node's DNS server answers for NAME and why: for a task name of the zone, the A and AAAA answers and every record behind them (the agent that published it, whether it is withheld because membership declares that agent failed); for a name outside the zone, the upstream resolvers it is forwarded to.",
+    options: API_OPTIONS,
+    args: [1, 1],
+  },
   docker: {
     usage:
       "usage: lashup docker [API]\n\nThe agent's Docker networks: whether the Docker daemon answers, what was created, removed or recreated, and conflicts (a foreign network of an overlay network's name, or lashup's network changed while containers are attached).",
@@ -237,6 +243,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await show('GET', '/v1/docker');
       case 'policy':
         return await show('GET', '/v1/policy');
+      case 'dns':
+        return await show('GET', `/v1/dns?name=${encodeURIComponent(args[0] as string)}`);
       case 'leave':
         return await show('POST', '/v1/leave');
       case 'allocations': {

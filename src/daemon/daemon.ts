@@ -20,7 +20,7 @@ import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { isIp, RealClock } from '../common/index.js';
 import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, networkPolicies, type FirewallBackend } from '../firewall/index.js';
 import { OwnedRowsAdmission, publishCniUsage, publishDockerUsage, publishTasks, readTasks, removeAgentEntries, TASKS_KEY, type PublishedTask } from '../keyspace/index.js';
-import { DnsServer, TaskCatalog } from '../dns/index.js';
+import { DnsServer, inZone, parseTaskName, TaskCatalog } from '../dns/index.js';
 import { systemResolvers } from './resolv-conf.js';
 import { DockerEngine, DockerNetworkKeeper, desiredDockerNetworks, type DockerApi } from '../docker/index.js';
 import { DaemonMetrics } from '../metrics/index.js';
@@ -499,6 +499,34 @@ export class Daemon {
       },
       stats: () => ({ ...stats, ...(server?.stats ?? {}) }),
       routes: () => [
+        {
+          method: 'GET',
+          pattern: '/v1/dns',
+          // What this node's DNS server answers for a name, and where each address comes from.
+          handler: (_params, query) => {
+            const name = query.get('name') ?? '';
+            if (name.length === 0 || name.length > 253) throw new BadRequestError(`name ${JSON.stringify(name)} is not valid; expected a DNS name of 1 to 253 characters`);
+            const zone = config.dns.zone;
+            if (!inZone(name, zone)) return { name, zone, inZone: false, forwardedTo: server === undefined ? [] : config.dns.upstreams.length > 0 ? config.dns.upstreams : systemResolvers() };
+            const parsed = parseTaskName(name, zone);
+            if (parsed === undefined) return { name, zone, inZone: true, answer: 'NXDOMAIN', why: `not <task>.<framework>.containerip|autoip|agentip.${zone}` };
+            const down = (agent: string): boolean => config.dns.withholdFailed && this.node.membership.member(agent)?.state === 'dead';
+            const v4 = catalog.resolve(parsed.task, parsed.framework, parsed.kind, 4, down);
+            const v6 = catalog.resolve(parsed.task, parsed.framework, parsed.kind, 6, down);
+            return {
+              name,
+              zone,
+              inZone: true,
+              ...parsed,
+              answer: v4 === undefined && v6 === undefined ? 'NXDOMAIN' : 'NOERROR',
+              A: v4 ?? [],
+              AAAA: v6 ?? [],
+              sources: catalog
+                .sources(parsed.task, parsed.framework)
+                .map(({ agent, record }) => ({ agent, agentIp: record.agentIp, ips: record.ips, withheld: down(agent), member: this.node.membership.member(agent)?.state ?? 'unknown' })),
+            };
+          },
+        },
         {
           method: 'GET',
           pattern: '/v1/tasks',

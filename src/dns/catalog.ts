@@ -79,6 +79,11 @@ export class TaskCatalog {
     return this.count;
   }
 
+  /** Every record a task name stands for, with the agent that published it (down ones too). */
+  sources(task: string, framework: string): { agent: string; record: TaskRecord }[] {
+    return [...(this.byName.get(`${task}.${framework}`) ?? [])];
+  }
+
   /**
    * The addresses of a task name of family `family`, sorted, without agents `down` says are
    * down; undefined when no task of a live agent has that name (NXDOMAIN), [] when one has but

@@ -86,6 +86,13 @@ t.test('tasks registered on an agent resolve on every node; removed, failed and 
   await kill(a1);
   await until(() => a2.node.membership.member('a1')?.state === 'dead', 30_000, 'a2 declares a1 failed');
   t.equal(await resolve(a2, name), undefined, "a failed agent's names are withheld");
+  t.match(
+    (await api(a2, 'GET', `/v1/dns?name=${name}`)).body,
+    { answer: 'NXDOMAIN', task: 'web', framework: 'marathon', kind: 'containerip', sources: [{ agent: 'a1', ips: ['9.0.0.5', 'fd01:b::5'], withheld: true, member: 'dead' }] },
+    '`lashup dns` explains: the only record is withheld because its agent failed',
+  );
+  t.match((await api(a2, 'GET', '/v1/dns?name=example.com')).body, { inZone: false, forwardedTo: ['127.0.0.1:9'] }, 'and where a name outside the zone goes');
+  t.match(await api(a2, 'GET', '/v1/dns'), { status: 400 }, 'a query without a name is refused');
   const a1b = await start(config('a1', 'agent', '192.0.2.11', [seed]), new FakeKernel());
   t.ok(await eventually(async () => (await resolve(a2, name))?.length === 1, 30_000, 100), "a1's names are back with a1");
 
