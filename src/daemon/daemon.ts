@@ -436,6 +436,8 @@ export class Daemon {
     let unsubscribe: (() => void) | undefined;
     const stats = { listening: false, listenFailures: 0 };
     const own = new Map<string, PublishedTask>();
+    /** Whether an agent's records are withheld: membership declares it failed (dns.withholdFailed). */
+    const down = (agent: string): boolean => config.dns.withholdFailed && this.node.membership.member(agent)?.state === 'dead';
     const publish = (): void => {
       publishTasks(
         this.node.kv,
@@ -473,7 +475,7 @@ export class Daemon {
           zone: config.dns.zone,
           ttlSeconds: config.dns.ttlSeconds,
           catalog,
-          down: (agent) => config.dns.withholdFailed && node.membership.member(agent)?.state === 'dead',
+          down,
           upstreams,
           upstreamTimeoutMs: config.dns.upstreamTimeoutMs,
           logger: log,
@@ -510,7 +512,6 @@ export class Daemon {
             if (!inZone(name, zone)) return { name, zone, inZone: false, forwardedTo: server === undefined ? [] : config.dns.upstreams.length > 0 ? config.dns.upstreams : systemResolvers() };
             const parsed = parseTaskName(name, zone);
             if (parsed === undefined) return { name, zone, inZone: true, answer: 'NXDOMAIN', why: `not <task>.<framework>.containerip|autoip|agentip.${zone}` };
-            const down = (agent: string): boolean => config.dns.withholdFailed && this.node.membership.member(agent)?.state === 'dead';
             const v4 = catalog.resolve(parsed.task, parsed.framework, parsed.kind, 4, down);
             const v6 = catalog.resolve(parsed.task, parsed.framework, parsed.kind, 6, down);
             return {

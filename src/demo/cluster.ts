@@ -7,6 +7,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lease } from '../ipam/index.js';
@@ -226,6 +227,22 @@ export class NetnsCluster {
         resolve({ code, stdout, stderr, ns });
       });
       child.stdin?.end(stdin);
+    });
+  }
+
+  /** A GET on a node's API through its unix socket (for routes the CLI has no command for, such as /metrics). */
+  apiGet(name: string, path: string): Promise<string> {
+    const node = this.nodes.get(name);
+    if (node === undefined) return Promise.reject(new Error(`no node ${name}`));
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: join(node.dir, 'api.sock'), path, headers: { host: 'localhost' }, timeout: 10_000 }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve(body));
+      });
+      req.on('timeout', () => req.destroy(new Error(`GET ${path} on ${name}: no answer within 10 s`)));
+      req.on('error', reject);
+      req.end();
     });
   }
 

@@ -79,6 +79,11 @@ export class TaskCatalog {
     return this.count;
   }
 
+  /** Whether a task of a live agent has this name (other record types then get NODATA, not NXDOMAIN). */
+  exists(task: string, framework: string, down: (agent: string) => boolean): boolean {
+    return (this.byName.get(`${task}.${framework}`) ?? []).some((e) => !down(e.agent));
+  }
+
   /** Every record a task name stands for, with the agent that published it (down ones too). */
   sources(task: string, framework: string): { agent: string; record: TaskRecord }[] {
     return [...(this.byName.get(`${task}.${framework}`) ?? [])];

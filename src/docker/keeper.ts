@@ -220,7 +220,8 @@ export class DockerNetworkKeeper {
       await api.createNetwork(dockerNetworkSpec(d, agent));
       this.stats.created++;
       logger?.info({ network: d.name, bridge: d.bridge, subnet: d.subnet, subnet6: d.subnet6 }, 'Docker network created');
-      this.readUsage(d);
+      // A network just made holds no container.
+      this.usage(d.name, { used: 0, total: this.capacity(d) });
       return undefined;
     }
     const inspected = await api.inspectNetwork(mine.Id);
@@ -237,17 +238,12 @@ export class DockerNetworkKeeper {
     await api.createNetwork(dockerNetworkSpec(d, agent));
     this.stats.recreated++;
     logger?.warn({ network: d.name, differences }, 'Docker network differed from the lease; recreated');
-    this.readUsage(d);
+    this.usage(d.name, { used: 0, total: this.capacity(d) });
     return undefined;
   }
 
   private capacity(d: DesiredDockerNetwork): number {
     return dockerHalfCapacity((d.subnet ?? d.subnet6) as string);
-  }
-
-  /** A network just made holds no container. */
-  private readUsage(d: DesiredDockerNetwork): void {
-    this.usage(d.name, { used: 0, total: this.capacity(d) });
   }
 
   private usage(network: string, usage: DockerUsage): void {

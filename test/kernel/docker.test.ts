@@ -8,8 +8,6 @@
  * and the usage shows it.
  */
 import { existsSync } from 'node:fs';
-import { request } from 'node:http';
-import { join } from 'node:path';
 import t from 'tap';
 import { cidrContains, parseAddress, parseCidr } from '../../src/common/index.js';
 import { BUSYBOX, busyboxImageTarball, CNI_PLUGIN_DIR, DOCKERD, NetnsCluster, run, unmountUnder, type ClusterNode, type Dockerd } from '../../src/demo/index.js';
@@ -148,15 +146,6 @@ t.test('Docker containers on two agents: networks, addresses, pings, repairs, co
   };
   t.ok(await eventually(async () => (await usage())?.exhausted === true, 30_000, 500), "the masters see a4's tiny Docker half full");
   t.match(await usage(), { used: 1, total: 1, exhausted: true });
-  const m1 = cluster.nodes.get('m1') as ClusterNode;
-  const api = await new Promise<string>((resolve, reject) => {
-    const req = request({ socketPath: join(m1.dir, 'api.sock'), path: '/v1/overlay/tiny/usage', headers: { host: 'localhost' } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const api = await cluster.apiGet('m1', '/v1/overlay/tiny/usage');
   t.match(JSON.parse(api), { network: 'tiny', dockerContainers: { a4: { used: 1, total: 1, exhausted: true } } }, 'and so does the usage API on a master');
 });

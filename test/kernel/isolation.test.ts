@@ -9,8 +9,6 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { request } from 'node:http';
-import { join } from 'node:path';
 import t from 'tap';
 import { CNI_PLUGIN_DIR, NetnsCluster, run, type ClusterNode } from '../../src/demo/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
@@ -88,15 +86,7 @@ t.test('three networks on two agents: the ping matrix follows the policy, and a 
   t.ok((p5.dropped['dev']?.['prod'] ?? 0) > 0, `a5 counted dev -> prod drops (${p5.dropped['dev']?.['prod']})`);
   t.ok((p5.dropped['hosts']?.['prod'] ?? 0) > 0, 'and hosts -> prod');
   t.equal(p5.dropped['ops']?.['dev'], undefined, 'an allowed pair has no drop counter');
-  const metrics = await new Promise<string>((resolve, reject) => {
-    const req = request({ socketPath: join((cluster.nodes.get('a5') as ClusterNode).dir, 'api.sock'), path: '/metrics', headers: { host: 'localhost' } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const metrics = await cluster.apiGet('a5', '/metrics');
   t.match(metrics, /^lashup_firewall_dropped_packets_total\{from="dev",to="prod"\} [1-9]/m, '/metrics counts the refused pair');
 
   // An allowed TCP connection (ops on a4 -> dev on a5) stays up across a policy change.
