@@ -1,6 +1,6 @@
 /**
  * The daemon's HTTP API (JSON; errors as `{ code, message }` with the status their type carries),
- * on 127.0.0.1:62080 by default. Read-only except release and leave.
+ * on 127.0.0.1:62080 by default. Read-only except release, leave and the task records.
  *
  *   GET  /v1/status                      name, role, members by state, lease or Raft role, dataplane health
  *   GET  /v1/members                     every member with its decoded metadata
@@ -12,6 +12,11 @@
  *   GET  /v1/overlay/{network}/usage     used and free blocks per network, per agent (masters)
  *   POST /v1/leave                       leave the cluster gracefully and stop
  *   GET  /v1/firewall                    the nftables rules lashup keeps, with counters (a component's route)
+ *   GET  /v1/policy                      isolation policies, rules and drop counters (firewall component)
+ *   GET  /v1/docker                      the agent's Docker networks and conflicts (docker component)
+ *   GET  /v1/tasks                       every agent's task records (dns component)
+ *   PUT|DELETE /v1/tasks/{fw}/{task}     this agent's task records, `?ip=` addresses (dns component)
+ *   GET  /v1/dns?name=                   what the DNS server answers for a name, and why (dns component)
  *   GET  /metrics                        Prometheus text format
  *
  * The server knows the daemon only through `ApiBackend`, so it is tested against a stub.

@@ -63,6 +63,7 @@ const RCODES: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NX
 export class DnsServer {
   readonly stats: DnsServerStats = { queries: {}, malformed: 0, forwardErrors: 0, truncated: 0, records: 0, forwardsShed: 0 };
   private forwardsInFlight = 0;
+  private lastMalformedLogMs = -Infinity;
   private readonly udp: Socket[] = [];
   private readonly tcp: Server[] = [];
   private readonly tcpClients = new Set<TcpSocket>();
@@ -143,6 +144,15 @@ export class DnsServer {
     client.on('close', () => this.tcpClients.delete(client));
   }
 
+  /** Counts a malformed message; logs at most every 10 s (hostile input must not flood the log). */
+  private malformed(): void {
+    this.stats.malformed++;
+    const now = Date.now();
+    if (now - this.lastMalformedLogMs < 10_000) return;
+    this.lastMalformedLogMs = now;
+    this.options.logger?.warn({ code: 'LASHUP_ERR_DNS_MALFORMED', malformed: this.stats.malformed }, 'malformed DNS messages answered FORMERR or dropped');
+  }
+
   private count(type: string, rcode: string): void {
     const row = this.stats.queries[type] ?? {};
     row[rcode] = (row[rcode] ?? 0) + 1;
@@ -158,7 +168,7 @@ export class DnsServer {
     try {
       return await this.answerOrThrow(msg, transport);
     } catch {
-      this.stats.malformed++;
+      this.malformed();
       try {
         return msg.length >= 12 ? packet.encode({ id: msg.readUInt16BE(0), type: 'response', flags: RCODES['FORMERR'] as number }) : undefined;
       } catch {
@@ -172,13 +182,13 @@ export class DnsServer {
     try {
       query = packet.decode(msg);
     } catch {
-      this.stats.malformed++;
+      this.malformed();
       // FORMERR needs the id: only a message with a whole header gets one.
       return msg.length >= 12 ? packet.encode({ id: msg.readUInt16BE(0), type: 'response', flags: 1 /* FORMERR */ }) : undefined;
     }
     const question = query.questions?.[0];
     if (query.type !== 'query' || question === undefined || (query.questions?.length ?? 0) !== 1 || typeof question.name !== 'string') {
-      this.stats.malformed++;
+      this.malformed();
       return this.encode(query, { rcode: 'FORMERR' }, transport);
     }
     const type = String(question.type);

@@ -24,6 +24,7 @@ import { RpcClient, RpcServer, type Address, type StreamTransport } from '../net
 import { decodeRaftMessage, encodeRaftMessage, type RaftError, RaftErrorCode, RaftNode, type RaftConfig, type RaftStorage, type Role } from '../raft/index.js';
 import type { OverlayConfig } from './config.js';
 import { decodeResult, encodeCommand, IpamState } from './state.js';
+import { IpamErrorCode } from './errors.js';
 
 export const RAFT_PROTOCOL = '/lashup/raft/1';
 export const IPAM_PROTOCOL = '/lashup/ipam/1';
@@ -67,12 +68,14 @@ export interface AllocatorStats {
   raftSenderRefused: number;
   leaseRequests: number;
   leaseRedirects: number;
+  /** Allocations refused because the request came from another identity than the agent's pinned one. */
+  identityRefused: number;
 }
 
 export class AllocatorMaster {
   readonly raft: RaftNode;
   readonly state = new IpamState();
-  readonly stats: AllocatorStats = { raftMessagesSent: 0, raftMessagesDropped: 0, raftDecodeErrors: 0, raftSenderRefused: 0, leaseRequests: 0, leaseRedirects: 0 };
+  readonly stats: AllocatorStats = { raftMessagesSent: 0, raftMessagesDropped: 0, raftDecodeErrors: 0, raftSenderRefused: 0, leaseRequests: 0, leaseRedirects: 0, identityRefused: 0 };
   private readonly client: RpcClient;
   private readonly raftServer: RpcServer;
   private readonly ipamServer: RpcServer;
@@ -116,6 +119,12 @@ export class AllocatorMaster {
       // Who sent it is checked before what it says is even decoded.
       if (options.acceptSender !== undefined && !options.acceptSender(sender, from)) {
         this.stats.raftSenderRefused++;
+        this.logRefusal('raft', () =>
+          options.logger?.warn(
+            { code: 'LASHUP_ERR_RAFT_SENDER_REFUSED', sender, from, refused: this.stats.raftSenderRefused },
+            "a Raft message claimed a master's name from an identity that is not that master's; dropped",
+          ),
+        );
         return;
       }
       let message;
@@ -165,6 +174,15 @@ export class AllocatorMaster {
   }
 
   private allocationsCache: { index: number; bytes: Uint8Array } | undefined;
+  private readonly lastRefusalLogMs: Record<string, number> = {};
+
+  /** Logs a refusal of kind `kind` at most every 10 s (a hostile peer could otherwise flood the log). */
+  private logRefusal(kind: string, log: () => void): void {
+    const now = this.options.clock.nowMs();
+    if (now - (this.lastRefusalLogMs[kind] ?? -Infinity) < 10_000) return;
+    this.lastRefusalLogMs[kind] = now;
+    log();
+  }
 
   /**
    * `from`: the stream's remote address, which for libp2p is the peer id its noise handshake
@@ -224,7 +242,16 @@ export class AllocatorMaster {
       fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek`);
       return;
     }
-    this.raft.propose(encodeCommand({ op: 'allocate', agent, ...(this.options.pinIdentities === false ? {} : { peerId: from }) }), (error, result) => answer(error, result));
+    this.raft.propose(encodeCommand({ op: 'allocate', agent, ...(this.options.pinIdentities === false ? {} : { peerId: from }) }), (error, result) => {
+      if (error === null && result !== undefined) {
+        const decoded = decodeResult(result);
+        if (!decoded.ok && decoded.error.code === IpamErrorCode.IdentityMismatch) {
+          this.stats.identityRefused++;
+          this.logRefusal('identity', () => this.options.logger?.warn({ code: decoded.error.code, agent, presented: from, refused: this.stats.identityRefused }, decoded.error.message));
+        }
+      }
+      answer(error, result);
+    });
   }
 }
 

@@ -157,6 +157,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     raftSenderRefused: counter("Raft messages dropped because they claimed a master's name from another identity than the pinned one."),
     leaseRequests: counter('Lease requests this master answered.'),
     leaseRedirects: counter('Lease requests redirected to the Raft leader.'),
+    identityRefused: counter("Allocations refused because the request came from another identity than the agent's pinned one."),
   },
   lease: {
     requests: counter('Lease requests sent to the masters.'),
@@ -253,7 +254,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     listening: gauge('1 when the DNS server listens on its addresses.'),
     listenFailures: counter('Starts where the DNS server could not listen (the daemon runs on without it).'),
     queries: { kind: 'counter', help: 'DNS queries answered, by query type and result (NOERROR, NXDOMAIN, REFUSED, SERVFAIL, FORWARDED).', keyed: 'type', inner: 'result' },
-    malformed: counter('DNS messages that did not decode (answered FORMERR or dropped).'),
+    malformed: counter('DNS messages that did not decode or could not be answered (answered FORMERR or dropped).'),
     forwardErrors: counter('Queries to upstream resolvers that failed (timeout, error).'),
     truncated: counter('DNS answers sent truncated: larger than the client accepts over UDP.'),
     records: gauge('Task records in the DNS catalog now.'),

@@ -108,6 +108,7 @@ t.test("an agent cannot overwrite another agent's rows or take its identity", as
     { ok: false, error: { code: IpamErrorCode.IdentityMismatch, details: { agent: 'a2', pinned: a2.node.libp2p.peerId, presented: rogue.node.libp2p.peerId } } },
     "the masters refuse a2's lease to another identity",
   );
+  t.equal(m1.node.allocator?.stats.identityRefused, 1, 'and count the refusal');
 
   // 7. Raft messages claiming to come from master m1 are dropped by m1 unless they come from
   // m1's own identity (a forged AppendEntries would rewrite the allocation state).
