@@ -4,8 +4,9 @@
  * overlay MTU) chained with lashup-ipam. Written atomically, and only when it changes.
  *
  * The file does not list the agent's range: podman 4.3 reads `ipam.ranges` only for host-local
- * (`podman network inspect` showed no subnet with them listed), and a constant file does not
- * change with the lease. `lashup allocations` shows the range.
+ * (`podman network inspect` showed no subnet with them listed). `lashup allocations` shows the
+ * range. It names the resolver (the bridge gateway, when the DNS server listens there), which
+ * changes only with the lease.
  *
  * Level-triggered (`ConflistKeeper`): a runtime may delete the file (`podman network rm`), after
  * which it refused the network ("network not found") until the next lease event restored it.
@@ -18,7 +19,13 @@ import { NodeFs, writeFileAtomic } from '../storage/index.js';
 import type { Logger } from '../log/index.js';
 import { bridgeNames } from '../vxlan/index.js';
 
-export function conflist(network: string, mtu: number, socketPath: string): Record<string, unknown> {
+/**
+ * `nameservers`: the container's resolvers (the daemon's DNS server on the bridge gateway), put
+ * in the bridge plugin's own `dns`: the bridge plugin of Debian 12 (1.1.1) replaces the IPAM
+ * result's `dns` with its configuration's, so naming them in lashup-ipam's result alone was lost
+ * (found by the DNS kernel test). Newer bridges keep either.
+ */
+export function conflist(network: string, mtu: number, socketPath: string, nameservers: readonly string[] = []): Record<string, unknown> {
   return {
     cniVersion: '1.0.0',
     name: network,
@@ -30,13 +37,14 @@ export function conflist(network: string, mtu: number, socketPath: string): Reco
         ipMasq: false,
         hairpinMode: true,
         mtu,
+        ...(nameservers.length > 0 ? { dns: { nameservers: [...nameservers] } } : {}),
         ipam: { type: 'lashup-ipam', network, socketPath },
       },
     ],
   };
 }
 
-const conflistText = (network: string, mtu: number, socketPath: string): string => `${JSON.stringify(conflist(network, mtu, socketPath), null, 2)}\n`;
+const conflistText = (network: string, mtu: number, socketPath: string, nameservers: readonly string[] = []): string => `${JSON.stringify(conflist(network, mtu, socketPath, nameservers), null, 2)}\n`;
 
 /** Writes `path` with `text` if its content differs (atomically); returns whether it wrote. */
 function writeIfDifferent(path: string, text: string): boolean {
@@ -85,10 +93,10 @@ export class ConflistKeeper {
 
   constructor(private readonly options: ConflistKeeperOptions) {}
 
-  /** The networks to keep a conflist for. */
-  setNetworks(networks: readonly string[]): void {
+  /** The networks to keep a conflist for, with the resolvers their containers get (`resolvers`, default none). */
+  setNetworks(networks: readonly string[], resolvers: (network: string) => readonly string[] = () => []): void {
     const next = new Map<string, string>();
-    for (const network of networks) next.set(network, conflistText(network, this.options.mtu, this.options.socketPath));
+    for (const network of networks) next.set(network, conflistText(network, this.options.mtu, this.options.socketPath, resolvers(network)));
     this.desired = next;
     this.check(false);
   }

@@ -8,3 +8,5 @@ export type { Ask, PluginOutput } from './plugin.js';
 export { conflist, writeConflist, ConflistKeeper } from './conflist.js';
 export type { ConflistKeeperOptions, ConflistStats } from './conflist.js';
 export { askSocket } from './ask.js';
+export { taskNameFromCni, TaskNameError, TASK_NAME } from './task-name.js';
+export type { TaskName } from './task-name.js';

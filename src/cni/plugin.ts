@@ -13,9 +13,14 @@
  *   overlay hands out addresses itself and cannot reserve one, so a silently ignored `--ip`
  *   would give the container an address its owner did not expect;
  * - invalid CNI_CONTAINERID / CNI_IFNAME (code 4, as the specification asks for environment
- *   variables), and a configuration larger than MAX_STDIN_BYTES (code 6).
+ *   variables), and a configuration larger than MAX_STDIN_BYTES (code 6);
+ * - an invalid or half-given task name (`args.lashup` code 7, CNI_ARGS code 4; see task-name.ts).
+ *
+ * The result names the daemon's DNS server as the container's resolver (`dns.nameservers`: the
+ * bridge gateway) when the daemon listens there; the bridge plugin passes it on to the runtime.
  */
 import { CniCode } from './errors.js';
+import { TaskNameError, taskNameFromCni, type TaskName } from './task-name.js';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 export const DEFAULT_SOCKET_PATH = '/run/lashup/cni.sock';
@@ -155,13 +160,25 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
             JSON.stringify({ code: 'LASHUP_ERR_CNI_ADDRESS_REQUESTED', field: requested.where }),
           );
         }
-        const reply = await call({ op: 'add', network, containerId: id, ifname: name, netns });
+        let named: TaskName | undefined;
+        try {
+          named = taskNameFromCni(config, env['CNI_ARGS']);
+        } catch (err) {
+          if (!(err instanceof TaskNameError)) throw err;
+          const code = err.where.startsWith('CNI_ARGS') ? CniCode.InvalidEnvironment : CniCode.InvalidConfig;
+          throw new PluginError(code, err.message, JSON.stringify({ code: 'LASHUP_ERR_CNI_TASK_NAME', field: err.where }));
+        }
+        const reply = await call({ op: 'add', network, containerId: id, ifname: name, netns, ...named });
         const a = reply['attachment'] as { address: string; prefixLen: number; gateway: string };
         const v6 = a.address.includes(':');
+        // The resolver: the daemon's DNS server on the bridge gateway, when it listens there.
+        const dns = reply['dns'] as { nameservers?: unknown; search?: unknown } | undefined;
+        const nameservers = Array.isArray(dns?.nameservers) ? dns.nameservers.filter((n): n is string => typeof n === 'string') : [];
         const result = {
           cniVersion,
           ips: [{ ...(cniVersion === '0.4.0' ? { version: v6 ? '6' : '4' } : {}), address: `${a.address}/${a.prefixLen}`, gateway: a.gateway }],
           routes: [{ dst: v6 ? '::/0' : '0.0.0.0/0', gw: a.gateway }],
+          ...(nameservers.length > 0 ? { dns: { nameservers } } : {}),
         };
         return { code: 0, stdout: `${JSON.stringify(result)}\n` };
       }

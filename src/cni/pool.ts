@@ -28,6 +28,9 @@ export interface Attachment {
   sinceMs: number;
   /** The container's network namespace path from CNI_NETNS, when given: how stale leases are found. */
   netns?: string;
+  /** The task name the runtime gave (CNI args or CNI_ARGS), published for DNS. */
+  task?: string;
+  framework?: string;
 }
 
 export const attachmentKey = (network: string, containerId: string, ifname: string): string => `${network}/${containerId}/${ifname}`;
@@ -89,7 +92,7 @@ export class ContainerPool {
   }
 
   /** The attachment's address: the existing one, or the lowest free. Returns whether it is new. */
-  add(network: string, containerId: string, ifname: string, nowMs: number, netns?: string): { attachment: Attachment; created: boolean } {
+  add(network: string, containerId: string, ifname: string, nowMs: number, netns?: string, named?: { task: string; framework: string }): { attachment: Attachment; created: boolean } {
     const existing = this.get(network, containerId, ifname);
     if (existing !== undefined) return { attachment: existing, created: false };
     const r = this.ranges.get(network);
@@ -120,6 +123,7 @@ export class ContainerPool {
         gateway: r.range.gateway,
         sinceMs: nowMs,
         ...(netns === undefined ? {} : { netns }),
+        ...(named === undefined ? {} : { task: named.task, framework: named.framework }),
       };
       this.attachments.set(attachmentKey(network, containerId, ifname), attachment);
       return { attachment, created: true };

@@ -13,7 +13,7 @@
  * Protocol: one JSON object per line each way; every request line gets one reply line, in
  * order; the server closes the connection once the client has half-closed and every reply is
  * written. Request `{ op: "add"|"del"|"check"|"gc"|"status", network, containerId, ifname,
- * netns?, valid? }`; reply `{ ok: true, attachment?, removed? }` or
+ * netns?, task?, framework?, valid? }`; reply `{ ok: true, attachment?, dns?, removed? }` or
  * `{ ok: false, error: { code, cniCode, message, details } }`.
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
@@ -25,6 +25,7 @@ import { removeStaleSocket } from '../net/index.js';
 import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { CniCode, CniError, CniErrorCode } from './errors.js';
 import { ContainerPool, type Attachment, type NetworkRange } from './pool.js';
+import { TASK_NAME, type TaskName } from './task-name.js';
 
 export interface CniServiceOptions {
   agent: string;
@@ -36,6 +37,8 @@ export interface CniServiceOptions {
   fs?: StorageFs;
   /** Time: lease creation stamps (wall clock) and the sweep timer. Default the system clock. */
   clock?: Clock;
+  /** The resolvers a container on `network` should use (the DNS server on its gateway), named in ADD results. */
+  resolvers?: (network: string) => string[];
 }
 
 export interface CniStats {
@@ -84,6 +87,27 @@ function parseValidList(value: unknown): { containerId: string; ifname: string }
     }
     return { containerId: e.containerId, ifname: e.ifname };
   });
+}
+
+/** The optional task name of an add request (both parts or neither, each as TASK_NAME allows). */
+function taskName(req: Record<string, unknown>): TaskName | undefined {
+  const { task, framework } = req;
+  if (task === undefined && framework === undefined) return undefined;
+  for (const [name, v] of [
+    ['task', task],
+    ['framework', framework],
+  ] as const) {
+    if (typeof v !== 'string' || !TASK_NAME.test(v))
+      throw new CniError(
+        CniErrorCode.BadRequest,
+        CniCode.InvalidConfig,
+        `${name} = ${describe(v)} is not valid; expected 1-63 letters, digits, ".", "_" or "-" (task and framework both, or neither)`,
+        {
+          field: name,
+        },
+      );
+  }
+  return { task: task as string, framework: framework as string };
 }
 
 export class CniService {
@@ -293,10 +317,11 @@ export class CniService {
           }
           try {
             const netns = typeof req['netns'] === 'string' && req['netns'].startsWith('/') && req['netns'].length < 4096 ? req['netns'] : undefined;
-            const { attachment, created } = this.pool.add(network, containerId, ifname, this.clock.wallMs(), netns);
+            const { attachment, created } = this.pool.add(network, containerId, ifname, this.clock.wallMs(), netns, taskName(req));
             if (created) this.durably(() => this.pool.del(network, containerId, ifname));
             this.stats.adds++;
-            return { ok: true, attachment };
+            const nameservers = this.options.resolvers?.(network) ?? [];
+            return { ok: true, attachment, ...(nameservers.length > 0 ? { dns: { nameservers } } : {}) };
           } catch (err) {
             if (err instanceof CniError && err.code === CniErrorCode.Exhausted) {
               this.stats.exhausted++;

@@ -49,7 +49,7 @@ export interface DaemonConfig {
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean; firewallResyncIntervalMs: number };
   cni: { enabled: boolean; socketPath: string; confDir: string };
   docker: { enabled: boolean; socketPath: string; resyncIntervalMs: number; timeoutMs: number };
-  dns: { enabled: boolean; listen: string[]; port: number; zone: string; ttlSeconds: number; upstreams: string[]; upstreamTimeoutMs: number; withholdFailed: boolean };
+  dns: { enabled: boolean; listen: string[]; listenGateways: boolean; port: number; zone: string; ttlSeconds: number; upstreams: string[]; upstreamTimeoutMs: number; withholdFailed: boolean };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
   peers: { degree: number; rotateIntervalMs: number; maxInbound: number };
   overlay: OverlayConfig;
@@ -303,7 +303,12 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
         listen: {
           kind: { type: 'strings', min: 1, item: /^[0-9A-Fa-f:.]+$/, itemText: 'an IP address' },
           default: ['127.0.0.1'],
-          doc: 'Addresses the DNS server listens on. Default 127.0.0.1 (the node itself; containers can be given an address of their agent).',
+          doc: 'Addresses the DNS server always listens on (it does not start without them). Default 127.0.0.1: the node itself.',
+        },
+        listenGateways: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: "Also listen on each overlay bridge's gateway address of this agent's lease (m-<network> and d-<network>, IPv4 and IPv6), so containers use their gateway as resolver; the lashup-ipam CNI result names it (`dns.nameservers`), Docker containers get it with `--dns <gateway>`. A gateway that cannot be bound yet (its bridge is not up) is retried every second. Default true. Containers reach it even on networks that do not `allowHosts`: that rule filters forwarded traffic, not traffic to the agent.",
         },
         port: {
           kind: { type: 'integer', min: 0, max: 65_535 },

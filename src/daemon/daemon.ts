@@ -12,7 +12,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniService, ConflistKeeper, type NetworkRange } from '../cni/index.js';
+import { CniService, ConflistKeeper, TASK_NAME, type NetworkRange } from '../cni/index.js';
 import type { Kernel } from '../dataplane/index.js';
 import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import type { Lease } from '../ipam/index.js';
@@ -32,6 +32,7 @@ import { createApiBackend, type ReleaseResult } from './api-backend.js';
 import { ComponentRunner, type Component } from './component.js';
 import type { DaemonConfig } from './config.js';
 import { LashupNode } from './node.js';
+import { LocalTasks } from './local-tasks.js';
 import { OverlayAgent } from './overlay-agent.js';
 import { AllocationView } from './allocation-view.js';
 import { LASHUP_VERSION } from './version.js';
@@ -63,6 +64,13 @@ function mesosRanges(lease: Lease): Record<string, NetworkRange> {
     if (half !== undefined) ranges[network] = half;
   }
   return ranges;
+}
+
+/** Every bridge gateway address of a lease (Mesos and Docker halves, IPv4 and IPv6): where the DNS server also listens. */
+function leaseGateways(lease: Lease): string[] {
+  const out = new Set<string>();
+  for (const n of Object.values(lease.networks)) for (const g of [n.mesosGateway, n.mesosGateway6, n.dockerGateway, n.dockerGateway6]) if (g !== undefined) out.add(g);
+  return [...out].sort();
 }
 
 /** Where the TCP API's token lives: api.tokenFile, else <dataDir>/api.token. */
@@ -99,6 +107,8 @@ export class Daemon {
   private readonly runner: ComponentRunner;
   private readonly leaveListeners = new Set<() => void>();
   private readonly backend = createApiBackend(this);
+  /** This agent's tasks from the API, CNI and Docker, published by the DNS component. */
+  private readonly localTasks = new LocalTasks();
   private parts: {
     node?: LashupNode;
     kernel?: Kernel;
@@ -390,6 +400,7 @@ export class Daemon {
           resyncIntervalMs: config.docker.resyncIntervalMs,
           logger: componentLogger(logger, 'docker'),
           onUsage: (network, usage) => publishDockerUsage(node.kv, network, config.name, usage, node.identity?.signer),
+          onTasks: (tasks) => this.localTasks.set('docker', tasks),
         });
         keeper = k;
         let lease: Lease | undefined;
@@ -434,24 +445,26 @@ export class Daemon {
     const catalog = new TaskCatalog();
     let server: DnsServer | undefined;
     let unsubscribe: (() => void) | undefined;
-    const stats = { listening: false, listenFailures: 0 };
-    const own = new Map<string, PublishedTask>();
+    const stats = { listening: false, listenFailures: 0, gatewaysPending: 0 };
+    let stopped = false;
+    const local = this.localTasks;
+    /** Tasks registered through the API, by framework/task (the API's own source of `local`). */
+    const own = new Map<string, Omit<PublishedTask, 'source'>>();
+    let unsubscribeLocal: (() => void) | undefined;
+    let unsubscribeLease: (() => void) | undefined;
+    let retryTimer: ReturnType<typeof setTimeout> | undefined;
     /** Whether an agent's records are withheld: membership declares it failed (dns.withholdFailed). */
     const down = (agent: string): boolean => config.dns.withholdFailed && this.node.membership.member(agent)?.state === 'dead';
     const publish = (): void => {
-      publishTasks(
-        this.node.kv,
-        config.name,
-        { agentIp: config.underlayIp, tasks: [...own.values()].sort((a, b) => (`${a.framework}/${a.task}` < `${b.framework}/${b.task}` ? -1 : 1)) },
-        this.node.identity?.signer,
-      );
+      if (config.role !== 'agent') return;
+      publishTasks(this.node.kv, config.name, { agentIp: config.underlayIp, tasks: local.all() }, this.node.identity?.signer);
     };
+    const setApiTasks = (): void => local.set('api', [...own.values()]);
     const agentOnly = (): void => {
       if (config.role !== 'agent') throw new ConflictError('LASHUP_ERR_NOT_AN_AGENT', `${config.name} is a master; tasks are registered on the agent they run on`);
     };
     const taskArg = (value: string | undefined, what: string): string => {
-      if (value === undefined || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(value))
-        throw new BadRequestError(`${what} ${JSON.stringify(value)} is not valid; expected 1-63 letters, digits, ".", "_" or "-"`);
+      if (value === undefined || !TASK_NAME.test(value)) throw new BadRequestError(`${what} ${JSON.stringify(value)} is not valid; expected 1-63 letters, digits, ".", "_" or "-"`);
       return value;
     };
     return {
@@ -462,12 +475,20 @@ export class Daemon {
           const rows = readTasks(node.kv);
           catalog.replace(new Map([...rows].map(([agent, row]) => [agent, row.tasks.map((t) => ({ ...t, agentIp: row.agentIp }))])));
           if (server !== undefined) server.stats.records = catalog.size;
-          // This agent's own row, as the store holds it (a restart keeps the registered tasks).
+          // The tasks registered through the API, as this agent's row holds them: a restart
+          // keeps them (the CNI and Docker sources are read again from their own state).
           const mine = rows.get(config.name);
-          if (own.size === 0 && mine !== undefined) for (const t of mine.tasks) own.set(`${t.framework}/${t.task}`, t);
+          if (!restored && mine !== undefined) {
+            restored = true;
+            for (const t of mine.tasks) if (t.source === 'api' && !own.has(`${t.framework}/${t.task}`)) own.set(`${t.framework}/${t.task}`, t);
+            setApiTasks();
+          }
         };
+        let restored = false;
         unsubscribe = node.kv.subscribe((key) => key === TASKS_KEY, rebuild);
         rebuild();
+        unsubscribeLocal = local.subscribe(publish);
+        publish();
         const upstreams = config.dns.upstreams.length > 0 ? config.dns.upstreams : systemResolvers().filter((ip) => !config.dns.listen.includes(ip));
         const s = new DnsServer({
           listen: config.dns.listen,
@@ -486,6 +507,33 @@ export class Daemon {
           stats.listening = true;
           s.stats.records = catalog.size;
           log.info({ listen: config.dns.listen, port: s.port, zone: config.dns.zone, upstreams }, 'DNS server listening');
+          if (config.dns.listenGateways) {
+            // The bridges' gateways: bound once the dataplane has given the bridges their
+            // addresses, retried every second until then (and after a lease change).
+            let gateways: string[] = [];
+            const logged = new Set<string>();
+            const bindGateways = async (): Promise<void> => {
+              if (retryTimer !== undefined) clearTimeout(retryTimer);
+              retryTimer = undefined;
+              const failed = await s.setExtraListen(gateways);
+              stats.gatewaysPending = failed.length;
+              for (const f of failed) {
+                if (logged.has(f.host)) continue;
+                logged.add(f.host);
+                log.info({ address: f.host, err: f.error }, 'DNS waits for a bridge gateway address (retried every second)');
+              }
+              for (const host of logged) if (!failed.some((f) => f.host === host)) logged.delete(host);
+              if (failed.length > 0 && !stopped) retryTimer = setTimeout(() => void bindGateways(), 1000);
+            };
+            unsubscribeLease = node.onLease((lease) => {
+              gateways = leaseGateways(lease);
+              void bindGateways();
+            });
+            if (node.lease?.current !== undefined) {
+              gateways = leaseGateways(node.lease.current);
+              void bindGateways();
+            }
+          }
         } catch (err) {
           await s.close();
           stats.listenFailures++;
@@ -496,7 +544,11 @@ export class Daemon {
         }
       },
       stop: async () => {
+        stopped = true;
+        if (retryTimer !== undefined) clearTimeout(retryTimer);
         unsubscribe?.();
+        unsubscribeLocal?.();
+        unsubscribeLease?.();
         await server?.close();
       },
       stats: () => ({ ...stats, ...(server?.stats ?? {}) }),
@@ -531,7 +583,7 @@ export class Daemon {
         {
           method: 'GET',
           pattern: '/v1/tasks',
-          handler: () => ({ tasks: Object.fromEntries(readTasks(this.node.kv)), dns: server === undefined ? null : { port: server.port, zone: config.dns.zone } }),
+          handler: () => ({ tasks: Object.fromEntries(readTasks(this.node.kv)), dns: server === undefined ? null : { port: server.port, zone: config.dns.zone, listening: server.listening } }),
         },
         {
           method: 'PUT',
@@ -545,7 +597,7 @@ export class Daemon {
             if (bad !== undefined || ips.length === 0 || ips.length > 16)
               throw new BadRequestError(`ip ${JSON.stringify(bad ?? ips.length)} is not valid; expected 1 to 16 ip= parameters, each an IPv4 or IPv6 address`);
             own.set(`${framework}/${task}`, { framework, task, ips });
-            publish();
+            setApiTasks();
             return { framework, task, ips };
           },
         },
@@ -555,7 +607,7 @@ export class Daemon {
           handler: (params) => {
             agentOnly();
             const removed = own.delete(`${taskArg(params['framework'], 'framework')}/${taskArg(params['task'], 'task')}`);
-            if (removed) publish();
+            if (removed) setApiTasks();
             return { removed };
           },
         },
@@ -563,12 +615,26 @@ export class Daemon {
     };
   }
 
+  /** The resolver of a CNI container on `network`: the DNS server on its bridge gateway (dns.listenGateways), or none. */
+  private containerResolvers(network: string): string[] {
+    const { config } = this;
+    const lease = this.lease;
+    const gateway = lease !== undefined && config.dns.enabled && config.dns.listenGateways ? mesosRanges(lease)[network]?.gateway : undefined;
+    return gateway === undefined ? [] : [gateway];
+  }
+
   private cniComponent(): Component {
     const { config, logger } = this;
     return {
       name: 'cni',
       start: async () => {
-        const cni = new CniService({ agent: config.name, socketPath: config.cni.socketPath, leasesPath: join(config.dataDir, 'cni-leases.json'), logger: componentLogger(logger, 'cni') });
+        const cni = new CniService({
+          agent: config.name,
+          socketPath: config.cni.socketPath,
+          leasesPath: join(config.dataDir, 'cni-leases.json'),
+          logger: componentLogger(logger, 'cni'),
+          resolvers: (network) => this.containerResolvers(network),
+        });
         await cni.listen();
         cni.startSweeping();
         this.parts.cni = cni;
@@ -598,10 +664,20 @@ export class Daemon {
             publishCniUsage(node.kv, network, config.name, { used, total, exhausted: used >= total }, node.identity?.signer);
           }
         };
-        cni.onChange = publishUsage;
+        // Named attachments (task names from CNI args or CNI_ARGS) are this agent's CNI tasks.
+        const cniTasks = (): void =>
+          this.localTasks.set(
+            'cni',
+            cni.pool.list().flatMap((a) => (a.task === undefined || a.framework === undefined ? [] : [{ framework: a.framework, task: a.task, ips: [a.address] }])),
+          );
+        cni.onChange = () => {
+          publishUsage();
+          cniTasks();
+        };
+        cniTasks();
         unsubscribe = node.onLease((lease) => {
           const ranges = mesosRanges(lease);
-          keeper.setNetworks(Object.keys(ranges));
+          keeper.setNetworks(Object.keys(ranges), (network) => this.containerResolvers(network));
           cni.setRanges(ranges);
           publishUsage();
         });

@@ -45,6 +45,8 @@ export interface NetnsClusterOptions {
   overlay?: Record<string, unknown>;
   /** The `dataplane` section of every node's config (defaults otherwise). */
   dataplane?: Record<string, unknown>;
+  /** The `dns` section of every node's config (default: upstreams ['127.0.0.1:9'], nothing answers there). */
+  dns?: Record<string, unknown>;
 }
 
 /** Where the reference CNI plugins live (Debian's containernetworking-plugins). */
@@ -145,7 +147,7 @@ export class NetnsCluster {
       // A dockerd of the node's own (startDockerd) listens here; without one the agent waits.
       docker: { socketPath: Dockerd.socketPathFor(join(dir, 'docker')), resyncIntervalMs: 2000 },
       // Each namespace has a loopback of its own; upstreams are the test's business (none by default).
-      dns: { upstreams: ['127.0.0.1:9'] },
+      dns: { upstreams: ['127.0.0.1:9'], ...this.options.dns },
       // Unix sockets live in the file system every namespace shares: one per node.
       api: { socketPath: join(dir, 'api.sock') },
       ...(this.options.overlay === undefined ? {} : { overlay: this.options.overlay }),
@@ -200,9 +202,10 @@ export class NetnsCluster {
   /**
    * Runs the reference bridge plugin for a container on `agent`, as a runtime would: the
    * network configuration the daemon wrote (`<confDir>/dcos.conflist`), CNI_PATH holding the
-   * reference plugins and lashup-ipam. ADD creates the container namespace first.
+   * reference plugins and lashup-ipam, and `cniArgs` as CNI_ARGS (task names). ADD creates the
+   * container namespace first.
    */
-  async cni(agent: string, command: 'ADD' | 'DEL' | 'CHECK', containerId: string, network = 'dcos'): Promise<CniOutcome> {
+  async cni(agent: string, command: 'ADD' | 'DEL' | 'CHECK', containerId: string, network = 'dcos', cniArgs?: string): Promise<CniOutcome> {
     const node = this.nodes.get(agent);
     if (node === undefined) throw new Error(`no node ${agent}`);
     const ns = `${this.net.id}-k-${containerId}`;
@@ -214,7 +217,15 @@ export class NetnsCluster {
     // CHECK and DEL carry the ADD result as prevResult, as runtimes pass it.
     const prev = this.cniResults.get(containerId);
     const stdin = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], ...(command !== 'ADD' && prev !== undefined ? { prevResult: prev } : {}) });
-    const env = { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: `${CNI_PLUGIN_DIR}:${repoBin()}` };
+    const env = {
+      ...process.env,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: `/run/netns/${ns}`,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: `${CNI_PLUGIN_DIR}:${repoBin()}`,
+      ...(cniArgs === undefined ? {} : { CNI_ARGS: cniArgs }),
+    };
     return new Promise((resolve) => {
       const child = execFile('ip', ['netns', 'exec', node.host.ns, join(CNI_PLUGIN_DIR, 'bridge')], { env, timeout: 30_000, encoding: 'utf8' }, (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;

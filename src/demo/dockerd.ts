@@ -22,7 +22,7 @@ export async function busyboxImageTarball(dir: string): Promise<string> {
   const root = join(dir, 'image');
   mkdirSync(join(root, 'bin'), { recursive: true });
   copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
-  for (const tool of ['sh', 'ping', 'ping6', 'ip', 'sleep', 'cat']) if (!existsSync(join(root, 'bin', tool))) symlinkSync('busybox', join(root, 'bin', tool));
+  for (const tool of ['sh', 'ping', 'ping6', 'ip', 'sleep', 'cat', 'nslookup', 'wget', 'nc']) if (!existsSync(join(root, 'bin', tool))) symlinkSync('busybox', join(root, 'bin', tool));
   const tarball = join(dir, 'image.tar');
   await must(['tar', '-C', root, '-cf', tarball, '.'], 60_000);
   return tarball;

@@ -67,6 +67,7 @@ export class DnsServer {
   private readonly udp: Socket[] = [];
   private readonly tcp: Server[] = [];
   private readonly tcpClients = new Set<TcpSocket>();
+  private readonly extra = new Map<string, { udp: Socket; tcp: Server }>();
   private closed = false;
 
   constructor(private readonly options: DnsServerOptions) {}
@@ -79,9 +80,50 @@ export class DnsServer {
   async listen(): Promise<void> {
     let port = this.options.port;
     for (const host of this.options.listen) {
-      const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-      socket.on('message', (msg, rinfo) => void this.onUdp(socket, msg, rinfo));
-      socket.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS UDP socket error'));
+      const bound = await this.bind(host, port);
+      port = bound.udp.address().port;
+      this.udp.push(bound.udp);
+      this.tcp.push(bound.tcp);
+    }
+  }
+
+  /**
+   * The addresses served besides `listen`, on the same port: the overlay bridges' gateways,
+   * which come and go with the lease and exist only once the dataplane has made the bridges.
+   * Addresses no longer wanted are closed; those that cannot be bound yet are returned (the
+   * caller retries: EADDRNOTAVAIL until the bridge has its address).
+   */
+  async setExtraListen(hosts: readonly string[]): Promise<{ host: string; error: string }[]> {
+    const wanted = new Set(hosts.filter((h) => !this.options.listen.includes(h)));
+    for (const [host, bound] of this.extra) {
+      if (wanted.has(host)) continue;
+      this.extra.delete(host);
+      bound.udp.close();
+      bound.tcp.close();
+    }
+    const failed: { host: string; error: string }[] = [];
+    for (const host of wanted) {
+      if (this.extra.has(host) || this.closed) continue;
+      try {
+        this.extra.set(host, await this.bind(host, this.port));
+      } catch (err) {
+        failed.push({ host, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return failed;
+  }
+
+  /** The addresses served now. */
+  get listening(): string[] {
+    return [...this.options.listen, ...this.extra.keys()];
+  }
+
+  /** One UDP socket and one TCP server on host:port, both or neither. */
+  private async bind(host: string, port: number): Promise<{ udp: Socket; tcp: Server }> {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    socket.on('message', (msg, rinfo) => void this.onUdp(socket, msg, rinfo));
+    socket.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS UDP socket error'));
+    try {
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
         socket.bind(port, host, () => {
@@ -89,26 +131,34 @@ export class DnsServer {
           resolve();
         });
       });
-      port = socket.address().port;
-      this.udp.push(socket);
-      const server = createServer((client) => this.onTcp(client));
-      server.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS TCP server error'));
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+    const server = createServer((client) => this.onTcp(client));
+    server.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS TCP server error'));
+    try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(port, host, () => {
+        server.listen(socket.address().port, host, () => {
           server.off('error', reject);
           resolve();
         });
       });
-      this.tcp.push(server);
+    } catch (err) {
+      socket.close();
+      throw err;
     }
+    return { udp: socket, tcp: server };
   }
 
   close(): Promise<void> {
     this.closed = true;
-    for (const s of this.udp) s.close();
+    const extra = [...this.extra.values()];
+    this.extra.clear();
+    for (const s of [...this.udp, ...extra.map((e) => e.udp)]) s.close();
     for (const c of this.tcpClients) c.destroy();
-    return Promise.all(this.tcp.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
+    return Promise.all([...this.tcp, ...extra.map((e) => e.tcp)].map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
   }
 
   private async onUdp(socket: Socket, msg: Buffer, rinfo: RemoteInfo): Promise<void> {

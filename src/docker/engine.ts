@@ -1,6 +1,7 @@
 /**
- * A small typed client of the Docker Engine API over its unix socket: the five calls lashup
- * needs (ping, list, inspect, create and remove networks), each with a timeout.
+ * A small typed client of the Docker Engine API over its unix socket: the calls lashup needs
+ * (ping; list, inspect, create and remove networks; list labelled containers), each with a
+ * timeout, and the events stream (no timeout: it is held open, and closed by its owner).
  *
  * Written here rather than taken from `dockerode`: dockerode (with docker-modem, and ssh2 as an
  * optional native dependency) covers the whole API for ~1.5 MB of dependencies, while these
@@ -38,6 +39,27 @@ export interface DockerNetworkSpec {
   Labels: Record<string, string>;
 }
 
+/** A container as `GET /containers/json` describes it (the fields lashup reads). */
+export interface DockerContainer {
+  Id: string;
+  Names: string[];
+  Labels: Record<string, string>;
+  /** Endpoints by network name. */
+  Networks: Record<string, { IPAddress?: string; GlobalIPv6Address?: string }>;
+}
+
+/** One message of the events stream (the fields lashup reads). */
+export interface DockerEvent {
+  Type?: string;
+  Action?: string;
+}
+
+/** An open events stream: `done` settles when it ends (daemon gone, closed). */
+export interface DockerEventStream {
+  close(): void;
+  done: Promise<void>;
+}
+
 /** The calls lashup makes; an interface so the keeper can be driven without a daemon. */
 export interface DockerApi {
   ping(): Promise<void>;
@@ -45,6 +67,10 @@ export interface DockerApi {
   inspectNetwork(id: string): Promise<DockerNetwork>;
   createNetwork(spec: DockerNetworkSpec): Promise<string>;
   removeNetwork(id: string): Promise<void>;
+  /** Running containers that carry label `label` (any value). */
+  listContainers(label: string): Promise<DockerContainer[]>;
+  /** Container and network events, each given to `onEvent`, until closed or the daemon ends the stream. */
+  events(onEvent: (event: DockerEvent) => void): DockerEventStream;
 }
 
 export interface DockerEngineOptions {
@@ -89,6 +115,64 @@ export class DockerEngine implements DockerApi {
 
   async removeNetwork(id: string): Promise<void> {
     await this.call('DELETE', `/networks/${encodeURIComponent(id)}`);
+  }
+
+  async listContainers(label: string): Promise<DockerContainer[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: [label], status: ['running'] }));
+    const body = await this.call('GET', `/containers/json?filters=${filters}`);
+    if (!Array.isArray(body)) throw this.bad('GET /containers/json', 'expected an array of containers');
+    const out: DockerContainer[] = [];
+    for (const c of body as unknown[]) {
+      const r = c as { Id?: unknown; Names?: unknown; Labels?: unknown; NetworkSettings?: { Networks?: unknown } } | null;
+      if (r === null || typeof r !== 'object' || typeof r.Id !== 'string') continue;
+      const networks = r.NetworkSettings?.Networks;
+      out.push({
+        Id: r.Id,
+        Names: Array.isArray(r.Names) ? r.Names.filter((n): n is string => typeof n === 'string') : [],
+        Labels: r.Labels !== null && typeof r.Labels === 'object' ? (r.Labels as Record<string, string>) : {},
+        Networks: networks !== null && typeof networks === 'object' ? (networks as DockerContainer['Networks']) : {},
+      });
+    }
+    return out;
+  }
+
+  events(onEvent: (event: DockerEvent) => void): DockerEventStream {
+    const { socketPath } = this.options;
+    const filters = encodeURIComponent(JSON.stringify({ type: ['container', 'network'] }));
+    let req: ReturnType<typeof request> | undefined;
+    const done = new Promise<void>((resolve) => {
+      req = request({ socketPath, method: 'GET', path: `/v${DOCKER_API_VERSION}/events?filters=${filters}`, headers: { host: 'docker' } }, (res) => {
+        if ((res.statusCode ?? 0) !== 200) {
+          res.resume();
+          resolve();
+          return;
+        }
+        let buffer = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffer += chunk;
+          // One JSON object per line; a line past MAX_BODY_BYTES is not an event (dropped).
+          if (buffer.length > MAX_BODY_BYTES) buffer = '';
+          for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
+            const line = buffer.slice(0, end).trim();
+            buffer = buffer.slice(end + 1);
+            if (line === '') continue;
+            try {
+              const event = JSON.parse(line) as unknown;
+              if (event !== null && typeof event === 'object') onEvent(event as DockerEvent);
+            } catch {
+              // Not JSON: the stream is the daemon's; a bad line is skipped, the next sync covers it.
+            }
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', () => resolve());
+        res.on('close', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+    return { close: () => req?.destroy(), done };
   }
 
   private bad(what: string, expected: string): DockerError {

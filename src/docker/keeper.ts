@@ -17,8 +17,9 @@
 import { cidrSize, parseCidr, type Clock, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { type DesiredDockerNetwork, dockerNetworkDifferences, dockerNetworkSpec, isLashupNetwork } from './desired.js';
-import type { DockerApi, DockerNetwork } from './engine.js';
+import type { DockerApi, DockerContainer, DockerEventStream, DockerNetwork } from './engine.js';
 import { DockerError } from './errors.js';
+import { type DockerTask, dockerTasks, TASK_LABEL } from './tasks.js';
 
 export interface DockerConflict {
   network: string;
@@ -54,6 +55,12 @@ export interface DockerKeeperStats {
   used: Record<string, number>;
   /** Addresses each network's Docker half offers containers. */
   capacity: Record<string, number>;
+  /** Named tasks (labelled containers on lashup's networks) at the last sync. */
+  tasks: number;
+  /** Labelled containers left out at the last sync: their labels are not valid (logged once each). */
+  badLabels: number;
+  /** Events from the daemon's stream that started a sync. */
+  events: number;
 }
 
 export interface DockerKeeperOptions {
@@ -65,6 +72,12 @@ export interface DockerKeeperOptions {
   logger?: Logger;
   /** Told the usage of each desired network after every sync that read it. */
   onUsage?: (network: string, usage: DockerUsage) => void;
+  /**
+   * Told the named tasks (labels, see tasks.ts) of the containers on lashup's networks after
+   * every sync that read them. When set, the keeper also follows the daemon's events, so a
+   * container's start or stop is seen at once rather than at the next resync.
+   */
+  onTasks?: (tasks: DockerTask[]) => void;
 }
 
 /** Addresses a container may get in `subnet` (IPv4: network, gateway and broadcast excluded). */
@@ -77,7 +90,22 @@ export function dockerHalfCapacity(subnet: string): number {
 }
 
 export class DockerNetworkKeeper {
-  readonly stats: DockerKeeperStats = { reachable: false, syncs: 0, unreachable: 0, syncFailures: 0, created: 0, recreated: 0, removed: 0, conflicts: 0, networks: 0, used: {}, capacity: {} };
+  readonly stats: DockerKeeperStats = {
+    reachable: false,
+    syncs: 0,
+    unreachable: 0,
+    syncFailures: 0,
+    created: 0,
+    recreated: 0,
+    removed: 0,
+    conflicts: 0,
+    networks: 0,
+    used: {},
+    capacity: {},
+    tasks: 0,
+    badLabels: 0,
+    events: 0,
+  };
   conflicts: DockerConflict[] = [];
   private desired: DesiredDockerNetwork[] = [];
   private timer: TimerHandle | undefined;
@@ -88,6 +116,9 @@ export class DockerNetworkKeeper {
   /** Whether the daemon was reachable at the last attempt (undefined before the first). */
   private lastReachable: boolean | undefined;
   private lastFailure = '';
+  private stream: DockerEventStream | undefined;
+  /** Refusals already logged (container and label value), so a bad label is logged once. */
+  private readonly refusalsLogged = new Set<string>();
 
   constructor(private readonly options: DockerKeeperOptions) {}
 
@@ -98,6 +129,8 @@ export class DockerNetworkKeeper {
 
   stop(): void {
     this.stopped = true;
+    this.stream?.close();
+    this.stream = undefined;
     this.timer?.cancel();
     this.timer = undefined;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
@@ -151,6 +184,7 @@ export class DockerNetworkKeeper {
       return;
     }
     this.reachability(true);
+    this.follow();
     let networks: DockerNetwork[];
     try {
       networks = await api.listNetworks();
@@ -196,6 +230,15 @@ export class DockerNetworkKeeper {
     if (failed) this.stats.syncFailures++;
     else this.lastFailure = '';
     this.stats.networks = ok;
+    if (this.options.onTasks !== undefined) {
+      try {
+        this.tasks(await api.listContainers(TASK_LABEL), wanted);
+      } catch (err) {
+        failed = true;
+        this.stats.syncFailures++;
+        this.failed('list the labelled Docker containers', err);
+      }
+    }
     for (const name of Object.keys(this.stats.used)) {
       if (wanted.has(name)) continue;
       delete this.stats.used[name];
@@ -240,6 +283,40 @@ export class DockerNetworkKeeper {
     logger?.warn({ network: d.name, differences }, 'Docker network differed from the lease; recreated');
     this.usage(d.name, { used: 0, total: this.capacity(d) });
     return undefined;
+  }
+
+  private tasks(containers: DockerContainer[], networks: ReadonlySet<string>): void {
+    const { tasks, refused } = dockerTasks(containers, networks);
+    this.stats.tasks = tasks.length;
+    this.stats.badLabels = refused.length;
+    const now = new Set<string>();
+    for (const r of refused) {
+      const key = `${r.containerId}/${r.label}=${r.value ?? ''}`;
+      now.add(key);
+      if (!this.refusalsLogged.has(key)) this.options.logger?.warn({ code: 'LASHUP_ERR_DOCKER_TASK_LABEL', container: r.containerId, label: r.label, value: r.value }, r.message);
+    }
+    this.refusalsLogged.clear();
+    for (const key of now) this.refusalsLogged.add(key);
+    this.options.onTasks?.(tasks);
+  }
+
+  /**
+   * Follows the daemon's events while it is reachable (re-opened at the next sync after the
+   * stream ends): a container started, stopped, or (dis)connected starts a sync at once.
+   */
+  private follow(): void {
+    if (this.options.onTasks === undefined || this.stream !== undefined || this.stopped) return;
+    const stream = this.options.api.events((event) => {
+      const container = event.Type === 'container' && ['start', 'die', 'destroy', 'rename', 'update'].includes(event.Action ?? '');
+      const network = event.Type === 'network' && ['connect', 'disconnect'].includes(event.Action ?? '');
+      if (!container && !network) return;
+      this.stats.events++;
+      void this.kick();
+    });
+    this.stream = stream;
+    void stream.done.then(() => {
+      if (this.stream === stream) this.stream = undefined;
+    });
   }
 
   private capacity(d: DesiredDockerNetwork): number {

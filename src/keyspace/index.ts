@@ -9,4 +9,4 @@ export type { RowSigner, RowVerifier, RowSignature } from './signed-rows.js';
 export { OwnedRowsAdmission } from './row-admission.js';
 export type { RowOwnership, OwnedRowsStats } from './row-admission.js';
 export { publishTasks, readTasks, readAgentTasks, removeAgentTasks } from './tasks.js';
-export type { PublishedTask, AgentTasks } from './tasks.js';
+export type { PublishedTask, AgentTasks, TaskSource } from './tasks.js';

@@ -9,11 +9,17 @@ import { TASKS_KEY } from './keys.js';
 import { type RowSigner, unsignedPart, writeSignedIfChanged } from './signed-rows.js';
 import { writeIfChanged } from './write.js';
 
+/** Where an agent learnt a task: its HTTP API (orchestrators), the CNI path, or Docker labels. */
+export type TaskSource = 'api' | 'cni' | 'docker';
+const SOURCES: readonly string[] = ['api', 'cni', 'docker'];
+
 export interface PublishedTask {
   framework: string;
   task: string;
   /** Container addresses. */
   ips: string[];
+  /** Where the agent learnt it; rows written before sources existed read as `api`. */
+  source: TaskSource;
 }
 
 /** One agent's row: its underlay address and its tasks. */
@@ -26,7 +32,7 @@ const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 
 
 /** Writes this agent's tasks (only when they changed; signed when a signer is given). */
 export function publishTasks(kv: KvStore, agent: string, row: AgentTasks, signer?: RowSigner): boolean {
-  const value = { agentIp: row.agentIp, tasks: row.tasks.map((t) => ({ framework: t.framework, task: t.task, ips: [...t.ips] })) };
+  const value = { agentIp: row.agentIp, tasks: row.tasks.map((t) => ({ framework: t.framework, task: t.task, ips: [...t.ips], source: t.source })) };
   if (signer !== undefined) return writeSignedIfChanged(kv, signer, TASKS_KEY, agent, value);
   return writeIfChanged(kv, TASKS_KEY, agent, value);
 }
@@ -39,7 +45,7 @@ export function readAgentTasks(raw: unknown): AgentTasks | undefined {
   for (const t of row['tasks'] as unknown[]) {
     const r = t as Partial<PublishedTask> | null;
     if (r === null || typeof r !== 'object' || !isText(r.framework) || !isText(r.task) || !Array.isArray(r.ips) || !r.ips.every(isText)) continue;
-    tasks.push({ framework: r.framework, task: r.task, ips: [...r.ips] });
+    tasks.push({ framework: r.framework, task: r.task, ips: [...r.ips], source: typeof r.source === 'string' && SOURCES.includes(r.source) ? r.source : 'api' });
   }
   return { agentIp: row['agentIp'] as string, tasks };
 }

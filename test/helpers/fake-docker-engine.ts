@@ -2,12 +2,23 @@
  * A fake Docker Engine API on a unix socket (node:http): enough of the networks API for the
  * client and the keeper, with containers attached by hand and a switch to stop answering.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { DockerNetwork } from '../../src/docker/index.js';
+
+/** A running container as GET /containers/json lists it. */
+export interface FakeContainer {
+  Id: string;
+  Labels: Record<string, string>;
+  NetworkSettings: { Networks: Record<string, { IPAddress?: string; GlobalIPv6Address?: string }> };
+}
 
 export class FakeEngine {
   readonly networks = new Map<string, DockerNetwork>();
   readonly calls: string[] = [];
+  /** Running containers (GET /containers/json answers those carrying the filter's label). */
+  readonly containers: FakeContainer[] = [];
+  /** Open GET /events streams. */
+  private readonly streams = new Set<ServerResponse>();
   /** Hold every request without answering (a hung daemon). */
   hang = false;
   private server: Server | undefined;
@@ -30,6 +41,21 @@ export class FakeEngine {
         if (req.method === 'GET' && path === '/_ping') {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.end('OK');
+          return;
+        }
+        if (req.method === 'GET' && path.startsWith('/containers/json')) {
+          const filters = JSON.parse(new URL(`http://x${path}`).searchParams.get('filters') ?? '{}') as { label?: string[] };
+          const label = filters.label?.[0];
+          return json(
+            200,
+            this.containers.filter((c) => label === undefined || c.Labels[label] !== undefined),
+          );
+        }
+        if (req.method === 'GET' && path.startsWith('/events')) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.flushHeaders();
+          this.streams.add(res);
+          res.on('close', () => this.streams.delete(res));
           return;
         }
         if (req.method === 'GET' && path === '/networks')
@@ -80,6 +106,18 @@ export class FakeEngine {
     const n = this.byName(name);
     if (n === undefined) throw new Error(`no network ${name}`);
     n.Containers = { ...(n.Containers ?? {}), [container]: { Name: container } };
+  }
+
+  /** Sends an event to every open events stream (a line of JSON, as dockerd does); returns how many streams got it. */
+  emit(event: Record<string, unknown>): number {
+    for (const res of this.streams) res.write(`${JSON.stringify(event)}\n`);
+    return this.streams.size;
+  }
+
+  /** Ends every events stream (a daemon restarting). */
+  endStreams(): void {
+    for (const res of this.streams) res.end();
+    this.streams.clear();
   }
 
   close(): Promise<void> {

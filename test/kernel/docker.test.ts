@@ -5,7 +5,8 @@
  * halves and ping each other and CNI containers across agents (IPv4 and IPv6); a Docker network
  * deleted by hand and a restarted dockerd are put right; a foreign network of an overlay
  * network's name is reported and left alone; a tiny Docker half runs out with Docker's own error
- * and the usage shows it.
+ * and the usage shows it; a container labelled with a task name resolves from another agent's
+ * container (issue 20).
  */
 import { existsSync } from 'node:fs';
 import t from 'tap';
@@ -99,6 +100,21 @@ t.test('Docker containers on two agents: networks, addresses, pings, repairs, co
     "a5's CNI container pings a4's Docker container",
   );
   t.ok(await eventually(() => ping(d4, ip6['a5'] as string, true), 30_000, 500), `IPv6: a4's Docker container pings a5's (${ip6['a5']})`);
+  // Names from labels (issue 20): a labelled container on a5 resolves from a4's container,
+  // through a4's DNS server on its d-dcos gateway; removed, the name goes.
+  const named = await d5.docker(['run', '-d', '--name', 'named', '--network', 'dcos', '--label', 'lashup.task=dweb', '--label', 'lashup.framework=shop', 'lashup-test/busybox:1', 'sleep', '600']);
+  t.equal(named.code, 0, `a labelled container runs on a5${named.code === 0 ? '' : `: ${named.stderr}`}`);
+  const namedIp = (await d5.docker(['inspect', '--format', '{{.NetworkSettings.Networks.dcos.IPAddress}}', 'named'])).stdout.trim();
+  const gateway4 = lease4?.networks['dcos']?.dockerGateway as string;
+  const lookup = async (): Promise<{ code: number; stdout: string }> => d4.docker(['exec', 'ctr', 'nslookup', `dweb.shop.containerip.dcos.thisdcos.directory`, gateway4], 15_000);
+  const resolved = await eventually(async () => (await lookup()).stdout.includes(namedIp), 30_000, 500);
+  t.ok(
+    resolved,
+    `a4's Docker container resolves the labelled container's name (${namedIp}) through its gateway ${gateway4}${resolved ? '' : `; nslookup: ${JSON.stringify(await lookup())}; a5's tasks: ${await cluster.apiGet('a5', '/v1/tasks')}; a4's dns: ${await cluster.apiGet('a4', '/v1/dns?name=dweb.shop.containerip.dcos.thisdcos.directory')}`}`,
+  );
+  t.equal((await d5.docker(['rm', '-f', 'named'])).code, 0, 'the labelled container removed');
+  t.ok(await eventually(async () => /NXDOMAIN/.test((await lookup()).stdout), 30_000, 500), 'and its name is gone');
+
   const cni4 = await cluster.cni('a4', 'ADD', 'k4');
   t.equal(cni4.code, 0, `a CNI container on a4${cni4.code === 0 ? '' : `: ${cni4.stderr}`}`);
   const cni4Ip = ((JSON.parse(cni4.stdout) as { ips: { address: string }[] }).ips[0]?.address ?? '').split('/')[0] as string;

@@ -154,6 +154,12 @@ t.test('conflist: bridge on m-<network> chained with lashup-ipam, written only o
   t.equal(writeConflist(d, 'dcos', 1420, '/s'), false, 'unchanged: not rewritten');
   t.equal(writeConflist(d, 'dcos', 1400, '/s'), true, 'a new MTU rewrites it');
   t.match(JSON.parse(readFileSync(join(d, 'dcos.conflist'), 'utf8')), { plugins: [{ mtu: 1400 }] });
+  t.equal((conflist('dcos', 1420, '/s').plugins as Record<string, unknown>[])[0]?.['dns'], undefined, 'no resolver: no dns section');
+  t.same(
+    (conflist('dcos', 1420, '/s', ['9.0.1.1']).plugins as Record<string, unknown>[])[0]?.['dns'],
+    { nameservers: ['9.0.1.1'] },
+    "the resolver in the bridge plugin's own dns (Debian's bridge replaces the IPAM result's)",
+  );
 });
 
 t.test('leases of containers whose namespace is gone are collected after a grace period', async (t) => {

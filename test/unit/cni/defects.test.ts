@@ -241,4 +241,8 @@ t.test('item 8: conflists are level-triggered: restored after removal, foreign f
   t.ok(existsSync(join(confDir, 'cni.lock')), "the runtime's lock file is left alone");
   rmSync(confDir, { recursive: true });
   t.ok(await eventually(() => existsSync(path), 10_000), 'even the directory is recreated');
+  const writes = keeper.stats.writes;
+  keeper.setNetworks(['dcos'], (network) => (network === 'dcos' ? ['9.0.1.1'] : []));
+  t.match(JSON.parse(readFileSync(path, 'utf8')), { plugins: [{ dns: { nameservers: ['9.0.1.1'] } }] }, 'a resolver (the lease gateway) rewrites it');
+  t.equal(keeper.stats.writes, writes + 1);
 });

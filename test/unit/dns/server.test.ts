@@ -62,7 +62,7 @@ async function serve(t: Test, upstreams: string[] = []): Promise<DnsServer> {
   return server;
 }
 
-function ask(port: number, message: Buffer): Promise<Buffer | undefined> {
+function ask(port: number, message: Buffer, host = '127.0.0.1'): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     const socket = createSocket('udp4');
     const timer = setTimeout(() => {
@@ -74,7 +74,7 @@ function ask(port: number, message: Buffer): Promise<Buffer | undefined> {
       socket.close();
       resolve(reply);
     });
-    socket.send(message, port, '127.0.0.1');
+    socket.send(message, port, host);
   });
 }
 
@@ -173,4 +173,22 @@ t.test('names outside the zone go upstream; SERVFAIL when no upstream answers', 
   const fail = decode(await ask(down.port, query('example.com', 'A')));
   t.equal(fail.rcode, 'SERVFAIL', 'no upstream: SERVFAIL');
   t.ok(down.stats.forwardErrors >= 1, 'counted');
+});
+
+t.test('extra addresses (bridge gateways) come and go on the same port; those that cannot be bound yet are returned', async (t) => {
+  const server = await serve(t);
+  // 127.0.0.2 is on the loopback device of every Linux host; 192.0.2.1 (TEST-NET-1) on none of this machine's.
+  const failed = await server.setExtraListen(['127.0.0.2', '192.0.2.1', '127.0.0.1']);
+  t.same(
+    failed.map((f) => f.host),
+    ['192.0.2.1'],
+    'an address the host does not have is returned, to be retried',
+  );
+  t.match(failed[0]?.error, /EADDRNOTAVAIL/);
+  t.same(server.listening, ['127.0.0.1', '127.0.0.2'], 'the configured address is not bound twice');
+  t.equal(decode(await ask(server.port, query(`web.marathon.containerip.${ZONE}`, 'A'), '127.0.0.2')).rcode, 'NOERROR', 'answered on the extra address');
+  t.same(await server.setExtraListen(['127.0.0.2']), [], 'asking again binds nothing new');
+  t.same(await server.setExtraListen([]), []);
+  t.same(server.listening, ['127.0.0.1'], 'a gateway no longer leased is let go');
+  t.equal(await ask(server.port, query(`web.marathon.containerip.${ZONE}`, 'A'), '127.0.0.2'), undefined, 'nothing answers there any more');
 });

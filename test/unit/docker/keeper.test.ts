@@ -10,11 +10,16 @@ import {
   dockerHalfCapacity,
   dockerNetworkDifferences,
   dockerNetworkSpec,
+  dockerTasks,
+  FRAMEWORK_LABEL,
+  TASK_LABEL,
+  type DockerTask,
   type DockerUsage,
 } from '../../../src/docker/index.js';
 import type { Lease } from '../../../src/ipam/index.js';
 import { Scheduler } from '../../../src/sim/index.js';
 import { FakeEngine } from '../../helpers/fake-docker-engine.js';
+import { until } from '../../helpers/until.js';
 
 const lease: Lease = {
   agent: 'a1',
@@ -130,4 +135,61 @@ t.test('no daemon, a hung daemon, a daemon that appears later: nothing blocks, e
   t.ok(keeper.stats.reachable, 'picked up once it answers');
   t.equal(engine.networks.size, 2);
   await t.rejects(api.inspectNetwork('missing'), { code: DockerErrorCode.Api, details: { status: 404 } }, 'an API error carries its status');
+});
+
+t.test('tasks from labelled containers on lashup networks, refreshed by the daemon events; bad labels reported, never hiding the others', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lashup-docker-'));
+  const engine = new FakeEngine(join(dir, 'docker.sock'));
+  await engine.listen();
+  const scheduler = new Scheduler({ epochMs: 0 });
+  const seen: DockerTask[][] = [];
+  const keeper = new DockerNetworkKeeper({
+    api: new DockerEngine({ socketPath: engine.socketPath, timeoutMs: 500 }),
+    clock: scheduler.clock(),
+    agent: 'a1',
+    resyncIntervalMs: 3_600_000,
+    onTasks: (tasks) => seen.push(tasks),
+  });
+  t.teardown(async () => {
+    keeper.stop();
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const container = (id: string, labels: Record<string, string>, networks: Record<string, { IPAddress?: string; GlobalIPv6Address?: string }>) =>
+    engine.containers.push({ Id: id.padEnd(64, '0'), Labels: labels, NetworkSettings: { Networks: networks } });
+  container('aaa', { [TASK_LABEL]: 'web', [FRAMEWORK_LABEL]: 'shop' }, { dcos: { IPAddress: '9.0.0.130' }, dcos6: { GlobalIPv6Address: 'fd01:b::8000:0:2' }, bridge: { IPAddress: '172.17.0.2' } });
+  container('bbb', { [TASK_LABEL]: 'db' }, { dcos: { IPAddress: '9.0.0.131' } });
+  container('ccc', { [TASK_LABEL]: 'x y', [FRAMEWORK_LABEL]: 'shop' }, { dcos: { IPAddress: '9.0.0.132' } });
+  container('ddd', { [TASK_LABEL]: 'other', [FRAMEWORK_LABEL]: 'shop' }, { bridge: { IPAddress: '172.17.0.3' } });
+  await keeper.setDesired(desiredDockerNetworks(lease, 1420));
+  t.same(
+    seen.at(-1),
+    [{ framework: 'shop', task: 'web', ips: ['9.0.0.130', 'fd01:b::8000:0:2'], containerId: 'aaa000000000' }],
+    "only lashup networks' addresses; a container on none of them has no task; bad labels left out",
+  );
+  t.equal(keeper.stats.tasks, 1);
+  t.equal(keeper.stats.badLabels, 2, 'a missing framework and a task with a space');
+  t.same(
+    dockerTasks(
+      engine.containers.map((c) => ({ Id: c.Id, Names: [], Labels: c.Labels, Networks: c.NetworkSettings.Networks })),
+      new Set(['dcos']),
+    ).refused.map((r) => [r.label, r.value]),
+    [
+      [FRAMEWORK_LABEL, undefined],
+      [TASK_LABEL, 'x y'],
+    ],
+  );
+
+  // A container starts: the event, not a resync (an hour away), brings its task.
+  await until(() => engine.emit({ Type: 'container', Action: 'exec_start' }) > 0, 5000, 'the keeper follows the events');
+  const before = seen.length;
+  container('eee', { [TASK_LABEL]: 'web', [FRAMEWORK_LABEL]: 'shop' }, { dcos: { IPAddress: '9.0.0.133' } });
+  engine.emit({ Type: 'container', Action: 'start', Actor: { ID: 'eee' } });
+  await until(() => seen.length > before && (seen.at(-1) ?? []).length === 2, 5000, 'the started container is a task');
+  t.equal(keeper.stats.events, 1, 'the exec_start event is not one that changes addresses');
+  // The daemon restarts: the stream ends and is opened again at the next sync.
+  engine.endStreams();
+  await keeper.kick();
+  await until(() => engine.emit({ Type: 'network', Action: 'disconnect' }) > 0, 5000, 'the stream is opened again');
+  await until(() => keeper.stats.events === 2, 5000, 'a disconnect starts a sync');
 });
