@@ -452,6 +452,7 @@ export class Daemon {
     const own = new Map<string, Omit<PublishedTask, 'source'>>();
     let unsubscribeLocal: (() => void) | undefined;
     let unsubscribeLease: (() => void) | undefined;
+    let unsubscribeMembership: (() => void) | undefined;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
     /** Whether an agent's records are withheld: membership declares it failed (dns.withholdFailed). */
     const down = (agent: string): boolean => config.dns.withholdFailed && this.node.membership.member(agent)?.state === 'dead';
@@ -504,6 +505,8 @@ export class Daemon {
         try {
           await s.listen();
           server = s;
+          // Cached answers depend on which agents are down: any membership change forgets them.
+          unsubscribeMembership = node.membership.on(() => s.invalidate());
           stats.listening = true;
           s.stats.records = catalog.size;
           log.info({ listen: config.dns.listen, port: s.port, zone: config.dns.zone, upstreams }, 'DNS server listening');
@@ -549,6 +552,7 @@ export class Daemon {
         unsubscribe?.();
         unsubscribeLocal?.();
         unsubscribeLease?.();
+        unsubscribeMembership?.();
         await server?.close();
       },
       stats: () => ({ ...stats, ...(server?.stats ?? {}) }),

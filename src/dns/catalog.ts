@@ -57,6 +57,8 @@ export class TaskCatalog {
   /** `<task>.<framework>` -> records (with the agent that published each). */
   private byName = new Map<string, { agent: string; record: TaskRecord }[]>();
   private count = 0;
+  /** Bumped by every replace: answers cached from an older catalog are stale. */
+  generation = 0;
 
   /** Replaces every record: `records` by publishing agent. */
   replace(records: ReadonlyMap<string, readonly TaskRecord[]>): void {
@@ -73,6 +75,7 @@ export class TaskCatalog {
     }
     this.byName = next;
     this.count = count;
+    this.generation++;
   }
 
   get size(): number {

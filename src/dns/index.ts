@@ -2,3 +2,4 @@ export { TaskCatalog, parseTaskName, inZone, dnsLabel } from './catalog.js';
 export type { TaskRecord, NameKind } from './catalog.js';
 export { DnsServer } from './server.js';
 export type { DnsServerOptions, DnsServerStats } from './server.js';
+export { plainQuestionKey } from './question-key.js';

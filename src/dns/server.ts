@@ -13,6 +13,7 @@ import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import * as packet from 'dns-packet';
 import type { Logger } from '../log/index.js';
 import { inZone, parseTaskName, type TaskCatalog } from './catalog.js';
+import { plainQuestionKey } from './question-key.js';
 
 export interface DnsServerOptions {
   /** Addresses to listen on (UDP and TCP each). */
@@ -57,6 +58,9 @@ const MAX_UDP_PAYLOAD = 4096;
  */
 const MAX_FORWARDS_IN_FLIGHT = 256;
 
+/** Cached answers of the zone, at most (beyond: the cache starts over; 10,000 names fit). */
+const MAX_CACHED_ANSWERS = 20_000;
+
 /** Response codes (RFC 1035 4.1.1) by name. */
 const RCODES: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
 
@@ -68,6 +72,14 @@ export class DnsServer {
   private readonly tcp: Server[] = [];
   private readonly tcpClients = new Set<TcpSocket>();
   private readonly extra = new Map<string, { udp: Socket; tcp: Server }>();
+  /**
+   * Encoded answers of the zone. Invariant: an entry is used only while the catalog has the
+   * generation it was made from and no membership change came since (invalidate()). No expiry
+   * by time: entries remade every second were promoted out of the young generation and made
+   * every scavenge copy megabytes (p99 latency of 5 ms at 5,000 queries/s, seen in the dns
+   * benchmark).
+   */
+  private readonly cache = new Map<string, { bytes: Buffer; type: string; rcode: string; generation: number; truncated: boolean }>();
   private closed = false;
 
   constructor(private readonly options: DnsServerOptions) {}
@@ -161,9 +173,23 @@ export class DnsServer {
     return Promise.all([...this.tcp, ...extra.map((e) => e.tcp)].map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
   }
 
-  private async onUdp(socket: Socket, msg: Buffer, rinfo: RemoteInfo): Promise<void> {
-    const reply = await this.answer(msg, 'udp');
-    if (reply !== undefined && !this.closed) socket.send(reply, rinfo.port, rinfo.address);
+  private onUdp(socket: Socket, msg: Buffer, rinfo: RemoteInfo): void {
+    const reply = this.answer(msg, 'udp');
+    // Answers of the zone are ready at once (no promise per query on the hot path); forwarded
+    // ones arrive later.
+    if (reply instanceof Promise) {
+      void reply.then((r) => {
+        if (r !== undefined && !this.closed) socket.send(r, rinfo.port, rinfo.address);
+      });
+    } else if (reply !== undefined && !this.closed) socket.send(reply, rinfo.port, rinfo.address);
+  }
+
+  /**
+   * Forgets every cached answer: the caller must call it whenever what `down` answers may have
+   * changed (a member failed or came back). Catalog changes are seen without it (its generation).
+   */
+  invalidate(): void {
+    this.cache.clear();
   }
 
   private onTcp(client: TcpSocket): void {
@@ -181,7 +207,7 @@ export class DnsServer {
         if (buffer.length < 2 + length) break;
         const msg = buffer.subarray(2, 2 + length);
         buffer = buffer.subarray(2 + length);
-        void this.answer(msg, 'tcp').then((reply) => {
+        void Promise.resolve(this.answer(msg, 'tcp')).then((reply) => {
           if (reply === undefined || client.destroyed) return;
           const framed = Buffer.alloc(2 + reply.length);
           framed.writeUInt16BE(reply.length, 0);
@@ -214,20 +240,31 @@ export class DnsServer {
    * but cannot be answered (a question the codec cannot encode back, a class or type it does
    * not know) counts as malformed, like one that does not decode.
    */
-  async answer(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+  answer(msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined | Promise<Buffer | undefined> {
     try {
-      return await this.answerOrThrow(msg, transport);
+      const reply = this.answerOrThrow(msg, transport);
+      return reply instanceof Promise ? reply.catch(() => this.formerr(msg)) : reply;
     } catch {
-      this.malformed();
-      try {
-        return msg.length >= 12 ? packet.encode({ id: msg.readUInt16BE(0), type: 'response', flags: RCODES['FORMERR'] as number }) : undefined;
-      } catch {
-        return undefined;
-      }
+      return this.formerr(msg);
     }
   }
 
-  private async answerOrThrow(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+  /** FORMERR for a message that could not be answered (counted); dropped without a whole header. */
+  private formerr(msg: Buffer): Buffer | undefined {
+    this.malformed();
+    try {
+      return msg.length >= 12 ? packet.encode({ id: msg.readUInt16BE(0), type: 'response', flags: RCODES['FORMERR'] as number }) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private answerOrThrow(msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined | Promise<Buffer | undefined> {
+    // A repeated plain question is answered from the cache before any decoding.
+    const plain = plainQuestionKey(msg);
+    const plainKey = plain === undefined ? undefined : `${transport}\u0000${plain}`;
+    const cached = plainKey === undefined ? undefined : this.cached(plainKey, msg.readUInt16BE(0));
+    if (cached !== undefined) return cached;
     let query: packet.DecodedPacket;
     try {
       query = packet.decode(msg);
@@ -246,11 +283,33 @@ export class DnsServer {
       this.count(type, 'REFUSED');
       return this.encode(query, { rcode: 'REFUSED' }, transport);
     }
-    if (inZone(question.name, this.options.zone)) return this.local(query, question, transport);
-    return this.forward(msg, query, type, transport);
+    if (!inZone(question.name, this.options.zone)) return this.forward(msg, query, type, transport);
+    // The zone's answers are cached encoded, by everything that shapes them: the question as
+    // asked (its case is echoed back: resolvers randomise it), recursion desired, the transport
+    // and the client's UDP limit. A hit copies the bytes and sets the id: no resolve, no encode.
+    const key = plainKey ?? `${question.name}\u0000${type}\u0000${question.class}\u0000${(query.flags ?? 0) & packet.RECURSION_DESIRED}\u0000${transport === 'tcp' ? 'tcp' : this.udpLimit(query)}`;
+    const hit = this.cached(key, query.id ?? 0);
+    if (hit !== undefined) return hit;
+    const generation = this.options.catalog.generation;
+    const truncatedBefore = this.stats.truncated;
+    const { reply, rcode } = this.local(query, question, transport);
+    if (this.cache.size >= MAX_CACHED_ANSWERS) this.cache.clear();
+    this.cache.set(key, { bytes: reply, type, rcode, generation, truncated: this.stats.truncated !== truncatedBefore });
+    return reply;
   }
 
-  private local(query: packet.DecodedPacket, question: packet.Question, transport: 'udp' | 'tcp'): Buffer {
+  /** A copy of the cached answer for `key` with id `id` (counted like any answer), when it is current. */
+  private cached(key: string, id: number): Buffer | undefined {
+    const hit = this.cache.get(key);
+    if (hit === undefined || hit.generation !== this.options.catalog.generation) return undefined;
+    this.count(hit.type, hit.rcode);
+    if (hit.truncated) this.stats.truncated++;
+    const reply = Buffer.from(hit.bytes);
+    reply.writeUInt16BE(id, 0);
+    return reply;
+  }
+
+  private local(query: packet.DecodedPacket, question: packet.Question, transport: 'udp' | 'tcp'): { reply: Buffer; rcode: string } {
     const { zone, ttlSeconds, catalog } = this.options;
     const type = String(question.type);
     const parsed = parseTaskName(question.name, zone);
@@ -260,12 +319,12 @@ export class DnsServer {
     const isApex = question.name.toLowerCase().replace(/\.$/, '') === zone.toLowerCase();
     if (addresses === undefined && !isApex) {
       this.count(type, 'NXDOMAIN');
-      return this.encode(query, { rcode: 'NXDOMAIN', authorities: [this.soa()] }, transport);
+      return { reply: this.encode(query, { rcode: 'NXDOMAIN', authorities: [this.soa()] }, transport), rcode: 'NXDOMAIN' };
     }
     const answers: packet.Answer[] =
       isApex && type === 'SOA' ? [this.soa()] : (addresses ?? []).map((ip) => ({ name: question.name, type: type as 'A' | 'AAAA', class: 'IN' as const, ttl: ttlSeconds, data: ip }));
     this.count(type, 'NOERROR');
-    return this.encode(query, { rcode: 'NOERROR', answers, authorities: answers.length === 0 ? [this.soa()] : [] }, transport);
+    return { reply: this.encode(query, { rcode: 'NOERROR', answers, authorities: answers.length === 0 ? [this.soa()] : [] }, transport), rcode: 'NOERROR' };
   }
 
   private soa(): packet.Answer {

@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import * as packet from 'dns-packet';
-import { DnsServer, TaskCatalog, dnsLabel, inZone, parseTaskName } from '../../../src/dns/index.js';
+import { DnsServer, TaskCatalog, dnsLabel, inZone, parseTaskName, plainQuestionKey } from '../../../src/dns/index.js';
 
 const ZONE = 'dcos.thisdcos.directory';
 
@@ -191,4 +191,71 @@ t.test('extra addresses (bridge gateways) come and go on the same port; those th
   t.same(await server.setExtraListen([]), []);
   t.same(server.listening, ['127.0.0.1'], 'a gateway no longer leased is let go');
   t.equal(await ask(server.port, query(`web.marathon.containerip.${ZONE}`, 'A'), '127.0.0.2'), undefined, 'nothing answers there any more');
+});
+
+t.test('cached answers: the question echoed as asked, a new catalog seen at once, invalidate() for membership changes', async (t) => {
+  const c = catalog();
+  let downAgent = '';
+  const server = new DnsServer({ listen: ['127.0.0.1'], port: 0, zone: ZONE, ttlSeconds: 5, catalog: c, down: (a) => a === downAgent, upstreams: [], upstreamTimeoutMs: 300 });
+  await server.listen();
+  t.teardown(() => server.close());
+  const name = `web.marathon.containerip.${ZONE}`;
+  const first = decode(await ask(server.port, query(name, 'A', { id: 1 })));
+  const again = decode(await ask(server.port, query(name, 'A', { id: 2 })));
+  t.equal(again.id, 2, 'a cached answer carries the id of its query');
+  t.same(again.answers, first.answers);
+  const mixed = packet.decode((await ask(server.port, query('wEb.MaRaThOn.containerip.dcos.thisdcos.directory', 'A'))) as Buffer);
+  t.equal(mixed.questions?.[0]?.name, 'wEb.MaRaThOn.containerip.dcos.thisdcos.directory', 'the question comes back in the case it was asked (resolvers randomise it)');
+  t.equal(server.stats.queries['A']?.['NOERROR'], 3, 'hits are counted like misses');
+
+  downAgent = 'a2';
+  t.same((decode(await ask(server.port, query(name, 'A'))).answers ?? []).map((a) => a.data).sort(), ['9.0.0.2', '9.0.1.2'], 'until told, the cache answers as before');
+  server.invalidate();
+  t.same(
+    (decode(await ask(server.port, query(name, 'A'))).answers ?? []).map((a) => a.data),
+    ['9.0.0.2'],
+    "after invalidate() the down agent's record is withheld",
+  );
+  c.replace(new Map([['a3', [{ framework: 'marathon', task: 'web', ips: ['9.0.2.2'], agentIp: '192.0.2.13' }]]]));
+  t.same(
+    (decode(await ask(server.port, query(name, 'A'))).answers ?? []).map((a) => a.data),
+    ['9.0.2.2'],
+    'a replaced catalog is answered at once',
+  );
+  c.replace(new Map());
+  t.equal(decode(await ask(server.port, query(name, 'A'))).rcode, 'NXDOMAIN', 'and an emptied one');
+});
+
+t.test('plain question keys: only the plainest queries, read without decoding; everything else goes to the codec', async (t) => {
+  const plain = query(`web.marathon.containerip.${ZONE}`, 'A');
+  const key = plainQuestionKey(plain);
+  t.ok(key?.startsWith('1'), 'recursion desired is part of the key');
+  t.equal(plainQuestionKey(query(`WEB.marathon.containerip.${ZONE}`, 'A')) === key, false, 'the case as asked is part of the key');
+  t.equal(plainQuestionKey(query(`web.marathon.containerip.${ZONE}`, 'AAAA')) === key, false, 'so is the type');
+  t.not(plainQuestionKey(packet.encode({ id: 7, type: 'query', flags: 0, questions: [{ name: 'a.b', type: 'A' }] })), undefined);
+  t.equal(plainQuestionKey(Buffer.concat([plain, Buffer.from([0])])), undefined, 'bytes after the question');
+  t.equal(plainQuestionKey(plain.subarray(0, plain.length - 1)), undefined, 'cut short');
+  t.equal(plainQuestionKey(query('a.b', 'A', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 }] } as Partial<packet.Packet>)), undefined, 'EDNS (an OPT record)');
+  t.equal(plainQuestionKey(packet.encode({ id: 1, type: 'response', flags: 0, questions: [{ name: 'a.b', type: 'A' }] })), undefined, 'a response');
+  t.equal(
+    plainQuestionKey(
+      packet.encode({
+        id: 1,
+        type: 'query',
+        questions: [
+          { name: 'a.b', type: 'A' },
+          { name: 'c.d', type: 'A' },
+        ],
+      }),
+    ),
+    undefined,
+    'two questions',
+  );
+  const pointer = Buffer.from(plain);
+  pointer[12] = 0xc0;
+  t.equal(plainQuestionKey(pointer), undefined, 'a compression pointer');
+  const long = Buffer.from(plain);
+  long[12] = 64;
+  t.equal(plainQuestionKey(long), undefined, 'a label longer than 63');
+  t.equal(plainQuestionKey(Buffer.alloc(12)), undefined, 'a bare header');
 });
