@@ -515,7 +515,14 @@ export class Daemon {
             // addresses, retried every second until then (and after a lease change).
             let gateways: string[] = [];
             const logged = new Set<string>();
-            const bindGateways = async (): Promise<void> => {
+            // One pass at a time: a lease change during a retry's binds must not bind an
+            // address twice (the second bind failed EADDRINUSE and was reported pending).
+            let binding: Promise<void> = Promise.resolve();
+            const bindGateways = (): Promise<void> => {
+              binding = binding.then(bindPass);
+              return binding;
+            };
+            const bindPass = async (): Promise<void> => {
               if (retryTimer !== undefined) clearTimeout(retryTimer);
               retryTimer = undefined;
               const failed = await s.setExtraListen(gateways);

@@ -227,18 +227,18 @@ export class DockerNetworkKeeper {
         this.failed(`remove Docker network ${n.Name}`, err);
       }
     }
-    if (failed) this.stats.syncFailures++;
-    else this.lastFailure = '';
     this.stats.networks = ok;
     if (this.options.onTasks !== undefined) {
       try {
         this.tasks(await api.listContainers(TASK_LABEL), wanted);
       } catch (err) {
         failed = true;
-        this.stats.syncFailures++;
         this.failed('list the labelled Docker containers', err);
       }
     }
+    // One failure count per sync, whatever part of it failed.
+    if (failed) this.stats.syncFailures++;
+    else this.lastFailure = '';
     for (const name of Object.keys(this.stats.used)) {
       if (wanted.has(name)) continue;
       delete this.stats.used[name];

@@ -17,6 +17,8 @@ export class FakeEngine {
   readonly calls: string[] = [];
   /** Running containers (GET /containers/json answers those carrying the filter's label). */
   readonly containers: FakeContainer[] = [];
+  /** Answer GET /containers/json with a 500 (a daemon failing part of a sync). */
+  failContainers = false;
   /** Open GET /events streams. */
   private readonly streams = new Set<ServerResponse>();
   /** Hold every request without answering (a hung daemon). */
@@ -43,6 +45,7 @@ export class FakeEngine {
           res.end('OK');
           return;
         }
+        if (req.method === 'GET' && path.startsWith('/containers/json') && this.failContainers) return json(500, { message: 'containers are on fire' });
         if (req.method === 'GET' && path.startsWith('/containers/json')) {
           const filters = JSON.parse(new URL(`http://x${path}`).searchParams.get('filters') ?? '{}') as { label?: string[] };
           const label = filters.label?.[0];

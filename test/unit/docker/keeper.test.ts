@@ -192,4 +192,15 @@ t.test('tasks from labelled containers on lashup networks, refreshed by the daem
   await keeper.kick();
   await until(() => engine.emit({ Type: 'network', Action: 'disconnect' }) > 0, 5000, 'the stream is opened again');
   await until(() => keeper.stats.events === 2, 5000, 'a disconnect starts a sync');
+
+  // Listing the containers fails: one failure counted for the sync, the last tasks kept.
+  engine.failContainers = true;
+  const failures = keeper.stats.syncFailures;
+  const reported = seen.length;
+  await keeper.kick();
+  t.equal(keeper.stats.syncFailures, failures + 1, 'counted once');
+  t.equal(seen.length, reported, 'no tasks reported from a failed listing (the last ones stand)');
+  engine.failContainers = false;
+  await keeper.kick();
+  t.equal(seen.at(-1)?.length, 2, 'the next sync reports them again');
 });
