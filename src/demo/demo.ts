@@ -6,7 +6,8 @@
  * (bridge + lashup-ipam) on dcos, dev and prod and, when dockerd and busybox-static are
  * installed, a Docker one on dcos (a dockerd of its own in the agent's namespace, on the Docker
  * network lashup keeps; without Docker, a second CNI one on dcos). The matrix marks each pair
- * reached or refused, as the isolation policy says.
+ * reached or refused, as the isolation policy says. Every container is a named task (CNI_ARGS,
+ * Docker labels): the demo shows each name answered by another agent's DNS server.
  */
 import { existsSync } from 'node:fs';
 import { NetnsCluster } from './cluster.js';
@@ -39,6 +40,9 @@ interface DemoContainer {
   net: string;
   label: string;
   ip: string;
+  /** Its task name (framework `demo`), and the agent it runs on. */
+  task: string;
+  agent: string;
   ping(to: string): Promise<boolean>;
 }
 
@@ -80,14 +84,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     for (const a of cluster.agents) {
       for (const net of withDocker ? ['dcos', 'dev', 'prod'] : ['dcos', 'dcos', 'dev', 'prod']) {
         const k = cs.filter((c) => c.label.startsWith(`${a.name} `)).length + 1;
-        const out = await cluster.cni(a.name, 'ADD', `${a.name}-c${k}`, net);
+        // Each container is a named task (CNI_ARGS), resolvable on every node's DNS server.
+        const out = await cluster.cni(a.name, 'ADD', `${a.name}-c${k}`, net, `IgnoreUnknown=1;LASHUP_TASK=${a.name}-c${k};LASHUP_FRAMEWORK=demo`);
         if (out.code !== 0) {
           options.err(`CNI ADD on ${a.name} failed: ${out.stdout} ${out.stderr}\n`);
           return 1;
         }
         const ns = out.ns;
         const ip = ((JSON.parse(out.stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0] ?? '';
-        cs.push({ net, label: `${a.name} ${net}`, ip, ping: (to) => cluster.net.ping(ns, to, 1, 1) });
+        cs.push({ net, label: `${a.name} ${net}`, ip, task: `${a.name}-c${k}`, agent: a.name, ping: (to) => cluster.net.ping(ns, to, 1, 1) });
       }
     }
     if (withDocker) {
@@ -98,13 +103,34 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         dockerds.push(d);
         const ready = await eventually(async () => (await d.docker(['network', 'inspect', 'dcos'])).code === 0, 30_000, 250);
         const imported = await d.docker(['import', tarball, 'lashup-demo/busybox:1']);
-        const started = await d.docker(['run', '-d', '--name', 'demo', '--network', 'dcos', 'lashup-demo/busybox:1', 'sleep', '3600']);
+        const started = await d.docker([
+          'run',
+          '-d',
+          '--name',
+          'demo',
+          '--network',
+          'dcos',
+          '--label',
+          `lashup.task=${a.name}-docker`,
+          '--label',
+          'lashup.framework=demo',
+          'lashup-demo/busybox:1',
+          'sleep',
+          '3600',
+        ]);
         if (!ready || imported.code !== 0 || started.code !== 0) {
           options.err(`Docker on ${a.name} failed: ${ready ? '' : 'no dcos network; '}${imported.stderr}${started.stderr}\n`);
           return 1;
         }
         const ip = (await d.docker(['inspect', '--format', '{{.NetworkSettings.Networks.dcos.IPAddress}}', 'demo'])).stdout.trim();
-        cs.push({ net: 'dcos', label: `${a.name} dcos/d`, ip, ping: async (to) => (await d.docker(['exec', 'demo', 'ping', '-c', '1', '-W', '1', to], 15_000)).code === 0 });
+        cs.push({
+          net: 'dcos',
+          label: `${a.name} dcos/d`,
+          ip,
+          task: `${a.name}-docker`,
+          agent: a.name,
+          ping: async (to) => (await d.docker(['exec', 'demo', 'ping', '-c', '1', '-W', '1', to], 15_000)).code === 0,
+        });
       }
     } else options.out('(dockerd or busybox-static not installed: CNI containers only)\n');
     const members = await cluster.cli('m1', ['members']);
@@ -137,7 +163,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     options.out(
       `\n${failures === 0 ? 'every pair as the policy says' : `${failures} pairs differ from the policy`} (${cs.length} containers on ${cluster.agents.length} agents; prod lets dev in, networks are otherwise isolated; refused: dropped by the isolation rules, LEAK: reached though refused, FAIL: refused though allowed)\n`,
     );
-    return failures === 0 ? 0 : 1;
+    // Names: every task's containerip name, as another agent's DNS server answers it.
+    options.out("\nnames (containerip, answered by another agent's DNS server; `lashup dns NAME`):\n");
+    const agents = cluster.agents.map((a) => a.name);
+    let unresolved = 0;
+    for (const c of cs) {
+      const name = `${c.task}.demo.containerip.dcos.thisdcos.directory`;
+      const asker = agents.find((n) => n !== c.agent) ?? c.agent;
+      let answer: string[] = [];
+      await eventually(async () => {
+        answer = ((JSON.parse((await cluster.cli(asker, ['dns', name])).stdout || '{}') as { A?: string[] }).A ?? []) as string[];
+        return answer.includes(c.ip);
+      }, 10_000);
+      if (!answer.includes(c.ip)) unresolved++;
+      options.out(`  ${name.padEnd(50)} on ${asker.padEnd(4)} ${answer.join(', ') || 'NXDOMAIN'}${answer.includes(c.ip) ? '' : `  (expected ${c.ip})`}\n`);
+    }
+    options.out(`${unresolved === 0 ? 'every name resolves everywhere' : `${unresolved} names did not resolve`}\n`);
+    return failures === 0 && unresolved === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
