@@ -291,10 +291,10 @@ export class DnsServer {
     const hit = this.cached(key, query.id ?? 0);
     if (hit !== undefined) return hit;
     const generation = this.options.catalog.generation;
-    const truncatedBefore = this.stats.truncated;
     const { reply, rcode } = this.local(query, question, transport);
     if (this.cache.size >= MAX_CACHED_ANSWERS) this.cache.clear();
-    this.cache.set(key, { bytes: reply, type, rcode, generation, truncated: this.stats.truncated !== truncatedBefore });
+    // Truncated: the TC bit of the reply's flags (byte 2, bit 1).
+    this.cache.set(key, { bytes: reply, type, rcode, generation, truncated: (reply[2] ?? 0) & 0x02 ? true : false });
     return reply;
   }
 

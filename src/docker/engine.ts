@@ -58,6 +58,8 @@ export interface DockerEvent {
 export interface DockerEventStream {
   close(): void;
   done: Promise<void>;
+  /** Lines of the stream that were not a JSON object (skipped; the next sync covers them). */
+  readonly badLines: number;
 }
 
 /** The calls lashup makes; an interface so the keeper can be driven without a daemon. */
@@ -140,6 +142,7 @@ export class DockerEngine implements DockerApi {
     const { socketPath } = this.options;
     const filters = encodeURIComponent(JSON.stringify({ type: ['container', 'network'] }));
     let req: ReturnType<typeof request> | undefined;
+    const counts = { badLines: 0 };
     const done = new Promise<void>((resolve) => {
       req = request({ socketPath, method: 'GET', path: `/v${DOCKER_API_VERSION}/events?filters=${filters}`, headers: { host: 'docker' } }, (res) => {
         if ((res.statusCode ?? 0) !== 200) {
@@ -152,17 +155,23 @@ export class DockerEngine implements DockerApi {
         res.on('data', (chunk: string) => {
           buffer += chunk;
           // One JSON object per line; a line past MAX_BODY_BYTES is not an event (dropped).
-          if (buffer.length > MAX_BODY_BYTES) buffer = '';
+          if (buffer.length > MAX_BODY_BYTES) {
+            buffer = '';
+            counts.badLines++;
+          }
           for (let end = buffer.indexOf('\n'); end >= 0; end = buffer.indexOf('\n')) {
             const line = buffer.slice(0, end).trim();
             buffer = buffer.slice(end + 1);
             if (line === '') continue;
+            let event: unknown;
             try {
-              const event = JSON.parse(line) as unknown;
-              if (event !== null && typeof event === 'object') onEvent(event as DockerEvent);
+              event = JSON.parse(line) as unknown;
             } catch {
-              // Not JSON: the stream is the daemon's; a bad line is skipped, the next sync covers it.
+              // Not JSON: counted and skipped; the next sync covers whatever it was.
+              event = undefined;
             }
+            if (event !== null && typeof event === 'object') onEvent(event as DockerEvent);
+            else counts.badLines++;
           }
         });
         res.on('end', () => resolve());
@@ -172,7 +181,13 @@ export class DockerEngine implements DockerApi {
       req.on('error', () => resolve());
       req.end();
     });
-    return { close: () => req?.destroy(), done };
+    return {
+      close: () => req?.destroy(),
+      done,
+      get badLines() {
+        return counts.badLines;
+      },
+    };
   }
 
   private bad(what: string, expected: string): DockerError {

@@ -61,6 +61,8 @@ export interface DockerKeeperStats {
   badLabels: number;
   /** Events from the daemon's stream that started a sync. */
   events: number;
+  /** Lines of the daemon's events stream that were not events (skipped). */
+  badEvents: number;
 }
 
 export interface DockerKeeperOptions {
@@ -105,6 +107,7 @@ export class DockerNetworkKeeper {
     tasks: 0,
     badLabels: 0,
     events: 0,
+    badEvents: 0,
   };
   conflicts: DockerConflict[] = [];
   private desired: DesiredDockerNetwork[] = [];
@@ -117,6 +120,8 @@ export class DockerNetworkKeeper {
   private lastReachable: boolean | undefined;
   private lastFailure = '';
   private stream: DockerEventStream | undefined;
+  /** Brings the open stream's count of bad lines into the stats (at every event and sync). */
+  private countBadEvents: () => void = () => undefined;
   /** Refusals already logged (container and label value), so a bad label is logged once. */
   private readonly refusalsLogged = new Set<string>();
 
@@ -184,6 +189,7 @@ export class DockerNetworkKeeper {
       return;
     }
     this.reachability(true);
+    this.countBadEvents();
     this.follow();
     let networks: DockerNetwork[];
     try {
@@ -309,12 +315,22 @@ export class DockerNetworkKeeper {
     const stream = this.options.api.events((event) => {
       const container = event.Type === 'container' && ['start', 'die', 'destroy', 'rename', 'update'].includes(event.Action ?? '');
       const network = event.Type === 'network' && ['connect', 'disconnect'].includes(event.Action ?? '');
+      this.countBadEvents();
       if (!container && !network) return;
       this.stats.events++;
       void this.kick();
     });
     this.stream = stream;
+    let counted = 0;
+    const countBad = (): void => {
+      if (stream.badLines === counted) return;
+      if (counted === 0) this.options.logger?.warn({ code: 'LASHUP_ERR_DOCKER_BAD_EVENT' }, 'the Docker events stream sent lines that are not events; skipped (the resync covers them)');
+      this.stats.badEvents += stream.badLines - counted;
+      counted = stream.badLines;
+    };
+    this.countBadEvents = countBad;
     void stream.done.then(() => {
+      countBad();
       if (this.stream === stream) this.stream = undefined;
     });
   }

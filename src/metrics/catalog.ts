@@ -252,6 +252,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     tasks: gauge("Named tasks (containers labelled lashup.task and lashup.framework on lashup's networks) at the last sync."),
     badLabels: gauge('Labelled containers left out of the names at the last sync: their labels are not valid (LASHUP_ERR_DOCKER_TASK_LABEL).'),
     events: counter('Docker daemon events (container start/stop, network connect/disconnect) that started a sync.'),
+    badEvents: counter('Lines of the Docker events stream that were not events (skipped; LASHUP_ERR_DOCKER_BAD_EVENT logged once per stream).'),
   },
   dns: {
     listening: gauge('1 when the DNS server listens on its addresses.'),

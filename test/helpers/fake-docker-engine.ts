@@ -21,6 +21,7 @@ export class FakeEngine {
   failContainers = false;
   /** Open GET /events streams. */
   private readonly streams = new Set<ServerResponse>();
+  private readonly streamWaiters: (() => void)[] = [];
   /** Hold every request without answering (a hung daemon). */
   hang = false;
   private server: Server | undefined;
@@ -59,6 +60,7 @@ export class FakeEngine {
           res.flushHeaders();
           this.streams.add(res);
           res.on('close', () => this.streams.delete(res));
+          for (const resolve of this.streamWaiters.splice(0)) resolve();
           return;
         }
         if (req.method === 'GET' && path === '/networks')
@@ -115,6 +117,17 @@ export class FakeEngine {
   emit(event: Record<string, unknown>): number {
     for (const res of this.streams) res.write(`${JSON.stringify(event)}\n`);
     return this.streams.size;
+  }
+
+  /** Sends a raw line (not necessarily an event) to every open events stream. */
+  emitRaw(line: string): void {
+    for (const res of this.streams) res.write(`${line}\n`);
+  }
+
+  /** Resolves once an events stream is open (at once when one is). */
+  streamOpened(): Promise<void> {
+    if (this.streams.size > 0) return Promise.resolve();
+    return new Promise((resolve) => this.streamWaiters.push(resolve));
   }
 
   /** Ends every events stream (a daemon restarting). */

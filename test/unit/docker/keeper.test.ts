@@ -19,7 +19,15 @@ import {
 import type { Lease } from '../../../src/ipam/index.js';
 import { Scheduler } from '../../../src/sim/index.js';
 import { FakeEngine } from '../../helpers/fake-docker-engine.js';
-import { until } from '../../helpers/until.js';
+
+/** `promise`, or a rejection naming `what` after 5 s: awaiting an event, never waiting for time. */
+function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within 5 s`)), 5000);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
 
 const lease: Lease = {
   agent: 'a1',
@@ -143,12 +151,18 @@ t.test('tasks from labelled containers on lashup networks, refreshed by the daem
   await engine.listen();
   const scheduler = new Scheduler({ epochMs: 0 });
   const seen: DockerTask[][] = [];
+  const tasksWaiters: (() => void)[] = [];
+  /** The next report of tasks (every sync that reads the containers makes one), bounded. */
+  const nextTasks = (what: string): Promise<void> => bounded(new Promise((resolve) => tasksWaiters.push(resolve)), what);
   const keeper = new DockerNetworkKeeper({
     api: new DockerEngine({ socketPath: engine.socketPath, timeoutMs: 500 }),
     clock: scheduler.clock(),
     agent: 'a1',
     resyncIntervalMs: 3_600_000,
-    onTasks: (tasks) => seen.push(tasks),
+    onTasks: (tasks) => {
+      seen.push(tasks);
+      for (const resolve of tasksWaiters.splice(0)) resolve();
+    },
   });
   t.teardown(async () => {
     keeper.stop();
@@ -181,17 +195,30 @@ t.test('tasks from labelled containers on lashup networks, refreshed by the daem
   );
 
   // A container starts: the event, not a resync (an hour away), brings its task.
-  await until(() => engine.emit({ Type: 'container', Action: 'exec_start' }) > 0, 5000, 'the keeper follows the events');
-  const before = seen.length;
+  await bounded(engine.streamOpened(), 'the keeper follows the events');
   container('eee', { [TASK_LABEL]: 'web', [FRAMEWORK_LABEL]: 'shop' }, { dcos: { IPAddress: '9.0.0.133' } });
+  const started = nextTasks('the start event starts a sync');
+  engine.emit({ Type: 'container', Action: 'exec_start' });
   engine.emit({ Type: 'container', Action: 'start', Actor: { ID: 'eee' } });
-  await until(() => seen.length > before && (seen.at(-1) ?? []).length === 2, 5000, 'the started container is a task');
+  await started;
+  t.equal(seen.at(-1)?.length, 2, 'the started container is a task');
   t.equal(keeper.stats.events, 1, 'the exec_start event is not one that changes addresses');
   // The daemon restarts: the stream ends and is opened again at the next sync.
   engine.endStreams();
   await keeper.kick();
-  await until(() => engine.emit({ Type: 'network', Action: 'disconnect' }) > 0, 5000, 'the stream is opened again');
-  await until(() => keeper.stats.events === 2, 5000, 'a disconnect starts a sync');
+  await bounded(engine.streamOpened(), 'the stream is opened again');
+  const disconnected = nextTasks('a disconnect starts a sync');
+  engine.emit({ Type: 'network', Action: 'disconnect' });
+  await disconnected;
+  t.equal(keeper.stats.events, 2);
+  // Lines that are not events are counted and skipped; the stream goes on.
+  const afterJunk = nextTasks('an event after junk lines still starts a sync');
+  engine.emitRaw('not json');
+  engine.emitRaw('42');
+  engine.emit({ Type: 'container', Action: 'die' });
+  await afterJunk;
+  t.equal(keeper.stats.badEvents, 2, 'two bad lines counted');
+  t.equal(keeper.stats.events, 3);
 
   // Listing the containers fails: one failure counted for the sync, the last tasks kept.
   engine.failContainers = true;
