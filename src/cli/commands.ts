@@ -61,6 +61,12 @@ const COMMANDS: Record<string, CommandSpec> = {
     options: API_OPTIONS,
     args: [0, 0],
   },
+  vips: {
+    usage:
+      'usage: lashup vips [API]\n\nEvery VIP this node knows: its address and port (named VIPs with their DNS name <name>.<framework>.l4lb.<zone>), its backends (task, agent, container address and port) and, on an agent, the new connections each backend got through this agent; named VIPs still waiting for an address; declarations left out, with their code and value; the state of the VIP rules.',
+    options: API_OPTIONS,
+    args: [0, 0],
+  },
   dns: {
     usage:
       "usage: lashup dns NAME [API]\n\nWhat this node's DNS server answers for NAME and why: for a task name of the zone, the A and AAAA answers and every record behind them (the agent that published it, whether it is withheld because membership declares that agent failed); for a name outside the zone, the upstream resolvers it is forwarded to.",
@@ -243,6 +249,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         return await show('GET', '/v1/docker');
       case 'policy':
         return await show('GET', '/v1/policy');
+      case 'vips':
+        return await show('GET', '/v1/vips');
       case 'dns':
         return await show('GET', `/v1/dns?name=${encodeURIComponent(args[0] as string)}`);
       case 'leave':

@@ -166,7 +166,7 @@ export async function runPlugin(env: Readonly<Record<string, string | undefined>
         } catch (err) {
           if (!(err instanceof TaskNameError)) throw err;
           const code = err.where.startsWith('CNI_ARGS') ? CniCode.InvalidEnvironment : CniCode.InvalidConfig;
-          throw new PluginError(code, err.message, JSON.stringify({ code: 'LASHUP_ERR_CNI_TASK_NAME', field: err.where }));
+          throw new PluginError(code, err.message, JSON.stringify({ code: err.code, field: err.where }));
         }
         const reply = await call({ op: 'add', network, containerId: id, ifname: name, netns, ...named });
         const a = reply['attachment'] as { address: string; prefixLen: number; gateway: string };

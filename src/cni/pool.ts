@@ -31,6 +31,8 @@ export interface Attachment {
   /** The task name the runtime gave (CNI args or CNI_ARGS), published for DNS. */
   task?: string;
   framework?: string;
+  /** The VIPs the task declared with it (src/vips), published with the task. */
+  vips?: string[];
 }
 
 export const attachmentKey = (network: string, containerId: string, ifname: string): string => `${network}/${containerId}/${ifname}`;
@@ -92,7 +94,7 @@ export class ContainerPool {
   }
 
   /** The attachment's address: the existing one, or the lowest free. Returns whether it is new. */
-  add(network: string, containerId: string, ifname: string, nowMs: number, netns?: string, named?: { task: string; framework: string }): { attachment: Attachment; created: boolean } {
+  add(network: string, containerId: string, ifname: string, nowMs: number, netns?: string, named?: { task: string; framework: string; vips?: string[] }): { attachment: Attachment; created: boolean } {
     const existing = this.get(network, containerId, ifname);
     if (existing !== undefined) return { attachment: existing, created: false };
     const r = this.ranges.get(network);
@@ -123,7 +125,7 @@ export class ContainerPool {
         gateway: r.range.gateway,
         sinceMs: nowMs,
         ...(netns === undefined ? {} : { netns }),
-        ...(named === undefined ? {} : { task: named.task, framework: named.framework }),
+        ...(named === undefined ? {} : { task: named.task, framework: named.framework, ...(named.vips === undefined ? {} : { vips: [...named.vips] }) }),
       };
       this.attachments.set(attachmentKey(network, containerId, ifname), attachment);
       return { attachment, created: true };

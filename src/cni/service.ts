@@ -13,13 +13,14 @@
  * Protocol: one JSON object per line each way; every request line gets one reply line, in
  * order; the server closes the connection once the client has half-closed and every reply is
  * written. Request `{ op: "add"|"del"|"check"|"gc"|"status", network, containerId, ifname,
- * netns?, task?, framework?, valid? }`; reply `{ ok: true, attachment?, dns?, removed? }` or
+ * netns?, task?, framework?, vips?, valid? }`; reply `{ ok: true, attachment?, dns?, removed? }` or
  * `{ ok: false, error: { code, cniCode, message, details } }`.
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { RealClock, type Clock, type TimerHandle } from '../common/index.js';
+import { LashupError, RealClock, type Clock, type TimerHandle } from '../common/index.js';
+import { MAX_TASK_VIPS } from '../keyspace/index.js';
 import type { Logger } from '../log/index.js';
 import { removeStaleSocket } from '../net/index.js';
 import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
@@ -39,6 +40,8 @@ export interface CniServiceOptions {
   clock?: Clock;
   /** The resolvers a container on `network` should use (the DNS server on its gateway), named in ADD results. */
   resolvers?: (network: string) => string[];
+  /** Checks one VIP declaration of an ADD against the cluster (throws a LashupError naming it); the daemon's checks ranges too. */
+  checkVip?: (text: string) => void;
 }
 
 export interface CniStats {
@@ -89,9 +92,26 @@ function parseValidList(value: unknown): { containerId: string; ifname: string }
   });
 }
 
-/** The optional task name of an add request (both parts or neither, each as TASK_NAME allows). */
-function taskName(req: Record<string, unknown>): TaskName | undefined {
-  const { task, framework } = req;
+/**
+ * The optional task name of an add request (both parts or neither, each as TASK_NAME allows),
+ * with the VIPs it declares, each checked by `checkVip` (throws a LashupError naming the value).
+ */
+function taskName(req: Record<string, unknown>, checkVip: ((text: string) => void) | undefined): TaskName | undefined {
+  const { task, framework, vips } = req;
+  if (vips !== undefined) {
+    const bad = (code: string, message: string): CniError => new CniError(CniErrorCode.BadRequest, CniCode.InvalidConfig, message, { field: 'vips', vipCode: code });
+    if (!Array.isArray(vips) || vips.length > MAX_TASK_VIPS || !vips.every((v) => typeof v === 'string' && v.length > 0 && v.length <= 200))
+      throw bad('LASHUP_ERR_VIP_INVALID', `vips = ${describe(vips)} is not valid; expected up to ${MAX_TASK_VIPS} VIP declarations like "/web:80"`);
+    if (task === undefined) throw bad('LASHUP_ERR_VIP_INVALID', 'vips are given without a task name; a VIP belongs to a task');
+    for (const v of vips as string[]) {
+      try {
+        checkVip?.(v);
+      } catch (err) {
+        if (err instanceof LashupError) throw bad(err.code, err.message);
+        throw err;
+      }
+    }
+  }
   if (task === undefined && framework === undefined) return undefined;
   for (const [name, v] of [
     ['task', task],
@@ -107,7 +127,8 @@ function taskName(req: Record<string, unknown>): TaskName | undefined {
         },
       );
   }
-  return { task: task as string, framework: framework as string };
+  const list = vips as string[] | undefined;
+  return { task: task as string, framework: framework as string, ...(list === undefined || list.length === 0 ? {} : { vips: list }) };
 }
 
 export class CniService {
@@ -317,7 +338,7 @@ export class CniService {
           }
           try {
             const netns = typeof req['netns'] === 'string' && req['netns'].startsWith('/') && req['netns'].length < 4096 ? req['netns'] : undefined;
-            const { attachment, created } = this.pool.add(network, containerId, ifname, this.clock.wallMs(), netns, taskName(req));
+            const { attachment, created } = this.pool.add(network, containerId, ifname, this.clock.wallMs(), netns, taskName(req, this.options.checkVip));
             if (created) this.durably(() => this.pool.del(network, containerId, ifname));
             this.stats.adds++;
             const nameservers = this.options.resolvers?.(network) ?? [];

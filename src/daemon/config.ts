@@ -51,6 +51,7 @@ export interface DaemonConfig {
   docker: { enabled: boolean; socketPath: string; resyncIntervalMs: number; timeoutMs: number };
   dns: { enabled: boolean; listen: string[]; listenGateways: boolean; port: number; zone: string; ttlSeconds: number; upstreams: string[]; upstreamTimeoutMs: number; withholdFailed: boolean };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
+  vips: { enabled: boolean; releaseGraceMs: number; assignIntervalMs: number };
   peers: { degree: number; rotateIntervalMs: number; maxInbound: number };
   overlay: OverlayConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
@@ -343,6 +344,29 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       },
     },
     doc: 'Names: the Virtual Network Service DNS.',
+  },
+  vips: {
+    kind: {
+      type: 'object',
+      fields: {
+        enabled: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: "VIPs (see src/vips): agents balance connections to the VIPs tasks declare over the declaring tasks' containers with nftables (table `lashup_vips`); masters give named VIPs their addresses from the overlay's `vipSubnet`/`vipSubnet6`. Default true. False on an agent: it programs no VIP (its containers' VIP declarations still count elsewhere); on every master: named VIPs get no address.",
+        },
+        releaseGraceMs: {
+          kind: { type: 'integer', min: 0, max: 7 * 24 * 3_600_000 },
+          default: 600_000,
+          doc: "Masters: milliseconds a named VIP keeps its address after the last task declaring it is gone, before the address may go to another name. Default 600,000 (10 minutes): a redeploy or an agent's restart ends well within it, and clients holding the address (a cached DNS answer, a configuration file) reach the new tasks.",
+        },
+        assignIntervalMs: {
+          kind: { type: 'integer', min: 100, max: 3_600_000 },
+          default: 5_000,
+          doc: "Masters: milliseconds between the leader's checks of declared VIPs against the allocator, on top of the check that every change of the store's tasks starts at once. It releases VIPs whose grace period ended and publishes the table again if it was changed in the store. Default 5,000.",
+        },
+      },
+    },
+    doc: 'Virtual IPs: stable addresses for services, load-balanced on every agent.',
   },
   peers: {
     kind: {

@@ -5,6 +5,7 @@
  *   every node   node (membership, store, transports; the allocator on masters, the lease client on agents)
  *   agents       dataplane (netlink kernel + reconciler), overlay (lease -> devices, entries -> routes),
  *                firewall (nftables masquerade, level-triggered), cni (container addresses), conflists
+ *   every node   dns (names), vips (masters: named VIPs' addresses; agents: the VIP rules)
  *   every node   api (HTTP API and /metrics)
  *
  * A restart keeps identity (peer key, name), the lease (stored) and the kernel state: the
@@ -15,11 +16,23 @@ import { join } from 'node:path';
 import { CniService, ConflistKeeper, TASK_NAME, type NetworkRange } from '../cni/index.js';
 import type { Kernel } from '../dataplane/index.js';
 import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
-import type { Lease } from '../ipam/index.js';
+import { validateOverlayConfig, type Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
-import { isIp, RealClock } from '../common/index.js';
+import { isIp, LashupError, RealClock } from '../common/index.js';
 import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, networkPolicies, type FirewallBackend } from '../firewall/index.js';
-import { OwnedRowsAdmission, publishCniUsage, publishDockerUsage, publishTasks, readTasks, removeAgentEntries, TASKS_KEY, type PublishedTask } from '../keyspace/index.js';
+import {
+  OwnedRowsAdmission,
+  publishCniUsage,
+  publishDockerUsage,
+  publishTasks,
+  readTasks,
+  removeAgentEntries,
+  TASKS_KEY,
+  VIP_ADDRESSES_KEY,
+  MAX_TASK_VIPS,
+  readVipAddresses,
+  type PublishedTask,
+} from '../keyspace/index.js';
 import { DnsServer, inZone, parseTaskName, TaskCatalog } from '../dns/index.js';
 import { systemResolvers } from './resolv-conf.js';
 import { DockerEngine, DockerNetworkKeeper, desiredDockerNetworks, type DockerApi } from '../docker/index.js';
@@ -27,12 +40,14 @@ import { DaemonMetrics } from '../metrics/index.js';
 import { NodeFs } from '../storage/index.js';
 import { ApiServer } from './api.js';
 import { groupId, loadOrCreateToken } from './api-credentials.js';
-import { BadRequestError, ConflictError, NotFoundError } from './api-errors.js';
+import { ApiError, BadRequestError, ConflictError, NotFoundError } from './api-errors.js';
 import { createApiBackend, type ReleaseResult } from './api-backend.js';
 import { ComponentRunner, type Component } from './component.js';
 import type { DaemonConfig } from './config.js';
 import { LashupNode } from './node.js';
 import { LocalTasks } from './local-tasks.js';
+import { vipsComponent } from './vips-component.js';
+import { declaredNamedVips, validateVipDeclaration, VIP_TABLE, type VipNft } from '../vips/index.js';
 import { OverlayAgent } from './overlay-agent.js';
 import { AllocationView } from './allocation-view.js';
 import { LASHUP_VERSION } from './version.js';
@@ -89,6 +104,11 @@ export interface DaemonOptions {
   beforeStart?: (component: string) => void;
   /** A Docker Engine API to use instead of the socket in `docker.socketPath` (tests). */
   docker?: DockerApi;
+  /**
+   * nftables for the VIP tables instead of the `nft` command (tests); false: no VIP rules.
+   * Default: the `nft` command, unless `firewall` is given (a test with a fake firewall gets no VIP rules).
+   */
+  vipNft?: VipNft | false;
 }
 
 export interface DaemonStats {
@@ -109,6 +129,8 @@ export class Daemon {
   private readonly backend = createApiBackend(this);
   /** This agent's tasks from the API, CNI and Docker, published by the DNS component. */
   private readonly localTasks = new LocalTasks();
+  /** VIP declarations refused where they came in (API, CNI, Docker labels), by code (lashup_vips_refused_declarations_total). */
+  private readonly vipRefusals: Record<string, number> = {};
   private parts: {
     node?: LashupNode;
     kernel?: Kernel;
@@ -184,6 +206,15 @@ export class Daemon {
     if (agent && config.cni.enabled) list.push(this.cniComponent(), this.conflistComponent());
     if (agent && config.docker.enabled) list.push(this.dockerComponent());
     if (config.dns.enabled) list.push(this.dnsComponent());
+    list.push(
+      vipsComponent({
+        config,
+        logger: this.logger,
+        node: () => this.node,
+        nft: this.options.vipNft ?? (this.options.firewall === undefined ? new NftCli({ table: VIP_TABLE }) : false),
+        refusedDeclarations: this.vipRefusals,
+      }),
+    );
     list.push(this.apiComponent());
     return list;
   }
@@ -475,6 +506,15 @@ export class Daemon {
         const rebuild = (): void => {
           const rows = readTasks(node.kv);
           catalog.replace(new Map([...rows].map(([agent, row]) => [agent, row.tasks.map((t) => ({ ...t, agentIp: row.agentIp }))])));
+          // Named VIPs (`<name>.<framework>.l4lb.<zone>`): the ones a task declares that the masters gave an address.
+          // Addresses outside the VIP ranges are refused (readVipAddresses), as the VIP rules refuse them.
+          const addresses = readVipAddresses(node.kv, validateOverlayConfig(node.overlayConfig.current)).table;
+          catalog.replaceVips(
+            declaredNamedVips(rows).flatMap((v) => {
+              const a = addresses.get(v.key);
+              return a === undefined ? [] : [{ name: v.name, framework: v.framework, ...a }];
+            }),
+          );
           if (server !== undefined) server.stats.records = catalog.size;
           // The tasks registered through the API, as this agent's row holds them: a restart
           // keeps them (the CNI and Docker sources are read again from their own state).
@@ -486,7 +526,7 @@ export class Daemon {
           }
         };
         let restored = false;
-        unsubscribe = node.kv.subscribe((key) => key === TASKS_KEY, rebuild);
+        unsubscribe = node.kv.subscribe((key) => key === TASKS_KEY || key === VIP_ADDRESSES_KEY, rebuild);
         rebuild();
         unsubscribeLocal = local.subscribe(publish);
         publish();
@@ -607,9 +647,20 @@ export class Daemon {
             const bad = ips.find((ip) => !isIp(ip));
             if (bad !== undefined || ips.length === 0 || ips.length > 16)
               throw new BadRequestError(`ip ${JSON.stringify(bad ?? ips.length)} is not valid; expected 1 to 16 ip= parameters, each an IPv4 or IPv6 address`);
-            own.set(`${framework}/${task}`, { framework, task, ips });
+            // VIPs the task backs: vip=/web:80=8080 (named) or vip=1.2.3.4:5000/udp (address), up to MAX_TASK_VIPS.
+            const vips = query.getAll('vip');
+            if (vips.length > MAX_TASK_VIPS) throw new BadRequestError(`${vips.length} vip= parameters; expected at most ${MAX_TASK_VIPS}`);
+            for (const v of vips) {
+              try {
+                this.checkVip(v);
+              } catch (err) {
+                if (err instanceof LashupError) throw new ApiError(400, err.code, err.message, err.details);
+                throw err;
+              }
+            }
+            own.set(`${framework}/${task}`, { framework, task, ips, ...(vips.length === 0 ? {} : { vips }) });
             setApiTasks();
-            return { framework, task, ips };
+            return { framework, task, ips, vips };
           },
         },
         {
@@ -624,6 +675,23 @@ export class Daemon {
         },
       ],
     };
+  }
+
+  /**
+   * Checks a VIP declaration where it comes in (API, CNI): parsed, and an address VIP outside
+   * the overlay's subnets and the named VIPs' range of the configuration in use. A refusal is
+   * counted by code and thrown (a VipError naming the value).
+   */
+  private checkVip(text: string): void {
+    const current = this.node.overlayConfig.current;
+    const spec = validateOverlayConfig(current);
+    try {
+      validateVipDeclaration(text, { overlaySubnets: current.networks.flatMap((n) => [n.subnet, n.subnet6].filter((x): x is string => x !== undefined)), vipRanges: [spec.vip, spec.vip6] });
+    } catch (err) {
+      const code = err instanceof LashupError ? err.code : 'LASHUP_ERR_INTERNAL';
+      this.vipRefusals[code] = (this.vipRefusals[code] ?? 0) + 1;
+      throw err;
+    }
   }
 
   /** The resolver of a CNI container on `network`: the DNS server on its bridge gateway (dns.listenGateways), or none. */
@@ -645,6 +713,7 @@ export class Daemon {
           leasesPath: join(config.dataDir, 'cni-leases.json'),
           logger: componentLogger(logger, 'cni'),
           resolvers: (network) => this.containerResolvers(network),
+          checkVip: (text) => this.checkVip(text),
         });
         await cni.listen();
         cni.startSweeping();
@@ -679,7 +748,11 @@ export class Daemon {
         const cniTasks = (): void =>
           this.localTasks.set(
             'cni',
-            cni.pool.list().flatMap((a) => (a.task === undefined || a.framework === undefined ? [] : [{ framework: a.framework, task: a.task, ips: [a.address] }])),
+            cni.pool
+              .list()
+              .flatMap((a) =>
+                a.task === undefined || a.framework === undefined ? [] : [{ framework: a.framework, task: a.task, ips: [a.address], ...(a.vips === undefined ? {} : { vips: a.vips }) }],
+              ),
           );
         cni.onChange = () => {
           publishUsage();

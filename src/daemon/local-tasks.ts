@@ -12,7 +12,13 @@ export class LocalTasks {
 
   /** Replaces one source's tasks; listeners hear of it when they changed. */
   set(source: TaskSource, tasks: readonly Omit<PublishedTask, 'source'>[]): void {
-    const next = tasks.map((t) => ({ framework: t.framework, task: t.task, ips: [...t.ips].sort(), source }));
+    const next = tasks.map((t) => ({
+      framework: t.framework,
+      task: t.task,
+      ips: [...t.ips].sort(),
+      source,
+      ...(t.vips === undefined || t.vips.length === 0 ? {} : { vips: [...t.vips] }),
+    }));
     if (JSON.stringify(next) === JSON.stringify(this.bySource.get(source) ?? [])) return;
     this.bySource.set(source, next);
     for (const l of this.listeners) l();

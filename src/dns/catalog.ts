@@ -5,6 +5,7 @@
  *   <task>.<framework>.containerip.<zone>   the task's container addresses
  *   <task>.<framework>.autoip.<zone>        its container addresses when it has any, else its agent's
  *   <task>.<framework>.agentip.<zone>       the address of the agent it runs on
+ *   <name>.<framework>.l4lb.<zone>          a named VIP's address (src/vips), while a task declares it
  *
  * Names are case-insensitive; a name several tasks share (the same task and framework on
  * several agents) answers with every address. Records of agents that membership declares failed
@@ -22,8 +23,16 @@ export interface TaskRecord {
   agentIp: string;
 }
 
-export type NameKind = 'containerip' | 'autoip' | 'agentip';
-const KINDS: readonly NameKind[] = ['containerip', 'autoip', 'agentip'];
+export type NameKind = 'containerip' | 'autoip' | 'agentip' | 'l4lb';
+const KINDS: readonly NameKind[] = ['containerip', 'autoip', 'agentip', 'l4lb'];
+
+/** A named VIP's addresses, for `l4lb` names. */
+export interface VipRecord {
+  name: string;
+  framework: string;
+  ip: string;
+  ip6?: string;
+}
 
 /** A DNS label as used in names: lower case, letters, digits and '-' (other characters become '-'). */
 export function dnsLabel(text: string): string {
@@ -56,6 +65,8 @@ export function inZone(name: string, zone: string): boolean {
 export class TaskCatalog {
   /** `<task>.<framework>` -> records (with the agent that published each). */
   private byName = new Map<string, { agent: string; record: TaskRecord }[]>();
+  /** `<name>.<framework>` -> a named VIP's addresses. */
+  private vips = new Map<string, VipRecord>();
   private count = 0;
   /** Bumped by every replace: answers cached from an older catalog are stale. */
   generation = 0;
@@ -82,8 +93,20 @@ export class TaskCatalog {
     return this.count;
   }
 
+  /** Replaces the named VIPs (`l4lb` names). */
+  replaceVips(records: readonly VipRecord[]): void {
+    this.vips = new Map(records.map((r) => [`${dnsLabel(r.name)}.${dnsLabel(r.framework)}`, r]));
+    this.generation++;
+  }
+
+  /** The named VIP a `l4lb` name stands for. */
+  vip(name: string, framework: string): VipRecord | undefined {
+    return this.vips.get(`${name}.${framework}`);
+  }
+
   /** Whether a task of a live agent has this name (other record types then get NODATA, not NXDOMAIN). */
-  exists(task: string, framework: string, down: (agent: string) => boolean): boolean {
+  exists(task: string, framework: string, down: (agent: string) => boolean, kind?: NameKind): boolean {
+    if (kind === 'l4lb') return this.vips.has(`${task}.${framework}`);
     return (this.byName.get(`${task}.${framework}`) ?? []).some((e) => !down(e.agent));
   }
 
@@ -98,6 +121,12 @@ export class TaskCatalog {
    * no address of that family (NODATA).
    */
   resolve(task: string, framework: string, kind: NameKind, family: 4 | 6, down: (agent: string) => boolean): string[] | undefined {
+    if (kind === 'l4lb') {
+      const vip = this.vips.get(`${task}.${framework}`);
+      if (vip === undefined) return undefined;
+      const ip = family === 4 ? vip.ip : vip.ip6;
+      return ip === undefined ? [] : [ip];
+    }
     const entries = this.byName.get(`${task}.${framework}`)?.filter((e) => !down(e.agent));
     // Only withheld records (their agents are down): the name does not exist for now.
     if (entries === undefined || entries.length === 0) return undefined;

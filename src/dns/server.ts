@@ -315,7 +315,7 @@ export class DnsServer {
     const parsed = parseTaskName(question.name, zone);
     let addresses: string[] | undefined;
     if (parsed !== undefined && (type === 'A' || type === 'AAAA')) addresses = catalog.resolve(parsed.task, parsed.framework, parsed.kind, type === 'A' ? 4 : 6, this.options.down);
-    else if (parsed !== undefined && catalog.exists(parsed.task, parsed.framework, this.options.down)) addresses = [];
+    else if (parsed !== undefined && catalog.exists(parsed.task, parsed.framework, this.options.down, parsed.kind)) addresses = [];
     const isApex = question.name.toLowerCase().replace(/\.$/, '') === zone.toLowerCase();
     if (addresses === undefined && !isApex) {
       this.count(type, 'NXDOMAIN');

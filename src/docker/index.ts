@@ -5,5 +5,5 @@ export type { DesiredDockerNetwork } from './desired.js';
 export { DockerNetworkKeeper, dockerHalfCapacity } from './keeper.js';
 export type { DockerConflict, DockerKeeperStats, DockerKeeperOptions, DockerUsage } from './keeper.js';
 export { DockerError, DockerErrorCode } from './errors.js';
-export { dockerTasks, TASK_LABEL, FRAMEWORK_LABEL } from './tasks.js';
+export { dockerTasks, TASK_LABEL, FRAMEWORK_LABEL, VIPS_LABEL } from './tasks.js';
 export type { DockerTask, DockerTaskRefusal } from './tasks.js';

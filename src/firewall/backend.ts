@@ -23,6 +23,8 @@ export interface FirewallBackend {
 export interface NftCliOptions {
   /** The command and leading arguments; default `['nft']` (tests: `['ip', 'netns', 'exec', NS, 'nft']`). */
   command?: readonly string[];
+  /** The table (in each family) this backend lists; default lashup's firewall table (the VIPs have their own). */
+  table?: string;
   timeoutMs?: number;
 }
 
@@ -37,9 +39,11 @@ export function normalizeListing(text: string): string {
 export class NftCli implements FirewallBackend {
   private readonly command: readonly string[];
   private readonly timeoutMs: number;
+  private readonly table: string;
 
   constructor(options: NftCliOptions = {}) {
     this.command = options.command ?? ['nft'];
+    this.table = options.table ?? FIREWALL_TABLE;
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
@@ -48,11 +52,17 @@ export class NftCli implements FirewallBackend {
   }
 
   async list(): Promise<Record<FirewallFamily, string | undefined>> {
+    const raw = await this.listRaw();
+    return { ip: raw.ip === undefined ? undefined : normalizeListing(raw.ip), ip6: raw.ip6 === undefined ? undefined : normalizeListing(raw.ip6) };
+  }
+
+  /** The table as nft lists it, counters included (undefined for a family without it). */
+  async listRaw(): Promise<Record<FirewallFamily, string | undefined>> {
     const out: Record<FirewallFamily, string | undefined> = { ip: undefined, ip6: undefined };
     const tables = await this.run(['list', 'tables']);
     for (const family of FIREWALL_FAMILIES) {
-      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${FIREWALL_TABLE}`)) continue;
-      out[family] = normalizeListing(await this.run(['list', 'table', family, FIREWALL_TABLE]));
+      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${this.table}`)) continue;
+      out[family] = await this.run(['list', 'table', family, this.table]);
     }
     return out;
   }
@@ -61,10 +71,10 @@ export class NftCli implements FirewallBackend {
     const out: Record<string, number> = {};
     const tables = await this.run(['list', 'tables']);
     for (const family of FIREWALL_FAMILIES) {
-      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${FIREWALL_TABLE}`)) continue;
+      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${this.table}`)) continue;
       let parsed: { nftables?: { counter?: { name?: unknown; packets?: unknown } }[] };
       try {
-        parsed = JSON.parse(await this.run(['-j', 'list', 'counters', 'table', family, FIREWALL_TABLE])) as typeof parsed;
+        parsed = JSON.parse(await this.run(['-j', 'list', 'counters', 'table', family, this.table])) as typeof parsed;
       } catch (err) {
         if (err instanceof FirewallError) throw err;
         throw new FirewallError(FirewallErrorCode.Apply, `nft -j list counters gave unreadable JSON: ${(err as Error).message}`);

@@ -54,7 +54,19 @@ export interface OverlayConfig {
   /** MTU of the VTEP and bridges: the underlay MTU minus 50 bytes of VXLAN headers. Default 1420. */
   mtu: number;
   networks: OverlayNetworkConfig[];
+  /**
+   * IPv4 range of named VIPs' addresses (issue 21): each `/<name>:<port>` a task declares gets one
+   * address from it, allocated by the masters (never two names on one address). Default
+   * 11.0.0.0/8, DC/OS's l4lb range. Must not overlap the overlay's other ranges.
+   */
+  vipSubnet?: string;
+  /** IPv6 range of named VIPs' addresses (the same index as the IPv4 one). Default fd01:c::/64. */
+  vipSubnet6?: string;
 }
+
+/** The VIP ranges used when the configuration names none. */
+export const DEFAULT_VIP_SUBNET = '11.0.0.0/8';
+export const DEFAULT_VIP_SUBNET6 = 'fd01:c::/64';
 
 export const DEFAULT_OVERLAY_CONFIG: Readonly<OverlayConfig> = {
   vtepSubnet: '44.128.0.0/20',
@@ -89,6 +101,9 @@ export interface OverlaySpec {
   readonly vtep6: Cidr | undefined;
   readonly oui: number[];
   readonly networks: NetworkSpec[];
+  /** Named VIPs' ranges (the defaults when the configuration names none). */
+  readonly vip: Cidr;
+  readonly vip6: Cidr;
 }
 
 function invalid(path: string, value: unknown, expected: string): never {
@@ -173,6 +188,11 @@ export function validateOverlayConfig(config: OverlayConfig, base = 'overlay'): 
       seen.add(from);
     });
   });
+  const vip = cidr(`${base}.vipSubnet`, config.vipSubnet ?? DEFAULT_VIP_SUBNET, 4);
+  if (vip.prefix > 30) invalid(`${base}.vipSubnet`, config.vipSubnet, 'a prefix of at most /30 (room for VIP addresses)');
+  const vip6 = cidr(`${base}.vipSubnet6`, config.vipSubnet6 ?? DEFAULT_VIP_SUBNET6, 6);
+  if (vip6.prefix > 126) invalid(`${base}.vipSubnet6`, config.vipSubnet6, 'a prefix of at most /126');
+  ranges.push({ path: `${base}.vipSubnet`, range: vip }, { path: `${base}.vipSubnet6`, range: vip6 });
   for (let i = 0; i < ranges.length; i++) {
     for (let j = i + 1; j < ranges.length; j++) {
       const a = ranges[i] as { path: string; range: Cidr };
@@ -188,5 +208,5 @@ export function validateOverlayConfig(config: OverlayConfig, base = 'overlay'): 
       }
     }
   }
-  return { config, vtep, vtep6, oui, networks };
+  return { config, vtep, vtep6, oui, networks, vip, vip6 };
 }

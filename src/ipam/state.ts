@@ -6,7 +6,10 @@
  * answers): allocations take the lowest free block or address, scanning in order.
  *
  * Commands (msgpack): [1, agent] allocate (idempotent: an agent keeps what it has and gets the
- * networks it lacks); [2, agent] release; [3, config] set the overlay configuration. Results
+ * networks it lacks); [2, agent] release; [3, config] set the overlay configuration;
+ * [4, [vip, ...]] give each named VIP (`<name>.<framework>`) an address from the VIP range
+ * (idempotent: a VIP keeps its address); [5, [vip, ...]] free them (the leading master decides
+ * when: a grace period after the last backend left; see src/vips/assigner.ts). Results
  * are [true, value] or [false, {code, message, details}]: a refused allocation is a result,
  * not a failure of the log.
  */
@@ -56,7 +59,28 @@ export interface NetworkUsage {
 }
 
 /** `peerId`: the identity the request came from (pinned at the first allocation; see Lease.peerId). */
-export type IpamCommand = { op: 'allocate'; agent: string; peerId?: string } | { op: 'release'; agent: string } | { op: 'config'; config: OverlayConfig };
+export type IpamCommand =
+  | { op: 'allocate'; agent: string; peerId?: string }
+  | { op: 'release'; agent: string }
+  | { op: 'config'; config: OverlayConfig }
+  | { op: 'vip-assign'; vips: string[] }
+  | { op: 'vip-release'; vips: string[] };
+
+/** A named VIP's addresses (the IPv6 one when the IPv6 range has room for its index). */
+export interface VipAddress {
+  ip: string;
+  ip6?: string;
+}
+
+/** What a vip-assign gives: every asked VIP's addresses, and the ones the range had no room for. */
+export interface VipAssignment {
+  assigned: Record<string, VipAddress>;
+  exhausted: string[];
+}
+
+/** A named VIP's key (`<name>.<framework>`): bounded text, so a command cannot carry megabytes. */
+const VIP_KEY = /^[a-z0-9-]{1,63}\.[A-Za-z0-9._-]{1,63}$/;
+const MAX_VIPS_PER_COMMAND = 4096;
 
 interface AgentState {
   vtepIndex: number;
@@ -75,6 +99,10 @@ export function encodeCommand(command: IpamCommand): Uint8Array {
       return packr.pack([2, command.agent]).slice();
     case 'config':
       return packr.pack([3, command.config]).slice();
+    case 'vip-assign':
+      return packr.pack([4, command.vips]).slice();
+    case 'vip-release':
+      return packr.pack([5, command.vips]).slice();
   }
 }
 
@@ -103,7 +131,17 @@ export function decodeCommand(bytes: Uint8Array): IpamCommand {
     return { op: 'allocate', agent: raw[1], peerId: raw[2] };
   }
   if (Array.isArray(raw) && raw.length === 2 && raw[0] === 3 && raw[1] !== null && typeof raw[1] === 'object') return { op: 'config', config: raw[1] as OverlayConfig };
-  throw new IpamError(IpamErrorCode.Decode, 'an ipam command must be [1, agent, peerId?], [2, agent] or [3, config]', {});
+  if (
+    Array.isArray(raw) &&
+    raw.length === 2 &&
+    (raw[0] === 4 || raw[0] === 5) &&
+    Array.isArray(raw[1]) &&
+    raw[1].length <= MAX_VIPS_PER_COMMAND &&
+    raw[1].every((k) => typeof k === 'string' && VIP_KEY.test(k))
+  ) {
+    return { op: raw[0] === 4 ? 'vip-assign' : 'vip-release', vips: raw[1] as string[] };
+  }
+  throw new IpamError(IpamErrorCode.Decode, 'an ipam command must be [1, agent, peerId?], [2, agent], [3, config], [4, [vip...]] or [5, [vip...]]', {});
 }
 
 export type IpamResult = { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; details: Record<string, unknown> } };
@@ -131,6 +169,9 @@ export class IpamState {
   private readonly used4 = new Map<string, Set<number>>();
   private readonly used6 = new Map<string, Set<number>>();
   private readonly usedVtep = new Set<number>();
+  /** Named VIPs (`<name>.<framework>`) and their address index in the VIP ranges. */
+  private readonly vips = new Map<string, number>();
+  private readonly usedVip = new Set<number>();
 
   get config(): OverlayConfig | undefined {
     return this.spec?.config;
@@ -161,6 +202,10 @@ export class IpamState {
         case 'config':
           this.setConfig(command.config);
           return { ok: true, value: null };
+        case 'vip-assign':
+          return { ok: true, value: this.assignVips(command.vips) };
+        case 'vip-release':
+          return { ok: true, value: this.releaseVips(command.vips) };
       }
     } catch (err) {
       return this.failure(err);
@@ -187,6 +232,9 @@ export class IpamState {
             { network: old.name },
           );
         }
+      }
+      if (this.usedVip.size > 0 && (formatCidr(this.spec.vip) !== formatCidr(spec.vip) || formatCidr(this.spec.vip6) !== formatCidr(spec.vip6))) {
+        throw new IpamError(IpamErrorCode.InvalidConfig, 'the VIP ranges (vipSubnet, vipSubnet6) cannot change while named VIPs hold addresses in them', {});
       }
       if (this.usedVtep.size > 0 && (formatCidr(this.spec.vtep) !== formatCidr(spec.vtep) || this.spec.config.vtepMacOui !== spec.config.vtepMacOui)) {
         throw new IpamError(IpamErrorCode.InvalidConfig, 'the VTEP subnet and MAC OUI cannot change while agents hold VTEP addresses', {});
@@ -279,6 +327,63 @@ export class IpamState {
     return true;
   }
 
+  /**
+   * Gives each of `keys` an address (a VIP that has one keeps it): the lowest free index of the
+   * VIP range, skipping its first and last address. The IPv6 address has the same index.
+   */
+  assignVips(keys: readonly string[]): VipAssignment {
+    const spec = this.requireSpec();
+    const limit = Number(cidrSize(spec.vip)) - 1;
+    const out: VipAssignment = { assigned: {}, exhausted: [] };
+    for (const key of keys) {
+      let index = this.vips.get(key);
+      if (index === undefined) {
+        const free = lowestFree(this.usedVip, 1, limit);
+        if (free < 0) {
+          out.exhausted.push(key);
+          continue;
+        }
+        index = free;
+        this.vips.set(key, index);
+        this.usedVip.add(index);
+      }
+      out.assigned[key] = this.vipAddress(spec, index);
+    }
+    return out;
+  }
+
+  /** Frees the addresses of `keys`; returns the keys that held one. */
+  releaseVips(keys: readonly string[]): string[] {
+    const freed: string[] = [];
+    for (const key of keys) {
+      const index = this.vips.get(key);
+      if (index === undefined) continue;
+      this.vips.delete(key);
+      this.usedVip.delete(index);
+      freed.push(key);
+    }
+    return freed;
+  }
+
+  /** Every named VIP's addresses, by key. */
+  vipTable(): Record<string, VipAddress> {
+    const spec = this.spec;
+    if (spec === undefined) return {};
+    const out: Record<string, VipAddress> = {};
+    for (const key of [...this.vips.keys()].sort()) out[key] = this.vipAddress(spec, this.vips.get(key) as number);
+    return out;
+  }
+
+  /** Addresses in use and room in the IPv4 VIP range. */
+  vipUsage(): { used: number; total: number } {
+    return { used: this.usedVip.size, total: this.spec === undefined ? 0 : Number(cidrSize(this.spec.vip)) - 2 };
+  }
+
+  private vipAddress(spec: OverlaySpec, index: number): VipAddress {
+    const ip = formatAddress(addressAt(spec.vip, index), 4);
+    return BigInt(index) < cidrSize(spec.vip6) - 1n ? { ip, ip6: formatAddress(addressAt(spec.vip6, index), 6) } : { ip };
+  }
+
   lease(agent: string): Lease | undefined {
     const state = this.agents.get(agent);
     return state === undefined || this.spec === undefined ? undefined : this.leaseOf(agent, state, this.spec);
@@ -338,14 +443,22 @@ export class IpamState {
       .pack({
         config: this.spec?.config ?? null,
         agents: [...this.agents].map(([agent, s]) => [agent, s.vtepIndex, [...s.networks].map(([name, b]) => [name, b.block4, b.block6]), ...(s.peerId === undefined ? [] : [s.peerId])]),
+        vips: [...this.vips],
       })
       .slice();
   }
 
   restore(data: Uint8Array): void {
     // The fourth item of an agent (its pinned identity) is absent in snapshots from before pinning.
-    const raw = unpackr.unpack(data) as { config: OverlayConfig | null; agents: [string, number, [string, number, number][], string?][] };
+    // `vips` is absent in snapshots from before named VIPs.
+    const raw = unpackr.unpack(data) as { config: OverlayConfig | null; agents: [string, number, [string, number, number][], string?][]; vips?: [string, number][] };
     this.agents.clear();
+    this.vips.clear();
+    this.usedVip.clear();
+    for (const [key, index] of raw.vips ?? []) {
+      this.vips.set(key, index);
+      this.usedVip.add(index);
+    }
     this.used4.clear();
     this.used6.clear();
     this.usedVtep.clear();

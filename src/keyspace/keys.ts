@@ -13,6 +13,9 @@
  *   tasks                  field <agent name>: `{ agentIp, tasks: [{ framework, task, ips }] }`,
  *                          that agent's tasks (written by that agent, signed; read by every DNS
  *                          server; removed by the master that releases it)
+ *   vip-addresses          field <name>.<framework>: `{ ip, ip6? }`, a named VIP's addresses as
+ *                          the masters' allocator gave them (written by the leading master; read
+ *                          by every agent's VIP rules and DNS server, checked against the VIP ranges)
  *
  * Writers go through `writeIfChanged`: an unchanged value is not written again (each write is a
  * delta flooded to the cluster and a journal record).
@@ -40,3 +43,6 @@ export const dockerUsageKey = (network: string): string => `${DOCKER_USAGE_PREFI
 
 /** The key of the agents' task records (one field per agent). */
 export const TASKS_KEY = 'tasks';
+
+/** The key of the named VIPs' addresses (one field per `<name>.<framework>`). */
+export const VIP_ADDRESSES_KEY = 'vip-addresses';

@@ -20,7 +20,15 @@ export interface PublishedTask {
   ips: string[];
   /** Where the agent learnt it; rows written before sources existed read as `api`. */
   source: TaskSource;
+  /**
+   * The VIPs the task backs, as declared (`/<name>:<port>...`, `<ip>:<port>...`; see
+   * src/vips/declaration.ts). Absent when it declares none. Readers validate each one again.
+   */
+  vips?: string[];
 }
+
+/** At most this many VIP declarations per task (a row stays small whatever a runtime sends). */
+export const MAX_TASK_VIPS = 16;
 
 /** One agent's row: its underlay address and its tasks. */
 export interface AgentTasks {
@@ -32,7 +40,10 @@ const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 
 
 /** Writes this agent's tasks (only when they changed; signed when a signer is given). */
 export function publishTasks(kv: KvStore, agent: string, row: AgentTasks, signer?: RowSigner): boolean {
-  const value = { agentIp: row.agentIp, tasks: row.tasks.map((t) => ({ framework: t.framework, task: t.task, ips: [...t.ips], source: t.source })) };
+  const value = {
+    agentIp: row.agentIp,
+    tasks: row.tasks.map((t) => ({ framework: t.framework, task: t.task, ips: [...t.ips], source: t.source, ...(t.vips === undefined || t.vips.length === 0 ? {} : { vips: [...t.vips] }) })),
+  };
   if (signer !== undefined) return writeSignedIfChanged(kv, signer, TASKS_KEY, agent, value);
   return writeIfChanged(kv, TASKS_KEY, agent, value);
 }
@@ -45,7 +56,14 @@ export function readAgentTasks(raw: unknown): AgentTasks | undefined {
   for (const t of row['tasks'] as unknown[]) {
     const r = t as Partial<PublishedTask> | null;
     if (r === null || typeof r !== 'object' || !isText(r.framework) || !isText(r.task) || !Array.isArray(r.ips) || !r.ips.every(isText)) continue;
-    tasks.push({ framework: r.framework, task: r.task, ips: [...r.ips], source: typeof r.source === 'string' && SOURCES.includes(r.source) ? r.source : 'api' });
+    const vips = Array.isArray(r.vips) ? r.vips.filter(isText).slice(0, MAX_TASK_VIPS) : [];
+    tasks.push({
+      framework: r.framework,
+      task: r.task,
+      ips: [...r.ips],
+      source: typeof r.source === 'string' && SOURCES.includes(r.source) ? r.source : 'api',
+      ...(vips.length === 0 ? {} : { vips }),
+    });
   }
   return { agentIp: row['agentIp'] as string, tasks };
 }

@@ -265,6 +265,32 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     records: gauge('Task records in the DNS catalog now.'),
     forwardsShed: counter('Queries outside the zone answered SERVFAIL at once because 256 were already waiting for upstreams.'),
   },
+  vips: {
+    vips: gauge('VIPs (address, protocol and port) this node knows with an address now; agents program them.'),
+    backends: gauge('Backends of those VIPs now (containers on agents membership does not declare failed).'),
+    pending: gauge('Named VIPs declared by some task that have no address from the masters yet.'),
+    badDeclarations: {
+      kind: 'gauge',
+      help: "VIP declarations in the store's task rows left out now (bad port, name or address; an address VIP inside an overlay subnet or the VIP range), by code.",
+      keyed: 'code',
+    },
+    refusedDeclarations: { kind: 'counter', help: 'VIP declarations refused where they came in (tasks API, CNI ADD), by code.', keyed: 'code' },
+    refusedAddresses: gauge("Named VIP addresses in the store left out now: outside the overlay's VIP ranges."),
+    allocated: gauge('Masters (the leader): named VIPs holding an address.'),
+    assignments: counter('Masters: named VIPs the leader asked the allocator an address for.'),
+    releases: counter('Masters: named VIP addresses the leader released after their grace period.'),
+    allocationFailures: counter('Masters: named VIPs the allocator had no free address for (the VIP range is exhausted).'),
+    rules: {
+      nested: {
+        fullApplies: counter('VIP rule transactions that replaced the lashup_vips tables whole (first apply, after a failure or drift, a hairpin change).'),
+        incrementalApplies: counter("VIP rule transactions that touched only the changed VIPs' chains and map elements."),
+        applyFailures: counter('VIP rule transactions that failed (retried with backoff, then whole).'),
+        resyncs: counter('Listings of the VIP tables that found them as last applied.'),
+        drift: counter('Times the VIP tables were found changed by someone else and replaced.'),
+        converged: gauge('1 when the VIP tables hold the desired VIPs.'),
+      },
+    },
+  },
   cni_conflist: {
     writes: counter('CNI network configuration files written.'),
     restored: counter('CNI network configuration files restored after someone else removed or changed them.'),

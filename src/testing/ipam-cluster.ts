@@ -129,7 +129,7 @@ export class IpamCluster {
     } catch {
       return;
     }
-    if (decoded.op === 'config') return;
+    if (decoded.op === 'config' || decoded.op === 'vip-assign' || decoded.op === 'vip-release') return;
     this.forgetOwner(replica, decoded.agent);
     const lease = replica.ipam.lease(decoded.agent);
     if (lease === undefined) return;

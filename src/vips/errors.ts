@@ -5,6 +5,10 @@ export const VipErrorCode = {
   Invalid: 'LASHUP_ERR_VIP_INVALID',
   /** An address VIP inside an overlay subnet: it would shadow a container's address. */
   InOverlay: 'LASHUP_ERR_VIP_IN_OVERLAY',
+  /** An address VIP inside the named VIPs' range: the allocator may give that address to a name. */
+  InVipRange: 'LASHUP_ERR_VIP_IN_VIP_RANGE',
+  /** The named VIPs' range has no free address left (the allocator's answer; details: vips). */
+  Exhausted: 'LASHUP_ERR_VIP_EXHAUSTED',
 } as const;
 
 export type VipErrorCode = (typeof VipErrorCode)[keyof typeof VipErrorCode];

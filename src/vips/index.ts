@@ -1,5 +1,11 @@
-export { vipRuleset, vipChainName, parseVipCounters, VIP_TABLE } from './ruleset.js';
+export { vipRuleset, vipUpdateScript, vipChainName, vipBackendChainName, parseVipCounters, VIP_TABLE } from './ruleset.js';
 export type { VipBackend, VipService, VipCounter, VipRuleset } from './ruleset.js';
 export { parseVipDeclaration } from './declaration.js';
 export type { VipDeclaration } from './declaration.js';
 export { VipError, VipErrorCode } from './errors.js';
+export { buildVips, declaredNamedVips, namedVipKey, validateVipDeclaration } from './services.js';
+export type { VipBackendInfo, VipEntry, VipProblem, VipCatalog, BuildVipsOptions } from './services.js';
+export { VipSyncer } from './syncer.js';
+export type { VipNft, VipSyncerOptions, VipSyncerStats } from './syncer.js';
+export { VipAssigner } from './assigner.js';
+export type { VipPlan } from './assigner.js';

@@ -89,8 +89,8 @@ async function assertReleased(
   t.equal(children(), childrenBefore, 'no child process left');
 }
 
-const AGENT = ['node', 'dataplane', 'overlay', 'firewall', 'cni', 'conflists', 'docker', 'dns', 'api'];
-const MASTER = ['node', 'dns', 'api'];
+const AGENT = ['node', 'dataplane', 'overlay', 'firewall', 'cni', 'conflists', 'docker', 'dns', 'vips', 'api'];
+const MASTER = ['node', 'dns', 'vips', 'api'];
 
 for (const [role, names] of [
   ['agent', AGENT],

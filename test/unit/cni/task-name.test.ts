@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { askSocket, CniCode, CniService, runPlugin, taskNameFromCni } from '../../../src/cni/index.js';
+import { VipError, VipErrorCode } from '../../../src/vips/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-cni-names-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,4 +67,58 @@ t.test('the plugin passes the name to the daemon, which keeps it with the lease;
   const direct = s.handle(JSON.stringify({ op: 'add', network: 'dcos', containerId: 'c4', ifname: 'eth0', task: 'web' }));
   t.match(direct, { ok: false, error: { code: 'LASHUP_ERR_CNI_BAD_REQUEST', message: /framework = \(missing\) is not valid/ } });
   t.equal(s.stats.badRequests, 1);
+});
+
+t.test('VIPs come with the name: args.lashup.vips or CNI_ARGS LASHUP_VIPS, each checked', async (t) => {
+  t.same(taskNameFromCni({}, 'LASHUP_TASK=web;LASHUP_FRAMEWORK=shop;LASHUP_VIPS=/web:80=8080, 1.2.3.4:5000/udp'), {
+    task: 'web',
+    framework: 'shop',
+    vips: ['/web:80=8080', '1.2.3.4:5000/udp'],
+  });
+  t.same(taskNameFromCni({ args: { lashup: { task: 'web', framework: 'shop', vips: ['/web:80'] } } }, undefined), { task: 'web', framework: 'shop', vips: ['/web:80'] });
+  t.throws(() => taskNameFromCni({}, 'LASHUP_TASK=web;LASHUP_FRAMEWORK=shop;LASHUP_VIPS=/web:99999'), {
+    where: 'CNI_ARGS LASHUP_VIPS',
+    value: '/web:99999',
+    code: 'LASHUP_ERR_VIP_INVALID',
+    message: /port "99999" is not valid/,
+  });
+  t.throws(() => taskNameFromCni({}, 'LASHUP_VIPS=/web:80'), { where: 'CNI_ARGS LASHUP_VIPS', message: /without a task name/ }, 'a VIP needs a task');
+  t.throws(() => taskNameFromCni({ args: { lashup: { task: 'w', framework: 'f', vips: '/web:80' } } }, undefined), {
+    where: 'args.lashup.vips',
+    code: 'LASHUP_ERR_VIP_INVALID',
+    message: /expected up to 16/,
+  });
+
+  const socketPath = join(dir, 'v.sock');
+  const refusals: string[] = [];
+  const s = new CniService({
+    agent: 'a1',
+    socketPath,
+    leasesPath: join(dir, 'v.json'),
+    checkVip: (text) => {
+      if (text.startsWith('9.')) {
+        refusals.push(text);
+        throw new VipError(VipErrorCode.InOverlay, `VIP ${text} lies inside overlay subnet 9.0.0.0/8`, { value: text });
+      }
+    },
+  });
+  s.setRanges({ dcos: { subnet: '9.0.1.0/29', gateway: '9.0.1.1' } });
+  await s.listen();
+  t.teardown(() => s.close());
+  const config = JSON.stringify({ cniVersion: '1.0.0', name: 'dcos', type: 'bridge', ipam: { type: 'lashup-ipam', socketPath } });
+  const env = (id: string, vips: string): Record<string, string> => ({
+    CNI_COMMAND: 'ADD',
+    CNI_CONTAINERID: id,
+    CNI_NETNS: '/run/netns/x',
+    CNI_IFNAME: 'eth0',
+    CNI_ARGS: `LASHUP_TASK=web;LASHUP_FRAMEWORK=shop;LASHUP_VIPS=${vips}`,
+  });
+  const ok = await runPlugin(env('v1', '/web:80'), config, askSocket);
+  t.equal(ok.code, 0, ok.stdout);
+  t.match(s.pool.get('dcos', 'v1', 'eth0'), { task: 'web', vips: ['/web:80'] }, 'the VIPs are kept with the lease');
+  const refused = JSON.parse((await runPlugin(env('v2', '9.0.0.7:80'), config, askSocket)).stdout) as { code: number; msg: string };
+  t.equal(refused.code, CniCode.InvalidConfig);
+  t.match(refused.msg, /inside overlay subnet/);
+  t.same(refusals, ['9.0.0.7:80']);
+  t.equal(s.pool.get('dcos', 'v2', 'eth0'), undefined, 'nothing allocated for a refused VIP');
 });

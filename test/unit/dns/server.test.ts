@@ -259,3 +259,30 @@ t.test('plain question keys: only the plainest queries, read without decoding; e
   t.equal(plainQuestionKey(long), undefined, 'a label longer than 63');
   t.equal(plainQuestionKey(Buffer.alloc(12)), undefined, 'a bare header');
 });
+
+t.test('named VIPs: <name>.<framework>.l4lb.<zone> answers the VIP address while a task declares it', async (t) => {
+  const server = await serve(t);
+  const nx = decode(await ask(server.port, query(`web.marathon.l4lb.${ZONE}`, 'A')));
+  t.equal(nx.rcode, 'NXDOMAIN', 'no VIP yet');
+  const c = (server as unknown as { options: { catalog: TaskCatalog } }).options.catalog;
+  const generation = c.generation;
+  c.replaceVips([
+    { name: 'web', framework: 'Marathon_X', ip: '11.0.0.1', ip6: 'fd01:c::1' },
+    { name: 'db', framework: 'marathon', ip: '11.0.0.2' },
+  ]);
+  t.ok(c.generation > generation, 'a VIP change makes cached answers stale');
+  const a = decode(await ask(server.port, query(`WEB.marathon-x.l4lb.${ZONE}`, 'A')));
+  t.same(
+    (a.answers ?? []).map((x) => x.data),
+    ['11.0.0.1'],
+    'the framework as a DNS label, case-insensitive',
+  );
+  const aaaa = decode(await ask(server.port, query(`web.marathon-x.l4lb.${ZONE}`, 'AAAA')));
+  t.same(
+    (aaaa.answers ?? []).map((x) => x.data),
+    ['fd01:c::1'],
+  );
+  const nodata = decode(await ask(server.port, query(`db.marathon.l4lb.${ZONE}`, 'AAAA')));
+  t.same([nodata.rcode, nodata.answers?.length ?? 0], ['NOERROR', 0], 'a VIP without an IPv6 address: NODATA, not NXDOMAIN');
+  t.equal(c.vip('db', 'marathon')?.ip, '11.0.0.2');
+});

@@ -13,6 +13,7 @@ import {
   dockerTasks,
   FRAMEWORK_LABEL,
   TASK_LABEL,
+  VIPS_LABEL,
   type DockerTask,
   type DockerUsage,
 } from '../../../src/docker/index.js';
@@ -230,4 +231,21 @@ t.test('tasks from labelled containers on lashup networks, refreshed by the daem
   engine.failContainers = false;
   await keeper.kick();
   t.equal(seen.at(-1)?.length, 2, 'the next sync reports them again');
+});
+
+t.test('Docker containers declare VIPs with the lashup.vips label; a bad one is refused, the task and its other VIPs stay', async (t) => {
+  const labels = { [TASK_LABEL]: 'web', [FRAMEWORK_LABEL]: 'shop', [VIPS_LABEL]: '/web:80=8080, /web:99999 ,1.2.3.4:53/udp' };
+  const r = dockerTasks([{ Id: 'f'.repeat(64), Names: [], Labels: labels, Networks: { dcos: { IPAddress: '9.0.0.130' } } }], new Set(['dcos']));
+  t.same(r.tasks, [{ framework: 'shop', task: 'web', ips: ['9.0.0.130'], containerId: 'ffffffffffff', vips: ['/web:80=8080', '1.2.3.4:53/udp'] }]);
+  t.same(
+    r.refused.map((x) => [x.label, x.value]),
+    [[VIPS_LABEL, '/web:99999']],
+  );
+  t.match(r.refused[0]?.message, /port "99999" is not valid/);
+  const many = dockerTasks(
+    [{ Id: 'e'.repeat(64), Names: [], Labels: { ...labels, [VIPS_LABEL]: Array.from({ length: 20 }, (_, i) => `/v${i}:80`).join(',') }, Networks: { dcos: { IPAddress: '9.0.0.131' } } }],
+    new Set(['dcos']),
+  );
+  t.equal(many.tasks[0]?.vips?.length, 16, 'at most 16 VIPs per task');
+  t.match(many.refused, [{ label: VIPS_LABEL, message: /declares 20 VIPs; at most 16/ }]);
 });

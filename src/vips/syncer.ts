@@ -1,0 +1,179 @@
+/**
+ * Keeps the kernel's VIP tables equal to the desired VIPs (level-triggered, like the firewall
+ * syncer): the first apply, and any apply after a failure or after drift, replaces the tables
+ * whole in one transaction; after that each change is one transaction touching only the VIPs
+ * that changed (`vipUpdateScript`), so a backend coming or going on one VIP leaves every other
+ * VIP's chains and counters as they are, and a large cluster's many VIPs are not rewritten for
+ * each change. Every `resyncIntervalMs` the tables are listed: anything else than the listing
+ * taken after the last apply (an `nft flush ruleset`, a hand edit) is drift, counted and
+ * replaced whole. The same listing gives the per-backend connection counters.
+ */
+import { Backoff, type Clock, type TimerHandle } from '../common/index.js';
+import { normalizeListing } from '../firewall/index.js';
+import type { Logger } from '../log/index.js';
+import { parseVipCounters, vipRuleset, vipUpdateScript, type VipRuleset, type VipService } from './ruleset.js';
+
+/** How the syncer reaches nftables (NftCli with `table: VIP_TABLE` in the daemon). */
+export interface VipNft {
+  /** Runs `script` as one transaction. */
+  apply(script: string): Promise<void>;
+  /** The VIP tables as nft lists them, counters included; undefined for a family without one. */
+  listRaw(): Promise<Record<'ip' | 'ip6', string | undefined>>;
+}
+
+export interface VipSyncerOptions {
+  nft: VipNft;
+  clock: Clock;
+  /** Time between listings that catch drift and read counters, ms. */
+  resyncIntervalMs: number;
+  /** First retry after a failed apply, ms (doubling up to `resyncIntervalMs`). Default 1,000. */
+  retryMinMs?: number;
+  logger?: Logger;
+  /** Called after each successful apply with what the kernel now holds. */
+  onApplied?: (ruleset: VipRuleset) => void;
+}
+
+export interface VipSyncerStats {
+  /** Transactions applied: whole replaces and incremental updates. */
+  fullApplies: number;
+  incrementalApplies: number;
+  applyFailures: number;
+  /** Listings that found the tables as last applied, and ones that found them changed by someone else. */
+  resyncs: number;
+  drift: number;
+  /** The desired VIPs are what the kernel holds (as of the last apply or listing). */
+  converged: boolean;
+}
+
+type Listing = Record<'ip' | 'ip6', string | undefined>;
+
+const normalized = (raw: Listing): string => `${normalizeListing(raw.ip ?? '')}\n--\n${normalizeListing(raw.ip6 ?? '')}`;
+
+export class VipSyncer {
+  readonly stats: VipSyncerStats = { fullApplies: 0, incrementalApplies: 0, applyFailures: 0, resyncs: 0, drift: 0, converged: false };
+  /** New connections per backend chain, as of the last listing. */
+  counters: Record<string, number> = {};
+  private desired: VipRuleset | undefined;
+  private applied: { ruleset: VipRuleset; listing: string } | undefined;
+  private timer: TimerHandle | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private started = false;
+  private readonly retry: Backoff;
+
+  constructor(private readonly options: VipSyncerOptions) {
+    this.retry = new Backoff({ initialMs: options.retryMinMs ?? 1000, maxMs: Math.max(options.retryMinMs ?? 1000, options.resyncIntervalMs) });
+  }
+
+  /** The ruleset the kernel holds (undefined before the first apply or after a failed one). */
+  get current(): VipRuleset | undefined {
+    return this.applied?.ruleset;
+  }
+
+  /** Sets the VIPs to hold; applied at once when they differ (after `start`). */
+  setDesired(services: readonly VipService[], hairpinSubnets: readonly string[]): void {
+    const next = vipRuleset(services, { hairpinSubnets });
+    if (next.script === this.desired?.script) return;
+    this.desired = next;
+    this.stats.converged = false;
+    if (this.started) this.kick();
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.kick();
+  }
+
+  /** Stops syncing; the tables stay (a restart adopts them by replacing them). */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.timer?.cancel();
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** Stops syncing and removes the VIP tables (leaving the cluster). */
+  async remove(): Promise<void> {
+    await this.stop();
+    await this.options.nft.apply(vipRuleset([]).script);
+    this.applied = undefined;
+    this.stats.converged = false;
+  }
+
+  /** Lists the tables now: counters fresh, drift caught. */
+  async resync(): Promise<void> {
+    if (this.started) this.kick();
+    await this.running;
+  }
+
+  private kick(): void {
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.sync();
+      } while (this.again && this.started);
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  private async sync(): Promise<void> {
+    const desired = this.desired;
+    if (desired === undefined || !this.started) return;
+    this.timer?.cancel();
+    this.timer = undefined;
+    const { nft, logger } = this.options;
+    try {
+      let script: string | undefined;
+      if (this.applied !== undefined) {
+        if (this.applied.ruleset.script === desired.script) {
+          const raw = await nft.listRaw();
+          this.counters = { ...parseVipCounters(raw.ip ?? ''), ...parseVipCounters(raw.ip6 ?? '') };
+          if (normalized(raw) === this.applied.listing) {
+            this.stats.resyncs++;
+            this.stats.converged = true;
+            this.schedule(this.options.resyncIntervalMs);
+            return;
+          }
+          this.stats.drift++;
+          logger?.warn('lashup VIP tables were changed outside lashup; putting them back');
+        } else script = vipUpdateScript(this.applied.ruleset, desired);
+      }
+      if (script === undefined) {
+        await nft.apply(desired.script);
+        this.stats.fullApplies++;
+      } else if (script !== '') {
+        await nft.apply(script);
+        this.stats.incrementalApplies++;
+      }
+      const raw = await nft.listRaw();
+      this.counters = { ...parseVipCounters(raw.ip ?? ''), ...parseVipCounters(raw.ip6 ?? '') };
+      this.applied = { ruleset: desired, listing: normalized(raw) };
+      this.stats.converged = this.desired === desired;
+      this.retry.reset();
+      this.options.onApplied?.(desired);
+      this.schedule(this.options.resyncIntervalMs);
+    } catch (err) {
+      // The next try replaces the tables whole: what a failed transaction left is not known.
+      this.applied = undefined;
+      this.stats.applyFailures++;
+      this.stats.converged = false;
+      logger?.error({ code: 'LASHUP_ERR_FIREWALL_APPLY', err: err instanceof Error ? err.message : String(err), retryInMs: this.retry.currentMs }, 'VIP rules could not be applied; retrying');
+      this.schedule(this.retry.next());
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.started) return;
+    this.timer?.cancel();
+    this.timer = this.options.clock.setTimer(delayMs, () => {
+      this.timer = undefined;
+      this.kick();
+    });
+  }
+}
