@@ -7,8 +7,8 @@
  * VIPs the task backs (src/vips) come the same ways, and only with a name (a named VIP belongs
  * to the task's framework):
  *
- *   `args.lashup.vips`: ["/web:80=8080", "1.2.3.4:5000/udp"]
- *   CNI_ARGS:           LASHUP_VIPS=/web:80=8080,1.2.3.4:5000/udp
+ *   `args.lashup.vips`: ["/web:80:8080", "1.2.3.4:5000/udp"]
+ *   CNI_ARGS:           LASHUP_VIPS=/web:80:8080,1.2.3.4:5000/udp
  *
  * `args` wins when both are given (it is the structured channel of CNI 1.0; CNI_ARGS is the
  * older one that every runtime still passes through). Both parts or neither: a task without a

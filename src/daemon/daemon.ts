@@ -647,7 +647,7 @@ export class Daemon {
             const bad = ips.find((ip) => !isIp(ip));
             if (bad !== undefined || ips.length === 0 || ips.length > 16)
               throw new BadRequestError(`ip ${JSON.stringify(bad ?? ips.length)} is not valid; expected 1 to 16 ip= parameters, each an IPv4 or IPv6 address`);
-            // VIPs the task backs: vip=/web:80=8080 (named) or vip=1.2.3.4:5000/udp (address), up to MAX_TASK_VIPS.
+            // VIPs the task backs: vip=/web:80:8080 (named) or vip=1.2.3.4:5000/udp (address), up to MAX_TASK_VIPS.
             const vips = query.getAll('vip');
             if (vips.length > MAX_TASK_VIPS) throw new BadRequestError(`${vips.length} vip= parameters; expected at most ${MAX_TASK_VIPS}`);
             for (const v of vips) {

@@ -14,10 +14,13 @@ import { dnsLabel } from '../dns/index.js';
 import { decodeResult, encodeCommand, validateOverlayConfig, type OverlaySpec, type VipAssignment } from '../ipam/index.js';
 import { TASKS_KEY, VIP_ADDRESSES_KEY, publishVipAddresses, readTasks, readVipAddresses } from '../keyspace/index.js';
 import { componentLogger, type Logger } from '../log/index.js';
-import { buildVips, VipAssigner, VipSyncer, vipChainName, vipBackendChainName, type VipCatalog, type VipNft } from '../vips/index.js';
+import { buildVips, VipAssigner, VipSyncer, vipChainName, vipBackendChainName, type VipCatalog, type VipNft, type VipRuleset } from '../vips/index.js';
 import type { Component } from './component.js';
 import type { DaemonConfig } from './config.js';
 import type { LashupNode } from './node.js';
+
+/** Backend changes kept for `GET /v1/vips?changes=1`. */
+const MAX_CHANGES = 512;
 
 export interface VipsComponentDeps {
   config: DaemonConfig;
@@ -75,6 +78,32 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
   let proposing = false;
   let specCache: { config: unknown; spec: OverlaySpec } | undefined;
   let again = false;
+  /**
+   * Backends as the kernel holds them (`<vip> > <backend>` -> since when, wall ms), and the last
+   * MAX_CHANGES comings and goings: when a change reached this agent's rules, for operators
+   * and for the benchmark that times a backend change to every agent.
+   */
+  const programmed = new Map<string, number>();
+  const changes: { atMs: number; vip: string; backend: string; change: 'added' | 'removed' }[] = [];
+  const onApplied = (ruleset: VipRuleset): void => {
+    const atMs = Date.now();
+    const next = new Set(ruleset.counters.map((c) => `${c.vip} > ${c.backend}`));
+    const record = (key: string, change: 'added' | 'removed'): void => {
+      const [vip, backend] = key.split(' > ') as [string, string];
+      changes.push({ atMs, vip, backend, change });
+      if (changes.length > MAX_CHANGES) changes.splice(0, changes.length - MAX_CHANGES);
+    };
+    for (const key of next)
+      if (!programmed.has(key)) {
+        programmed.set(key, atMs);
+        record(key, 'added');
+      }
+    for (const key of [...programmed.keys()])
+      if (!next.has(key)) {
+        programmed.delete(key);
+        record(key, 'removed');
+      }
+  };
   /** Problems already logged (each declaration once, while it stays bad). */
   let logged = new Set<string>();
 
@@ -183,7 +212,7 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
       const n = node();
       const agent = config.role === 'agent';
       if (agent && deps.nft !== false && config.vips.enabled) {
-        syncer = new VipSyncer({ nft: deps.nft, clock: new RealClock(), resyncIntervalMs: config.dataplane.firewallResyncIntervalMs, logger: log });
+        syncer = new VipSyncer({ nft: deps.nft, clock: new RealClock(), resyncIntervalMs: config.dataplane.firewallResyncIntervalMs, logger: log, onApplied });
         syncer.start();
       }
       if (n.allocator !== undefined) {
@@ -208,10 +237,12 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
       {
         method: 'GET',
         pattern: '/v1/vips',
-        handler: async () => {
-          if (syncer !== undefined) await syncer.resync();
+        // ?counters=0: without listing the tables (no nft run; counters as of the last resync).
+        // ?changes=1: with the last backend comings and goings in this agent's rules.
+        handler: async (_params, query) => {
+          if (syncer !== undefined && query.get('counters') !== '0') await syncer.resync();
           const counters = syncer?.counters ?? {};
-          const programmed = syncer?.current?.script;
+          const applied = syncer?.current?.script;
           return {
             vips: catalog.services.map((s) => {
               const chain = vipChainName(s);
@@ -225,7 +256,10 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
             }),
             pending: catalog.pending,
             problems: catalog.problems,
-            rules: syncer === undefined ? null : { converged: syncer.stats.converged, programmed: programmed !== undefined, stats: syncer.stats },
+            rules:
+              syncer === undefined
+                ? null
+                : { converged: syncer.stats.converged, programmed: applied !== undefined, stats: syncer.stats, ...(query.get('changes') === '1' ? { changes: [...changes] } : {}) },
           };
         },
       },

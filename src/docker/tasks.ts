@@ -7,7 +7,7 @@
  * and its addresses on lashup's networks become the task's records. A named container may back
  * VIPs (src/vips) with a third label, comma-separated:
  *
- *   --label lashup.vips=/web:80=8080,1.2.3.4:5000/udp
+ *   --label lashup.vips=/web:80:8080,1.2.3.4:5000/udp
  *
  * A bad VIP is refused and reported; the task and its other VIPs stay. Both labels or neither;
  * a value must be 1-63 letters, digits, ".", "_" or "-" (the CNI path's rule). A container

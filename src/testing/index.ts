@@ -3,6 +3,7 @@
  * production code cannot reach them by accident.
  */
 export { FakeNft } from '../firewall/fake.js';
+export { FakeVipNft } from '../vips/fake.js';
 export { SimOverlayCluster, type SimClusterNode, type SimOverlayClusterOptions } from './overlay-cluster.js';
 // Simulated clusters of each protocol core, and in-memory storage that can crash.
 export { SwimCluster, type SwimClusterOptions, type AddNodeOptions, type ClusterListener } from './swim-cluster.js';

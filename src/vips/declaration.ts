@@ -1,14 +1,18 @@
 /**
- * VIP declarations as tasks give them (pure; a building block of issue 21, not wired yet):
+ * VIP declarations as tasks give them (pure):
  *
- *   /<name>:<port>[=<backend port>][/tcp|/udp]     a named VIP: <name>.<framework>.l4lb.<zone>,
+ *   /<name>:<port>[:<backend port>][/tcp|/udp]     a named VIP: <name>.<framework>.l4lb.<zone>,
  *                                                  its address allocated from the VIP range
- *   <ip>:<port>[=<backend port>][/tcp|/udp]        an address VIP ([v6]:port for IPv6)
+ *   <ip>:<port>[:<backend port>][/tcp|/udp]        an address VIP ([v6]:port for IPv6)
  *
- * e.g. `/web:80=8080` (VIP port 80 to the container's 8080, TCP), `/dns:53/udp`,
+ * e.g. `/web:80:8080` (VIP port 80 to the container's 8080, TCP), `/dns:53/udp`,
  * `1.2.3.4:5000`. The backend port defaults to the VIP's port, the protocol to TCP. Names are one
  * DNS label (1-63 letters, digits and `-`, case-insensitive: kept in lower case). An address VIP
  * must not lie inside an overlay subnet (it would shadow a container's address).
+ *
+ * The backend port follows a ":" rather than "=": CNI_ARGS is `KEY=VALUE;...` and the reference
+ * plugins refuse a pair whose value holds another "=" (found by the kernel test: the bridge
+ * plugin failed the ADD with "invalid pair").
  */
 import { cidrContains, parseAddress, parseCidr } from '../common/index.js';
 import { VipError, VipErrorCode } from './errors.js';
@@ -25,7 +29,7 @@ export interface VipDeclaration {
 }
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const DECLARATION = /^(?:\/([^:/=]+)|\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([^=/]+)(?:=([^/]+))?(?:\/([A-Za-z]+))?$/;
+const DECLARATION = /^(?:\/([^:/=]+)|\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([^:/]+)(?::([^/]+))?(?:\/([A-Za-z]+))?$/;
 
 const show = (v: string): string => JSON.stringify(v.slice(0, 100));
 
@@ -40,7 +44,7 @@ function port(text: string, what: string, declaration: string): number {
 export function parseVipDeclaration(text: string, overlaySubnets: readonly string[] = []): VipDeclaration {
   const m = DECLARATION.exec(text.trim());
   if (m === null)
-    throw new VipError(VipErrorCode.Invalid, `VIP ${show(text)} is not valid; expected /<name>:<port>[=<backend port>][/tcp|/udp] or <ip>:<port>[=<backend port>][/tcp|/udp] (IPv6 in brackets)`, {
+    throw new VipError(VipErrorCode.Invalid, `VIP ${show(text)} is not valid; expected /<name>:<port>[:<backend port>][/tcp|/udp] or <ip>:<port>[:<backend port>][/tcp|/udp] (IPv6 in brackets)`, {
       value: text,
       field: 'vip',
     });

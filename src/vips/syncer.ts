@@ -151,12 +151,14 @@ export class VipSyncer {
         await nft.apply(script);
         this.stats.incrementalApplies++;
       }
+      // The kernel holds it now: listeners hear of it before the listing (two more nft runs,
+      // ~30 ms here) that only serves to catch later drift.
+      this.options.onApplied?.(desired);
       const raw = await nft.listRaw();
       this.counters = { ...parseVipCounters(raw.ip ?? ''), ...parseVipCounters(raw.ip6 ?? '') };
       this.applied = { ruleset: desired, listing: normalized(raw) };
       this.stats.converged = this.desired === desired;
       this.retry.reset();
-      this.options.onApplied?.(desired);
       this.schedule(this.options.resyncIntervalMs);
     } catch (err) {
       // The next try replaces the tables whole: what a failed transaction left is not known.

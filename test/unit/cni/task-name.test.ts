@@ -70,10 +70,10 @@ t.test('the plugin passes the name to the daemon, which keeps it with the lease;
 });
 
 t.test('VIPs come with the name: args.lashup.vips or CNI_ARGS LASHUP_VIPS, each checked', async (t) => {
-  t.same(taskNameFromCni({}, 'LASHUP_TASK=web;LASHUP_FRAMEWORK=shop;LASHUP_VIPS=/web:80=8080, 1.2.3.4:5000/udp'), {
+  t.same(taskNameFromCni({}, 'LASHUP_TASK=web;LASHUP_FRAMEWORK=shop;LASHUP_VIPS=/web:80:8080, 1.2.3.4:5000/udp'), {
     task: 'web',
     framework: 'shop',
-    vips: ['/web:80=8080', '1.2.3.4:5000/udp'],
+    vips: ['/web:80:8080', '1.2.3.4:5000/udp'],
   });
   t.same(taskNameFromCni({ args: { lashup: { task: 'web', framework: 'shop', vips: ['/web:80'] } } }, undefined), { task: 'web', framework: 'shop', vips: ['/web:80'] });
   t.throws(() => taskNameFromCni({}, 'LASHUP_TASK=web;LASHUP_FRAMEWORK=shop;LASHUP_VIPS=/web:99999'), {

@@ -234,9 +234,9 @@ t.test('tasks from labelled containers on lashup networks, refreshed by the daem
 });
 
 t.test('Docker containers declare VIPs with the lashup.vips label; a bad one is refused, the task and its other VIPs stay', async (t) => {
-  const labels = { [TASK_LABEL]: 'web', [FRAMEWORK_LABEL]: 'shop', [VIPS_LABEL]: '/web:80=8080, /web:99999 ,1.2.3.4:53/udp' };
+  const labels = { [TASK_LABEL]: 'web', [FRAMEWORK_LABEL]: 'shop', [VIPS_LABEL]: '/web:80:8080, /web:99999 ,1.2.3.4:53/udp' };
   const r = dockerTasks([{ Id: 'f'.repeat(64), Names: [], Labels: labels, Networks: { dcos: { IPAddress: '9.0.0.130' } } }], new Set(['dcos']));
-  t.same(r.tasks, [{ framework: 'shop', task: 'web', ips: ['9.0.0.130'], containerId: 'ffffffffffff', vips: ['/web:80=8080', '1.2.3.4:53/udp'] }]);
+  t.same(r.tasks, [{ framework: 'shop', task: 'web', ips: ['9.0.0.130'], containerId: 'ffffffffffff', vips: ['/web:80:8080', '1.2.3.4:53/udp'] }]);
   t.same(
     r.refused.map((x) => [x.label, x.value]),
     [[VIPS_LABEL, '/web:99999']],

@@ -3,16 +3,16 @@ import { parseVipDeclaration } from '../../../src/vips/index.js';
 
 t.test('VIP declarations: named and address VIPs, backend ports, protocols, and what is refused', async (t) => {
   t.same(parseVipDeclaration('/web:80'), { kind: 'named', name: 'web', port: 80, protocol: 'tcp', backendPort: 80 });
-  t.same(parseVipDeclaration(' /Web-1:80=8080/UDP '), { kind: 'named', name: 'web-1', port: 80, protocol: 'udp', backendPort: 8080 }, 'case-insensitive name and protocol');
+  t.same(parseVipDeclaration(' /Web-1:80:8080/UDP '), { kind: 'named', name: 'web-1', port: 80, protocol: 'udp', backendPort: 8080 }, 'case-insensitive name and protocol');
   t.same(parseVipDeclaration('1.2.3.4:5000'), { kind: 'address', address: '1.2.3.4', port: 5000, protocol: 'tcp', backendPort: 5000 });
-  t.same(parseVipDeclaration('[fd11::1]:443=8443/tcp'), { kind: 'address', address: 'fd11::1', port: 443, protocol: 'tcp', backendPort: 8443 });
+  t.same(parseVipDeclaration('[fd11::1]:443:8443/tcp'), { kind: 'address', address: 'fd11::1', port: 443, protocol: 'tcp', backendPort: 8443 });
 
   const refused: [string, string | RegExp, string][] = [
     ['web:80', /expected \/<name>:<port>/, 'a name without its slash'],
     ['/web', /expected \/<name>:<port>/, 'no port'],
     ['/web:0', /port "0" is not valid; expected a port from 1 to 65535/, 'port 0'],
     ['/web:65536', /port "65536" is not valid/, 'port above 65535'],
-    ['/web:80=99999', /backend port "99999" is not valid/, 'backend port out of range'],
+    ['/web:80:99999', /backend port "99999" is not valid/, 'backend port out of range'],
     ['/web:80/sctp', /protocol "sctp" is not valid; expected tcp or udp/, 'another protocol'],
     [`/${'a'.repeat(64)}:80`, /expected one DNS label/, 'a name over the DNS label limit'],
     ['/-web:80', /expected one DNS label/, 'a name starting with -'],

@@ -8,9 +8,9 @@ const row = (agentIp: string, tasks: AgentTasks['tasks']): AgentTasks => ({ agen
 
 t.test('services from task rows: grouped by VIP, backends from every agent, named VIPs at their addresses', async (t) => {
   const rows = new Map<string, AgentTasks>([
-    ['a1', row('10.0.0.1', [{ framework: 'shop', task: 'web-1', ips: ['9.0.0.2', 'fd01:b::2'], source: 'cni', vips: ['/web:80=8080', '/dns:53/udp', '1.2.3.4:5000'] }])],
-    ['a2', row('10.0.0.2', [{ framework: 'shop', task: 'web-2', ips: ['9.0.1.2'], source: 'docker', vips: ['/web:80=8080', '1.2.3.4:5000=6000'] }])],
-    ['a3', row('10.0.0.3', [{ framework: 'shop', task: 'web-3', ips: ['9.0.2.2'], source: 'api', vips: ['/web:80=8080'] }])],
+    ['a1', row('10.0.0.1', [{ framework: 'shop', task: 'web-1', ips: ['9.0.0.2', 'fd01:b::2'], source: 'cni', vips: ['/web:80:8080', '/dns:53/udp', '1.2.3.4:5000'] }])],
+    ['a2', row('10.0.0.2', [{ framework: 'shop', task: 'web-2', ips: ['9.0.1.2'], source: 'docker', vips: ['/web:80:8080', '1.2.3.4:5000:6000'] }])],
+    ['a3', row('10.0.0.3', [{ framework: 'shop', task: 'web-3', ips: ['9.0.2.2'], source: 'api', vips: ['/web:80:8080'] }])],
     ['a4', row('10.0.0.4', [{ framework: 'other', task: 'web', ips: ['9.0.3.2'], source: 'api', vips: ['/web:80'] }])],
   ]);
   const addresses = new Map([['web.shop', { ip: '11.0.0.1', ip6: 'fd01:c::1' }]]);

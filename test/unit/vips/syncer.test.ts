@@ -1,26 +1,7 @@
 import t from 'tap';
 import { Scheduler } from '../../../src/sim/index.js';
-import { VipSyncer, vipBackendChainName, vipChainName, type VipNft, type VipService } from '../../../src/vips/index.js';
-
-/** nft as far as the syncer sees it: a whole replace sets the table's text, an update appends to it; counters come in the listing. */
-class FakeVipNft implements VipNft {
-  table = '';
-  scripts: string[] = [];
-  failNext = false;
-  /** New connections every backend chain's counter shows. */
-  packets = 0;
-  async apply(script: string): Promise<void> {
-    if (this.failNext) {
-      this.failNext = false;
-      throw new Error('nft: Could not process rule');
-    }
-    this.scripts.push(script);
-    this.table = script.startsWith('table ip lashup_vips\n') ? script : this.table + script;
-  }
-  async listRaw(): Promise<Record<'ip' | 'ip6', string | undefined>> {
-    return { ip: this.table.replace(/counter dnat/g, `counter packets ${this.packets} bytes ${this.packets * 60} dnat`), ip6: undefined };
-  }
-}
+import { FakeVipNft } from '../../../src/testing/index.js';
+import { VipSyncer, vipBackendChainName, vipChainName, type VipService } from '../../../src/vips/index.js';
 
 const web = (ips: string[]): VipService => ({ address: '11.0.0.1', port: 80, protocol: 'tcp', backends: ips.map((ip) => ({ ip, port: 8080 })) });
 
@@ -55,11 +36,12 @@ t.test('the VIP syncer: whole at first, then only changes; failures and drift re
   await run(0);
   t.equal(syncer.stats.incrementalApplies, 1, 'a new backend: an update');
   t.match(nft.scripts.at(-1), /^add chain ip lashup_vips /, 'touching only the VIP that changed');
+  t.same(nft.backends('ip', '11.0.0.1 . tcp . 80'), ['9.0.0.2:8080', '9.0.1.2:8080'], 'the kernel (fake) now reaches both');
   syncer.setDesired([web(['9.0.0.2', '9.0.1.2'])], ['9.0.0.0/25']);
   await run(0);
   t.equal(nft.scripts.length, 2, 'the same VIPs: nothing applied');
 
-  nft.failNext = true;
+  nft.failNext = 1;
   syncer.setDesired([web(['9.0.1.2'])], ['9.0.0.0/25']);
   await run(0);
   t.equal(syncer.stats.applyFailures, 1);
@@ -74,13 +56,13 @@ t.test('the VIP syncer: whole at first, then only changes; failures and drift re
   t.same(syncer.counters, { [chain]: 7 }, 'counters from the listing');
   t.equal(syncer.stats.drift, 0, 'counter values are not drift');
 
-  nft.table = '';
+  nft.tables.clear();
   await run(10_000);
   t.equal(syncer.stats.drift, 1, 'a flushed table is drift');
   t.equal(syncer.stats.fullApplies, 3, 'and replaced whole');
-  t.match(nft.table, /dnat to 9\.0\.1\.2:8080/);
+  t.same(nft.backends('ip', '11.0.0.1 . tcp . 80'), ['9.0.1.2:8080']);
 
   await syncer.remove();
-  t.equal(nft.table, 'table ip lashup_vips\ndelete table ip lashup_vips\ntable ip6 lashup_vips\ndelete table ip6 lashup_vips\n', 'leaving removes the tables');
+  t.equal(nft.tables.size, 0, 'leaving removes the tables');
   t.equal(syncer.current, undefined);
 });
