@@ -33,49 +33,17 @@ export class FakeVipNft implements VipNft {
     const lines = script.split('\n');
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i] as string;
-      let m: RegExpExecArray | null;
-      if ((m = /^table (ip6?) lashup_vips$/.exec(line)) !== null) {
-        if (!next.has(m[1] as Family)) next.set(m[1] as Family, { chains: new Map(), elements: new Map() });
-      } else if ((m = /^delete table (ip6?) lashup_vips$/.exec(line)) !== null) next.delete(m[1] as Family);
-      else if ((m = /^table (ip6?) lashup_vips \{$/.exec(line)) !== null) {
-        const t: FakeTable = { chains: new Map(), elements: new Map() };
-        next.set(m[1] as Family, t);
-        let chain: string | undefined;
-        const elements: string[] = [];
-        for (i++; i < lines.length && lines[i] !== '}'; i++) {
-          const body = (lines[i] as string).trim();
-          const head = /^chain (\S+) \{$/.exec(body);
-          if (head !== null) {
-            chain = head[1] as string;
-            t.chains.set(chain, []);
-          } else if (body.startsWith('elements = {')) elements.push(...body.slice(12, -1).split(','));
-          else if (body === '}') chain = undefined;
-          else if (chain !== undefined && !body.startsWith('type ')) t.chains.get(chain)?.push(body);
-        }
-        // The map and the rules jump to chains the table defines (anywhere in it).
-        for (const e of elements) this.element(t, e.trim());
-        for (const rules of t.chains.values()) for (const rule of rules) this.jumps(t, rule);
-      } else if ((m = /^add chain (ip6?) lashup_vips (\S+)$/.exec(line)) !== null) this.table(next, m[1]).chains.set(m[2] as string, []);
-      else if ((m = /^add rule (ip6?) lashup_vips (\S+) (.+)$/.exec(line)) !== null) {
-        const t = this.table(next, m[1]);
-        const rules = t.chains.get(m[2] as string);
-        if (rules === undefined) throw new Error(`Error: No such file or directory; add rule to chain ${m[2]}`);
-        this.jumps(t, m[3] as string);
-        rules.push(m[3] as string);
-      } else if ((m = /^flush chain (ip6?) lashup_vips (\S+)$/.exec(line)) !== null) {
-        const t = this.table(next, m[1]);
-        if (!t.chains.has(m[2] as string)) throw new Error(`Error: No such file or directory; flush chain ${m[2]}`);
-        t.chains.set(m[2] as string, []);
-      } else if ((m = /^delete chain (ip6?) lashup_vips (\S+)$/.exec(line)) !== null) {
-        const t = this.table(next, m[1]);
-        const name = m[2] as string;
-        const used = [...t.chains.values()].some((rules) => rules.some((r) => r.includes(`goto ${name},`) || r.includes(`goto ${name} `) || r.endsWith(`goto ${name}`)));
-        if (used || [...t.elements.values()].includes(name)) throw new Error(`Error: Device or resource busy; delete chain ${name}`);
-        if (!t.chains.delete(name)) throw new Error(`Error: No such file or directory; delete chain ${name}`);
-      } else if ((m = /^add element (ip6?) lashup_vips services \{ (.+) \}$/.exec(line)) !== null) this.element(this.table(next, m[1]), m[2] as string);
-      else if ((m = /^delete element (ip6?) lashup_vips services \{ (.+) \}$/.exec(line)) !== null) {
-        if (!this.table(next, m[1]).elements.delete((m[2] as string).trim())) throw new Error(`Error: No such file or directory; delete element ${m[2]}`);
-      } else if (line.trim() !== '') throw new Error(`the fake does not know the command ${JSON.stringify(line)}`);
+      if (line.trim() === '') continue;
+      const full = /^table (ip6?) lashup_vips \{$/.exec(line);
+      if (full !== null) {
+        i = this.wholeTable(next, full[1] as Family, lines, i + 1);
+        continue;
+      }
+      const command = COMMANDS.find(([re]) => re.test(line));
+      if (command === undefined) throw new Error(`the fake does not know the command ${JSON.stringify(line)}`);
+      const [re, run] = command;
+      const [, family, a = '', b = ''] = re.exec(line) as RegExpExecArray;
+      run(this, next, family as Family, a, b);
     }
     this.tables.clear();
     for (const [f, t] of next) this.tables.set(f, t);
@@ -104,20 +72,91 @@ export class FakeVipNft implements VipNft {
     return targets.flatMap((c) => (t.chains.get(c) ?? []).map((r) => /dnat to (\S+)/.exec(r)?.[1] ?? '?')).sort();
   }
 
-  private table(tables: Map<Family, FakeTable>, family: string | undefined): FakeTable {
+  /** A `table <family> lashup_vips { ... }` body from line `from`; returns the index of its closing line. */
+  private wholeTable(tables: Map<Family, FakeTable>, family: Family, lines: string[], from: number): number {
+    const t: FakeTable = { chains: new Map(), elements: new Map() };
+    tables.set(family, t);
+    let chain: string | undefined;
+    const elements: string[] = [];
+    let i = from;
+    for (; i < lines.length && lines[i] !== '}'; i++) {
+      const body = (lines[i] as string).trim();
+      const head = /^chain (\S+) \{$/.exec(body);
+      if (head !== null) {
+        chain = head[1] as string;
+        t.chains.set(chain, []);
+      } else if (body.startsWith('elements = {')) elements.push(...body.slice(12, -1).split(','));
+      else if (body === '}') chain = undefined;
+      else if (chain !== undefined && !body.startsWith('type ')) t.chains.get(chain)?.push(body);
+    }
+    // The map and the rules jump to chains the table defines (anywhere in it).
+    for (const e of elements) this.element(t, e.trim());
+    for (const rules of t.chains.values()) for (const rule of rules) this.jumps(t, rule);
+    return i;
+  }
+
+  table(tables: Map<Family, FakeTable>, family: string | undefined): FakeTable {
     const t = tables.get(family as Family);
     if (t === undefined) throw new Error(`Error: No such file or directory; table ${family} lashup_vips`);
     return t;
   }
 
-  private element(t: FakeTable, text: string): void {
+  element(t: FakeTable, text: string): void {
     const at = text.indexOf(' : goto ');
     const chain = text.slice(at + 8).trim();
     if (!t.chains.has(chain)) throw new Error(`Error: Could not process rule: No such file or directory; element jumps to ${chain}`);
     t.elements.set(text.slice(0, at).trim(), chain);
   }
 
-  private jumps(t: FakeTable, rule: string): void {
+  jumps(t: FakeTable, rule: string): void {
     for (const m of rule.matchAll(/goto (\S+?)(?=[,\s}]|$)/g)) if (!t.chains.has(m[1] as string)) throw new Error(`Error: Could not process rule: No such file or directory; goto ${m[1]}`);
   }
 }
+
+type Command = (fake: FakeVipNft, tables: Map<Family, FakeTable>, family: Family, a: string, b: string) => void;
+
+/** The commands of an update script, as nft runs them: in order, refusing dangling references. */
+const COMMANDS: [RegExp, Command][] = [
+  [
+    /^table (ip6?) lashup_vips$/,
+    (_f, tables, family) => {
+      if (!tables.has(family)) tables.set(family, { chains: new Map(), elements: new Map() });
+    },
+  ],
+  [/^delete table (ip6?) lashup_vips$/, (_f, tables, family) => void tables.delete(family)],
+  [/^add chain (ip6?) lashup_vips (\S+)$/, (f, tables, family, chain) => void f.table(tables, family).chains.set(chain, [])],
+  [
+    /^add rule (ip6?) lashup_vips (\S+) (.+)$/,
+    (f, tables, family, chain, rule) => {
+      const t = f.table(tables, family);
+      const rules = t.chains.get(chain);
+      if (rules === undefined) throw new Error(`Error: No such file or directory; add rule to chain ${chain}`);
+      f.jumps(t, rule);
+      rules.push(rule);
+    },
+  ],
+  [
+    /^flush chain (ip6?) lashup_vips (\S+)$/,
+    (f, tables, family, chain) => {
+      const t = f.table(tables, family);
+      if (!t.chains.has(chain)) throw new Error(`Error: No such file or directory; flush chain ${chain}`);
+      t.chains.set(chain, []);
+    },
+  ],
+  [
+    /^delete chain (ip6?) lashup_vips (\S+)$/,
+    (f, tables, family, name) => {
+      const t = f.table(tables, family);
+      const used = [...t.chains.values()].some((rules) => rules.some((r) => new RegExp(`goto ${name}(?=[,\\s}]|$)`).test(r)));
+      if (used || [...t.elements.values()].includes(name)) throw new Error(`Error: Device or resource busy; delete chain ${name}`);
+      if (!t.chains.delete(name)) throw new Error(`Error: No such file or directory; delete chain ${name}`);
+    },
+  ],
+  [/^add element (ip6?) lashup_vips services \{ (.+) \}$/, (f, tables, family, element) => f.element(f.table(tables, family), element)],
+  [
+    /^delete element (ip6?) lashup_vips services \{ (.+) \}$/,
+    (f, tables, family, key) => {
+      if (!f.table(tables, family).elements.delete(key.trim())) throw new Error(`Error: No such file or directory; delete element ${key}`);
+    },
+  ],
+];

@@ -166,7 +166,11 @@ t.test('a named VIP on three agents: 300 connections spread, hairpin, address an
     });
     const nextLine = async (what: string): Promise<string> => {
       const deadline = Date.now() + 10_000;
-      while (lines.length === 0 && Date.now() < deadline) await new Promise<void>((r) => (wake = r) && setTimeout(r, 500));
+      while (lines.length === 0 && Date.now() < deadline)
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 500);
+        });
       const line = lines.shift();
       if (line === undefined) throw new Error(`no line from the held connection: ${what}`);
       return line;
