@@ -412,7 +412,7 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
   overlay: {
     kind: {
       type: 'custom',
-      describe: 'the overlay configuration (vtepSubnet, vtepSubnet6, vtepMacOui, vtepName, vni, vxlanPort, mtu, networks[])',
+      describe: 'the overlay configuration (vtepSubnet, vtepSubnet6, vtepMacOui, vtepName, vni, vxlanPort, mtu, networks[], vipSubnet, vipSubnet6)',
       check: (value, path) => {
         if (value === null || typeof value !== 'object' || Array.isArray(value)) return [{ path, value, expected: 'an object' }];
         const known = Object.keys(DEFAULT_OVERLAY_CONFIG);
@@ -443,7 +443,7 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
       },
     },
     default: DEFAULT_OVERLAY_CONFIG,
-    doc: "The overlay (masters publish it; agents follow the masters' copy). Default DC/OS's: dcos 9.0.0.0/8 per-agent /24, dcos6 fd01:b::/64 per-agent /80, VTEP 44.128.0.0/20 and fd01:a::/64, vtep1024, VNI 1024, port 64000, MTU 1420.",
+    doc: "The overlay (masters publish it; agents follow the masters' copy). Default DC/OS's: dcos 9.0.0.0/8 per-agent /24, dcos6 fd01:b::/64 per-agent /80, VTEP 44.128.0.0/20 and fd01:a::/64, vtep1024, VNI 1024, port 64000, MTU 1420; named VIPs from 11.0.0.0/8 and fd01:c::/64 (vipSubnet, vipSubnet6).",
   },
   log: {
     kind: {

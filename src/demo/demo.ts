@@ -7,13 +7,15 @@
  * installed, a Docker one on dcos (a dockerd of its own in the agent's namespace, on the Docker
  * network lashup keeps; without Docker, a second CNI one on dcos). The matrix marks each pair
  * reached or refused, as the isolation policy says. Every container is a named task (CNI_ARGS,
- * Docker labels): the demo shows each name answered by another agent's DNS server.
+ * Docker labels): the demo shows each name answered by another agent's DNS server. Last, a
+ * service of three tasks behind the named VIP /web:80, reached by a client on every agent.
  */
 import { existsSync } from 'node:fs';
 import { NetnsCluster } from './cluster.js';
 import { BUSYBOX, busyboxImageTarball, DOCKERD, type Dockerd, unmountUnder } from './dockerd.js';
 import { runLocalDemo } from './local.js';
 import { eventually } from './netns.js';
+import { vipDemo } from './vip-demo.js';
 
 /**
  * The demo's overlay: DC/OS's networks, plus `dev` and `prod` to show isolation: prod lets dev
@@ -43,6 +45,8 @@ interface DemoContainer {
   /** Its task name (framework `demo`), and the agent it runs on. */
   task: string;
   agent: string;
+  /** Its network namespace (CNI containers only). */
+  ns?: string;
   ping(to: string): Promise<boolean>;
 }
 
@@ -92,7 +96,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         }
         const ns = out.ns;
         const ip = ((JSON.parse(out.stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0] ?? '';
-        cs.push({ net, label: `${a.name} ${net}`, ip, task: `${a.name}-c${k}`, agent: a.name, ping: (to) => cluster.net.ping(ns, to, 1, 1) });
+        cs.push({ net, label: `${a.name} ${net}`, ip, task: `${a.name}-c${k}`, agent: a.name, ns, ping: (to) => cluster.net.ping(ns, to, 1, 1) });
       }
     }
     if (withDocker) {
@@ -179,7 +183,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       options.out(`  ${name.padEnd(50)} on ${asker.padEnd(4)} ${answer.join(', ') || 'NXDOMAIN'}${answer.includes(c.ip) ? '' : `  (expected ${c.ip})`}\n`);
     }
     options.out(`${unresolved === 0 ? 'every name resolves everywhere' : `${unresolved} names did not resolve`}\n`);
-    return failures === 0 && unresolved === 0 ? 0 : 1;
+    // VIPs: a client container (CNI, on dcos) on every agent.
+    const clients = new Map<string, string>();
+    for (const c of cs) if (c.net === 'dcos' && c.ns !== undefined && !clients.has(c.agent)) clients.set(c.agent, c.ns);
+    const vipFailures = await vipDemo(cluster, clients, options.out);
+    options.out(`${vipFailures === 0 ? 'every client reaches the service through its VIP' : `${vipFailures} connections through the VIP failed`}\n`);
+    return failures === 0 && unresolved === 0 && vipFailures === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
