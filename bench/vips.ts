@@ -138,7 +138,7 @@ const bench: Benchmark = {
             names
               .filter((n) => !at.has(n))
               .map(async (n) => {
-                const view = JSON.parse((await api(cluster, n, 'GET', '/v1/vips?counters=0&changes=1')).body) as { rules: { changes?: Change[] } | null };
+                const view = JSON.parse((await api(cluster, n, 'GET', `/v1/vips?counters=0&changes=1&since=${sinceMs}`)).body) as { rules: { changes?: Change[] } | null };
                 const hit = (view.rules?.changes ?? []).find((c) => c.backend === backend && c.change === change && c.atMs >= sinceMs);
                 if (hit !== undefined) at.set(n, hit.atMs - sinceMs);
               }),
@@ -171,6 +171,13 @@ const bench: Benchmark = {
         }
       }
 
+      // What the agents' VIP syncers did over the run (a failed update costs a retry and a whole replace).
+      const syncStats = { fullApplies: 0, incrementalApplies: 0, applyFailures: 0, drift: 0 };
+      for (const n of names) {
+        const view = JSON.parse((await api(cluster, n, 'GET', '/v1/vips?counters=0')).body) as { rules: { stats: typeof syncStats } | null };
+        for (const k of Object.keys(syncStats) as (keyof typeof syncStats)[]) syncStats[k] += view.rules?.stats[k] ?? 0;
+      }
+      const slowest = [...samples].sort((a, b) => b.allMs - a.allMs).slice(0, 3);
       const d = summarize(direct);
       const v = summarize(viaVip);
       const ratio = v.p50 / d.p50;
@@ -222,6 +229,7 @@ const bench: Benchmark = {
         targets,
         notes: [
           `throughput: connection errors over all rounds: ${errors}; the client, the backend and 19 daemons share the 2 cores, so the figures are what this machine gives, the ratio is the VIP's cost`,
+          `propagation: the agents' VIP syncers over the run: ${syncStats.incrementalApplies} updates, ${syncStats.fullApplies} whole replaces, ${syncStats.applyFailures} failed applies, ${syncStats.drift} drift repairs; slowest changes ${slowest.map((x) => `${round(x.allMs)} ms (${x.change})`).join(', ')}`,
           `propagation: the first backend of a new named VIP (address allocated by the masters' Raft log, then published) reached every agent's rules after ${round(allocationMs)} ms`,
           "propagation path: tasks API -> the agent writes its signed tasks row -> gossip delta to every node -> each agent rebuilds its VIPs and applies one nft transaction touching that VIP only; times are each agent's own record of its apply (wall clock, one machine)",
           `cluster formation (3 masters + ${agents} agents, spawn -> every agent routes to every other): ${round(formationMs / 1000)} s; DNS name of the VIP: one.bench.l4lb.${ZONE}`,

@@ -19,7 +19,7 @@ import { openNetlinkKernel, Reconciler } from '../dataplane/index.js';
 import { validateOverlayConfig, type Lease } from '../ipam/index.js';
 import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { isIp, LashupError, RealClock } from '../common/index.js';
-import { FIREWALL_TABLE, FirewallSyncer, NftCli, firewallRuleset, networkPolicies, type FirewallBackend } from '../firewall/index.js';
+import { FIREWALL_TABLE, FirewallSyncer, NftCli, NftShell, firewallRuleset, networkPolicies, type FirewallBackend } from '../firewall/index.js';
 import {
   OwnedRowsAdmission,
   publishCniUsage,
@@ -86,6 +86,23 @@ function leaseGateways(lease: Lease): string[] {
   const out = new Set<string>();
   for (const n of Object.values(lease.networks)) for (const g of [n.mesosGateway, n.mesosGateway6, n.dockerGateway, n.dockerGateway6]) if (g !== undefined) out.add(g);
   return [...out].sort();
+}
+
+/**
+ * The VIP tables' nftables: whole replaces and listings through `nft -f`/`nft list`, updates
+ * through one running `nft -i` (see firewall/shell.ts for why).
+ */
+function vipNftOf(cli: NftCli, shell: NftShell): VipNft {
+  return {
+    // A whole replace comes first (start, drift, failure): the shell starts alongside it.
+    apply: (script) => {
+      shell.warm();
+      return cli.apply(script);
+    },
+    listRaw: () => cli.listRaw(),
+    update: (script) => shell.run(script),
+    close: () => shell.close(),
+  };
 }
 
 /** Where the TCP API's token lives: api.tokenFile, else <dataDir>/api.token. */
@@ -211,7 +228,7 @@ export class Daemon {
         config,
         logger: this.logger,
         node: () => this.node,
-        nft: this.options.vipNft ?? (this.options.firewall === undefined ? new NftCli({ table: VIP_TABLE }) : false),
+        nft: this.options.vipNft ?? (this.options.firewall === undefined ? vipNftOf(new NftCli({ table: VIP_TABLE }), new NftShell()) : false),
         refusedDeclarations: this.vipRefusals,
       }),
     );

@@ -228,9 +228,11 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
     stop: async (leave) => {
       for (const u of unsubscribes.splice(0)) u();
       if (timer !== undefined) clearInterval(timer);
-      if (syncer === undefined) return;
-      if (!leave) return syncer.stop();
-      await syncer.remove().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'the VIP tables could not be removed'));
+      if (syncer !== undefined) {
+        if (!leave) await syncer.stop();
+        else await syncer.remove().catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'the VIP tables could not be removed'));
+      }
+      if (deps.nft !== false) deps.nft.close?.();
     },
     stats: () => ({ ...stats, ...(syncer === undefined ? {} : { rules: syncer.stats }) }),
     routes: () => [
@@ -238,7 +240,8 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
         method: 'GET',
         pattern: '/v1/vips',
         // ?counters=0: without listing the tables (no nft run; counters as of the last resync).
-        // ?changes=1: with the last backend comings and goings in this agent's rules.
+        // ?changes=1: with the last backend comings and goings in this agent's rules (&since=MS:
+        // only those at or after that wall-clock time, ms since the epoch).
         handler: async (_params, query) => {
           if (syncer !== undefined && query.get('counters') !== '0') await syncer.resync();
           const counters = syncer?.counters ?? {};
@@ -259,7 +262,12 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
             rules:
               syncer === undefined
                 ? null
-                : { converged: syncer.stats.converged, programmed: applied !== undefined, stats: syncer.stats, ...(query.get('changes') === '1' ? { changes: [...changes] } : {}) },
+                : {
+                    converged: syncer.stats.converged,
+                    programmed: applied !== undefined,
+                    stats: syncer.stats,
+                    ...(query.get('changes') === '1' ? { changes: changes.filter((c) => c.atMs >= Number(query.get('since') ?? 0)) } : {}),
+                  },
           };
         },
       },

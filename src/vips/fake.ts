@@ -50,7 +50,11 @@ export class FakeVipNft implements VipNft {
     this.scripts.push(script);
   }
 
+  /** Listings asked for. */
+  lists = 0;
+
   async listRaw(): Promise<Record<Family, string | undefined>> {
+    this.lists++;
     const out: Record<Family, string | undefined> = { ip: undefined, ip6: undefined };
     for (const [family, t] of this.tables) {
       const lines = [`table ${family} lashup_vips {`, `\tmap services { elements = { ${[...t.elements].map(([k, c]) => `${k} : goto ${c}`).join(', ')} } }`];

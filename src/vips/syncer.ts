@@ -19,6 +19,13 @@ export interface VipNft {
   apply(script: string): Promise<void>;
   /** The VIP tables as nft lists them, counters included; undefined for a family without one. */
   listRaw(): Promise<Record<'ip' | 'ip6', string | undefined>>;
+  /**
+   * Runs an update script (one command per line, no blocks) as one transaction, where that is
+   * cheaper than `apply` (a running `nft -i`); absent: updates go through `apply`.
+   */
+  update?(script: string): Promise<void>;
+  /** Lets go of what it holds (a running `nft -i`); called when the daemon stops. */
+  close?(): void;
 }
 
 export interface VipSyncerOptions {
@@ -28,6 +35,13 @@ export interface VipSyncerOptions {
   resyncIntervalMs: number;
   /** First retry after a failed apply, ms (doubling up to `resyncIntervalMs`). Default 1,000. */
   retryMinMs?: number;
+  /**
+   * How long after an apply the tables are listed to take the baseline that later listings are
+   * compared with, ms. Default 1,000: a burst of changes (an agent failing takes its backends
+   * out of many VIPs; a deploy adds many) is one listing, not one per change, and the listing's
+   * two nft runs stay off the path of the next change.
+   */
+  baselineDelayMs?: number;
   logger?: Logger;
   /** Called after each successful apply with what the kernel now holds. */
   onApplied?: (ruleset: VipRuleset) => void;
@@ -54,7 +68,10 @@ export class VipSyncer {
   /** New connections per backend chain, as of the last listing. */
   counters: Record<string, number> = {};
   private desired: VipRuleset | undefined;
-  private applied: { ruleset: VipRuleset; listing: string } | undefined;
+  /** When the desired VIPs last changed (for the debug log of how long an apply waited). */
+  private desiredAtMs = 0;
+  /** What the kernel holds, and its listing (undefined until the baseline is taken after an apply). */
+  private applied: { ruleset: VipRuleset; listing: string | undefined } | undefined;
   private timer: TimerHandle | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -75,6 +92,7 @@ export class VipSyncer {
     const next = vipRuleset(services, { hairpinSubnets });
     if (next.script === this.desired?.script) return;
     this.desired = next;
+    this.desiredAtMs = this.options.clock.nowMs();
     this.stats.converged = false;
     if (this.started) this.kick();
   }
@@ -134,6 +152,10 @@ export class VipSyncer {
         if (this.applied.ruleset.script === desired.script) {
           const raw = await nft.listRaw();
           this.counters = { ...parseVipCounters(raw.ip ?? ''), ...parseVipCounters(raw.ip6 ?? '') };
+          // The first listing after an apply is the baseline. A hand edit made between the apply
+          // and this listing would be taken into it and go unnoticed until the next change:
+          // the price of keeping listings off the path of every change.
+          this.applied.listing ??= normalized(raw);
           if (normalized(raw) === this.applied.listing) {
             this.stats.resyncs++;
             this.stats.converged = true;
@@ -144,22 +166,22 @@ export class VipSyncer {
           logger?.warn('lashup VIP tables were changed outside lashup; putting them back');
         } else script = vipUpdateScript(this.applied.ruleset, desired);
       }
+      const startedMs = this.options.clock.nowMs();
       if (script === undefined) {
         await nft.apply(desired.script);
         this.stats.fullApplies++;
       } else if (script !== '') {
-        await nft.apply(script);
+        await (nft.update === undefined ? nft.apply(script) : nft.update(script));
         this.stats.incrementalApplies++;
       }
       // The kernel holds it now: listeners hear of it before the listing (two more nft runs,
       // ~30 ms here) that only serves to catch later drift.
-      this.options.onApplied?.(desired);
-      const raw = await nft.listRaw();
-      this.counters = { ...parseVipCounters(raw.ip ?? ''), ...parseVipCounters(raw.ip6 ?? '') };
-      this.applied = { ruleset: desired, listing: normalized(raw) };
+      this.applied = { ruleset: desired, listing: undefined };
       this.stats.converged = this.desired === desired;
       this.retry.reset();
-      this.schedule(this.options.resyncIntervalMs);
+      logger?.debug({ whole: script === undefined, waitedMs: startedMs - this.desiredAtMs, applyMs: this.options.clock.nowMs() - startedMs }, 'VIP rules applied');
+      this.options.onApplied?.(desired);
+      this.schedule(this.options.baselineDelayMs ?? 1000);
     } catch (err) {
       // The next try replaces the tables whole: what a failed transaction left is not known.
       this.applied = undefined;

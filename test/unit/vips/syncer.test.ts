@@ -62,6 +62,17 @@ t.test('the VIP syncer: whole at first, then only changes; failures and drift re
   t.equal(syncer.stats.fullApplies, 3, 'and replaced whole');
   t.same(nft.backends('ip', '11.0.0.1 . tcp . 80'), ['9.0.1.2:8080']);
 
+  // A burst of changes: each applied at once, one listing (the baseline) after the burst.
+  const lists = nft.lists;
+  for (const ips of [['9.0.1.2', '9.0.2.2'], ['9.0.1.2', '9.0.2.2', '9.0.3.2'], ['9.0.2.2']]) {
+    syncer.setDesired([web(ips)], ['9.0.0.0/25']);
+    await run(0);
+    t.same(nft.backends('ip', '11.0.0.1 . tcp . 80'), ips.map((ip) => `${ip}:8080`).sort(), `applied at once: ${ips.join(', ')}`);
+  }
+  t.equal(nft.lists, lists, 'no listing on the path of a change');
+  await run(1000);
+  t.equal(nft.lists, lists + 1, 'one baseline listing after the burst');
+
   await syncer.remove();
   t.equal(nft.tables.size, 0, 'leaving removes the tables');
   t.equal(syncer.current, undefined);
