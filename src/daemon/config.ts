@@ -51,7 +51,7 @@ export interface DaemonConfig {
   docker: { enabled: boolean; socketPath: string; resyncIntervalMs: number; timeoutMs: number };
   dns: { enabled: boolean; listen: string[]; listenGateways: boolean; port: number; zone: string; ttlSeconds: number; upstreams: string[]; upstreamTimeoutMs: number; withholdFailed: boolean };
   ipam: { releaseGraceMs: number; leaseCheckIntervalMs: number };
-  vips: { enabled: boolean; releaseGraceMs: number; assignIntervalMs: number };
+  vips: { enabled: boolean; ejectSuspect: boolean; releaseGraceMs: number; assignIntervalMs: number };
   peers: { degree: number; rotateIntervalMs: number; maxInbound: number };
   overlay: OverlayConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
@@ -353,6 +353,11 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
           kind: { type: 'boolean' },
           default: true,
           doc: "VIPs (see src/vips): agents balance connections to the VIPs tasks declare over the declaring tasks' containers with nftables (table `lashup_vips`); masters give named VIPs their addresses from the overlay's `vipSubnet`/`vipSubnet6`. Default true. False on an agent: it programs no VIP (its containers' VIP declarations still count elsewhere); on every master: named VIPs get no address.",
+        },
+        ejectSuspect: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: 'Agents: leave a backend out of new connections while membership suspects its agent (it missed its probes, direct and indirect), not only once it is declared failed; it comes back the moment the agent refutes the suspicion. Default true: a suspected agent is most often gone, and declaring it failed takes the suspicion timeout on top (2 s or more), during which every connection sent there would hang; a falsely suspected agent loses new connections for the few hundred ms its refutation takes, and established connections are never touched.',
         },
         releaseGraceMs: {
           kind: { type: 'integer', min: 0, max: 7 * 24 * 3_600_000 },

@@ -108,9 +108,10 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
   let logged = new Set<string>();
 
   const node = (): LashupNode => deps.node();
+  /** Whether an agent's backends are left out: failed or gone, or suspected (vips.ejectSuspect). */
   const down = (agent: string): boolean => {
     const state = node().membership.member(agent)?.state;
-    return state === 'dead' || state === 'left';
+    return state === 'dead' || state === 'left' || (state === 'suspect' && config.vips.ejectSuspect);
   };
 
   /** The overlay's container subnets, and the VIP ranges, from the configuration in use (validated when it was taken). */

@@ -54,6 +54,11 @@ export class NftShell {
     return result;
   }
 
+  /** The running shell's process id (operators' `lashup vips` and tests). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Starts the shell now when none runs, so that the first update does not pay its start. */
   warm(): void {
     if (this.child === undefined) this.start();
