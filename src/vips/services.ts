@@ -116,9 +116,11 @@ export function buildVips(rows: ReadonlyMap<string, AgentTasks>, addresses: Read
             pending.add(name);
             continue;
           }
+          // Both addresses always: the DNS name answers AAAA with the IPv6 one, and a client that
+          // tries it when no task has an IPv6 address is refused at once (the VIP without
+          // backends rejects) rather than left to time out on the default route.
           targets.push(address.ip);
-          // The IPv6 address serves only when some task gives it IPv6 backends.
-          if (address.ip6 !== undefined && task.ips.some((ip) => ip.includes(':'))) targets.push(address.ip6);
+          if (address.ip6 !== undefined) targets.push(address.ip6);
         } else targets.push(d.address as string);
         for (const address of targets) {
           const entry = service(address, d, name);

@@ -126,7 +126,7 @@ t.test('VIPs: declared through the API, addressed by the master, programmed on e
     "per-backend counters, read from the kernel's listing",
   );
   const metrics = await (await fetch(`http://127.0.0.1:${a2.api.port}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
-  t.match(metrics, /^lashup_vips_vips 2$/m, 'VIPs gauged');
+  t.match(metrics, /^lashup_vips_vips 3$/m, 'VIPs gauged (web.shop over IPv4 and IPv6, the address VIP)');
   t.match(metrics, /^lashup_vips_backends 3$/m);
   t.match(metrics, /^lashup_vips_refused_declarations_total\{code="LASHUP_ERR_VIP_IN_OVERLAY"\} 1$/m, 'refusals counted by code');
   t.match(metrics, /^lashup_vips_rules_full_applies_total [1-9]/m);

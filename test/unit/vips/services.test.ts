@@ -48,6 +48,18 @@ t.test('services from task rows: grouped by VIP, backends from every agent, name
   );
 });
 
+t.test('a named VIP with an IPv6 address but no IPv6 backend still has its IPv6 service, which refuses', async (t) => {
+  const rows = new Map<string, AgentTasks>([['a1', row('10.0.0.1', [{ framework: 'shop', task: 'api', ips: ['9.0.0.3'], source: 'api', vips: ['/api:80'] }])]]);
+  const c = buildVips(rows, new Map([['api.shop', { ip: '11.0.0.3', ip6: 'fd01:c::3' }]]), ranges);
+  t.same(
+    c.services.map((s) => [s.address, s.backends.length]),
+    [
+      ['11.0.0.3', 1],
+      ['fd01:c::3', 0],
+    ],
+  );
+});
+
 t.test('bad declarations are left out with their code and value; the other VIPs stay', async (t) => {
   const rows = new Map<string, AgentTasks>([
     ['a1', row('10.0.0.1', [{ framework: 'shop', task: 'web', ips: ['9.0.0.2'], source: 'api', vips: ['/web:99999', '9.0.0.9:80', '11.0.0.7:80', '/ok:80', `/${'x'.repeat(64)}:80`] }])],
