@@ -54,6 +54,30 @@ function api(cluster: NetnsCluster, name: string, method: string, path: string):
   });
 }
 
+/**
+ * Follows the `tasks` key on a node (`GET /v1/kv/tasks?watch=1`), noting when each event
+ * arrived: when the store of that node got a change, apart from when its rules took it.
+ */
+function watchTasks(cluster: NetnsCluster, name: string, events: { atMs: number; data: string }[]): () => void {
+  const node = cluster.nodes.get(name);
+  if (node === undefined) throw new Error(`no node ${name}`);
+  const req = request({ socketPath: join(node.dir, 'api.sock'), path: '/v1/kv/tasks?watch=1', headers: { host: 'localhost' } }, (res) => {
+    let buffer = '';
+    res.on('data', (c: Buffer) => {
+      const atMs = Date.now();
+      buffer += c.toString();
+      const parts = buffer.split('\n\n');
+      buffer = parts.pop() ?? '';
+      for (const p of parts) events.push({ atMs, data: p });
+      // Bounded: the bench keeps only the last 400 events per node.
+      if (events.length > 400) events.splice(0, events.length - 400);
+    });
+  });
+  req.on('error', () => undefined);
+  req.end();
+  return () => req.destroy();
+}
+
 async function load(ns: string, host: string, port: number, durationMs: number): Promise<{ completed: number; errors: number; p50Ms: number; p99Ms: number }> {
   const out = await run(['ip', 'netns', 'exec', ns, process.execPath, join(here, 'lib', 'vip-load.js'), JSON.stringify({ host, port, concurrency: 16, durationMs })], durationMs + 30_000);
   if (out.code !== 0) throw new Error(`the load generator failed: ${out.stderr}`);
@@ -68,8 +92,9 @@ const bench: Benchmark = {
     if (!existsSync(`${CNI_PLUGIN_DIR}/bridge`)) throw new Error(`the vips benchmark needs ${CNI_PLUGIN_DIR}/bridge (Debian package containernetworking-plugins)`);
     if (process.getuid?.() !== 0) throw new Error('the vips benchmark needs root (network namespaces)');
     const agents = sizes?.[0] ?? (quick ? 4 : 16);
-    const rounds = quick ? 1 : 3;
-    const seconds = quick ? 3 : 8;
+    // Five rounds: single rounds on 2 shared cores vary by ±30 % (a round that meets other load).
+    const rounds = quick ? 1 : 5;
+    const seconds = quick ? 3 : 6;
     const trials = quick ? 4 : 20;
     const command = [process.execPath, '--import', join(here, '..', 'src', 'polyfills.js'), join(here, '..', 'src', 'cli', 'main.js')];
     const startedMs = Date.now();
@@ -128,6 +153,12 @@ const bench: Benchmark = {
         const parts = subnetOf(agent).split('.').map(Number);
         return `${parts[0]}.${parts[1]}.${parts[2]}.${(parts[3] as number) + 100 + (k % 20)}`;
       };
+      const arrivals = new Map(names.map((n) => [n, [] as { atMs: number; data: string }[]]));
+      const unwatch = names.map((n) => watchTasks(cluster, n, arrivals.get(n) as { atMs: number; data: string }[]));
+      /** When `n`'s store first held (added) or no longer held (removed) the backend's address, after `sinceMs`. */
+      const arrival = (n: string, ip: string, change: 'added' | 'removed', sinceMs: number): number | undefined =>
+        arrivals.get(n)?.find((e) => e.atMs >= sinceMs && e.data.includes(`"${ip}"`) === (change === 'added'))?.atMs;
+      const split: { storeMs: number; rulesAfterMs: number }[] = [];
       const allocStart = Date.now();
       await api(cluster, clientAgent, 'PUT', `/v1/tasks/bench/anchor?ip=${fakeIp(clientAgent, 0)}&vip=${encodeURIComponent('/prop:80')}`);
       const seenEverywhere = async (backend: string, change: 'added' | 'removed', sinceMs: number): Promise<number[] | undefined> => {
@@ -145,7 +176,8 @@ const bench: Benchmark = {
           );
           if (at.size < names.length) await new Promise((r) => setTimeout(r, 100));
         }
-        return at.size === names.length ? [...at.values()] : undefined;
+        // In the order of `names`, so that a figure can be matched with the same agent's store.
+        return at.size === names.length ? names.map((n) => at.get(n) as number) : undefined;
       };
       const first = await seenEverywhere(`${fakeIp(clientAgent, 0)}:80`, 'added', allocStart);
       const allocationMs = first === undefined ? Number.NaN : Math.max(...first);
@@ -167,10 +199,16 @@ const bench: Benchmark = {
             continue;
           }
           samples.push({ change, allMs: Math.max(...per) });
+          // Where the time went: the slowest store arrival, and the slowest rules-after-arrival.
+          const stores = names.map((n) => (arrival(n, ip, change, t0) ?? Number.NaN) - t0);
+          if (stores.every((x) => Number.isFinite(x))) split.push({ storeMs: Math.max(...stores), rulesAfterMs: Math.max(...per.map((ms, i) => ms - (stores[i] as number))) });
           log(`trial ${k}: backend ${ip} ${change} through ${agent}'s API: in every agent's rules after ${Math.round(Math.max(...per))} ms (first agent ${Math.round(Math.min(...per))} ms)`);
         }
       }
 
+      for (const u of unwatch) u();
+      const storeSplit = summarize(split.map((x) => x.storeMs));
+      const rulesSplit = summarize(split.map((x) => x.rulesAfterMs));
       // What the agents' VIP syncers did over the run (a failed update costs a retry and a whole replace).
       const syncStats = { fullApplies: 0, incrementalApplies: 0, applyFailures: 0, drift: 0 };
       for (const n of names) {
@@ -229,6 +267,7 @@ const bench: Benchmark = {
         targets,
         notes: [
           `throughput: connection errors over all rounds: ${errors}; the client, the backend and 19 daemons share the 2 cores, so the figures are what this machine gives, the ratio is the VIP's cost`,
+          `propagation, where the time goes (${split.length} changes): the row reaching the slowest agent's store p50 ${round(storeSplit.p50)} ms, p99 ${round(storeSplit.p99)} ms (each agent's store watched over its API, timed when this process read the event: an upper bound, this process being busy with 16 streams and polls); on each agent, its rules after its own store's arrival (the worst agent per change) p50 ${round(rulesSplit.p50)} ms, p99 ${round(rulesSplit.p99)} ms`,
           `propagation: the agents' VIP syncers over the run: ${syncStats.incrementalApplies} updates, ${syncStats.fullApplies} whole replaces, ${syncStats.applyFailures} failed applies, ${syncStats.drift} drift repairs; slowest changes ${slowest.map((x) => `${round(x.allMs)} ms (${x.change})`).join(', ')}`,
           `propagation: the first backend of a new named VIP (address allocated by the masters' Raft log, then published) reached every agent's rules after ${round(allocationMs)} ms`,
           "propagation path: tasks API -> the agent writes its signed tasks row -> gossip delta to every node -> each agent rebuilds its VIPs and applies one nft transaction touching that VIP only; times are each agent's own record of its apply (wall clock, one machine)",

@@ -53,8 +53,12 @@ export class FakeVipNft implements VipNft {
   /** Listings asked for. */
   lists = 0;
 
+  /** When set, listings wait for it (a test holds a listing in progress). */
+  listGate: Promise<void> | undefined;
+
   async listRaw(): Promise<Record<Family, string | undefined>> {
     this.lists++;
+    await this.listGate;
     const out: Record<Family, string | undefined> = { ip: undefined, ip6: undefined };
     for (const [family, t] of this.tables) {
       const lines = [`table ${family} lashup_vips {`, `\tmap services { elements = { ${[...t.elements].map(([k, c]) => `${k} : goto ${c}`).join(', ')} } }`];

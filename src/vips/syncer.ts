@@ -72,8 +72,14 @@ export class VipSyncer {
   private desiredAtMs = 0;
   /** What the kernel holds, and its listing (undefined until the baseline is taken after an apply). */
   private applied: { ruleset: VipRuleset; listing: string | undefined } | undefined;
+  /** The next listing (baseline or resync). */
   private timer: TimerHandle | undefined;
+  /** The next try after a failed apply. */
+  private retryTimer: TimerHandle | undefined;
   private running: Promise<void> | undefined;
+  private checking: Promise<void> | undefined;
+  /** Bumped by every apply (and every loss of what is applied): a listing started before is stale. */
+  private version = 0;
   private again = false;
   private started = false;
   private readonly retry: Backoff;
@@ -108,7 +114,10 @@ export class VipSyncer {
     this.started = false;
     this.timer?.cancel();
     this.timer = undefined;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
     await this.running;
+    await this.checking;
   }
 
   /** Stops syncing and removes the VIP tables (leaving the cluster). */
@@ -119,12 +128,13 @@ export class VipSyncer {
     this.stats.converged = false;
   }
 
-  /** Lists the tables now: counters fresh, drift caught. */
+  /** Lists the tables now: counters fresh, drift caught (waits for a listing already running). */
   async resync(): Promise<void> {
-    if (this.started) this.kick();
     await this.running;
+    await this.check();
   }
 
+  /** Runs an apply now, or once more after the one running. */
   private kick(): void {
     if (this.running !== undefined) {
       this.again = true;
@@ -140,32 +150,16 @@ export class VipSyncer {
     });
   }
 
+  /** Brings the kernel to the desired VIPs: a whole replace, or an update of what changed. */
   private async sync(): Promise<void> {
     const desired = this.desired;
     if (desired === undefined || !this.started) return;
-    this.timer?.cancel();
-    this.timer = undefined;
+    if (this.applied?.ruleset.script === desired.script) return;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
     const { nft, logger } = this.options;
+    const script = this.applied === undefined ? undefined : vipUpdateScript(this.applied.ruleset, desired);
     try {
-      let script: string | undefined;
-      if (this.applied !== undefined) {
-        if (this.applied.ruleset.script === desired.script) {
-          const raw = await nft.listRaw();
-          this.counters = { ...parseVipCounters(raw.ip ?? ''), ...parseVipCounters(raw.ip6 ?? '') };
-          // The first listing after an apply is the baseline. A hand edit made between the apply
-          // and this listing would be taken into it and go unnoticed until the next change:
-          // the price of keeping listings off the path of every change.
-          this.applied.listing ??= normalized(raw);
-          if (normalized(raw) === this.applied.listing) {
-            this.stats.resyncs++;
-            this.stats.converged = true;
-            this.schedule(this.options.resyncIntervalMs);
-            return;
-          }
-          this.stats.drift++;
-          logger?.warn('lashup VIP tables were changed outside lashup; putting them back');
-        } else script = vipUpdateScript(this.applied.ruleset, desired);
-      }
       const startedMs = this.options.clock.nowMs();
       if (script === undefined) {
         await nft.apply(desired.script);
@@ -174,30 +168,80 @@ export class VipSyncer {
         await (nft.update === undefined ? nft.apply(script) : nft.update(script));
         this.stats.incrementalApplies++;
       }
-      // The kernel holds it now: listeners hear of it before the listing (two more nft runs,
-      // ~30 ms here) that only serves to catch later drift.
       this.applied = { ruleset: desired, listing: undefined };
+      this.version++;
       this.stats.converged = this.desired === desired;
       this.retry.reset();
       logger?.debug({ whole: script === undefined, waitedMs: startedMs - this.desiredAtMs, applyMs: this.options.clock.nowMs() - startedMs }, 'VIP rules applied');
       this.options.onApplied?.(desired);
-      this.schedule(this.options.baselineDelayMs ?? 1000);
+      this.scheduleCheck(this.options.baselineDelayMs ?? 1000);
     } catch (err) {
       // The next try replaces the tables whole: what a failed transaction left is not known.
       this.applied = undefined;
+      this.version++;
       this.stats.applyFailures++;
       this.stats.converged = false;
       logger?.error({ code: 'LASHUP_ERR_FIREWALL_APPLY', err: err instanceof Error ? err.message : String(err), retryInMs: this.retry.currentMs }, 'VIP rules could not be applied; retrying');
-      this.schedule(this.retry.next());
+      if (!this.started) return;
+      this.retryTimer = this.options.clock.setTimer(this.retry.next(), () => {
+        this.retryTimer = undefined;
+        this.kick();
+      });
     }
   }
 
-  private schedule(delayMs: number): void {
+  /**
+   * Lists the tables (the baseline after an apply, then every resync): counters, and drift.
+   * It runs beside the applies, never in their way (when every agent listed right after the
+   * same change, an update arriving then waited for two nft runs under that load, up to a
+   * second in `bench vips`); a listing that an apply overtook proves nothing and is taken again.
+   */
+  private check(): Promise<void> {
+    this.checking ??= (async () => {
+      const applied = this.applied;
+      const version = this.version;
+      if (applied === undefined || !this.started) return;
+      let raw: Record<'ip' | 'ip6', string | undefined>;
+      try {
+        raw = await this.options.nft.listRaw();
+      } catch (err) {
+        this.options.logger?.debug({ err: err instanceof Error ? err.message : String(err) }, 'VIP tables not listed');
+        this.scheduleCheck(this.options.resyncIntervalMs);
+        return;
+      }
+      this.counters = { ...parseVipCounters(raw.ip ?? ''), ...parseVipCounters(raw.ip6 ?? '') };
+      if (this.version !== version || this.applied !== applied) {
+        this.scheduleCheck(this.options.baselineDelayMs ?? 1000);
+        return;
+      }
+      // The first listing after an apply is the baseline. A hand edit made between the apply
+      // and this listing would be taken into it and go unnoticed until the next change: the
+      // price of keeping listings off the path of every change.
+      applied.listing ??= normalized(raw);
+      if (normalized(raw) === applied.listing) {
+        this.stats.resyncs++;
+        this.stats.converged = this.desired === applied.ruleset;
+        this.scheduleCheck(this.options.resyncIntervalMs);
+        return;
+      }
+      this.stats.drift++;
+      this.options.logger?.warn('lashup VIP tables were changed outside lashup; putting them back');
+      this.applied = undefined;
+      this.version++;
+      this.stats.converged = false;
+      this.kick();
+    })().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private scheduleCheck(delayMs: number): void {
     if (!this.started) return;
     this.timer?.cancel();
     this.timer = this.options.clock.setTimer(delayMs, () => {
       this.timer = undefined;
-      this.kick();
+      void this.check();
     });
   }
 }

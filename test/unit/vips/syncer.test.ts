@@ -73,6 +73,23 @@ t.test('the VIP syncer: whole at first, then only changes; failures and drift re
   await run(1000);
   t.equal(nft.lists, lists + 1, 'one baseline listing after the burst');
 
+  // A listing in progress never holds an update back; a listing an apply overtook is taken again.
+  let open = (): void => undefined;
+  nft.listGate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  await run(10_000);
+  const listsHeld = nft.lists;
+  syncer.setDesired([web(['9.0.4.2'])], ['9.0.0.0/25']);
+  await run(0);
+  t.same(nft.backends('ip', '11.0.0.1 . tcp . 80'), ['9.0.4.2:8080'], 'applied while a listing waits');
+  nft.listGate = undefined;
+  open();
+  const drift = syncer.stats.drift;
+  await run(2000);
+  t.equal(syncer.stats.drift, drift, 'the overtaken listing is not taken for drift');
+  t.ok(nft.lists > listsHeld, 'and the baseline is listed again');
+
   await syncer.remove();
   t.equal(nft.tables.size, 0, 'leaving removes the tables');
   t.equal(syncer.current, undefined);
