@@ -84,13 +84,15 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
    * and for the benchmark that times a backend change to every agent.
    */
   const programmed = new Map<string, number>();
-  const changes: { atMs: number; vip: string; backend: string; change: 'added' | 'removed' }[] = [];
+  const changes: { atMs: number; wantedAtMs: number; vip: string; backend: string; change: 'added' | 'removed' }[] = [];
+  /** When this agent's desired VIPs last changed (wall ms): the store's news arrived then. */
+  let wantedAtMs = 0;
   const onApplied = (ruleset: VipRuleset): void => {
     const atMs = Date.now();
     const next = new Set(ruleset.counters.map((c) => `${c.vip} > ${c.backend}`));
     const record = (key: string, change: 'added' | 'removed'): void => {
       const [vip, backend] = key.split(' > ') as [string, string];
-      changes.push({ atMs, vip, backend, change });
+      changes.push({ atMs, wantedAtMs, vip, backend, change });
       if (changes.length > MAX_CHANGES) changes.splice(0, changes.length - MAX_CHANGES);
     };
     for (const key of next)
@@ -151,7 +153,7 @@ export function vipsComponent(deps: VipsComponentDeps): Component {
     }
     logged = seen;
     stats.badDeclarations = bad;
-    syncer?.setDesired(catalog.services, hairpinSubnets());
+    if (syncer?.setDesired(catalog.services, hairpinSubnets()) === true) wantedAtMs = Date.now();
     assign();
   };
 

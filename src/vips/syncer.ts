@@ -93,14 +93,15 @@ export class VipSyncer {
     return this.applied?.ruleset;
   }
 
-  /** Sets the VIPs to hold; applied at once when they differ (after `start`). */
-  setDesired(services: readonly VipService[], hairpinSubnets: readonly string[]): void {
+  /** Sets the VIPs to hold; applied at once when they differ (after `start`). True when they differ. */
+  setDesired(services: readonly VipService[], hairpinSubnets: readonly string[]): boolean {
     const next = vipRuleset(services, { hairpinSubnets });
-    if (next.script === this.desired?.script) return;
+    if (next.script === this.desired?.script) return false;
     this.desired = next;
     this.desiredAtMs = this.options.clock.nowMs();
     this.stats.converged = false;
     if (this.started) this.kick();
+    return true;
   }
 
   start(): void {
