@@ -28,3 +28,4 @@ export { parseMac, formatMac, canonicalMac } from './mac.js';
 export { isValidInterfaceName, MAX_INTERFACE_NAME_LENGTH } from './ifname.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { jsonEquals } from './json-equals.js';
+export { SerialRunner } from './serial-runner.js';

@@ -8,7 +8,7 @@
  * re-applied when the masters published another overlay, never restored after a flush, never
  * removed on leave.
  */
-import { Backoff, type Clock, type TimerHandle } from '../common/index.js';
+import { Backoff, SerialRunner, type Clock, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import type { FirewallBackend } from './backend.js';
 import { applyScript, removeScript, type DropCounter, type FirewallFamily, type FirewallRuleset } from './ruleset.js';
@@ -53,8 +53,10 @@ export class FirewallSyncer {
   /** The script the kernel holds, and its listing right after it was applied. */
   private applied: { script: string; listing: Listing } | undefined;
   private timer: TimerHandle | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly runner = new SerialRunner(
+    () => this.sync(),
+    () => this.started,
+  );
   private started = false;
   /** Retries after failed applies: retryMinMs doubling up to the resync interval. */
   private readonly retry: Backoff;
@@ -89,7 +91,7 @@ export class FirewallSyncer {
     this.started = false;
     this.timer?.cancel();
     this.timer = undefined;
-    await this.running;
+    await this.runner.idle();
   }
 
   /** Stops syncing and removes lashup's tables (leaving the cluster). */
@@ -103,18 +105,7 @@ export class FirewallSyncer {
 
   /** Runs a sync now, or once more after the one running. */
   private kick(): void {
-    if (this.running !== undefined) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.sync();
-      } while (this.again && this.started);
-    })().finally(() => {
-      this.running = undefined;
-    });
+    this.runner.kick();
   }
 
   private async sync(): Promise<void> {

@@ -8,7 +8,7 @@
  * taken after the last apply (an `nft flush ruleset`, a hand edit) is drift, counted and
  * replaced whole. The same listing gives the per-backend connection counters.
  */
-import { Backoff, type Clock, type TimerHandle } from '../common/index.js';
+import { Backoff, SerialRunner, type Clock, type TimerHandle } from '../common/index.js';
 import { normalizeListing } from '../firewall/index.js';
 import type { Logger } from '../log/index.js';
 import { parseVipCounters, vipRuleset, vipUpdateScript, type VipRuleset, type VipService } from './ruleset.js';
@@ -76,11 +76,13 @@ export class VipSyncer {
   private timer: TimerHandle | undefined;
   /** The next try after a failed apply. */
   private retryTimer: TimerHandle | undefined;
-  private running: Promise<void> | undefined;
+  private readonly runner = new SerialRunner(
+    () => this.sync(),
+    () => this.started,
+  );
   private checking: Promise<void> | undefined;
   /** Bumped by every apply (and every loss of what is applied): a listing started before is stale. */
   private version = 0;
-  private again = false;
   private started = false;
   private readonly retry: Backoff;
 
@@ -117,7 +119,7 @@ export class VipSyncer {
     this.timer = undefined;
     this.retryTimer?.cancel();
     this.retryTimer = undefined;
-    await this.running;
+    await this.runner.idle();
     await this.checking;
   }
 
@@ -131,24 +133,13 @@ export class VipSyncer {
 
   /** Lists the tables now: counters fresh, drift caught (waits for a listing already running). */
   async resync(): Promise<void> {
-    await this.running;
+    await this.runner.idle();
     await this.check();
   }
 
   /** Runs an apply now, or once more after the one running. */
   private kick(): void {
-    if (this.running !== undefined) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        await this.sync();
-      } while (this.again && this.started);
-    })().finally(() => {
-      this.running = undefined;
-    });
+    this.runner.kick();
   }
 
   /** Brings the kernel to the desired VIPs: a whole replace, or an update of what changed. */
