@@ -14,6 +14,7 @@ import { ConfigError, configReference, Daemon, LASHUP_VERSION, parseConfigText }
 import { createLogger } from '../log/index.js';
 import { generateClusterKey } from '../net/index.js';
 import { runDemo } from '../demo/index.js';
+import { convergenceScenario, runLab, validateLab } from '../lab/index.js';
 import { ApiUnreachable, call, stream, type ApiEndpoint } from './http.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, config: 4 } as const;
@@ -30,6 +31,8 @@ const OPTIONS = {
   config: { type: 'string' },
   agents: { type: 'string' },
   force: { type: 'boolean' },
+  out: { type: 'string' },
+  repeat: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -94,6 +97,12 @@ const COMMANDS: Record<string, CommandSpec> = {
     options: ['agents'],
     args: [0, 0],
   },
+  lab: {
+    usage:
+      "usage: lashup lab run SCENARIO.json [--out DIR] | lashup lab validate SCENARIO.json | lashup lab convergence --agents N [--repeat K] [--out DIR]\n\nrun (root): builds the scenario's cluster (3 masters, its agents, CNI containers) in network namespaces, plays its steps (kill, stop, start, restart, partition, heal, loss, release, join, overlay, container, wait, settle, expect) while checking the invariants every sampleIntervalMs, and writes DIR/report.json and DIR/report.html (default DIR: ./lab-<name>-<time>). Exit 0 when every invariant held, 1 when one did not, 4 for an invalid scenario. The format: schemas/lab-scenario.schema.json; ready scenarios: scenarios/. validate: checks the file only. convergence (root): the standard route-convergence benchmark as a scenario on 3 masters and N agents (default 4), K times (default 3): a new agent joins, a container starts under a name, an agent is SIGKILLed and started again, the new agent is released; the same report, with p50/p99 per event.",
+    options: ['out', 'agents', 'repeat'],
+    args: [1, 2],
+  },
 };
 
 const USAGE = `usage: lashup <command> [options]
@@ -113,6 +122,13 @@ commands:
   keygen                     print a new cluster key
   demo [--agents N]          as root: 3 masters and N agents (default 3) in network namespaces,
                              two containers per agent, a ping matrix; removes everything after
+  lab run SCENARIO [--out DIR]
+                             as root: play a chaos scenario on a namespace cluster, check the
+                             invariants, write an HTML and JSON report; exit 1 on a violation
+  lab validate SCENARIO      check a scenario file
+  lab convergence --agents N [--repeat K]
+                             as root: the route-convergence benchmark (join, named container,
+                             SIGKILL, release) with the same report
   config-reference           every config setting with its default
 
 options (API stands for them):
@@ -232,6 +248,28 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
           return EXIT.usage;
         }
         return await runDemo({ agents, command: [process.execPath, ...process.execArgv, process.argv[1] as string], out: io.out, err: io.err });
+      }
+      case 'lab': {
+        const [sub, file] = args as [string, string | undefined];
+        const wrong = (why: string): number => {
+          io.err(`lashup: ${why}\n${spec.usage}\n`);
+          return EXIT.usage;
+        };
+        const command = [process.execPath, ...process.execArgv, process.argv[1] as string];
+        const outDir = values.out === undefined ? {} : { outDir: values.out };
+        if (sub === 'convergence') {
+          if (file !== undefined) return wrong('lab convergence takes no scenario file');
+          const agents = values.agents === undefined ? 4 : Number(values.agents);
+          const repeat = values.repeat === undefined ? 3 : Number(values.repeat);
+          if (!Number.isInteger(agents) || agents < 2 || agents > 32) return wrong(`--agents ${JSON.stringify(values.agents)} is not valid; expected an integer from 2 to 32`);
+          if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) return wrong(`--repeat ${JSON.stringify(values.repeat)} is not valid; expected an integer from 1 to 20`);
+          return await runLab({ file: convergenceScenario(agents, repeat), ...outDir, command, out: io.out, err: io.err });
+        }
+        if (sub !== 'run' && sub !== 'validate') return wrong(`lab ${JSON.stringify(sub)} is not a lab command; expected run, validate or convergence`);
+        if (file === undefined) return wrong(`lab ${sub} needs a scenario file`);
+        if (values.agents !== undefined || values.repeat !== undefined) return wrong('--agents and --repeat go with lab convergence; a scenario file says its own');
+        if (sub === 'validate') return validateLab(file, io.out, io.err);
+        return await runLab({ file, ...outDir, command, out: io.out, err: io.err });
       }
       case 'keygen':
         io.out(`${generateClusterKey()}\n`);

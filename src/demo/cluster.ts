@@ -111,14 +111,7 @@ export class NetnsCluster {
     const node = this.nodes.get(name);
     if (node === undefined) throw new Error(`no node ${name}`);
     if (overlay !== undefined) this.options.overlay = overlay;
-    const child = node.child;
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await this.signal(name, 'SIGTERM');
     return this.start(name, node.host.index);
   }
 
@@ -242,19 +235,36 @@ export class NetnsCluster {
   }
 
   /** A GET on a node's API through its unix socket (for routes the CLI has no command for, such as /metrics). */
-  apiGet(name: string, path: string): Promise<string> {
+  async apiGet(name: string, path: string): Promise<string> {
+    return (await this.api(name, 'GET', path)).body;
+  }
+
+  /** A request to a node's API through its unix socket: the status and the body as text. */
+  api(name: string, method: string, path: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
     const node = this.nodes.get(name);
     if (node === undefined) return Promise.reject(new Error(`no node ${name}`));
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: join(node.dir, 'api.sock'), path, headers: { host: 'localhost' }, timeout: 10_000 }, (res) => {
+      const req = request({ socketPath: join(node.dir, 'api.sock'), method, path, headers: { host: 'localhost' }, timeout: timeoutMs }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve(body));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       });
-      req.on('timeout', () => req.destroy(new Error(`GET ${path} on ${name}: no answer within 10 s`)));
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path} on ${name}: no answer within ${timeoutMs} ms`)));
       req.on('error', reject);
       req.end();
     });
+  }
+
+  /** Sends `signal` to a node's daemon and waits until it exits (SIGKILL after `graceMs`); false when it was not running. */
+  async signal(name: string, signal: NodeJS.Signals, graceMs = 15_000): Promise<boolean> {
+    const child = this.nodes.get(name)?.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return false;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+    return true;
   }
 
   /** Runs the CLI inside a node's namespace (its API is on that namespace's loopback). */

@@ -1,0 +1,16 @@
+export { LabError, LabErrorCode } from './errors.js';
+export { parseScenario, validateScenario, SCENARIO_FIELDS, STEP_FIELDS, EVENT_KINDS, agentNames } from './scenario.js';
+export type { Scenario, Step, StepKind, NodeRef } from './scenario.js';
+export { World } from './world.js';
+export type { LabNode, FaultWindow } from './world.js';
+export { faultScript, FAULT_TABLE } from './faults.js';
+export { Checker, INVARIANTS, pingExpected, routedSubnet } from './checks.js';
+export type { Observation, LeaseView, Violation, Verdict, Invariant } from './checks.js';
+export { convergence, quantile, reportJson, summaryText, MEASURES } from './report.js';
+export type { LabReport, LabEvent, LabSample, Distribution, Measure } from './report.js';
+export { renderHtml } from './html.js';
+export { runScenario, checkLabSupport } from './runner.js';
+export type { LabOptions } from './runner.js';
+export { runLab, validateLab, LAB_EXIT } from './lab.js';
+export type { LabRunOptions } from './lab.js';
+export { convergenceScenario } from './benchmark.js';
