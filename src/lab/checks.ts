@@ -103,10 +103,11 @@ export class Checker {
     if (obs.allocations !== undefined) this.checkUnique("the allocator's", obs.allocations, v);
     for (const [agent, lease] of current) {
       const first = this.kept.get(agent);
-      if (first === undefined) this.kept.set(agent, lease);
-      else if (describe(first) !== describe(lease)) v('leases-kept', `${agent}'s lease changed without a release: ${describe(first)} -> ${describe(lease)}`);
+      if (first !== undefined && !consistent(first, lease)) v('leases-kept', `${agent}'s lease changed without a release: ${describe(first)} -> ${describe(lease)}`);
+      // The latest is kept: networks added by an overlay change are held from now on.
+      else this.kept.set(agent, lease);
       const held = obs.allocations?.get(agent);
-      if (obs.allocations !== undefined && world.node(agent).running && (held === undefined || describe(held) !== describe(lease)))
+      if (obs.allocations !== undefined && world.node(agent).running && (held === undefined || !consistent(held, lease)))
         v('leases-kept', `${agent} holds ${describe(lease)} but the allocator has ${held === undefined ? 'no lease for it' : describe(held)}`);
     }
     const heldSubnets = new Set([...current.values()].map(routedSubnet).filter((s): s is string => s !== undefined));
@@ -195,6 +196,20 @@ export class Checker {
       }
     }
   }
+}
+
+/**
+ * Whether two views of a lease agree on everything both hold: the VTEP address and MAC, and the
+ * blocks of every network in both. A network added or removed by an overlay change is not a
+ * changed lease; a block of a network that stayed is.
+ */
+function consistent(a: LeaseView, b: LeaseView): boolean {
+  if (a.vtepIp !== b.vtepIp || a.vtepMac.toLowerCase() !== b.vtepMac.toLowerCase()) return false;
+  for (const [net, x] of Object.entries(a.networks)) {
+    const y = b.networks[net];
+    if (y !== undefined && (x.subnet !== y.subnet || x.subnet6 !== y.subnet6)) return false;
+  }
+  return true;
 }
 
 function describe(lease: LeaseView): string {

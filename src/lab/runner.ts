@@ -71,6 +71,7 @@ class Lab {
   private cluster: NetnsCluster | undefined;
   private readonly containers: LabContainer[] = [];
   private readonly violations: Violation[] = [];
+  private readonly reported = new Set<string>();
   private readonly events: LabEvent[] = [];
   private readonly samples: LabSample[] = [];
   private readonly stepLog: { atMs: number; repetition: number; index: number; text: string }[] = [];
@@ -103,6 +104,10 @@ class Lab {
   }
 
   private violation(invariant: Invariant, message: string): void {
+    // A state that breaks an invariant is seen by every observation while it lasts: recorded once.
+    const key = `${invariant} ${message}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
     const v = { atMs: this.now(), invariant, message };
     this.violations.push(v);
     this.options.out(`  ! ${(v.atMs / 1000).toFixed(1)} s ${invariant}: ${message}\n`);
@@ -255,7 +260,6 @@ class Lab {
       }
       case 'overlay':
         this.log(rep, index, `overlay change, restarting ${step.nodes.join(', ')}`);
-        this.event('overlay', 'overlay change');
         for (const n of step.nodes) {
           this.stopping.add(n);
           await cluster.restart(n, step.overlay);
@@ -263,6 +267,8 @@ class Lab {
           this.world.stopped(n, this.now(), 'stopped');
           this.launched(n);
         }
+        // Timed from the last restart: the change is in force once every node runs with it.
+        this.event('overlay', `overlay change (${step.nodes.length} nodes restarted)`);
         return;
       case 'container': {
         this.log(rep, index, `container on ${step.agent}`);

@@ -112,6 +112,21 @@ t.test('safety: an address held twice, a lease changed without a release, a leas
   );
 });
 
+t.test('an overlay change that adds or removes a network is not a changed lease', async (t) => {
+  const { c } = cluster();
+  c.evaluate(healthy(0));
+  const grown = healthy(100);
+  for (const [agent, l] of grown.leases) {
+    const more = { ...l, networks: { ...l.networks, dev: { subnet: `10.10.${agent.slice(1)}.0/24` } } };
+    grown.leases.set(agent, more);
+    grown.allocations?.set(agent, more);
+  }
+  t.same(c.evaluate(grown).violations, []);
+  const moved = healthy(200);
+  for (const [agent, l] of grown.leases) moved.leases.set(agent, { ...l, networks: { ...l.networks, dev: { subnet: '10.10.99.0/24' } } });
+  t.match(c.evaluate(moved).violations.filter((v) => /changed without a release/.test(v.message)).length, 3, 'the added network is held from then on: its block may not move');
+});
+
 t.test('false failures: a transition to failed while nothing stood between, after the grace', async (t) => {
   const { w, c } = cluster();
   const at = (ms: number, state: string): Observation => {
