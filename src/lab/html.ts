@@ -31,7 +31,7 @@ th{font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}svg t
     : `<p class="bad" id="verdict"><strong>${report.violations.length} violation${report.violations.length === 1 ? '' : 's'}.</strong></p>`;
   const intro = `<h1>lashup lab: ${esc(s.name)}</h1><p>${esc(s.description)}</p><p>Started ${esc(report.startedAt)}, ran ${fmt(report.durationMs / 1000)} s: 3 masters, ${
     report.nodes.length - 3
-  } agents, ${report.containers.length} containers; ${s.steps.length} steps × ${s.repeat}.</p>${verdict}`;
+  } agents, ${report.containers.length} containers (${report.containers.filter((c) => c.kind === 'docker').length} of them Docker); ${s.steps.length} steps × ${s.repeat}.</p>${verdict}`;
   const invariants = `<h2>Invariants</h2><table id="invariants"><tr><th>invariant</th><th>violations</th></tr>${Object.entries(report.invariants)
     .map(([k, n]) => `<tr><td>${esc(k)}</td><td class="num ${n === 0 ? 'ok' : 'bad'}">${n}</td></tr>`)
     .join('')}</table>`;

@@ -43,7 +43,7 @@ export interface LabReport {
   /** Every invariant held (exit code 0). */
   ok: boolean;
   nodes: string[];
-  containers: { agent: string; ip: string }[];
+  containers: { agent: string; kind: 'cni' | 'docker'; task: string; ip: string }[];
   /** Violations per invariant. */
   invariants: Record<Invariant, number>;
   violations: Violation[];

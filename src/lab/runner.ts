@@ -18,7 +18,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrContains, parseAddress, parseCidr } from '../common/index.js';
-import { CNI_PLUGIN_DIR, NetnsCluster, run } from '../demo/index.js';
+import { BUSYBOX, busyboxImageTarball, CNI_PLUGIN_DIR, DOCKERD, type Dockerd, eventually, NetnsCluster, run, unmountUnder } from '../demo/index.js';
 import { Checker, INVARIANTS, type Invariant, pingExpected, type Verdict, type Violation } from './checks.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { faultScript } from './faults.js';
@@ -38,10 +38,12 @@ export interface LabOptions {
 
 interface LabContainer {
   agent: string;
-  ns: string;
+  kind: 'cni' | 'docker';
   ip: string;
   /** Its task name (framework `lab`). */
   task: string;
+  /** One ping from this container (bounded: one packet, 1 s). */
+  ping(ip: string): Promise<boolean>;
 }
 
 /** The DNS zone of the lab's daemons (the default `dns.zone`). */
@@ -49,15 +51,22 @@ const DNS_ZONE = 'dcos.thisdcos.directory';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Whether this machine can run the lab's Docker containers: dockerd and busybox-static (the image's only content). */
+export function dockerAvailable(): boolean {
+  return DOCKERD !== undefined && existsSync(BUSYBOX);
+}
+
 /** What the lab needs from the machine; throws LabError (LASHUP_ERR_LAB_UNSUPPORTED) naming what is missing. */
-export async function checkLabSupport(): Promise<void> {
+export async function checkLabSupport(scenario?: Scenario): Promise<void> {
+  if (scenario?.docker === true && !dockerAvailable())
+    throw new LabError(LabErrorCode.Unsupported, 'the scenario asks for Docker containers ("docker": true); install docker.io and busybox-static, or set "docker" to "auto" or false');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new LabError(LabErrorCode.Unsupported, 'lashup lab run needs root (network namespaces, nftables); run it with sudo');
   if ((await run(['nft', '--version'])).code !== 0) throw new LabError(LabErrorCode.Unsupported, 'nft not found; install nftables');
   if (!existsSync(`${CNI_PLUGIN_DIR}/bridge`)) throw new LabError(LabErrorCode.Unsupported, `${CNI_PLUGIN_DIR}/bridge not found; install containernetworking-plugins`);
 }
 
 export async function runScenario(scenario: Scenario, options: LabOptions): Promise<LabReport> {
-  await checkLabSupport();
+  await checkLabSupport(scenario);
   const lab = new Lab(scenario, options);
   return lab.play();
 }
@@ -83,6 +92,10 @@ class Lab {
   /** Container attachments of joined agents still running; settle waits for them. */
   private readonly attaching: Promise<void>[] = [];
   private attachPending = 0;
+  private readonly dockerds: Dockerd[] = [];
+  private tarball: Promise<string> | undefined;
+  /** Docker containers besides the CNI ones (the scenario's docker, 'auto' resolved). */
+  private readonly docker: boolean;
   /** CNI ADDs that failed, so a retry takes a new container id. */
   private failedAdds = 0;
   private lastEventAtMs = 0;
@@ -97,6 +110,7 @@ class Lab {
     this.world = new World(MASTERS, this.agentList);
     this.checker = new Checker(this.world, scenario.falseFailureGraceMs);
     this.nextSpare = scenario.agents;
+    this.docker = scenario.containersPerAgent > 0 && (scenario.docker === 'auto' ? dockerAvailable() : scenario.docker);
   }
 
   private now(): number {
@@ -150,6 +164,11 @@ class Lab {
       await sampler;
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      for (const d of this.dockerds) {
+        await d.docker(['rm', '-f', '-t', '0', 'lab']);
+        await d.stop();
+      }
+      await unmountUnder(cluster.root);
       await cluster.destroy();
     }
     const counts = Object.fromEntries(INVARIANTS.map((i) => [i, this.violations.filter((v) => v.invariant === i).length])) as Record<Invariant, number>;
@@ -159,7 +178,7 @@ class Lab {
       durationMs: this.now(),
       ok: this.violations.length === 0,
       nodes: [...MASTERS, ...this.agentList.filter((a) => this.world.node(a).started)],
-      containers: this.containers.map((c) => ({ agent: c.agent, ip: c.ip })),
+      containers: this.containers.map((c) => ({ agent: c.agent, kind: c.kind, task: c.task, ip: c.ip })),
       invariants: counts,
       violations: this.violations,
       events: this.events,
@@ -354,7 +373,45 @@ class Lab {
     // The agent writes its CNI network configuration once it holds a lease.
     const conf = join(cluster.nodes.get(agent)?.dir ?? '', 'net.d', `${this.network}.conflist`);
     while ((cluster.leaseOf(agent) === undefined || !existsSync(conf)) && this.now() < deadline) await sleep(200);
-    while (this.containers.filter((c) => c.agent === agent).length < this.scenario.containersPerAgent) if ((await this.attachOne(agent)) === undefined) break;
+    while (this.containers.filter((c) => c.agent === agent && c.kind === 'cni').length < this.scenario.containersPerAgent) if ((await this.attachOne(agent)) === undefined) break;
+    if (this.docker) await this.attachDocker(agent);
+  }
+
+  /**
+   * A dockerd of the agent's own in its namespace (its own data root and socket, no bridge, no
+   * iptables: src/demo/dockerd.ts) and one busybox container on lashup's Docker network for
+   * the lab's network, a named task through its labels. Once per agent: the dockerd outlives
+   * restarts of the lashup daemon, as on a real node.
+   */
+  private async attachDocker(agent: string): Promise<void> {
+    const cluster = this.cluster as NetnsCluster;
+    if (this.containers.some((c) => c.agent === agent && c.kind === 'docker')) return;
+    this.tarball ??= busyboxImageTarball(cluster.root);
+    let d: Dockerd;
+    try {
+      d = await cluster.startDockerd(agent);
+    } catch (err) {
+      this.violation('step', `dockerd on ${agent} did not start: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    this.dockerds.push(d);
+    // lashup's agent creates the Docker network once it holds a lease and dockerd answers.
+    const ready = await eventually(async () => (await d.docker(['network', 'inspect', this.network])).code === 0, this.scenario.settleMs, 250);
+    const imported = ready ? await d.docker(['import', await this.tarball, 'lashup-lab/busybox:1']) : undefined;
+    const task = `${agent}-docker`;
+    const started =
+      imported?.code === 0
+        ? await d.docker(['run', '-d', '--name', 'lab', '--network', this.network, '--label', `lashup.task=${task}`, '--label', 'lashup.framework=lab', 'lashup-lab/busybox:1', 'sleep', '86400'])
+        : undefined;
+    if (started?.code !== 0) {
+      this.violation(
+        'step',
+        `Docker container on ${agent}: ${!ready ? `no Docker network ${this.network} within ${this.scenario.settleMs} ms` : `${imported?.stderr ?? ''}${started?.stderr ?? ''}`.slice(0, 300)}`,
+      );
+      return;
+    }
+    const ip = (await d.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${this.network}").IPAddress}}`, 'lab'])).stdout.trim();
+    this.containers.push({ agent, kind: 'docker', ip, task, ping: async (to) => (await d.docker(['exec', 'lab', 'ping', '-c', '1', '-W', '1', to], 15_000)).code === 0 });
   }
 
   /** One more CNI container on `agent`, a named task (`<agent>-c<k>`, framework `lab`); undefined (and a violation) when the ADD fails. */
@@ -370,7 +427,8 @@ class Lab {
       return undefined;
     }
     const ip = ((JSON.parse(out.stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0] ?? '';
-    const c = { agent, ns: out.ns, ip, task };
+    const net = cluster.net;
+    const c: LabContainer = { agent, kind: 'cni', ip, task, ping: (to) => net.ping(out.ns, to, 1, 1) };
     this.containers.push(c);
     return c;
   }
@@ -396,10 +454,9 @@ class Lab {
       this.violation('expectation', `no container on ${a === undefined ? from : to} to ping`);
       return;
     }
-    const net = (this.cluster as NetnsCluster).net;
     let reached = false;
     // Reachable: up to 5 tries (a loss or a late route may cost one); unreachable: 3 tries, none answered.
-    for (let i = 0; i < (reachable ? 5 : 3) && !reached; i++) reached = await net.ping(a.ns, b.ip, 1, 1);
+    for (let i = 0; i < (reachable ? 5 : 3) && !reached; i++) reached = await a.ping(b.ip);
     if (reached !== reachable) this.violation('expectation', `expected ${from}'s container ${a.ip} ${reachable ? 'to reach' : 'not to reach'} ${to}'s ${b.ip}; it ${reached ? 'did' : 'did not'}`);
   }
 
@@ -471,14 +528,14 @@ class Lab {
     }
   }
 
-  /** Pairs of agents whose first containers have an expectation now. */
+  /** Pairs of containers on different agents with an expectation now: each agent's first CNI container and its Docker one. */
   private pairs(): { a: LabContainer; b: LabContainer; want: boolean }[] {
     const firsts = new Map<string, LabContainer>();
-    for (const c of this.containers) if (!firsts.has(c.agent)) firsts.set(c.agent, c);
+    for (const c of this.containers) if (!firsts.has(`${c.agent} ${c.kind}`)) firsts.set(`${c.agent} ${c.kind}`, c);
     const out: { a: LabContainer; b: LabContainer; want: boolean }[] = [];
     for (const a of firsts.values())
       for (const b of firsts.values()) {
-        if (a === b) continue;
+        if (a.agent === b.agent) continue;
         const want = pingExpected(this.world, a.agent, b.agent);
         if (want !== undefined) out.push({ a, b, want });
       }
@@ -490,7 +547,6 @@ class Lab {
    * Once settled: `pingsPerSample` random pairs, each retried once; a wrong answer is a violation.
    */
   private async pings(): Promise<void> {
-    const net = (this.cluster as NetnsCluster).net;
     const pairs = this.pairs();
     const pendingEvents = this.events.filter((e) => e.pingsMs === undefined && measured(e, 'pingsMs'));
     // A joined agent's containers are not attached yet: its pairs would be missing from the round.
@@ -503,7 +559,7 @@ class Lab {
     if (pendingEvents.length > 0) {
       let allOk = true;
       for (let i = 0; i < pairs.length && allOk; i += 16) {
-        const results = await Promise.all(pairs.slice(i, i + 16).map(async (p) => (await net.ping(p.a.ns, p.b.ip, 1, 1)) === p.want));
+        const results = await Promise.all(pairs.slice(i, i + 16).map(async (p) => (await p.a.ping(p.b.ip)) === p.want));
         allOk = results.every(Boolean);
       }
       if (allOk) {
@@ -515,7 +571,7 @@ class Lab {
     if (pendingEvents.length > 0) return;
     for (let k = 0; k < this.scenario.pingsPerSample && pairs.length > 0; k++) {
       const p = pairs[Math.floor(Math.random() * pairs.length)] as (typeof pairs)[number];
-      const ok = (await net.ping(p.a.ns, p.b.ip, 1, 1)) || (p.want && (await net.ping(p.a.ns, p.b.ip, 1, 1)));
+      const ok = (await p.a.ping(p.b.ip)) || (p.want && (await p.a.ping(p.b.ip)));
       // Faults may have changed while the ping ran: judge only when the expectation still holds.
       if (ok !== p.want && pingExpected(this.world, p.a.agent, p.b.agent) === p.want)
         this.violation('reachability', `${p.a.agent}'s container ${p.a.ip} ${p.want ? 'did not reach' : 'reached'} ${p.b.agent}'s ${p.b.ip} after the cluster settled`);

@@ -55,6 +55,12 @@ export interface Scenario {
   falseFailureGraceMs: number;
   /** The overlay configuration of every node (DC/OS's networks when absent). */
   overlay?: Record<string, unknown>;
+  /**
+   * A Docker container per agent besides the CNI ones (a dockerd of the agent's own in its
+   * namespace, the container on lashup's Docker network): 'auto' when dockerd and
+   * busybox-static are installed.
+   */
+  docker: boolean | 'auto';
   steps: Step[];
 }
 
@@ -72,6 +78,7 @@ export const SCENARIO_FIELDS = [
   'pingsPerSample',
   'falseFailureGraceMs',
   'overlay',
+  'docker',
   'steps',
 ] as const;
 
@@ -170,6 +177,9 @@ export function validateScenario(raw: unknown, source = 'scenario'): Scenario {
     if (typeof o['overlay'] !== 'object' || o['overlay'] === null || Array.isArray(o['overlay'])) r.fail('overlay', o['overlay'], 'an overlay configuration object (see `lashup config-reference`)');
     overlay = o['overlay'] as Record<string, unknown>;
   }
+  const docker: unknown = o['docker'] ?? 'auto';
+  if (docker !== true && docker !== false && docker !== 'auto') r.fail('docker', docker, 'true, false or "auto" (Docker containers when dockerd and busybox-static are installed)');
+  if (docker === true && containersPerAgent === 0) r.fail('docker', docker, 'false when containersPerAgent is 0');
   const agentList = agentNames(agents + spareAgents);
   const nodes = new Set<string>([...MASTERS, ...agentList]);
   const nodeList = `m1-m3${agentList.length > 0 ? `, a4-a${3 + agentList.length}` : ''}`;
@@ -257,5 +267,19 @@ export function validateScenario(raw: unknown, source = 'scenario'): Scenario {
   const steps = r.array('steps', o['steps'], 1, 500).map((v, i) => parseStep(v, i));
   const joins = steps.reduce((n, s) => n + (s.do === 'join' ? s.count : 0), 0) * repeat;
   if (joins > spareAgents) r.fail('spareAgents', spareAgents, `at least ${joins} (the join steps start that many agents over ${repeat} repetitions)`);
-  return { name, description, agents, spareAgents, containersPerAgent, repeat, settleMs, sampleIntervalMs, pingsPerSample, falseFailureGraceMs, ...(overlay === undefined ? {} : { overlay }), steps };
+  return {
+    name,
+    description,
+    agents,
+    spareAgents,
+    containersPerAgent,
+    repeat,
+    settleMs,
+    sampleIntervalMs,
+    pingsPerSample,
+    falseFailureGraceMs,
+    ...(overlay === undefined ? {} : { overlay }),
+    docker: docker as boolean | 'auto',
+    steps,
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * The lab as an operator runs it (issue 22): `lashup lab run SCENARIO.json` as a process, on a
  * real kernel. A short scenario (3 masters + 4 agents: a partition of the masters with agents
- * on both sides, the heal, a SIGKILL and the restart) must end with exit 0 and a report whose
+ * on both sides, the heal, a SIGKILL and the restart; CNI and, where dockerd is installed,
+ * Docker containers on every agent) must end with exit 0 and a report whose
  * invariants all held and whose events all converged; the HTML report must render in headless
  * Chromium with its charts drawn (pixels of the series' colours in the screenshot, the series
  * in the DOM, no console errors). A second scenario with a deliberately wrong expectation must
@@ -12,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { CNI_PLUGIN_DIR } from '../../src/demo/index.js';
+import { BUSYBOX, CNI_PLUGIN_DIR, DOCKERD } from '../../src/demo/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
 import { kernelTestSkip, netnsRequired, run } from '../helpers/netns.js';
 import { countColour, readPng } from '../helpers/png.js';
@@ -27,6 +28,7 @@ const command = skip === false ? await lashupCommand() : [];
 
 interface Report {
   ok: boolean;
+  containers: { agent: string; kind: string; ip: string }[];
   invariants: Record<string, number>;
   violations: { invariant: string; message: string }[];
   events: { kind: string; membersMs?: number; kernelsMs?: number; pingsMs?: number; noPings?: boolean }[];
@@ -95,6 +97,14 @@ t.test('lab run: partition, heal, SIGKILL and restart; every invariant holds; th
     t.ok(e.pingsMs !== undefined || (e.kind === 'form' && e.noPings === true), `${e.kind}: pings converged`);
   }
   t.ok(report.samples.length >= 10, `${report.samples.length} observations`);
+  // docker "auto": with dockerd and busybox-static (CI installs both), a Docker container per agent joins the ping checks.
+  const withDocker = DOCKERD !== undefined && existsSync(BUSYBOX);
+  if (netnsRequired()) t.ok(withDocker, 'CI has dockerd and busybox-static');
+  t.same(
+    report.containers.map((c) => `${c.agent} ${c.kind}`),
+    ['a4', 'a5', 'a6', 'a7'].flatMap((a) => [`${a} cni`, ...(withDocker ? [`${a} docker`] : [])]),
+  );
+  t.equal(new Set(report.containers.map((c) => c.ip)).size, report.containers.length, 'every container has an address of its own');
   t.same([...new Set(report.faults.map((f) => f.kind))].sort(), ['down', 'partition']);
   t.ok(report.convergence['partition']?.['membersMs']?.p50 !== undefined);
 
@@ -129,7 +139,7 @@ t.test('lab run: a broken expectation exits 1 and names it', { skip, timeout: 60
   const dir = mkdtempSync(join(tmpdir(), 'lashup-lab-test-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'broken.json');
-  writeFileSync(file, JSON.stringify({ name: 'ci-broken', agents: 2, settleMs: 120_000, steps: [{ do: 'settle' }, { do: 'expect', from: 'a4', to: 'a5', reachable: false }] }));
+  writeFileSync(file, JSON.stringify({ name: 'ci-broken', agents: 2, docker: false, settleMs: 120_000, steps: [{ do: 'settle' }, { do: 'expect', from: 'a4', to: 'a5', reachable: false }] }));
   const result = await lab(file, join(dir, 'report'));
   t.equal(result.code, 1, result.output.slice(-1500));
   const report = JSON.parse(readFileSync(join(dir, 'report', 'report.json'), 'utf8')) as Report;

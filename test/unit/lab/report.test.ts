@@ -8,7 +8,10 @@ function report(): LabReport {
     durationMs: 30_000,
     ok: false,
     nodes: ['m1', 'm2', 'm3', 'a4', 'a5'],
-    containers: [{ agent: 'a4', ip: '9.0.1.2' }],
+    containers: [
+      { agent: 'a4', kind: 'cni', task: 'a4-c1', ip: '9.0.1.2' },
+      { agent: 'a4', kind: 'docker', task: 'a4-docker', ip: '9.0.1.130' },
+    ],
     invariants: { ...(Object.fromEntries(INVARIANTS.map((i) => [i, 0])) as LabReport['invariants']), reachability: 1 },
     violations: [{ atMs: 12_000, invariant: 'reachability', message: 'a4 did not reach a5 <x>' }],
     events: [
@@ -58,6 +61,7 @@ t.test('the HTML is self-contained, escapes text and draws every series', async 
   const html = renderHtml(report());
   t.notMatch(html, /<script|<link|@import|url\(|https?:\/\/(?!json-schema)/, 'no scripts, no remote resources');
   t.match(html, 'a &#60;b&#62;bold&#60;/b&#62; claim');
+  t.match(html, '2 containers (1 of them Docker)');
   t.match(html, 'a4 did not reach a5 &#60;x&#62;');
   t.match(html, /id="verdict"><strong>1 violation\.<\/strong>/);
   for (const series of ['members', 'routes', 'fault-down', 'fault-partition', 'event', 'lane-a4-routes', 'conv-kill-membersMs', 'conv-kill-pingsMs-missed'])

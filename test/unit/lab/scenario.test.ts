@@ -22,6 +22,8 @@ t.test('a minimal scenario gets the documented defaults', async (t) => {
     { spare: s.spareAgents, c: s.containersPerAgent, r: s.repeat, settle: s.settleMs, sample: s.sampleIntervalMs, pings: s.pingsPerSample, grace: s.falseFailureGraceMs },
     { spare: 0, c: 1, r: 1, settle: 60_000, sample: 1000, pings: 4, grace: 15_000 },
   );
+  t.equal(s.docker, 'auto');
+  t.equal(validateScenario({ ...base, docker: false }).docker, false);
   t.equal(s.description, '');
   t.notOk('overlay' in s);
 });
@@ -66,6 +68,8 @@ t.test('refusals name the path, the bad value and what is valid', async (t) => {
     [{ ...base, agents: 2.5 }, 'agents', /integer/],
     [{ ...base, settleMs: 10 }, 'settleMs', /from 1000 to 600000/],
     [{ ...base, overlay: [] }, 'overlay', /overlay configuration object/],
+    [{ ...base, docker: 'yes' }, 'docker', /true, false or "auto"/],
+    [{ ...base, docker: true, containersPerAgent: 0 }, 'docker', /false when containersPerAgent is 0/],
     [{ ...base, steps: [] }, 'steps', /array of 1 to 500/],
     [{ ...base, steps: [{ do: 'explode' }] }, 'steps[0].do', /one of kill, stop, start/],
     [{ ...base, steps: ['kill'] }, 'steps[0]', /step object/],
