@@ -115,22 +115,30 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         throw new ConflictError('LASHUP_ERR_RELEASE_REFUSED', refusal, { agent });
       }
       const forced = refusal !== undefined;
-      const vtepIp = allocator.state.lease(agent)?.vtepIp;
       return new Promise<ReleaseResult>((resolve, reject) => {
-        allocator.raft.propose(encodeCommand({ op: 'release', agent }), (error, result) => {
-          if (error !== null) {
-            if (isLashupError(error, RaftErrorCode.NotLeader)) return reject(new MisdirectedError(error.code, error.message));
-            const failure: Error = error;
-            return reject(new ConflictError(isLashupError(failure) ? failure.code : 'LASHUP_ERR_INTERNAL', failure.message));
-          }
-          const decoded = decodeResult(result as Uint8Array);
-          if (!decoded.ok) return reject(new ConflictError(decoded.error.code, decoded.error.message));
-          // Counted only when something was released: a no-op release is not an event.
-          if (decoded.value === true) d.stats.releases++;
-          const entriesRemoved = vtepIp === undefined ? 0 : d.removeEntries(vtepIp);
-          // Its task records go with it: its names disappear from every DNS server.
-          removeAgentTasks(d.node.kv, agent);
-          resolve({ agent, released: decoded.value === true, entriesRemoved, forced });
+        // Read the agent's VTEP address behind a read barrier: a master that has just become
+        // leader has not applied the log it inherited yet, so its state may lack the lease, and
+        // the release then left the agent's overlay entries (and every agent's routes to it) behind.
+        const propose = (vtepIp: string | undefined): void =>
+          allocator.raft.propose(encodeCommand({ op: 'release', agent }), (error, result) => {
+            if (error !== null) {
+              if (isLashupError(error, RaftErrorCode.NotLeader)) return reject(new MisdirectedError(error.code, error.message));
+              const failure: Error = error;
+              return reject(new ConflictError(isLashupError(failure) ? failure.code : 'LASHUP_ERR_INTERNAL', failure.message));
+            }
+            const decoded = decodeResult(result as Uint8Array);
+            if (!decoded.ok) return reject(new ConflictError(decoded.error.code, decoded.error.message));
+            // Counted only when something was released: a no-op release is not an event.
+            if (decoded.value === true) d.stats.releases++;
+            const entriesRemoved = vtepIp === undefined ? 0 : d.removeEntries(vtepIp);
+            // Its task records go with it: its names disappear from every DNS server.
+            removeAgentTasks(d.node.kv, agent);
+            resolve({ agent, released: decoded.value === true, entriesRemoved, forced });
+          });
+        allocator.raft.read((readError) => {
+          if (readError !== null)
+            return reject(readError.code === RaftErrorCode.NotLeader ? new MisdirectedError(readError.code, readError.message) : new ConflictError(readError.code, readError.message));
+          propose(allocator.state.lease(agent)?.vtepIp);
         });
       });
     },

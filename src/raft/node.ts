@@ -526,12 +526,14 @@ export class RaftNode {
   private serveReads(): void {
     if (this.reads.length === 0 || this.roleValue !== 'leader') return;
     const acked = (seq: number): number => 1 + [...this.peers.values()].filter((p) => p.ackedSeq >= seq).length;
+    const ready: PendingRead[] = [];
     const remaining: PendingRead[] = [];
-    for (const read of this.reads) {
-      if (acked(read.seq) >= this.quorum() && this.applied >= read.readIndex) read.callback(null);
-      else remaining.push(read);
-    }
+    for (const read of this.reads) (acked(read.seq) >= this.quorum() && this.applied >= read.readIndex ? ready : remaining).push(read);
+    // The list is settled before any callback runs: a callback that proposes re-enters here
+    // (a single voter commits and applies at once), and a read still listed was served again,
+    // without end (seen: a release read behind a barrier overflowed the stack).
     this.reads = remaining;
+    for (const read of ready) read.callback(null);
   }
 
   // ------------------------------------------------------------ replication (follower side)

@@ -41,6 +41,17 @@ t.test('a single voter leads at once and commits what it is given', async (t) =>
   scheduler.runFor(1);
   t.same(results, [2, 5]);
   t.ok(read);
+  // A read whose callback proposes: on a single voter the proposal commits and applies at once,
+  // re-entering the read queue; the read must be served once (it used to recurse without end).
+  let served = 0;
+  let proposed: number | undefined;
+  node.read(() => {
+    served++;
+    node.propose(Uint8Array.of(4), (err, r) => (proposed = err === null ? r?.[0] : -1));
+  });
+  scheduler.runFor(1);
+  t.equal(served, 1);
+  t.equal(proposed, 9);
   node.stop();
   let stopped: RaftError | null = null;
   node.propose(Uint8Array.of(1), (err) => (stopped = err));
