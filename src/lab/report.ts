@@ -39,6 +39,7 @@ export interface LabSample {
 export interface LabReport {
   scenario: Scenario;
   startedAt: string;
+  /** From the start to the last observation (the teardown after it excluded). */
   durationMs: number;
   /** Every invariant held (exit code 0). */
   ok: boolean;

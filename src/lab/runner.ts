@@ -151,6 +151,7 @@ class Lab {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     let sampler: Promise<void> | undefined;
+    let playedMs = 0;
     try {
       for (const name of [...MASTERS, ...this.agentList.slice(0, s.agents)]) this.launched(name);
       this.event('form', 'the cluster starts');
@@ -166,6 +167,8 @@ class Lab {
     } finally {
       this.sampling = false;
       await sampler;
+      // The report's time ends with the last observation, not with the teardown after it.
+      playedMs = this.now();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       await this.teardown();
@@ -174,7 +177,7 @@ class Lab {
     return {
       scenario: s,
       startedAt: this.startedAt.toISOString(),
-      durationMs: this.now(),
+      durationMs: playedMs,
       ok: this.violations.length === 0,
       nodes: [...MASTERS, ...this.agentList.filter((a) => this.world.node(a).started)],
       containers: this.containers.map((c) => ({ agent: c.agent, kind: c.kind, task: c.task, ip: c.ip })),
