@@ -104,7 +104,13 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
     },
     allocations() {
       const allocator = d.node.allocator;
-      return allocator === undefined ? { lease: d.lease ?? null } : { leases: allocator.state.leases() };
+      if (allocator === undefined) return { lease: d.lease ?? null };
+      // The leader answers behind a read barrier: just elected, it has not applied the log it
+      // inherited, and answered no leases at all (seen by the lab during a rolling restart of
+      // the masters). A follower, or a leader that lost its place meanwhile, answers what it has
+      // applied (a moment stale).
+      if (allocator.raft.role !== 'leader') return { leases: allocator.state.leases() };
+      return new Promise((resolve) => allocator.raft.read(() => resolve({ leases: allocator.state.leases() })));
     },
     async release(agent, force) {
       if (agent.length === 0) throw new BadRequestError('agent name is empty; expected 1-256 characters');
