@@ -8,6 +8,7 @@
  * `--api HOST:PORT` both work, and an unknown option, an option a command does not take or an
  * extra argument is a usage error (they used to be kept silently).
  */
+import { systemdNotify } from './systemd.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, configReference, Daemon, LASHUP_VERSION, parseConfigText } from '../daemon/index.js';
@@ -339,9 +340,20 @@ async function daemon(file: string | undefined, io: Io): Promise<number> {
   }
   const logger = createLogger({ level: (process.env['LASHUP_LOG_LEVEL'] as typeof config.log.level | undefined) ?? config.log.level });
   const daemon = await Daemon.start(config, { logger });
+  // Readiness for systemd (Type=notify) and the log: checked four times a second until it holds.
+  const readyTimer = setInterval(() => {
+    const readiness = daemon.readiness();
+    if (!readiness.ready) return;
+    clearInterval(readyTimer);
+    logger.info({ role: config.role }, 'ready');
+    void systemdNotify('ready', `${config.role} ${config.name} ready`).then((r) => {
+      if (r.error !== undefined) logger.warn({ error: r.error }, 'could not tell systemd the daemon is ready');
+    });
+  }, 250);
   return new Promise((resolve) => {
     let signals = 0;
     const stop = (reason: string): void => {
+      clearInterval(readyTimer);
       signals++;
       if (signals > 1) {
         logger.warn('second signal: exiting at once');
@@ -349,6 +361,7 @@ async function daemon(file: string | undefined, io: Io): Promise<number> {
         return;
       }
       logger.info({ reason }, 'stopping: leaving the cluster');
+      void systemdNotify('stopping', `leaving the cluster (${reason})`);
       const deadline = setTimeout(() => {
         logger.error('stop deadline of 10 s passed; exiting');
         resolve(EXIT.failed);

@@ -16,6 +16,8 @@ import type { DaemonConfig } from './config.js';
 import type { LashupNode } from './node.js';
 import type { OverlayAgent } from './overlay-agent.js';
 import type { AllocationView } from './allocation-view.js';
+import { usageMetrics } from './usage-metrics.js';
+import type { Readiness } from './readiness.js';
 import type { OwnedRowsAdmission } from '../keyspace/index.js';
 
 /** What the API reads of the daemon. */
@@ -35,6 +37,7 @@ export interface ApiDaemonView {
   componentStats(): Record<string, object | undefined>;
   readonly metrics: DaemonMetrics;
   readonly lease: Lease | undefined;
+  readiness(): Readiness;
   releaseRefusal(agent: string): string | undefined;
   canLeave(): boolean;
   requestLeave(): void;
@@ -69,6 +72,7 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         name: d.config.name,
         role: d.config.role,
         version: d.version,
+        ...d.readiness(),
         uptimeMs: nowWallMs() - d.stats.startedAtMs,
         members: counts,
         ...(raft === undefined ? {} : { raft: { role: raft.role, term: raft.term, leader: raft.leaderId ?? null } }),
@@ -191,6 +195,11 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         ...d.componentStats(),
         api: apiStats,
         members: { byState },
+        usage: usageMetrics(
+          d.node.kv,
+          d.node.overlayConfig.current.networks.map((n) => n.name),
+          d.node.allocator === undefined ? { agent: d.config.name } : { blocks: d.node.allocator.state.usage() },
+        ),
         raft: raft === undefined ? undefined : { leader: raft.role === 'leader', leaderKnown: raft.leaderId !== undefined, term: raft.term },
       });
     },

@@ -576,11 +576,22 @@ export function parseConfig(value: unknown): DaemonConfig {
   return out as unknown as DaemonConfig;
 }
 
-/** Parses and validates a config file's text. */
+/**
+ * Blanks lines whose first non-blank characters are `//`: the shipped example configuration
+ * (/etc/lashup/config.json.example) explains each setting in such lines. Whole lines only, so the
+ * rule cannot touch a value (a JSON string never spans lines) and is written here rather than
+ * pulling in a JSON-with-comments parser; blanked, not removed, so JSON.parse's error positions
+ * still point at the operator's line.
+ */
+export function stripLineComments(text: string): string {
+  return text.replace(/^[ \t]*\/\/.*$/gm, '');
+}
+
+/** Parses and validates a config file's text (JSON; whole-line `//` comments allowed). */
 export function parseConfigText(text: string, source = 'config'): DaemonConfig {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(stripLineComments(text));
   } catch (err) {
     const problem = { path: '$', value: text.slice(0, 40), expected: `valid JSON (${err instanceof Error ? err.message : String(err)})` };
     throw new ConfigError(ConfigErrorCode.Invalid, `${source} is not valid JSON: ${problem.expected}`, [problem]);

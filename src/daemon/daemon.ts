@@ -11,6 +11,7 @@
  * A restart keeps identity (peer key, name), the lease (stored) and the kernel state: the
  * reconciler adopts what it finds and changes nothing that is already right.
  */
+import { ReadinessLatch, type Readiness } from './readiness.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniService, ConflistKeeper, TASK_NAME, type NetworkRange } from '../cni/index.js';
@@ -148,6 +149,14 @@ export class Daemon {
   private readonly localTasks = new LocalTasks();
   /** VIP declarations refused where they came in (API, CNI, Docker labels), by code (lashup_vips_refused_declarations_total). */
   private readonly vipRefusals: Record<string, number> = {};
+  private readonly readinessLatch = new ReadinessLatch(() => ({
+    role: this.config.role,
+    seeds: this.config.seeds.length,
+    liveMembers: this.parts.node?.membership.liveCount ?? 0,
+    leaseHeld: this.lease !== undefined,
+    dataplane: this.config.role === 'agent' && this.config.dataplane.enabled,
+    kernelConverged: this.parts.reconciler?.stats().converged === true,
+  }));
   private parts: {
     node?: LashupNode;
     kernel?: Kernel;
@@ -207,6 +216,14 @@ export class Daemon {
   }
   get api(): ApiServer {
     return this.parts.api as ApiServer;
+  }
+
+  /**
+   * Whether the daemon is ready (joined; agents: leased and the kernel programmed), latched at the
+   * first time it was: what systemd is told (`READY=1`) and `GET /v1/status` shows.
+   */
+  readiness(): Readiness & { readyAtMs: number | undefined } {
+    return this.readinessLatch.check(Date.now());
   }
 
   /** The lease this agent holds. */

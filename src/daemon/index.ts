@@ -14,3 +14,8 @@ export { OverlayAgent } from './overlay-agent.js';
 export type { OverlayAgentStats } from './overlay-agent.js';
 export { LASHUP_VERSION } from './version.js';
 export { CLIENT_HEADER, checkRequest, type GuardedRequest } from './api-guard.js';
+export { assessReadiness, ReadinessLatch } from './readiness.js';
+export type { Readiness, ReadinessView } from './readiness.js';
+export { stripLineComments } from './config.js';
+export { usageMetrics } from './usage-metrics.js';
+export type { UsageMetrics } from './usage-metrics.js';

@@ -311,6 +311,17 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
   members: {
     byState: { kind: 'gauge', help: 'Members by state, as this node sees them (this node included).', keyed: 'state', name: '' },
   },
+  usage: {
+    blocksUsed: { kind: 'gauge', help: 'Masters: per-agent blocks the allocator has handed out, by overlay network and address family.', keyed: 'network', inner: 'family' },
+    blocksCapacity: { kind: 'gauge', help: 'Masters: per-agent blocks an overlay network holds, by address family.', keyed: 'network', inner: 'family' },
+    addressesUsed: {
+      kind: 'gauge',
+      help: "Container addresses in use, by overlay network and kind (cni, docker): an agent's own, a master's the sum of every agent's.",
+      keyed: 'network',
+      inner: 'kind',
+    },
+    addressesCapacity: { kind: 'gauge', help: 'Container addresses the blocks behind addresses_used hold, by overlay network and kind.', keyed: 'network', inner: 'kind' },
+  },
   raft: {
     leader: gauge('Masters: 1 when this master is the Raft leader.'),
     leaderKnown: gauge('Masters: 1 when this master knows a Raft leader (itself included).'),

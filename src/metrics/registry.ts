@@ -21,6 +21,9 @@ export class DaemonMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names these gauges with `_total`, which Prometheus reserves for counters
+    // (`promtool check metrics` flags each); their unsuffixed twins carry the same numbers.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     this.dataplaneApplySeconds = new Histogram({
       name: 'lashup_dataplane_apply_duration_seconds',
       help: 'Duration of reconciler applies (listing, planning and kernel operations).',

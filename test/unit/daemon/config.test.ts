@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ConfigError, configDefaults, configReference, parseConfig, parseConfigText } from '../../../src/daemon/index.js';
+import { ConfigError, configDefaults, configReference, parseConfig, parseConfigText, stripLineComments } from '../../../src/daemon/index.js';
 import { DEFAULT_OVERLAY_CONFIG } from '../../../src/ipam/index.js';
 
 const KEY = `${'A'.repeat(43)}=`;
@@ -72,6 +72,14 @@ t.test('required settings, nested overrides and the overlay are checked', async 
 t.test('JSON text errors', async (t) => {
   t.throws(() => parseConfigText('{ "name": ', 'lashup.json'), { code: 'LASHUP_ERR_CONFIG_INVALID', message: /lashup\.json is not valid JSON/ });
   t.equal(parseConfigText(JSON.stringify(minimal)).name, 'agent-1');
+});
+
+t.test('whole-line // comments are skipped; error positions keep their lines', async (t) => {
+  const text = `// an agent\n{\n  // its name\n  "name": "agent-1",\n${JSON.stringify(minimal).slice(1)}`;
+  t.equal(parseConfigText(text).name, 'agent-1');
+  t.equal(stripLineComments('a\n  // b\nc'), 'a\n\nc', 'the comment line is blanked, not removed');
+  t.equal(stripLineComments('{"url": "http://x//y"}'), '{"url": "http://x//y"}', 'a // inside a value is not a comment');
+  t.throws(() => parseConfigText('{ "name": "a" // trailing\n}'), { code: 'LASHUP_ERR_CONFIG_INVALID' }, 'a comment after a value is not accepted');
 });
 
 t.test('every setting is documented in the README', async (t) => {

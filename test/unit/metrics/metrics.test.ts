@@ -57,4 +57,9 @@ t.test('the registry adds process metrics and the histograms the components feed
   t.match(text, /^process_cpu_seconds_total /m);
   t.match(metrics.contentType, /^text\/plain; version=0\.0\.4/);
   t.same(metrics.undocumented, []);
+  // Prometheus reserves `_total` for counters (`promtool check metrics` flags gauges named so);
+  // prom-client's nodejs_active_*_total gauges are left out for that.
+  const gaugesNamedTotal = [...text.matchAll(/^# TYPE (\S+_total) (\S+)$/gm)].filter((m) => m[2] !== 'counter').map((m) => m[1]);
+  t.same(gaugesNamedTotal, [], 'no non-counter family ends in _total');
+  t.match(text, /^# TYPE nodejs_active_handles gauge$/m, 'the unsuffixed twin stays');
 });
