@@ -10,7 +10,7 @@ import type { DaemonMetrics } from '../metrics/index.js';
 import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
 import { readCniUsage, readDockerUsage, removeAgentTasks } from '../keyspace/index.js';
 import { RaftErrorCode } from '../raft/index.js';
-import type { ApiBackend } from './api.js';
+import type { ApiBackend, UsageRow } from './api.js';
 import { BadRequestError, ConflictError, MisdirectedError, NotFoundError } from './api-errors.js';
 import type { DaemonConfig } from './config.js';
 import type { LashupNode } from './node.js';
@@ -169,6 +169,22 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
       if (!d.canLeave()) throw new ConflictError('LASHUP_ERR_NOT_SUPPORTED', 'this daemon is embedded; stop it from its owner');
       return () => d.requestLeave();
     },
+    usageSummary() {
+      const m = usageMetrics(
+        d.node.kv,
+        d.node.overlayConfig.current.networks.map((n) => n.name),
+        d.node.allocator === undefined ? { agent: d.config.name } : { blocks: d.node.allocator.state.usage() },
+      );
+      const rows: UsageRow[] = [];
+      for (const [network, byFamily] of Object.entries(m.blocksUsed ?? {})) {
+        for (const [family, used] of Object.entries(byFamily)) rows.push({ network, kind: `blocks IPv${family}`, used, capacity: m.blocksCapacity?.[network]?.[family] ?? 0 });
+      }
+      for (const [network, byKind] of Object.entries(m.addressesUsed)) {
+        for (const [kind, used] of Object.entries(byKind)) rows.push({ network, kind, used, capacity: m.addressesCapacity[network]?.[kind] ?? 0 });
+      }
+      return rows;
+    },
+    propagationBuckets: () => d.metrics.propagationBuckets(),
     metrics(apiStats) {
       const byState: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
       for (const m of d.node.membership.members()) byState[m.state] = (byState[m.state] ?? 0) + 1;

@@ -18,6 +18,8 @@
  *   PUT|DELETE /v1/tasks/{fw}/{task}     this agent's task records, `?ip=` addresses (dns component)
  *   GET  /v1/dns?name=                   what the DNS server answers for a name, and why (dns component)
  *   GET  /metrics                        Prometheus text format
+ *   GET  /ui                             the status page (self-contained HTML; /ui/state its JSON,
+ *                                        /ui/events its live stream): read-only, no token, like /metrics
  *
  * The server knows the daemon only through `ApiBackend`, so it is tested against a stub.
  */
@@ -31,6 +33,9 @@ import type { Logger } from '../log/index.js';
 import { ApiError, BadRequestError, NotFoundError, PayloadTooLargeError, UnauthorizedError } from './api-errors.js';
 import { checkRequest } from './api-guard.js';
 import { matchRoute, pathSegments, type Route } from './api-router.js';
+import { openEventStream } from './sse.js';
+import { type HistogramBucket, UiHub } from './ui-hub.js';
+import { STATUS_PAGE_HTML } from './ui-page.js';
 
 /** A store change as the watch stream reports it. */
 export interface KvWatchEvent {
@@ -55,9 +60,21 @@ export interface ApiBackend {
   usage(network: string): unknown;
   /** Checks that the daemon can leave (throws otherwise); the returned function starts leaving. */
   prepareLeave(): () => void;
-  /** Prometheus text for everything but the API's own counters. */
   /** The Prometheus exposition, the API's own counters included. */
   metrics(apiStats: ApiStats): Promise<string>;
+  /** Address usage rows for the status page (network, kind, used, capacity). */
+  usageSummary?(): UsageRow[];
+  /** The store propagation histogram's cumulative buckets (seconds), for the status page's chart. */
+  propagationBuckets?(): Promise<HistogramBucket[]>;
+}
+
+/** One line of the status page's address usage table. */
+export interface UsageRow {
+  network: string;
+  /** "blocks IPv4", "blocks IPv6" (masters: per-agent blocks), "cni" or "docker" (container addresses). */
+  kind: string;
+  used: number;
+  capacity: number;
 }
 
 /** A route a component adds to the API (read-only views of its state, for now). */
@@ -90,7 +107,15 @@ export interface ApiServerOptions {
   logger?: Logger;
   /** Routes the components add; one that repeats a method and pattern is refused at construction. */
   routes?: readonly ComponentRoute[];
+  /**
+   * Serve the status page (GET /ui, /ui/state, /ui/events): read-only, and over TCP without the
+   * token, like /metrics (default true).
+   */
+  ui?: boolean;
 }
+
+/** How often the status page's policy counters are read (each read lists nftables' counters). */
+const UI_POLICY_REFRESH_MS = 10_000;
 
 export interface ApiStats {
   requests: number;
@@ -120,10 +145,13 @@ export class ApiServer {
   private readonly closers = new Set<() => void>();
   private readonly backend: ApiBackend;
   private readonly routes: Route<Handler>[];
+  private readonly ui: UiHub;
+  private policyCache: { atMs: number; value: unknown } | undefined;
 
   constructor(private readonly options: ApiServerOptions) {
     this.backend = options.backend;
     const b = this.backend;
+    this.ui = new UiHub({ state: () => this.uiState(), propagation: () => b.propagationBuckets?.() ?? Promise.resolve([]) });
     this.routes = [
       { method: 'GET', pattern: '/v1/status', handler: () => b.status() },
       { method: 'GET', pattern: '/v1/members', handler: () => b.members() },
@@ -135,6 +163,13 @@ export class ApiServer {
       { method: 'POST', pattern: '/v1/leave', handler: (r) => this.leave(r) },
       { method: 'GET', pattern: '/metrics', handler: (r) => this.metrics(r) },
     ];
+    if (options.ui !== false) {
+      this.routes.push(
+        { method: 'GET', pattern: '/ui', handler: (r) => this.uiPage(r) },
+        { method: 'GET', pattern: '/ui/state', handler: () => this.ui.snapshot() },
+        { method: 'GET', pattern: '/ui/events', handler: (r) => this.uiEvents(r) },
+      );
+    }
     for (const extra of options.routes ?? []) {
       if (this.routes.some((r) => r.method === extra.method && r.pattern === extra.pattern)) {
         throw new LashupError('LASHUP_ERR_API_ROUTE_TAKEN', `API route ${extra.method} ${extra.pattern} is registered twice`, { method: extra.method, pattern: extra.pattern });
@@ -187,7 +222,8 @@ export class ApiServer {
   }
 
   close(): Promise<void> {
-    for (const close of this.closers) close();
+    this.ui.stop();
+    for (const close of [...this.closers]) close();
     const servers = [this.server, ...(this.socketServer === undefined ? [] : [this.socketServer])];
     return Promise.all(
       servers.map(
@@ -250,7 +286,8 @@ export class ApiServer {
     if (via === 'tcp') {
       const refusal = checkRequest({ method, headers: req.headers }, this.port);
       if (refusal !== undefined) throw refusal;
-      if (this.options.token !== undefined && !(method === 'GET' && url.pathname === '/metrics') && !tokenMatches(req.headers.authorization, this.options.token)) {
+      const open = method === 'GET' && (url.pathname === '/metrics' || (this.options.ui !== false && /^\/ui(\/(state|events))?$/.test(url.pathname)));
+      if (this.options.token !== undefined && !open && !tokenMatches(req.headers.authorization, this.options.token)) {
         throw new UnauthorizedError(
           'LASHUP_ERR_UNAUTHORIZED',
           `${method} ${url.pathname} over TCP needs "Authorization: Bearer TOKEN" (the token is in the daemon's api.tokenFile; the lashup CLI reads it, or use the unix socket)`,
@@ -278,21 +315,71 @@ export class ApiServer {
       if (value === undefined) throw new NotFoundError('LASHUP_ERR_NO_SUCH_KEY', `no key ${JSON.stringify(key)}`);
       return { key, value };
     }
-    const { req, res } = r;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     this.stats.watchers++;
-    const unsubscribe = this.backend.kvWatch(key, (event) =>
-      res.write(`event: ${event.value === undefined ? 'removed' : 'value'}\ndata: ${JSON.stringify({ key: event.key, value: event.value ?? null, initial: event.initial })}\n\n`),
-    );
-    const close = (): void => {
-      if (!this.closers.delete(close)) return;
+    let unsubscribe: (() => void) | undefined;
+    const stream = openEventStream(r.req, r.res, () => {
+      this.closers.delete(stream.close);
       this.stats.watchers--;
-      unsubscribe();
-      res.end();
-    };
-    this.closers.add(close);
-    req.on('close', close);
+      unsubscribe?.();
+    });
+    this.closers.add(stream.close);
+    unsubscribe = this.backend.kvWatch(key, (event) => stream.send(event.value === undefined ? 'removed' : 'value', { key: event.key, value: event.value ?? null, initial: event.initial }));
     return undefined;
+  }
+
+  private uiPage(r: Request): undefined {
+    r.res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      // Everything is inline; nothing may load from elsewhere (nodes are often offline, and the
+      // page must not be a way to reach out).
+      'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+      'cache-control': 'no-cache',
+    });
+    r.res.end(STATUS_PAGE_HTML);
+    return undefined;
+  }
+
+  private uiEvents(r: Request): undefined {
+    let unsubscribe: (() => void) | undefined;
+    const stream = openEventStream(r.req, r.res, () => {
+      this.closers.delete(stream.close);
+      unsubscribe?.();
+    });
+    this.closers.add(stream.close);
+    unsubscribe = this.ui.subscribe((event, data) => stream.send(event, data));
+    return undefined;
+  }
+
+  /** A component's GET view by pattern (undefined when no component serves it). */
+  private async componentView(pattern: string, query = ''): Promise<unknown> {
+    const route = this.routes.find((r) => r.method === 'GET' && r.pattern === pattern);
+    if (route === undefined) return undefined;
+    return route.handler({ params: {}, query: new URLSearchParams(query) } as Request);
+  }
+
+  /** The status page's state: the API's read-only views, each failure shown in its place. */
+  private async uiState(): Promise<Record<string, unknown>> {
+    const b = this.backend;
+    const attempt = async (view: () => unknown): Promise<unknown> => {
+      try {
+        return await view();
+      } catch (err) {
+        return { error: err instanceof Error ? err.message : String(err) };
+      }
+    };
+    const now = Date.now();
+    if (this.policyCache === undefined || now - this.policyCache.atMs >= UI_POLICY_REFRESH_MS) {
+      this.policyCache = { atMs: now, value: await attempt(() => this.componentView('/v1/policy')) };
+    }
+    return {
+      status: await attempt(() => b.status()),
+      members: await attempt(() => b.members()),
+      routes: await attempt(() => b.routes()),
+      allocations: await attempt(() => b.allocations()),
+      usage: b.usageSummary?.() ?? [],
+      vips: await attempt(() => this.componentView('/v1/vips', 'counters=0')),
+      policy: this.policyCache.value,
+    };
   }
 
   private release(r: Request): Promise<unknown> {

@@ -45,7 +45,7 @@ export interface DaemonConfig {
   cluster: { keys: string[]; label: string; networkKey?: string };
   listen: { bindHost: string; advertiseHost?: string; udpPort: number; libp2pPort: number };
   membership: { profile: MembershipProfile; packetTransport: 'udp' | 'libp2p'; overrides: Partial<MembershipConfig> };
-  api: { host: string; port: number; tcp: boolean; tokenFile: string; socketPath: string; socketGroup: string };
+  api: { host: string; port: number; tcp: boolean; tokenFile: string; socketPath: string; socketGroup: string; ui: boolean };
   dataplane: { enabled: boolean; resyncIntervalMs: number; masquerade: boolean; firewallResyncIntervalMs: number };
   cni: { enabled: boolean; socketPath: string; confDir: string };
   docker: { enabled: boolean; socketPath: string; resyncIntervalMs: number; timeoutMs: number };
@@ -216,6 +216,11 @@ export const CONFIG_SCHEMA: Record<string, Field> = {
           kind: { type: 'string', pattern: /^(\/.*)?$/, patternText: 'empty or an absolute path' },
           default: '',
           doc: 'File holding the bearer token the TCP listener requires (Authorization: Bearer TOKEN), created with a random token (mode 0600) at first start. `lashup --api HOST:PORT` reads it from here (or --token-file). Default empty: <dataDir>/api.token.',
+        },
+        ui: {
+          kind: { type: 'boolean' },
+          default: true,
+          doc: 'Serve the status page at http://HOST:PORT/ui (members, routes desired vs programmed, address usage, VIP and policy counters, a live chart of store propagation delay). Read-only and self-contained; like /metrics it needs no token over TCP, so anyone who can reach the listener (127.0.0.1 by default) can read the cluster view. Default true; false serves neither the page nor its data.',
         },
       },
     },

@@ -823,6 +823,7 @@ export class Daemon {
           backend: this.backend,
           logger: componentLogger(logger, 'api'),
           routes: this.runner.routes(),
+          ui: config.api.ui,
         });
         this.parts.api = api;
         await api.listen();

@@ -38,6 +38,15 @@ export class DaemonMetrics {
     });
   }
 
+  /** The propagation histogram's cumulative buckets (`le` in seconds, +Inf last), for the status page. */
+  async propagationBuckets(): Promise<{ le: number; count: number }[]> {
+    const { values } = await this.kvPropagationSeconds.get();
+    return values
+      .filter((v) => v.metricName === 'lashup_kv_propagation_delay_seconds_bucket')
+      .map((v) => ({ le: v.labels['le'] === '+Inf' ? Number.POSITIVE_INFINITY : Number(v.labels['le']), count: v.value }))
+      .sort((a, b) => a.le - b.le);
+  }
+
   /** The Content-Type of `render`'s text. */
   get contentType(): string {
     return this.registry.contentType;

@@ -255,3 +255,55 @@ t.test('the unix socket: full access without token or guard, its mode and group 
   await t.rejects(wrong.listen(), { code: 'LASHUP_ERR_SOCKET_IN_USE', message: /is not a socket/ }, 'a path that is not a socket is never removed');
   t.equal(readFileSync(join(dir, 'keep-me'), 'utf8'), 'important');
 });
+
+t.test('the status page: served without the token like /metrics, its state and stream read-only; ui false serves none of it', async (t) => {
+  const s = stub();
+  const backend: ApiBackend = {
+    ...s.backend,
+    members: () => [{ name: 'a1', state: 'alive' }],
+    usageSummary: () => [{ network: 'dcos', kind: 'cni', used: 1, capacity: 125 }],
+    propagationBuckets: () =>
+      Promise.resolve([
+        { le: 0.01, count: 1 },
+        { le: Number.POSITIVE_INFINITY, count: 1 },
+      ]),
+  };
+  const api = new ApiServer({ host: '127.0.0.1', port: 0, token: 'token-token-token-token', backend });
+  await api.listen();
+  t.teardown(() => api.close());
+  const page = await send(api.port, 'GET', '/ui', {});
+  t.equal(page.status, 200);
+  t.match(page.headers['content-type'], /^text\/html/);
+  t.match(page.headers['content-security-policy'], /default-src 'none'/, 'nothing may load from elsewhere');
+  t.match(page.body, /new EventSource\("\/ui\/events"\)/);
+  t.notMatch(page.body, /<(script|link|img)[^>]+(src|href)="(https?:)?\/\//, 'no external resources');
+  const state = await send(api.port, 'GET', '/ui/state', {});
+  t.equal(state.status, 200);
+  const body = JSON.parse(state.body) as Record<string, unknown>;
+  t.same(body['members'], [{ name: 'a1', state: 'alive' }]);
+  t.same(body['routes'], { error: 'boom' }, 'a view that fails is shown in its place, the others still are');
+  t.same(body['usage'], [{ network: 'dcos', kind: 'cni', used: 1, capacity: 125 }]);
+  t.same(body['propagation'], []);
+  t.equal((await send(api.port, 'GET', '/v1/members', {})).status, 401, 'the API itself still needs the token');
+  t.equal((await send(api.port, 'POST', '/ui', { authorization: 'Bearer token-token-token-token', 'x-lashup-request': 't' })).status, 405, 'the page takes no writes');
+  t.equal((await send(api.port, 'GET', '/ui', { host: 'evil.example:80' })).status, 403, 'the rebinding guard still applies');
+
+  const first = await new Promise<string>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: api.port, path: '/ui/events' }, (res) => {
+      res.setEncoding('utf8');
+      res.once('data', (chunk: string) => {
+        req.destroy();
+        resolve(chunk);
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.match(first, /^event: state\ndata: \{"status":\{"name":"stub"\}/);
+
+  const off = new ApiServer({ host: '127.0.0.1', port: 0, token: 'token-token-token-token', backend, ui: false });
+  await off.listen();
+  t.teardown(() => off.close());
+  t.equal((await send(off.port, 'GET', '/ui', {})).status, 401, 'with ui false, /ui is not open');
+  t.equal((await send(off.port, 'GET', '/ui', { authorization: 'Bearer token-token-token-token' })).status, 404, 'and not served at all');
+});
