@@ -104,7 +104,9 @@ t.test('the status page of a live cluster, and promtool on its metrics', { skip,
   const failedShown = await eventually(async () => (await members()).some((r) => r.name === 'a6' && r.state === 'failed'), 60_000);
   t.ok(failedShown, `a6 shows as failed: ${JSON.stringify(await members())}`);
   t.equal(await b.evaluate<string>('window.__lashupMarker'), 'before-kill', 'the page was not reloaded');
-  const failedPng = readPng(await b.screenshot());
+  const failedShot = await b.screenshot();
+  writeFileSync(join(tmpdir(), 'lashup-ui-test-failed.png'), failedShot);
+  const failedPng = readPng(failedShot);
   t.ok(countColour(failedPng, '#cf222e') > 100, `the failed member is drawn in red (${countColour(failedPng, '#cf222e')} px)`);
 
   t.same(b.problems, [], 'no console errors, exceptions or failed loads');

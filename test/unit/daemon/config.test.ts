@@ -20,7 +20,7 @@ t.test('a minimal config gets every default', async (t) => {
   const c = parseConfig(minimal);
   t.equal(c.dataDir, '/var/lib/lashup');
   t.same(c.listen, { bindHost: '0.0.0.0', udpPort: 62501, libp2pPort: 62502 });
-  t.same(c.api, { socketPath: '/run/lashup/api.sock', socketGroup: '', tcp: true, host: '127.0.0.1', port: 62080, tokenFile: '' });
+  t.same(c.api, { socketPath: '/run/lashup/api.sock', socketGroup: '', tcp: true, host: '127.0.0.1', port: 62080, tokenFile: '', ui: true });
   t.same(c.dataplane, { enabled: true, resyncIntervalMs: 60_000, masquerade: true, firewallResyncIntervalMs: 30_000 });
   t.equal(c.membership.profile, 'lan');
   t.equal(c.overlay.vtepName, 'vtep1024');
