@@ -188,14 +188,22 @@ export class TestNet {
     return this.namespaces.filter((ns) => present.has(ns));
   }
 
-  private async nftReplace(host: TestHost, ruleset: string): Promise<void> {
-    await this.exec(host.ns, ['nft', 'delete', 'table', 'inet', 'lxt_partition']);
-    const result = await new Promise<ExecResult>((resolve) => {
+  /**
+   * Runs an nftables script (`nft -f -`) in `host`'s namespace: one transaction, applied whole or
+   * not at all. The partitions here and the lab's fault rules use it.
+   */
+  nftApply(host: TestHost, script: string): Promise<ExecResult> {
+    return new Promise<ExecResult>((resolve) => {
       const child = execFile('ip', ['netns', 'exec', host.ns, 'nft', '-f', '-'], { timeout: 10_000, encoding: 'utf8' }, (error, stdout, stderr) =>
         resolve({ code: error === null ? 0 : 1, stdout, stderr }),
       );
-      child.stdin?.end(ruleset);
+      child.stdin?.end(script);
     });
+  }
+
+  private async nftReplace(host: TestHost, ruleset: string): Promise<void> {
+    await this.exec(host.ns, ['nft', 'delete', 'table', 'inet', 'lxt_partition']);
+    const result = await this.nftApply(host, ruleset);
     if (result.code !== 0) throw new Error(`nft failed in ${host.ns}: ${result.stderr}`);
   }
 }

@@ -14,7 +14,6 @@
  * Everything the lab creates it removes at the end (also after a failure); it ends only the
  * daemons it started; every loop is bounded by the scenario's own times.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrContains, parseAddress, parseCidr } from '../common/index.js';
@@ -160,7 +159,14 @@ class Lab {
       await this.settle();
       for (const agent of this.agentList.slice(0, s.agents)) await this.attach(agent);
       for (let rep = 1; rep <= s.repeat; rep++) {
-        for (const [index, step] of s.steps.entries()) await this.perform(step, rep, index);
+        for (const [index, step] of s.steps.entries()) {
+          // A step that cannot be carried out (nft refusing the fault rules, a node that cannot
+          // be started) is a violation of the run, reported with the rest; it used to end the
+          // run with an error and no report at all.
+          await this.perform(step, rep, index).catch((err: unknown) =>
+            this.violation('step', `step ${index + 1} (${step.do}) of repetition ${rep} failed: ${err instanceof Error ? err.message : String(err)}`),
+          );
+        }
         await this.settle();
       }
       this.finalChecks();
@@ -371,13 +377,7 @@ class Lab {
     await Promise.all(
       [...this.world.nodes.keys()].map(async (name) => {
         const host = cluster.net.host(Number(name.slice(1)));
-        const script = faultScript(this.world, name, ipOf);
-        const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-          const child = execFile('ip', ['netns', 'exec', host.ns, 'nft', '-f', '-'], { timeout: 10_000 }, (error, _stdout, stderr) =>
-            resolve({ code: error === null ? 0 : 1, stderr: String(stderr) }),
-          );
-          child.stdin?.end(script);
-        });
+        const result = await cluster.net.nftApply(host, faultScript(this.world, name, ipOf));
         if (result.code !== 0) throw new LabError(LabErrorCode.Step, `nft refused the fault rules of ${name}: ${result.stderr}`, { node: name });
       }),
     );

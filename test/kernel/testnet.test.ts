@@ -26,6 +26,17 @@ t.test('hosts on a switch namespace ping, partition and heal', { skip }, async (
   await net.heal(h1);
   t.ok(await net.ping(h1.ns, h2.ip), 'healed');
 
+  // nftApply: a script applied whole in the host's namespace, or refused whole with nft's reason.
+  const applied = await net.nftApply(h3, 'table inet lxt_apply { chain out { type filter hook output priority 0; ip daddr 192.0.2.1 drop; }; }');
+  t.equal(applied.code, 0, applied.stderr);
+  t.notOk(await net.ping(h3.ns, h1.ip), 'the applied rule is in force');
+  const refused = await net.nftApply(h3, 'delete table inet lxt_apply\ntable inet lxt_apply { chain out { type filter hook output priority 0; ip daddr not-an-address drop; }; }');
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /not-an-address/, "nft's reason names the bad value");
+  t.notOk(await net.ping(h3.ns, h1.ip), 'a refused script changed nothing (the delete in it did not happen)');
+  t.equal((await net.nftApply(h3, 'delete table inet lxt_apply')).code, 0);
+  t.ok(await net.ping(h3.ns, h1.ip), 'removed');
+
   const hostLinksAfter = (await run(['ip', '-o', 'link', 'show'])).stdout;
   t.equal(hostLinksAfter, hostLinksBefore, "the machine's own namespace gained no link");
 
