@@ -62,6 +62,13 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
     if (allocator === undefined) throw new ConflictError('LASHUP_ERR_NOT_MASTER', `${what} runs on a master; ${d.config.name} is an ${d.config.role}`);
     return allocator;
   };
+  // Address usage: a master's blocks and every agent's containers, an agent's own containers.
+  const usage = () =>
+    usageMetrics(
+      d.node.kv,
+      d.node.overlayConfig.current.networks.map((n) => n.name),
+      d.node.allocator === undefined ? { agent: d.config.name } : { blocks: d.node.allocator.state.usage() },
+    );
   return {
     status() {
       const counts: Record<string, number> = {};
@@ -170,11 +177,7 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
       return () => d.requestLeave();
     },
     usageSummary() {
-      const m = usageMetrics(
-        d.node.kv,
-        d.node.overlayConfig.current.networks.map((n) => n.name),
-        d.node.allocator === undefined ? { agent: d.config.name } : { blocks: d.node.allocator.state.usage() },
-      );
+      const m = usage();
       const rows: UsageRow[] = [];
       for (const [network, byFamily] of Object.entries(m.blocksUsed ?? {})) {
         for (const [family, used] of Object.entries(byFamily)) rows.push({ network, kind: `blocks IPv${family}`, used, capacity: m.blocksCapacity?.[network]?.[family] ?? 0 });
@@ -211,11 +214,7 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         ...d.componentStats(),
         api: apiStats,
         members: { byState },
-        usage: usageMetrics(
-          d.node.kv,
-          d.node.overlayConfig.current.networks.map((n) => n.name),
-          d.node.allocator === undefined ? { agent: d.config.name } : { blocks: d.node.allocator.state.usage() },
-        ),
+        usage: usage(),
         raft: raft === undefined ? undefined : { leader: raft.role === 'leader', leaderKnown: raft.leaderId !== undefined, term: raft.term },
       });
     },

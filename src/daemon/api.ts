@@ -123,6 +123,10 @@ export interface ApiStats {
   clientErrors: number;
   serverErrors: number;
   watchers: number;
+  /** Status pages open now (their event streams); filled in for /metrics. */
+  uiPages?: number;
+  /** Status page states that could not be assembled (the page shows the problem); filled in for /metrics. */
+  uiStateFailures?: number;
 }
 
 const MAX_KEY_LENGTH = 512;
@@ -396,7 +400,7 @@ export class ApiServer {
   }
 
   private async metrics(r: Request): Promise<undefined> {
-    const text = await this.backend.metrics(this.stats);
+    const text = await this.backend.metrics({ ...this.stats, uiPages: this.ui.pages, uiStateFailures: this.ui.failures });
     r.res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
     r.res.end(text);
     return undefined;

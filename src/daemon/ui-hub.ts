@@ -106,12 +106,23 @@ export class UiHub {
   }
 
   private async sendTo(listener: Listener): Promise<void> {
+    const [event, data] = await this.message();
+    listener(event, data);
+  }
+
+  /** The `state` event, or a `problem` event (counted) when the state could not be assembled. */
+  private async message(): Promise<[string, unknown]> {
     try {
-      listener('state', await this.snapshot());
+      return ['state', await this.snapshot()];
     } catch (err) {
       this.failures++;
-      listener('problem', { message: err instanceof Error ? err.message : String(err) });
+      return ['problem', { message: err instanceof Error ? err.message : String(err) }];
     }
+  }
+
+  /** Pages open now. */
+  get pages(): number {
+    return this.listeners.size;
   }
 
   /** One second: a chart point from the histogram's growth, then the state to every page. */
@@ -130,15 +141,7 @@ export class UiHub {
         if (this.history.length > keep) this.history.splice(0, this.history.length - keep);
       }
       this.lastBuckets = buckets;
-      let event = 'state';
-      let data: unknown;
-      try {
-        data = await this.snapshot();
-      } catch (err) {
-        this.failures++;
-        event = 'problem';
-        data = { message: err instanceof Error ? err.message : String(err) };
-      }
+      const [event, data] = await this.message();
       for (const listener of [...this.listeners]) listener(event, data);
     } finally {
       this.ticking = false;

@@ -23,13 +23,29 @@ export interface ExecResult {
 }
 
 /** Runs a command with a bounded time; never throws for a non-zero exit. */
-export function run(argv: readonly string[], timeoutMs = 10_000): Promise<ExecResult> {
+export interface RunOptions {
+  /** Written to the command's standard input, which is then closed (closed at once without it). */
+  input?: string;
+  /** The environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Runs a command (bounded by `timeoutMs`) and resolves with its status and output; never rejects.
+ * Standard input is always closed: a command that reads it (a CNI plugin, `nft -f -`) would
+ * otherwise wait for the time limit.
+ */
+export function run(argv: readonly string[], timeoutMs = 10_000, options: RunOptions = {}): Promise<ExecResult> {
   return new Promise((resolve) => {
     const [file, ...args] = argv as [string, ...string[]];
-    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+    const child = execFile(file, args, { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, ...(options.env === undefined ? {} : { env: options.env }) }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
       resolve({ code, stdout, stderr: stderr || (error?.message ?? '') });
     });
+    // A command that exits without reading its input makes the write fail with EPIPE; its status
+    // already tells the outcome.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input ?? '');
   });
 }
 
@@ -193,12 +209,7 @@ export class TestNet {
    * not at all. The partitions here and the lab's fault rules use it.
    */
   nftApply(host: TestHost, script: string): Promise<ExecResult> {
-    return new Promise<ExecResult>((resolve) => {
-      const child = execFile('ip', ['netns', 'exec', host.ns, 'nft', '-f', '-'], { timeout: 10_000, encoding: 'utf8' }, (error, stdout, stderr) =>
-        resolve({ code: error === null ? 0 : 1, stdout, stderr }),
-      );
-      child.stdin?.end(script);
-    });
+    return run(['ip', 'netns', 'exec', host.ns, 'nft', '-f', '-'], 10_000, { input: script });
   }
 
   private async nftReplace(host: TestHost, ruleset: string): Promise<void> {

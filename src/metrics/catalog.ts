@@ -306,6 +306,8 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     clientErrors: counter('HTTP API requests answered with a 4xx status.'),
     serverErrors: counter('HTTP API requests answered with a 5xx status.'),
     watchers: gauge('Open store watch streams.'),
+    uiPages: gauge('Status pages (/ui) open now, by their event streams.'),
+    uiStateFailures: counter('Status page states that could not be assembled (the page showed the problem instead).'),
   },
   // Derived by the daemon from its state at each scrape (not stats objects).
   members: {

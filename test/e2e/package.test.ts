@@ -5,13 +5,13 @@
  * the native addon loading from the package's own node_modules, the example configuration
  * parsing once filled in, and `systemd-analyze verify` on the unit.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parseConfigText } from '../../src/daemon/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
+import { run } from '../helpers/netns.js';
 
 const TOOLS = ['/usr/bin/dpkg-deb', '/usr/bin/systemd-analyze'];
 const missing = TOOLS.filter((p) => !existsSync(p));
@@ -21,15 +21,7 @@ const skip = missing.length > 0 ? `the package test needs ${missing.join(', ')} 
 const root = resolve('.');
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
-function exec(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = execFile(file, args, { env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-    });
-    // Nothing on standard input (a CNI plugin reads its configuration from there until EOF).
-    child.stdin?.end();
-  });
-}
+const exec = (file: string, args: string[], env?: NodeJS.ProcessEnv) => run([file, ...args], 120_000, env === undefined ? {} : { env });
 
 t.test('the Debian package builds, unpacks and runs from a temporary root', { skip, timeout: 300_000 }, async (t) => {
   await lashupCommand(); // builds dist/ when it is older than src/ (a single-file run)

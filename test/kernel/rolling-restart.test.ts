@@ -10,12 +10,12 @@
  * the kernel keeps routing while the daemon is away (the reconciler adopts the routes it finds
  * at start and sends nothing when they are right). The counts are reported as test comments.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { CNI_PLUGIN_DIR, NetnsCluster } from '../../src/demo/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
-import { eventually, kernelTestSkip, netnsRequired } from '../helpers/netns.js';
+import { eventually, kernelTestSkip, netnsRequired, run } from '../helpers/netns.js';
 
 const missing = [`${CNI_PLUGIN_DIR}/bridge`].filter((p) => !existsSync(p));
 const kernelSkip = await kernelTestSkip();
@@ -55,9 +55,7 @@ t.test('a rolling restart of every agent while containers ping each other', { sk
     const from = containers[i];
     const to = containers[(i + 1) % containers.length];
     if (from === undefined || to === undefined) continue;
-    const reached = await eventually(async () => {
-      return spawnSync('ip', ['netns', 'exec', from.ns, 'ping', '-c', '1', '-W', '1', to.ip], { timeout: 5000 }).status === 0;
-    }, 30_000);
+    const reached = await eventually(async () => (await run(['ip', 'netns', 'exec', from.ns, 'ping', '-c', '1', '-W', '1', to.ip], 5000)).code === 0, 30_000);
     t.ok(reached, `${from.agent} -> ${to.agent} reachable before the restarts`);
   }
 

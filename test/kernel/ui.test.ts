@@ -9,7 +9,6 @@
  *   turns "failed" on the same page (a marker set in the page before the kill is still there:
  *   no reload); no console error, exception or failed load happened.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import t from 'tap';
 import { CNI_PLUGIN_DIR, NetnsCluster } from '../../src/demo/index.js';
 import { Browser } from '../helpers/cdp.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
-import { eventually, kernelTestSkip, netnsRequired } from '../helpers/netns.js';
+import { eventually, kernelTestSkip, netnsRequired, run } from '../helpers/netns.js';
 import { countColour, readPng } from '../helpers/png.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -29,13 +28,9 @@ if (kernelSkip === false && missing.length > 0 && netnsRequired()) throw new Err
 const skip = kernelSkip || (missing.length > 0 ? why : false);
 const command = skip === false ? await lashupCommand() : [];
 
-function promtoolCheck(text: string): Promise<{ code: number; out: string }> {
-  return new Promise((done) => {
-    const child = execFile(PROMTOOL, ['check', 'metrics'], { timeout: 60_000 }, (err, stdout, stderr) => {
-      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, out: `${stdout}${stderr}`.trim() });
-    });
-    child.stdin?.end(text);
-  });
+async function promtoolCheck(text: string): Promise<{ code: number; out: string }> {
+  const result = await run([PROMTOOL, 'check', 'metrics'], 60_000, { input: text });
+  return { code: result.code, out: `${result.stdout}${result.stderr}`.trim() };
 }
 
 interface MemberRow {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import { ApiServer, type ApiBackend, type KvWatchEvent } from '../../../src/daemon/api.js';
+import { ApiServer, type ApiBackend, type ApiStats, type KvWatchEvent } from '../../../src/daemon/api.js';
 import { ConflictError, MisdirectedError } from '../../../src/daemon/api-errors.js';
 import { matchRoute } from '../../../src/daemon/api-router.js';
 
@@ -12,6 +12,7 @@ function stub() {
   const store = new Map<string, unknown>([['overlay/dcos', { '44.128.0.1': { nodeId: 'a1' } }]]);
   const watchers = new Set<(e: KvWatchEvent) => void>();
   const calls: string[] = [];
+  const metricsStats: ApiStats[] = [];
   let leaving = 0;
   const backend: ApiBackend = {
     status: () => ({ name: 'stub' }),
@@ -38,9 +39,12 @@ function stub() {
       throw new ConflictError('LASHUP_ERR_NOT_MASTER', `usage of ${network} runs on a master`);
     },
     prepareLeave: () => () => leaving++,
-    metrics: (api) => Promise.resolve(`lashup_stub_value 1\nlashup_api_requests_total ${api.requests}\n`),
+    metrics: (api) => {
+      metricsStats.push({ ...api });
+      return Promise.resolve(`lashup_stub_value 1\nlashup_api_requests_total ${api.requests}\n`);
+    },
   };
-  return { backend, store, watchers, calls, leaving: () => leaving };
+  return { backend, store, watchers, calls, metricsStats, leaving: () => leaving };
 }
 
 async function send(
@@ -300,6 +304,9 @@ t.test('the status page: served without the token like /metrics, its state and s
     req.end();
   });
   t.match(first, /^event: state\ndata: \{"status":\{"name":"stub"\}/);
+  const metrics = await send(api.port, 'GET', '/metrics', {});
+  t.match(metrics.body, /^lashup_api_requests_total \d+$/m);
+  t.match(s.metricsStats.at(-1), { requests: Number, uiPages: Number, uiStateFailures: 0 }, 'the status page counts go to /metrics with the API counters');
 
   const off = new ApiServer({ host: '127.0.0.1', port: 0, token: 'token-token-token-token', backend, ui: false });
   await off.listen();

@@ -4,13 +4,13 @@
  * a rule that can never fire (a misspelt metric name) or always fires fails here. The metric
  * names the rules use are checked against the catalog the daemon exports.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { METRIC_CATALOG } from '../../../src/metrics/catalog.js';
+import { run } from '../../helpers/netns.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const RULES = resolve('packaging/prometheus/lashup-alerts.yml');
@@ -18,12 +18,9 @@ const required = process.env['CI'] === 'true';
 if (!existsSync(PROMTOOL) && required) throw new Error(`${PROMTOOL} is missing (Debian package prometheus); required because CI=true`);
 const skip = existsSync(PROMTOOL) ? false : `${PROMTOOL} is missing (Debian package prometheus)`;
 
-function promtool(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((done) => {
-    execFile(PROMTOOL, args, { timeout: 60_000 }, (err, stdout, stderr) => {
-      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, out: `${stdout}${stderr}` });
-    });
-  });
+async function promtool(args: string[]): Promise<{ code: number; out: string }> {
+  const result = await run([PROMTOOL, ...args], 60_000);
+  return { code: result.code, out: `${result.stdout}${result.stderr}` };
 }
 
 interface Case {
