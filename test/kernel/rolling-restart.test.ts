@@ -101,8 +101,10 @@ t.test('a rolling restart of every agent while containers ping each other', { sk
             const m = /(\d+) packets transmitted, (\d+) received/.exec(p.output);
             resolve({ pinger: p, sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) });
           };
-          if (p.child.exitCode !== null) return done();
-          p.child.once('exit', () => setImmediate(done));
+          // 'close', not 'exit': the summary may still sit in the pipe when the process has exited
+          // (CI once read 0 pings from a pinger that had sent 69).
+          if (p.child.exitCode !== null && p.child.stdout?.readableEnded !== false) return done();
+          p.child.once('close', done);
           p.child.kill('SIGINT');
         }),
     ),
