@@ -22,6 +22,7 @@ import type { Libp2p } from 'libp2p';
 import type { Logger } from '../log/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
 import { InboundGate, type GateTicket, type InboundGateStats } from './inbound-gate.js';
+import { libp2pLogger } from './libp2p-logger.js';
 import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream } from './transport.js';
 import type { KeepResult, NodeNetwork } from './node-network.js';
 
@@ -432,11 +433,13 @@ export class Libp2pNode implements NodeNetwork {
       nowMs: () => performance.now(),
     });
     const tickets = new WeakMap<object, GateTicket>();
+    const quietLogger = libp2pLogger(process.env['DEBUG']);
     let libp2p: Libp2p<Services>;
     try {
       libp2p = await createLibp2p({
         privateKey: options.privateKey,
         addresses: { listen: options.listen },
+        ...(quietLogger === undefined ? {} : { logger: quietLogger }),
         // The gate decides which unauthenticated connections wait for their handshake; libp2p's
         // own limits only bound the total (its default of 10 in all let a few silent sockets keep
         // new members out). Its per-host rate limit is off: it cannot tell members from
