@@ -32,6 +32,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/index.js';
 import { generateClusterKey } from '../src/net/index.js';
 import { WorkerHandle, type WorkerEvent } from './lib/cluster-parent.js';
 import { measureRowCost } from './lib/row-cost.js';
@@ -91,7 +92,10 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
   // The worker as bundled with the daemon (tools/bundle.mjs): its memory and start-up are the
   // shipped code's. It imports the polyfills first itself.
   const script = join(here, '..', 'bundle', 'bench-cluster-worker.js');
-  const execArgv: string[] = [];
+  // Node's flags as the packaged daemon runs with them; LASHUP_BENCH_WORKER_FLAGS="..." replaces
+  // them (a developer's tool for trying V8 settings; off in normal runs).
+  const flagsOverride = process.env['LASHUP_BENCH_WORKER_FLAGS'];
+  const execArgv: string[] = flagsOverride === undefined ? [...DAEMON_NODE_FLAGS] : flagsOverride.split(' ').filter((f) => f !== '');
   const victims = 3;
   // The seeds everyone joins through (n0-n2) run alone, as the masters of a real cluster do.
   const seedCount = 3;
@@ -102,11 +106,14 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
   const all: WorkerHandle[] = [];
   try {
     const started = Date.now();
-    // LASHUP_BENCH_PROFILE=DIR: the second seed's process writes a CPU profile there when the
-    // formation is done (a developer's tool; off in normal runs).
+    // LASHUP_BENCH_PROFILE=DIR: one process writes a CPU profile there when the formation is
+    // done (a developer's tool; off in normal runs): the second seed's (n1), or with
+    // LASHUP_BENCH_PROFILE_PROCESS=I the I-th (0 to 7 run most nodes, then the seeds, then the
+    // victims).
     const profileDir = process.env['LASHUP_BENCH_PROFILE'];
+    const profiledIndex = Number(process.env['LASHUP_BENCH_PROFILE_PROCESS'] ?? processes + 1);
     for (let p = 0; p < processes + seedCount + victims; p++) {
-      const profiled = profileDir !== undefined && p === processes + 1;
+      const profiled = profileDir !== undefined && p === profiledIndex;
       const w = WorkerHandle.spawn(script, profiled ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : execArgv);
       all.push(w);
       placement.set(w, []);
@@ -189,8 +196,10 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     const formationCpuSec = (await stats(all)).reduce((sum, e) => sum + ((e.cpuUserUs as number) + (e.cpuSystemUs as number)) / 1e6, 0);
     log(`nodes=${nodes}: formed (all alive, all formation keys) after ${formationMs} ms; the workers used ${round(formationCpuSec)} s of CPU until then (module loading included)`);
     if (profileDir !== undefined) {
-      (all[processes + 1] as WorkerHandle).send({ cmd: 'stop' });
-      log(`profile of n1's process written to ${profileDir}`);
+      const profiled = all[profiledIndex] as WorkerHandle;
+      profiled.send({ cmd: 'stop' });
+      await profiled.waitForExit(30_000);
+      log(`profile of process ${profiledIndex} (${(placement.get(profiled) ?? []).join(', ')}) written to ${profileDir}`);
       throw new Error('profiling run: stopped after formation');
     }
     sample(await stats(all));
@@ -346,6 +355,7 @@ const bench: Benchmark = {
       parameters: {
         sizes,
         layout: '3 seeds and 3 victims in single-node processes; the other N - 6 nodes over up to 8 processes',
+        nodeFlags: process.env['LASHUP_BENCH_WORKER_FLAGS'] ?? DAEMON_NODE_FLAGS.join(' '),
         packetTransport: 'udp',
         membershipProfile: 'lan (defaults)',
         peerDegree: 5,

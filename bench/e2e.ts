@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/index.js';
 import { eventually, NetnsCluster, run } from '../src/demo/index.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
@@ -69,8 +70,9 @@ interface Measured {
 }
 
 async function measure(agents: number, trials: number, log: (m: string) => void): Promise<Measured> {
-  // The shipped daemon: the bundle `npm run build` makes (see tools/bundle.mjs).
-  const command = [process.execPath, join(here, '..', 'bundle', 'lashup.js')];
+  // The shipped daemon: the bundle `npm run build` makes (see tools/bundle.mjs), run with the
+  // packaged command's Node flags.
+  const command = [process.execPath, ...DAEMON_NODE_FLAGS, join(here, '..', 'bundle', 'lashup.js')];
   const daemonLog = process.env['LASHUP_BENCH_DAEMON_LOG'];
   const cluster = await NetnsCluster.create({ agents, spareHosts: trials, command, prefix: 'lxb', ...(daemonLog === undefined ? {} : { logLevel: daemonLog }) });
   const results: Trial[] = [];

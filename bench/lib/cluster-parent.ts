@@ -72,6 +72,19 @@ export class WorkerHandle {
     });
   }
 
+  /** Resolves once the worker has exited, or after `timeoutMs` (whichever comes first). */
+  waitForExit(timeoutMs: number): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   /** Ends the worker the hard way. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (!this.exited) this.child.kill(signal);
