@@ -193,6 +193,28 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       throw new Error(`${nodes} nodes did not form within 300 s; e.g. ${JSON.stringify(lagging)}`);
     }
     const formationMs = Date.now() - started;
+    if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
+      // What the formation cost, summed over the nodes: dials and their failures, keeps, rounds.
+      const field = (n: unknown, path: string[]): number => {
+        const v = path.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), n);
+        return typeof v === 'number' ? v : 0;
+      };
+      const paths = [
+        'libp2p.dials',
+        'libp2p.dialFailures',
+        'libp2p.handshakeFailures',
+        'libp2p.streamsOpened',
+        'libp2p.keepsRefused',
+        'libp2p.idleClosed',
+        'peers.chosen',
+        'peers.lost',
+        'antiEntropy.roundsStarted',
+        'antiEntropy.roundsFailed',
+        'membership.suspicionsStarted',
+        'udp.packetsSent',
+      ];
+      log(`nodes=${nodes}: formation totals: ${paths.map((p) => `${p}=${last.reduce((sum, n) => sum + field(n, p.split('.')), 0)}`).join(' ')}`);
+    }
     const formationCpuSec = (await stats(all)).reduce((sum, e) => sum + ((e.cpuUserUs as number) + (e.cpuSystemUs as number)) / 1e6, 0);
     log(`nodes=${nodes}: formed (all alive, all formation keys) after ${formationMs} ms; the workers used ${round(formationCpuSec)} s of CPU until then (module loading included)`);
     if (profileDir !== undefined) {

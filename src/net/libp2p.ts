@@ -29,6 +29,20 @@ import type { KeepResult, NodeNetwork } from './node-network.js';
 /** Largest framed message, in bytes (kv anti-entropy may move a few large states). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Time limit of the dial that asks a peer to keep a connection (connection, handshakes and stream
+ * negotiation), in ms; the node's default dial limit (dialTimeoutMs, 5 s) holds every other dial.
+ * A keep is background work that nothing waits on, and its cost is the handshake: when a node
+ * was too busy to finish one in 5 s (a cluster starting at once on shared cores), the keep failed,
+ * the peer set chose a replacement at once, and that handshake timed out in turn. In a 60-node
+ * formation on this 2-core machine keeps made 749 of 971 failed dials out of 2,505; with this
+ * limit 47-86 of 97-180 out of ~1,280, and formation took 48-51 s of CPU instead of 72-90 s
+ * (25.6-26.8 s instead of 37-70 s). libp2p's own per-address limit (6 s) still bounds the TCP
+ * and handshake part; raising it too made things worse (the remote side's inbound handshake
+ * limit then failed them instead).
+ */
+const KEEP_DIAL_TIMEOUT_MS = 20_000;
+
 export interface Libp2pNodeOptions {
   privateKey: PrivateKey;
   /** Listen multiaddrs, e.g. /ip4/127.0.0.1/tcp/0. */
@@ -636,37 +650,42 @@ export class Libp2pNode implements NodeNetwork {
       queueMicrotask(() => callback(this.stopped ? 'failed' : 'kept'));
       return;
     }
-    this.open(to, KEEP_PROTOCOL, (error, stream) => {
-      if (error !== null || stream === undefined) {
-        callback('failed');
-        return;
-      }
-      let answered = false;
-      stream.onMessage(({ data }) => {
-        if (answered) return;
-        answered = true;
-        if (data[0] !== 1 || this.stopped) {
-          stream.close();
-          callback('refused');
-          return;
-        }
-        this.keepsOut.set(peer, stream);
-        this.stats.keepsOut = this.keepsOut.size;
-        callback('kept');
-      });
-      stream.onClose(() => {
-        if (!answered) {
-          answered = true;
+    this.open(
+      to,
+      KEEP_PROTOCOL,
+      (error, stream) => {
+        if (error !== null || stream === undefined) {
           callback('failed');
           return;
         }
-        if (this.keepsOut.get(peer) !== stream) return;
-        this.keepsOut.delete(peer);
-        this.stats.keepsOut = this.keepsOut.size;
-        onLost();
-      });
-      stream.send(Uint8Array.of(essential ? 1 : 0));
-    });
+        let answered = false;
+        stream.onMessage(({ data }) => {
+          if (answered) return;
+          answered = true;
+          if (data[0] !== 1 || this.stopped) {
+            stream.close();
+            callback('refused');
+            return;
+          }
+          this.keepsOut.set(peer, stream);
+          this.stats.keepsOut = this.keepsOut.size;
+          callback('kept');
+        });
+        stream.onClose(() => {
+          if (!answered) {
+            answered = true;
+            callback('failed');
+            return;
+          }
+          if (this.keepsOut.get(peer) !== stream) return;
+          this.keepsOut.delete(peer);
+          this.stats.keepsOut = this.keepsOut.size;
+          onLost();
+        });
+        stream.send(Uint8Array.of(essential ? 1 : 0));
+      },
+      { timeoutMs: KEEP_DIAL_TIMEOUT_MS },
+    );
   }
 
   /** Stops keeping the connection to `peer` (a peer id or an address ending in /p2p/<id>); the idle check closes it. */
