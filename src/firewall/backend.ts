@@ -18,6 +18,13 @@ export interface FirewallBackend {
   list(): Promise<Record<FirewallFamily, string | undefined>>;
   /** Packets counted by each named counter of lashup's tables, both families summed. */
   counters(): Promise<Record<string, number>>;
+  /** list() and counters() from one reading of the tables (the syncer's periodic check). */
+  read(): Promise<FirewallReading>;
+}
+
+export interface FirewallReading {
+  listing: Record<FirewallFamily, string | undefined>;
+  counters: Record<string, number>;
 }
 
 export interface NftCliOptions {
@@ -26,6 +33,22 @@ export interface NftCliOptions {
   /** The table (in each family) this backend lists; default lashup's firewall table (the VIPs have their own). */
   table?: string;
   timeoutMs?: number;
+}
+
+/**
+ * Packets of each named counter in a table listing (`counter <name> {` then `packets N bytes M`),
+ * summed over the listings given.
+ */
+export function countersInListing(texts: readonly (string | undefined)[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const text of texts) {
+    if (text === undefined) continue;
+    for (const m of text.matchAll(/^\s*counter\s+"?([^\s"{]+)"?\s*\{\s*packets\s+(\d+)\s+bytes\s+\d+/gm)) {
+      const name = m[1] as string;
+      out[name] = (out[name] ?? 0) + Number(m[2]);
+    }
+  }
+  return out;
 }
 
 /** Counter values change with traffic; a listing is compared without them (anonymous and named counters). */
@@ -52,40 +75,42 @@ export class NftCli implements FirewallBackend {
   }
 
   async list(): Promise<Record<FirewallFamily, string | undefined>> {
+    return (await this.read()).listing;
+  }
+
+  async counters(): Promise<Record<string, number>> {
+    return (await this.read()).counters;
+  }
+
+  /**
+   * One `nft list table` per family, and the counters parsed from the same text. It used to be
+   * `list tables`, then each table, and again `list tables` and `nft -j list counters` per
+   * table: six nft processes every resync (30 s) on every agent, the largest part of an idle
+   * agent's CPU after libp2p's. A table that does not exist is nft's "No such file or
+   * directory", read as absent.
+   */
+  async read(): Promise<FirewallReading> {
     const raw = await this.listRaw();
-    return { ip: raw.ip === undefined ? undefined : normalizeListing(raw.ip), ip6: raw.ip6 === undefined ? undefined : normalizeListing(raw.ip6) };
+    return {
+      listing: { ip: raw.ip === undefined ? undefined : normalizeListing(raw.ip), ip6: raw.ip6 === undefined ? undefined : normalizeListing(raw.ip6) },
+      counters: countersInListing([raw.ip, raw.ip6]),
+    };
   }
 
   /** The table as nft lists it, counters included (undefined for a family without it). */
   async listRaw(): Promise<Record<FirewallFamily, string | undefined>> {
     const out: Record<FirewallFamily, string | undefined> = { ip: undefined, ip6: undefined };
-    const tables = await this.run(['list', 'tables']);
-    for (const family of FIREWALL_FAMILIES) {
-      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${this.table}`)) continue;
-      out[family] = await this.run(['list', 'table', family, this.table]);
-    }
+    for (const family of FIREWALL_FAMILIES) out[family] = await this.listTable(family);
     return out;
   }
 
-  async counters(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    const tables = await this.run(['list', 'tables']);
-    for (const family of FIREWALL_FAMILIES) {
-      if (!tables.split('\n').some((l) => l.trim() === `table ${family} ${this.table}`)) continue;
-      let parsed: { nftables?: { counter?: { name?: unknown; packets?: unknown } }[] };
-      try {
-        parsed = JSON.parse(await this.run(['-j', 'list', 'counters', 'table', family, this.table])) as typeof parsed;
-      } catch (err) {
-        if (err instanceof FirewallError) throw err;
-        throw new FirewallError(FirewallErrorCode.Apply, `nft -j list counters gave unreadable JSON: ${(err as Error).message}`);
-      }
-      for (const item of parsed.nftables ?? []) {
-        const c = item.counter;
-        if (c === undefined || typeof c.name !== 'string' || typeof c.packets !== 'number') continue;
-        out[c.name] = (out[c.name] ?? 0) + c.packets;
-      }
+  private async listTable(family: FirewallFamily): Promise<string | undefined> {
+    try {
+      return await this.run(['list', 'table', family, this.table]);
+    } catch (err) {
+      if (err instanceof FirewallError && /No such file or directory/.test(err.message)) return undefined;
+      throw err;
     }
-    return out;
   }
 
   private run(args: string[], input?: string): Promise<string> {

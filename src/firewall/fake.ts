@@ -3,7 +3,7 @@
  * script's table bodies stand for the listing) and lets a test flush the ruleset, edit a table
  * or make the next applies fail.
  */
-import type { FirewallBackend } from './backend.js';
+import type { FirewallBackend, FirewallReading } from './backend.js';
 import { FirewallError, FirewallErrorCode } from './errors.js';
 import { FIREWALL_TABLE, type FirewallFamily } from './ruleset.js';
 
@@ -46,6 +46,10 @@ export class FakeNft implements FirewallBackend {
     const out: Record<string, number> = {};
     for (const [name, packets] of this.counterValues) if ([...this.tables.values()].some((body) => body.includes(`counter ${name} {}`))) out[name] = packets;
     return Promise.resolve(out);
+  }
+
+  async read(): Promise<FirewallReading> {
+    return { listing: await this.list(), counters: await this.counters() };
   }
 
   /** `nft flush ruleset`. */

@@ -1,7 +1,7 @@
 export { firewallRuleset, networkPolicies, applyScript, removeScript, FIREWALL_TABLE, FIREWALL_FAMILIES } from './ruleset.js';
 export type { FirewallRuleset, FirewallTable, FirewallFamily, FirewallOptions, DropCounter, NetworkPolicy } from './ruleset.js';
-export { NftCli, normalizeListing } from './backend.js';
-export type { FirewallBackend, NftCliOptions } from './backend.js';
+export { NftCli, normalizeListing, countersInListing } from './backend.js';
+export type { FirewallBackend, FirewallReading, NftCliOptions } from './backend.js';
 export { NftShell } from './shell.js';
 export type { NftShellOptions } from './shell.js';
 export { FirewallSyncer } from './syncer.js';

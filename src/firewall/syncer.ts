@@ -116,10 +116,11 @@ export class FirewallSyncer {
     const { backend, logger } = this.options;
     try {
       if (this.applied?.script === script) {
-        if (sameListing(await backend.list(), this.applied.listing)) {
+        const now = await backend.read();
+        if (sameListing(now.listing, this.applied.listing)) {
           this.stats.resyncs++;
           this.stats.converged = true;
-          await this.readCounters().catch((err: unknown) => logger?.debug({ err: err instanceof Error ? err.message : String(err) }, 'nftables counters not read'));
+          this.stats.dropped = this.droppedFrom(now.counters);
           this.schedule(this.options.resyncIntervalMs);
           return;
         }
@@ -146,14 +147,18 @@ export class FirewallSyncer {
 
   /** Reads the drop counters now (the policy API does; every resync does too). */
   async readCounters(): Promise<FirewallSyncerStats['dropped']> {
-    const values = await this.options.backend.counters();
+    const dropped = this.droppedFrom(await this.options.backend.counters());
+    this.stats.dropped = dropped;
+    return dropped;
+  }
+
+  private droppedFrom(values: Record<string, number>): FirewallSyncerStats['dropped'] {
     const dropped: FirewallSyncerStats['dropped'] = {};
     for (const c of this.counters) {
       const row = dropped[c.from] ?? {};
       row[c.to] = values[c.name] ?? 0;
       dropped[c.from] = row;
     }
-    this.stats.dropped = dropped;
     return dropped;
   }
 

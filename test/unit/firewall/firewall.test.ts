@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Scheduler } from '../../../src/sim/index.js';
 import { DEFAULT_OVERLAY_CONFIG, type OverlayConfig } from '../../../src/ipam/index.js';
-import { FirewallSyncer, NftCli, applyScript, firewallRuleset, normalizeListing, removeScript } from '../../../src/firewall/index.js';
+import { FirewallSyncer, NftCli, applyScript, countersInListing, firewallRuleset, normalizeListing, removeScript } from '../../../src/firewall/index.js';
 import { FakeNft } from '../../../src/testing/index.js';
 
 const overlay = (): OverlayConfig => structuredClone(DEFAULT_OVERLAY_CONFIG) as OverlayConfig;
@@ -137,31 +137,53 @@ t.test('leaving removes the tables and stops syncing', async (t) => {
 t.test('NftCli: runs the command, lists and normalizes, and survives a command that does not read its input', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lashup-nft-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  // A stand-in for nft: `list tables`, `list table ip lashup`, `-f -` (saves its input), else fails.
+  // A stand-in for nft: each call is logged; `list table ip lashup` lists a table with a named
+  // counter, `list table ip6 lashup` is nft's answer for a missing table, `-f -` saves its input.
   const fake = join(dir, 'nft');
   writeFileSync(
     fake,
     [
       '#!/bin/sh',
+      `echo "$*" >> ${join(dir, 'calls')}`,
       'case "$*" in',
-      '  "list tables") printf "table inet other\\ntable ip lashup\\n" ;;',
-      '  "list table ip lashup") printf "table ip lashup {\\n\\tcounter packets 12 bytes 3400 masquerade\\n}\\n" ;;',
+      '  "list table ip lashup") printf "table ip lashup {\\n\\tcounter drop_0_1 {\\n\\t\\tpackets 7 bytes 420\\n\\t}\\n\\tchain f {\\n\\t\\tcounter packets 12 bytes 3400 masquerade\\n\\t}\\n}\\n" ;;',
+      '  "list table ip6 lashup") printf "Error: No such file or directory\\nlist table ip6 lashup\\n               ^^^^^^\\n" >&2; exit 1 ;;',
       `  "-f -") cat > ${join(dir, 'applied')} ;;`,
-      '  *) echo "Error: no such thing: $*" >&2; exit 1 ;;',
+      '  *) echo "Error: Operation not permitted: $*" >&2; exit 1 ;;',
       'esac',
     ].join('\n'),
   );
   chmodSync(fake, 0o755);
   const nft = new NftCli({ command: [fake] });
-  t.same(await nft.list(), { ip: 'table ip lashup {\n\tcounter masquerade\n}', ip6: undefined }, 'only lashup tables, counters stripped');
+  const reading = await nft.read();
+  t.same(
+    reading.listing,
+    { ip: 'table ip lashup {\n\tcounter drop_0_1 {\n\t\tpackets bytes\n\t}\n\tchain f {\n\t\tcounter masquerade\n\t}\n}', ip6: undefined },
+    'counter values stripped; a missing table is absent',
+  );
+  t.same(reading.counters, { drop_0_1: 7 }, 'named counters read from the same listing');
+  t.equal(readFileSync(join(dir, 'calls'), 'utf8'), 'list table ip lashup\nlist table ip6 lashup\n', 'one nft run per family, nothing else');
+  t.same(await nft.counters(), { drop_0_1: 7 });
   await nft.apply('table ip lashup {}\n');
   t.equal(readFileSync(join(dir, 'applied'), 'utf8'), 'table ip lashup {}\n', 'the script went to nft -f - on stdin');
+  await t.rejects(
+    new NftCli({ command: [fake], table: 'other' }).list(),
+    { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft list table ip other failed: Error: Operation not permitted/ },
+    'other failures are errors, not absent tables',
+  );
 
   // A command that exits at once without reading a large script: the write fails with EPIPE,
   // which once escaped as an unhandled error event and killed the daemon.
   const quitter = new NftCli({ command: ['sh', '-c', 'echo "Error: syntax error" >&2; exit 1', 'nft'] });
   await t.rejects(quitter.apply('x'.repeat(4 << 20)), { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft -f - failed: Error: syntax error/ });
-  await t.rejects(new NftCli({ command: [join(dir, 'missing')] }).list(), { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft list tables failed/ }, 'a missing nft is a typed error');
+  await t.rejects(new NftCli({ command: [join(dir, 'missing')] }).list(), { code: 'LASHUP_ERR_FIREWALL_APPLY', message: /nft list table ip lashup failed/ }, 'a missing nft is a typed error');
+});
+
+t.test('named counters are read from listings, both families summed', async (t) => {
+  const v4 = 'table ip lashup {\n\tcounter drop_0_1 {\n\t\tpackets 3 bytes 180\n\t}\n\tcounter "drop_hosts_2" {\n\t\tpackets 0 bytes 0\n\t}\n}';
+  const v6 = 'table ip6 lashup {\n\tcounter drop_0_1 {\n\t\tpackets 4 bytes 320\n\t}\n\tchain f {\n\t\tcounter packets 9 bytes 9 drop\n\t}\n}';
+  t.same(countersInListing([v4, v6]), { drop_0_1: 7, drop_hosts_2: 0 }, 'anonymous counters are not named ones');
+  t.same(countersInListing([undefined, undefined]), {});
 });
 
 /** Three networks: dev allows ops in, prod is isolated and closed to hosts and the outside. */
