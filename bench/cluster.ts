@@ -92,10 +92,12 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
   // The worker as bundled with the daemon (tools/bundle.mjs): its memory and start-up are the
   // shipped code's. It imports the polyfills first itself.
   const script = join(here, '..', 'bundle', 'bench-cluster-worker.js');
-  // Node's flags as the packaged daemon runs with them; LASHUP_BENCH_WORKER_FLAGS="..." replaces
-  // them (a developer's tool for trying V8 settings; off in normal runs).
-  const flagsOverride = process.env['LASHUP_BENCH_WORKER_FLAGS'];
-  const execArgv: string[] = flagsOverride === undefined ? [...DAEMON_NODE_FLAGS] : flagsOverride.split(' ').filter((f) => f !== '');
+  // The one-node processes (seeds, victims) run with Node's flags as the packaged daemon does;
+  // the processes that host many nodes take Node's defaults (a 4 MiB young generation is sized
+  // for one node, not for 7-25 in one heap). LASHUP_BENCH_WORKER_FLAGS="..." replaces the flags
+  // of every process (a developer's tool for trying V8 settings; off in normal runs).
+  const flagsOverride = process.env['LASHUP_BENCH_WORKER_FLAGS']?.split(' ').filter((f) => f !== '');
+  const flagsOf = (oneNode: boolean): string[] => flagsOverride ?? (oneNode ? [...DAEMON_NODE_FLAGS] : []);
   const victims = 3;
   // The seeds everyone joins through (n0-n2) run alone, as the masters of a real cluster do.
   const seedCount = 3;
@@ -114,6 +116,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     const profiledIndex = Number(process.env['LASHUP_BENCH_PROFILE_PROCESS'] ?? processes + 1);
     for (let p = 0; p < processes + seedCount + victims; p++) {
       const profiled = profileDir !== undefined && p === profiledIndex;
+      const execArgv = flagsOf(p >= processes);
       const w = WorkerHandle.spawn(script, profiled ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : execArgv);
       all.push(w);
       placement.set(w, []);
@@ -377,7 +380,7 @@ const bench: Benchmark = {
       parameters: {
         sizes,
         layout: '3 seeds and 3 victims in single-node processes; the other N - 6 nodes over up to 8 processes',
-        nodeFlags: process.env['LASHUP_BENCH_WORKER_FLAGS'] ?? DAEMON_NODE_FLAGS.join(' '),
+        nodeFlags: process.env['LASHUP_BENCH_WORKER_FLAGS'] ?? `one-node processes: ${DAEMON_NODE_FLAGS.join(' ')}; multi-node processes: Node's defaults`,
         packetTransport: 'udp',
         membershipProfile: 'lan (defaults)',
         peerDegree: 5,

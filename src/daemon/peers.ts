@@ -10,7 +10,7 @@
  */
 import type { Clock, Rng, TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
-import type { Membership, MemberMeta, MemberRole } from '../membership/index.js';
+import type { MemberInfo, Membership, MemberMeta, MemberRole } from '../membership/index.js';
 import { PeerSet, type PeerCandidate, type PeerPlan, type PeerSetStats, type NodeNetwork } from '../net/index.js';
 
 export interface PeerManagerOptions {
@@ -38,6 +38,41 @@ export interface PeerManagerOptions {
   logger?: Logger;
 }
 
+/**
+ * The members this node may keep, with their libp2p addresses: alive members with an address,
+ * and suspect members it keeps already. A suspicion is not a failure: it is refuted or becomes
+ * one within the suspicion timeout, and on a busy node most are refuted. Dropping a kept peer at
+ * its suspicion closed a working connection and dialled a replacement (a handshake on both
+ * sides), whose peer was often suspected in turn: a 60-node cluster forming on two cores started
+ * 924 suspicions, and its peer sets churned with them. Suspect members are not newly chosen.
+ */
+export function peerCandidates(
+  members: Iterable<Pick<MemberInfo, 'name' | 'state' | 'meta'>>,
+  self: string,
+  meta: (bytes: Uint8Array) => MemberMeta | undefined,
+  kept: (name: string) => boolean,
+): { candidates: PeerCandidate[]; addresses: Map<string, string> } {
+  const out: PeerCandidate[] = [];
+  const addresses = new Map<string, string>();
+  for (const m of members) {
+    if (m.name === self || !(m.state === 'alive' || (m.state === 'suspect' && kept(m.name)))) continue;
+    const decoded = meta(m.meta);
+    const address = decoded?.addrs?.[0];
+    if (address === undefined || !/\/p2p\/[^/]+$/.test(address)) continue;
+    addresses.set(m.name, address);
+    // An agent keeps the masters; a master keeps the other masters.
+    out.push({ name: m.name, mustKeep: decoded?.role === 'master' });
+  }
+  return { candidates: out, addresses };
+}
+
+/**
+ * Keeps asked at once, at most (each a dial and a handshake on both sides). Three: an agent's
+ * masters go out together; on an idle node a keep takes tens of ms, so a full set of ~8 is
+ * kept within a few handshake times.
+ */
+const MAX_KEEP_DIALS = 3;
+
 /** How often the plan is revisited (rotation, backoffs ending), in ms. */
 const TICK_MS = 5000;
 
@@ -51,6 +86,11 @@ export class PeerManager {
   private timer: TimerHandle | undefined;
   private replanQueued = false;
   private stopped = false;
+  /** Names chosen and waiting for a dial slot (masters first). */
+  private readonly waiting: string[] = [];
+  /** Names whose keep is being asked now. */
+  private readonly asking = new Set<string>();
+  private dialling = 0;
 
   constructor(private readonly options: PeerManagerOptions) {
     this.peerSet = new PeerSet({ degree: options.degree, rotateIntervalMs: options.rotateIntervalMs, retryBackoffMs: options.retryBackoffMs, clock: options.clock, rng: options.rng });
@@ -97,8 +137,8 @@ export class PeerManager {
       if (this.stopped) return;
       const { candidates, addresses } = this.candidates();
       for (const [name, address] of addresses) this.addresses.set(name, address);
-      // Addresses of members that are no longer candidates (suspect, failed, left) are kept
-      // until the plan released them: clearing them first left their keeps open.
+      // Addresses of members that are no longer candidates (failed, left, suspect and not kept)
+      // are kept until the plan released them: clearing them first left their keeps open.
       this.apply(this.peerSet.setCandidates(candidates));
       for (const name of [...this.addresses.keys()]) if (!addresses.has(name) && !this.peerSet.has(name)) this.addresses.delete(name);
       if (this.returned.size === 0) return;
@@ -113,20 +153,8 @@ export class PeerManager {
     });
   }
 
-  /** Alive members with a libp2p address, and those addresses. */
   private candidates(): { candidates: PeerCandidate[]; addresses: Map<string, string> } {
-    const out: PeerCandidate[] = [];
-    const addresses = new Map<string, string>();
-    for (const m of this.options.membership.members()) {
-      if (m.state !== 'alive' || m.name === this.options.name) continue;
-      const meta = this.options.meta(m.meta);
-      const address = meta?.addrs?.[0];
-      if (address === undefined || !/\/p2p\/[^/]+$/.test(address)) continue;
-      addresses.set(m.name, address);
-      // An agent keeps the masters; a master keeps the other masters.
-      out.push({ name: m.name, mustKeep: meta?.role === 'master' });
-    }
-    return { candidates: out, addresses };
+    return peerCandidates(this.options.membership.members(), this.options.name, this.options.meta, (name) => this.peerSet.has(name));
   }
 
   private apply(plan: PeerPlan): void {
@@ -134,35 +162,60 @@ export class PeerManager {
       const address = this.addresses.get(name);
       if (address !== undefined) this.options.libp2p.release(address);
     }
-    for (const name of plan.add) {
+    // Masters first: an agent's leases and a master's Raft wait on them.
+    const masters = plan.add.filter((name) => this.isMaster(name));
+    this.waiting.unshift(...masters);
+    this.waiting.push(...plan.add.filter((name) => !masters.includes(name)));
+    this.pump();
+  }
+
+  /**
+   * Starts waiting keeps while fewer than MAX_KEEP_DIALS are being asked. Each keep is a dial
+   * and a handshake on both sides; unbounded, a busy node's keeps timed out, each failure chose a
+   * replacement at once, and the replacements timed out in turn (a 200-node formation on two
+   * cores: 27,369 dials, 13,234 keeps timed out, formation 274 s).
+   */
+  private pump(): void {
+    while (!this.stopped && this.dialling < MAX_KEEP_DIALS && this.waiting.length > 0) {
+      const name = this.waiting.shift() as string;
+      // Dropped from the set while it waited (a plan removed it, or it was asked already).
+      if (!this.peerSet.has(name) || this.asking.has(name)) continue;
       const address = this.addresses.get(name);
       if (address === undefined) continue;
-      // Essential (never refused): an agent's or a master's keep of a master.
-      const essential = this.isMaster(name);
-      this.options.libp2p.keep(
-        address,
-        essential,
-        () => {
-          if (this.stopped) return;
-          this.options.onLost?.(name);
-          this.apply(this.peerSet.lost(name));
-        },
-        (result) => {
-          if (this.stopped) return;
-          if (result === 'kept') {
-            this.options.onKept?.(name, address);
-            return;
-          }
-          if (!this.peerSet.has(name)) {
-            // Released while the keep was being asked: let it go.
-            this.options.libp2p.release(address);
-            return;
-          }
+      this.ask(name, address);
+    }
+  }
+
+  private ask(name: string, address: string): void {
+    this.dialling++;
+    this.asking.add(name);
+    // Essential (never refused): an agent's or a master's keep of a master.
+    const essential = this.isMaster(name);
+    this.options.libp2p.keep(
+      address,
+      essential,
+      () => {
+        if (this.stopped) return;
+        this.options.onLost?.(name);
+        this.apply(this.peerSet.lost(name));
+      },
+      (result) => {
+        this.dialling--;
+        this.asking.delete(name);
+        if (this.stopped) return;
+        if (!this.peerSet.has(name)) {
+          // Released while the keep was being asked: let it go (a keep that succeeded after its
+          // release was kept for good).
+          this.options.libp2p.release(address);
+        } else if (result === 'kept') {
+          this.options.onKept?.(name, address);
+        } else {
           this.options.logger?.debug({ peer: name, result }, 'peer did not keep the connection; choosing another');
           this.apply(result === 'refused' ? this.peerSet.refused(name) : this.peerSet.lost(name));
-        },
-      );
-    }
+        }
+        this.pump();
+      },
+    );
   }
 
   private isMaster(name: string): boolean {
