@@ -5,6 +5,9 @@
  * replaces threw after 5,107 connections into one process, and the throw killed the process).
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { xsalsa20 as oneShot } from '@noble/ciphers/salsa.js';
 import t from 'tap';
 import xsalsa20 from 'xsalsa20';
@@ -36,4 +39,9 @@ t.test('twenty thousand connections of ciphers (two each, forty open at a time),
     for (const cipher of live.slice(-4)) cipher.update(frame);
   }
   t.pass('no cipher threw');
+});
+
+t.test('@libp2p/pnet loads this module, not the npm package', async (t) => {
+  const fromPnet = createRequire(join(process.cwd(), 'node_modules', '@libp2p', 'pnet', 'package.json'));
+  t.equal(realpathSync(fromPnet.resolve('xsalsa20')), join(process.cwd(), 'vendor', 'xsalsa20', 'index.js'));
 });
