@@ -90,8 +90,8 @@ function leaseGateways(lease: Lease): string[] {
 }
 
 /**
- * The VIP tables' nftables: whole replaces and listings through `nft -f`/`nft list`, updates
- * through one running `nft -i` (see firewall/shell.ts for why).
+ * The VIP tables' nftables: whole replaces through `nft -f`, updates and listings through one
+ * running `nft -i` (`cli` lists through `shell`; see firewall/shell.ts for why).
  */
 function vipNftOf(cli: NftCli, shell: NftShell): VipNft {
   return {
@@ -149,6 +149,11 @@ export class Daemon {
   private readonly localTasks = new LocalTasks();
   /** VIP declarations refused where they came in (API, CNI, Docker labels), by code (lashup_vips_refused_declarations_total). */
   private readonly vipRefusals: Record<string, number> = {};
+  /**
+   * The daemon's one running `nft -i` (started at its first use): VIP updates, and the VIP and
+   * firewall tables' listings, so that no listing forks the daemon (see firewall/shell.ts).
+   */
+  private readonly nftShell = new NftShell();
   private readonly readinessLatch = new ReadinessLatch(() => ({
     role: this.config.role,
     seeds: this.config.seeds.length,
@@ -245,7 +250,7 @@ export class Daemon {
         config,
         logger: this.logger,
         node: () => this.node,
-        nft: this.options.vipNft ?? (this.options.firewall === undefined ? vipNftOf(new NftCli({ table: VIP_TABLE }), new NftShell()) : false),
+        nft: this.options.vipNft ?? (this.options.firewall === undefined ? vipNftOf(new NftCli({ table: VIP_TABLE, shell: this.nftShell }), this.nftShell) : false),
         refusedDeclarations: this.vipRefusals,
       }),
     );
@@ -415,7 +420,7 @@ export class Daemon {
       name: 'firewall',
       start: () => {
         if (options.firewall === false) return;
-        const backend = options.firewall ?? new NftCli();
+        const backend = options.firewall ?? new NftCli({ shell: this.nftShell });
         const syncer = new FirewallSyncer({ backend, clock: new RealClock(), resyncIntervalMs: config.dataplane.firewallResyncIntervalMs, logger: componentLogger(logger, 'firewall') });
         unsubscribe = this.node.overlayConfig.subscribe((overlay) => syncer.setDesired(firewallRuleset(overlay, { masquerade: config.dataplane.masquerade })));
         syncer.start();
@@ -425,10 +430,12 @@ export class Daemon {
         unsubscribe?.();
         const syncer = this.parts.firewall;
         if (syncer === undefined) return;
-        if (!leave) return syncer.stop();
-        await syncer.remove().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'lashup nftables tables could not be removed'));
+        if (!leave) await syncer.stop();
+        else await syncer.remove().catch((err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'lashup nftables tables could not be removed'));
+        // The VIPs' stop closes it too; whichever stops last leaves no shell behind.
+        this.nftShell.close();
       },
-      stats: () => this.parts.firewall?.stats,
+      stats: () => (this.parts.firewall === undefined ? undefined : { ...this.parts.firewall.stats, shellStarts: this.nftShell.starts, shellListingFailures: this.nftShell.listingFailures }),
       routes: () => [
         {
           method: 'GET',

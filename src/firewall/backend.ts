@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { FirewallError, FirewallErrorCode } from './errors.js';
+import type { NftShell } from './shell.js';
 import { FIREWALL_FAMILIES, FIREWALL_TABLE, type FirewallFamily } from './ruleset.js';
 
 export interface FirewallBackend {
@@ -33,6 +34,12 @@ export interface NftCliOptions {
   /** The table (in each family) this backend lists; default lashup's firewall table (the VIPs have their own). */
   table?: string;
   timeoutMs?: number;
+  /**
+   * A running `nft -i` to list through (see shell.ts: no fork of the daemon per listing); a
+   * listing it cannot give (it died or hung) is taken by a spawned `nft list` instead. Without
+   * it every listing is spawned.
+   */
+  shell?: NftShell;
 }
 
 /**
@@ -63,10 +70,12 @@ export class NftCli implements FirewallBackend {
   private readonly command: readonly string[];
   private readonly timeoutMs: number;
   private readonly table: string;
+  private readonly shell: NftShell | undefined;
 
   constructor(options: NftCliOptions = {}) {
     this.command = options.command ?? ['nft'];
     this.table = options.table ?? FIREWALL_TABLE;
+    this.shell = options.shell;
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
@@ -105,6 +114,13 @@ export class NftCli implements FirewallBackend {
   }
 
   private async listTable(family: FirewallFamily): Promise<string | undefined> {
+    if (this.shell !== undefined) {
+      try {
+        return await this.shell.list(family, this.table);
+      } catch {
+        // Counted by the shell (listingFailures); the spawned listing below stands in.
+      }
+    }
     try {
       return await this.run(['list', 'table', family, this.table]);
     } catch (err) {

@@ -14,6 +14,15 @@
  * time. A shell that dies, or does not answer within `timeoutMs`, is killed; the request
  * fails (the caller replaces its tables whole through `nft -f`) and the next request starts a
  * new shell.
+ *
+ * Listings go through the same shell (`list()`): a spawned `nft list table` per family after
+ * every VIP change was a fork of the daemon (blocking its event loop for the fork of its whole
+ * address space) and a libnftables start on every agent at the same moment; in a profile of
+ * `bench vips` the daemons spent ~6 % of their time inside `spawn` alone. nft flushes a
+ * listing to stdout before it reads the next line (checked against nftables 1.0.6), and every
+ * listing of one table ends with its closing `}` line, so a listing is taken as complete only
+ * when its marker came back and its text ends with that line: the two pipes' order cannot cut
+ * one short. Counters are read fresh by every listing (libnftables does not cache them).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { FirewallError, FirewallErrorCode } from './errors.js';
@@ -26,7 +35,9 @@ export interface NftShellOptions {
 
 interface Pending {
   marker: string;
-  resolve: () => void;
+  /** A listing: resolved with stdout once complete; otherwise stdout is ignored. */
+  listing: boolean;
+  resolve: (stdout: string | undefined) => void;
   reject: (err: Error) => void;
   timer: ReturnType<typeof setTimeout>;
 }
@@ -34,11 +45,14 @@ interface Pending {
 export class NftShell {
   private child: ChildProcess | undefined;
   private stderr = '';
+  private stdout = '';
   private pending: Pending | undefined;
-  private queue: Promise<void> = Promise.resolve();
+  private queue: Promise<unknown> = Promise.resolve();
   private seq = 0;
   /** Shells started (the first, and one after each that died or hung). */
   starts = 0;
+  /** Listings that failed (the shell died, hung or refused); NftCli spawns `nft list` instead. */
+  listingFailures = 0;
 
   constructor(private readonly options: NftShellOptions = {}) {}
 
@@ -49,7 +63,17 @@ export class NftShell {
       .map((l) => l.trim())
       .filter((l) => l.length > 0)
       .join('; ');
-    const result = this.queue.then(() => this.send(line));
+    const result = this.queue.then(() => this.send(line, false));
+    this.queue = result.catch(() => undefined);
+    return result.then(() => undefined);
+  }
+
+  /**
+   * Lists one table as `nft list table` prints it (counters included); undefined when the
+   * table does not exist. Rejects with a FirewallError like `run`.
+   */
+  list(family: 'ip' | 'ip6', table: string): Promise<string | undefined> {
+    const result = this.queue.then(() => this.send(`list table ${family} ${table}`, true));
     this.queue = result.catch(() => undefined);
     return result;
   }
@@ -71,25 +95,31 @@ export class NftShell {
     this.child = undefined;
   }
 
-  private send(line: string): Promise<void> {
-    if (line.length === 0) return Promise.resolve();
+  private send(line: string, listing: boolean): Promise<string | undefined> {
+    if (line.length === 0) return Promise.resolve(undefined);
     const child = this.child ?? this.start();
     const marker = `lashup_marker_${++this.seq}`;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<string | undefined>((resolve, reject) => {
       const timer = setTimeout(() => this.fail(new FirewallError(FirewallErrorCode.Apply, `nft -i did not answer within ${this.options.timeoutMs ?? 10_000} ms`)), this.options.timeoutMs ?? 10_000);
-      this.pending = { marker, resolve, reject, timer };
+      this.pending = { marker, listing, resolve, reject, timer };
       child.stdin?.write(`${line}\nlist table ip ${marker}\n`);
     });
   }
 
   private start(): ChildProcess {
     const [file, ...lead] = (this.options.command ?? ['nft']) as [string, ...string[]];
-    const child = spawn(file, [...lead, '-i'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(file, [...lead, '-i'], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.starts++;
     this.child = child;
     this.stderr = '';
+    this.stdout = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       this.stderr += chunk.toString();
+      this.settle();
+    });
+    child.stdout?.on('data', (chunk: Buffer) => {
+      // Only a listing prints; anything else (nothing, from nft) is not kept.
+      if (this.pending?.listing === true) this.stdout += chunk.toString();
       this.settle();
     });
     // A write to a shell that just died fails with EPIPE; the exit below settles the request.
@@ -113,18 +143,29 @@ export class NftShell {
     if (carets < 0) return;
     // The marker's block starts at the last "Error:" before its command line; before it, the request's own output.
     const own = this.stderr.slice(0, Math.max(0, this.stderr.lastIndexOf('Error:', at))).trim();
+    // A listing's end may still be in the stdout pipe: settled again when it arrives (or failed
+    // by the request's timer).
+    if (p.listing && own.length === 0 && !this.stdout.endsWith('\n}\n')) return;
+    const stdout = this.stdout;
     this.stderr = this.stderr.slice(carets + 1);
+    this.stdout = '';
     this.pending = undefined;
     clearTimeout(p.timer);
-    if (own.length === 0) p.resolve();
-    else p.reject(new FirewallError(FirewallErrorCode.Apply, `nft refused an update: ${own.slice(0, 500)}`, { stderr: own.slice(0, 500) }));
+    if (own.length === 0) p.resolve(p.listing ? stdout : undefined);
+    else if (p.listing && /^Error: No such file or directory/.test(own)) p.resolve(undefined);
+    else {
+      if (p.listing) this.listingFailures++;
+      p.reject(new FirewallError(FirewallErrorCode.Apply, `nft refused ${p.listing ? 'a listing' : 'an update'}: ${own.slice(0, 500)}`, { stderr: own.slice(0, 500) }));
+    }
   }
 
   private fail(err: FirewallError): void {
     const p = this.pending;
     this.pending = undefined;
+    this.stdout = '';
     if (p !== undefined) {
       clearTimeout(p.timer);
+      if (p.listing) this.listingFailures++;
       p.reject(err);
     }
     if (this.child !== undefined) {

@@ -218,6 +218,8 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     drift: counter("Times lashup's nftables tables were found changed by someone else and put back."),
     removals: counter("Removals of lashup's nftables tables (leaving)."),
     converged: gauge("1 when lashup's nftables tables hold the desired rules."),
+    shellStarts: counter("Starts of the daemon's long-lived `nft -i` (VIP updates, table listings); more than one means a shell died or hung."),
+    shellListingFailures: counter('Table listings the `nft -i` could not give (it died, hung or refused); each was taken by a spawned `nft list` instead.'),
     dropped: {
       kind: 'counter',
       help: 'Packets of new connections dropped by the isolation policy, by source (a network, or hosts) and destination (a network, or outside); read at every firewall resync and policy request, reset when a policy change replaces the tables.',

@@ -38,8 +38,8 @@ export interface VipSyncerOptions {
   /**
    * How long after an apply the tables are listed to take the baseline that later listings are
    * compared with, ms. Default 1,000: a burst of changes (an agent failing takes its backends
-   * out of many VIPs; a deploy adds many) is one listing, not one per change, and the listing's
-   * two nft runs stay off the path of the next change.
+   * out of many VIPs; a deploy adds many) is one listing, not one per change, and the listing
+   * stays off the path of the next change.
    */
   baselineDelayMs?: number;
   logger?: Logger;
@@ -184,9 +184,11 @@ export class VipSyncer {
 
   /**
    * Lists the tables (the baseline after an apply, then every resync): counters, and drift.
-   * It runs beside the applies, never in their way (when every agent listed right after the
-   * same change, an update arriving then waited for two nft runs under that load, up to a
-   * second in `bench vips`); a listing that an apply overtook proves nothing and is taken again.
+   * It is never awaited by an apply (when every agent listed right after the same change, an
+   * update arriving then waited for two spawned nft runs under that load, up to a second in
+   * `bench vips`; in the daemon both now go through one `nft -i`, where an update waits at most
+   * for one listing, about a millisecond for a few VIPs); a listing that an apply overtook
+   * proves nothing and is taken again.
    */
   private check(): Promise<void> {
     this.checking ??= (async () => {

@@ -1,8 +1,8 @@
 /**
  * The long-lived `nft -i` (src/firewall/shell.ts) on a real nftables, in a namespace the test
  * creates: a line of commands is applied, a refused line is reported with nft's words and
- * leaves nothing behind (one transaction), requests queue in order, and a shell that was
- * killed is replaced by the next request.
+ * leaves nothing behind (one transaction), requests queue in order, a shell that was
+ * killed is replaced by the next request, and listings equal `nft list table`'s.
  */
 import t from 'tap';
 import { NftShell } from '../../src/firewall/index.js';
@@ -39,4 +39,16 @@ t.test('nft -i: updates as transactions, refusals with their words, a killed she
   await shell.run('add chain ip tt after').catch(() => shell.run('add chain ip tt after'));
   t.match(await list(), /chain after/, 'applied by a new shell');
   t.equal(shell.starts, 2);
+
+  // Listings through the shell: the same text as a spawned `nft list`, counters fresh, an
+  // absent table undefined.
+  await must(['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+  await shell.run('add chain ip tt out { type filter hook output priority 0 ; }\nadd rule ip tt out ip daddr 127.0.0.1 counter');
+  t.equal(await shell.list('ip', 'tt'), await list(), 'the listing equals nft list table');
+  await must(['ip', 'netns', 'exec', ns, 'ping', '-c', '2', '-i', '0.2', '-W', '1', '127.0.0.1']);
+  const after = await shell.list('ip', 'tt');
+  t.match(after, /ip daddr 127\.0\.0\.1 counter packets [1-9]/, 'counters read fresh');
+  t.equal(after, await list(), 'the same text as nft list table');
+  t.equal(await shell.list('ip6', 'tt'), undefined, 'a table that does not exist');
+  t.equal(shell.starts, 2, 'no new shell for listings');
 });
