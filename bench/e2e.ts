@@ -10,15 +10,16 @@
 import '../src/polyfills.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { DAEMON_NODE_FLAGS } from '../src/daemon/index.js';
+import { join } from 'node:path';
 import { eventually, NetnsCluster, run } from '../src/demo/index.js';
+import { daemonCommand, stopForProfiles } from './lib/daemon-command.js';
+import { treeCpuMs } from './lib/proc-cpu.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const now = (): number => performance.timeOrigin + performance.now();
+/** The quiet window after formation in which the daemons' idle CPU is read, ms. */
+const IDLE_WINDOW_MS = 10_000;
 
 interface Monitor {
   child: ChildProcess;
@@ -67,12 +68,14 @@ interface Measured {
   /** First daemon spawned -> every agent has a lease and routes to every other. */
   formationMs: number;
   failures: string[];
+  /** The daemons' CPU in a quiet window, ms per second (all process trees). */
+  idleCpuMsPerSec: number;
+  /** CPU of all daemons (the new one's included) from a trial's spawn to its last route, above idle, ms. */
+  joinCpuMs: number;
 }
 
 async function measure(agents: number, trials: number, log: (m: string) => void): Promise<Measured> {
-  // The shipped daemon: the bundle `npm run build` makes (see tools/bundle.mjs), run with the
-  // packaged command's Node flags.
-  const command = [process.execPath, ...DAEMON_NODE_FLAGS, join(here, '..', 'bundle', 'lashup.js')];
+  const command = daemonCommand();
   const daemonLog = process.env['LASHUP_BENCH_DAEMON_LOG'];
   const cluster = await NetnsCluster.create({ agents, spareHosts: trials, command, prefix: 'lxb', ...(daemonLog === undefined ? {} : { logLevel: daemonLog }) });
   const results: Trial[] = [];
@@ -83,11 +86,22 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
     if (!(await cluster.converge(300_000))) throw new Error(`${agents} agents did not converge within 300 s`);
     const formationMs = now() - firstSpawn;
     log(`3 masters + ${agents} agents formed, all routes programmed, in ${Math.round(formationMs)} ms`);
+    // The daemons' CPU (process trees, from /proc): a quiet window, then the trials (each one
+    // a new daemon joining; its own tree counted too), so that a join's cost on the cluster
+    // can be told from the idle cost.
+    const pids = (): (number | undefined)[] => [...cluster.nodes.values()].map((n) => n.child?.pid);
+    const idleStartMs = now();
+    const idleStartCpuMs = treeCpuMs(pids());
+    await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
+    const idleCpuMsPerSec = ((treeCpuMs(pids()) - idleStartCpuMs) / (now() - idleStartMs)) * 1000;
+    const trialsStartMs = now();
+    let trialsCpuMs = 0;
     for (let t = 0; t < trials; t++) {
       const existing = cluster.agents.map((a) => a.name);
       const monitors = new Map(existing.map((name) => [name, monitor(cluster.nodes.get(name)?.host.ns as string)]));
       await new Promise((r) => setTimeout(r, 300));
       const name = `n${t}`;
+      const before = treeCpuMs(pids());
       const node = cluster.start(name, 3 + agents + 1 + t);
       const ok = await eventually(
         () => {
@@ -98,6 +112,7 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
         20,
       );
       for (const m of monitors.values()) m.child.kill('SIGTERM');
+      const usedCpuMs = treeCpuMs(pids()) - before;
       if (!ok) {
         const subnet = cluster.leaseOf(name)?.networks['dcos']?.subnet;
         const lacking = [...monitors].filter(([, m]) => subnet === undefined || !m.lines.some((l) => l.text.startsWith(`${subnet} `))).map(([n]) => n);
@@ -115,12 +130,18 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
       // process's monotonic one: convert.
       const leaseWallMs = statSync(join(node.dir, 'data', 'lease.json')).mtimeMs;
       const leaseAtMs = leaseWallMs - (Date.now() - now());
+      trialsCpuMs += usedCpuMs;
       results.push({ spawnMs: last - node.startedAtMs, leaseMs: last - leaseAtMs, spawnToLeaseMs: leaseAtMs - node.startedAtMs });
       // Let the cluster settle before the next trial.
       await new Promise((r) => setTimeout(r, 500));
     }
-    return { trials: results, formationMs, failures };
+    // Each trial's window runs from the spawn until every route was seen.
+    const joinWallMs = results.reduce((sum, r) => sum + r.spawnMs, 0);
+    const joinCpuMs = results.length > 0 ? (trialsCpuMs - (idleCpuMsPerSec * joinWallMs) / 1000) / results.length : Number.NaN;
+    log(`daemons' CPU: idle ${Math.round(idleCpuMsPerSec)} ms/s; a join ${Math.round(joinCpuMs)} ms above idle (trials took ${Math.round(now() - trialsStartMs)} ms)`);
+    return { trials: results, formationMs, failures, idleCpuMsPerSec, joinCpuMs };
   } finally {
+    await stopForProfiles(cluster);
     await cluster.destroy();
   }
 }
@@ -149,6 +170,8 @@ const bench: Benchmark = {
         'spawn->routes p99 ms': round(spawn.p99),
         'spawn->lease p50 ms': round(toLease.p50),
         'formation ms': Math.round(r.formationMs),
+        'daemons idle CPU ms/s': round(r.idleCpuMsPerSec),
+        'CPU per join ms': round(r.joinCpuMs),
       });
       notes.push(...r.failures.map((f) => `${agents} agents: ${f}`));
       if (agents === 16) {
@@ -162,6 +185,7 @@ const bench: Benchmark = {
       "spawn->routes starts at the new daemon process spawn (Node start included) and ends when the last existing agent's kernel announces the route (ip monitor).",
       "lease->routes starts when the new agent stores the lease the masters granted (its lease file's time) and ends at the same last announcement; spawn->lease is the rest (process start, joining, the Raft round trip).",
       'formation counts from the first daemon spawn until every agent has a lease and a route to every other.',
+      `daemons idle CPU: all daemons' process trees (children included) in a quiet ${IDLE_WINDOW_MS / 1000} s window after formation, from /proc; CPU per join: the same from a new daemon's spawn until its route is on every agent, above idle, its own start included (Node start, module loading). On 2 cores, CPU per join / 2 is a floor under spawn->routes.`,
     );
     return { parameters: { sizes, trialsPerSize: trials, masters: 3, membershipProfile: 'local' }, rows, targets, notes };
   },
