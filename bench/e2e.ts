@@ -13,7 +13,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, NetnsCluster, run } from '../src/demo/index.js';
 import { daemonCommand, stopForProfiles } from './lib/daemon-command.js';
-import { treeCpuMs } from './lib/proc-cpu.js';
+import { idleCpuMsPerSec as idleCpuRate, treeCpuMs } from './lib/proc-cpu.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
 
@@ -90,10 +90,7 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
     // a new daemon joining; its own tree counted too), so that a join's cost on the cluster
     // can be told from the idle cost.
     const pids = (): (number | undefined)[] => [...cluster.nodes.values()].map((n) => n.child?.pid);
-    const idleStartMs = now();
-    const idleStartCpuMs = treeCpuMs(pids());
-    await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
-    const idleCpuMsPerSec = ((treeCpuMs(pids()) - idleStartCpuMs) / (now() - idleStartMs)) * 1000;
+    const idleCpuMsPerSec = await idleCpuRate(pids(), IDLE_WINDOW_MS);
     const trialsStartMs = now();
     let trialsCpuMs = 0;
     for (let t = 0; t < trials; t++) {

@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CNI_PLUGIN_DIR, NetnsCluster, run } from '../src/demo/index.js';
 import { daemonCommand, stopForProfiles } from './lib/daemon-command.js';
-import { treeCpuMs } from './lib/proc-cpu.js';
+import { idleCpuMsPerSec as idleCpuRate, treeCpuMs } from './lib/proc-cpu.js';
 import { round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
 
@@ -172,10 +172,7 @@ const bench: Benchmark = {
       // The daemons' CPU (whole process trees, masters included): an idle window first, so
       // that what the changes cost can be told from what a quiet cluster spends anyway.
       const pids = [...cluster.nodes.values()].map((n) => n.child?.pid);
-      const idleStartMs = Date.now();
-      const idleStartCpuMs = treeCpuMs(pids);
-      await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
-      const idleCpuMsPerSec = ((treeCpuMs(pids) - idleStartCpuMs) / (Date.now() - idleStartMs)) * 1000;
+      const idleCpuMsPerSec = await idleCpuRate(pids, IDLE_WINDOW_MS);
       const allocStart = Date.now();
       await api(cluster, clientAgent, 'PUT', `/v1/tasks/bench/anchor?ip=${fakeIp(clientAgent, 0)}&vip=${encodeURIComponent('/prop:80')}`);
       /** Per agent of the last call: when its desired VIPs changed (ms after the call). */

@@ -43,3 +43,11 @@ export function treeCpuMs(pids: readonly (number | undefined)[]): number {
   }
   return total;
 }
+
+/** The CPU ms per second the trees of `pids` spend over a quiet window of `windowMs`. */
+export async function idleCpuMsPerSec(pids: readonly (number | undefined)[], windowMs: number): Promise<number> {
+  const startMs = Date.now();
+  const startCpuMs = treeCpuMs(pids);
+  await new Promise((r) => setTimeout(r, windowMs));
+  return ((treeCpuMs(pids) - startCpuMs) / (Date.now() - startMs)) * 1000;
+}

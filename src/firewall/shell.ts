@@ -17,8 +17,9 @@
  *
  * Listings go through the same shell (`list()`): a spawned `nft list table` per family after
  * every VIP change was a fork of the daemon (blocking its event loop for the fork of its whole
- * address space) and a libnftables start on every agent at the same moment; in a profile of
- * `bench vips` the daemons spent ~6 % of their time inside `spawn` alone. nft flushes a
+ * address space) and a libnftables start on every agent at the same moment; in a wall-time
+ * profile of `bench vips` (under the profiler's own load) the daemons spent ~6 % of their time
+ * inside `spawn` alone. nft flushes a
  * listing to stdout before it reads the next line (checked against nftables 1.0.6), and every
  * listing of one table ends with its closing `}` line, so a listing is taken as complete only
  * when its marker came back and its text ends with that line: the two pipes' order cannot cut
