@@ -183,18 +183,23 @@ function loadModules(): Promise<Libp2pModules> {
     import('@multiformats/multiaddr'),
     import('@libp2p/peer-id'),
     import('./noise-crypto.js'),
-  ]).then(([l, t, n, y, i, g, p, m, pid, nc]) => ({
-    createLibp2p: l.createLibp2p,
-    tcp: t.tcp,
-    noise: n.noise,
-    yamux: y.yamux,
-    identify: i.identify,
-    gossipsub: g.gossipsub,
-    preSharedKey: p.preSharedKey,
-    multiaddr: m.multiaddr,
-    peerIdFromString: pid.peerIdFromString,
-    noiseCrypto: nc.fastNoiseCrypto,
-  }));
+    import('@chainsafe/libp2p-yamux/stream'),
+    import('./yamux-window.js'),
+  ]).then(([l, t, n, y, i, g, p, m, pid, nc, ys, yw]) => {
+    yw.installYamuxWindowHysteresis(ys.YamuxStream, ys.StreamState.Established);
+    return {
+      createLibp2p: l.createLibp2p,
+      tcp: t.tcp,
+      noise: n.noise,
+      yamux: y.yamux,
+      identify: i.identify,
+      gossipsub: g.gossipsub,
+      preSharedKey: p.preSharedKey,
+      multiaddr: m.multiaddr,
+      peerIdFromString: pid.peerIdFromString,
+      noiseCrypto: nc.fastNoiseCrypto,
+    };
+  });
   return modules;
 }
 
