@@ -112,10 +112,13 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     // done (a developer's tool; off in normal runs): the second seed's (n1), or with
     // LASHUP_BENCH_PROFILE_PROCESS=I the I-th (0 to 7 run most nodes, then the seeds, then the
     // victims).
+    // LASHUP_BENCH_PROFILE_PHASE=idle profiles that process over the idle window instead, and
+    // the run goes on.
     const profileDir = process.env['LASHUP_BENCH_PROFILE'];
+    const profilePhase = process.env['LASHUP_BENCH_PROFILE_PHASE'] ?? 'formation';
     const profiledIndex = Number(process.env['LASHUP_BENCH_PROFILE_PROCESS'] ?? processes + 1);
     for (let p = 0; p < processes + seedCount + victims; p++) {
-      const profiled = profileDir !== undefined && p === profiledIndex;
+      const profiled = profileDir !== undefined && profilePhase === 'formation' && p === profiledIndex;
       const execArgv = flagsOf(p >= processes);
       const w = WorkerHandle.spawn(script, profiled ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : execArgv);
       all.push(w);
@@ -220,7 +223,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     }
     const formationCpuSec = (await stats(all)).reduce((sum, e) => sum + ((e.cpuUserUs as number) + (e.cpuSystemUs as number)) / 1e6, 0);
     log(`nodes=${nodes}: formed (all alive, all formation keys) after ${formationMs} ms; the workers used ${round(formationCpuSec)} s of CPU until then (module loading included)`);
-    if (profileDir !== undefined) {
+    if (profileDir !== undefined && profilePhase === 'formation') {
       const profiled = all[profiledIndex] as WorkerHandle;
       profiled.send({ cmd: 'stop' });
       await profiled.waitForExit(30_000);
@@ -241,8 +244,16 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     const before = await stats(all);
     const txBefore = loopbackTxBytes();
     const idleStart = now();
+    const idleProfiled = profileDir !== undefined && profilePhase === 'idle' ? all[profiledIndex] : undefined;
+    idleProfiled?.send({ cmd: 'profile-start' });
     await sleep(10_000);
     const after = await stats(all);
+    if (idleProfiled !== undefined && profileDir !== undefined) {
+      const path = join(profileDir, `idle-${nodes}-process-${profiledIndex}.cpuprofile`);
+      idleProfiled.send({ cmd: 'profile-stop', path });
+      await idleProfiled.waitFor((e) => e.evt === 'profiled', 30_000);
+      log(`idle profile of process ${profiledIndex} (${(placement.get(idleProfiled) ?? []).join(', ')}) written to ${path}`);
+    }
     sample(after);
     const idleSec = (now() - idleStart) / 1000;
     const txAfter = loopbackTxBytes();

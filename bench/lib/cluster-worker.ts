@@ -6,15 +6,19 @@
  * parent -> worker:  { cmd: 'start', nodes: WorkerNodeSpec[] }
  *                    { cmd: 'update', node, key, value }
  *                    { cmd: 'stats' }   { cmd: 'stop' }
+ *                    { cmd: 'profile-start' }   { cmd: 'profile-stop', path }  (a CPU profile of a window)
  * worker -> parent:  { evt: 'started', nodes: [{ name, libp2p, udp }] }
  *                    { evt: 'lease', node, lease, atMs }   (agents)
  *                    { evt: 'raft', node, role, term, leader, atMs }   (masters)
  *                    { evt: 'applied', node, key, atMs }      (a kv change under 'bench/')
  *                    { evt: 'member', node, type, member, atMs }
  *                    { evt: 'stats', cpuUserUs, cpuSystemUs, rssBytes, nodes: [...] }
+ *                    { evt: 'profiled', path }
  *                    { evt: 'error', message }
  */
 import '../../src/polyfills.js';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { LashupNode, type NodeOptions } from '../../src/daemon/index.js';
 import { RealClock } from '../../src/common/index.js';
 import { decodeResult, encodeLeaseRequest, IPAM_PROTOCOL } from '../../src/ipam/index.js';
@@ -42,10 +46,13 @@ type Command =
   | { cmd: 'update'; node: string; key: string; value: unknown }
   | { cmd: 'stats' }
   | { cmd: 'allocate-many'; node: string; prefix: string; count: number; concurrency: number; timeoutMs: number }
+  | { cmd: 'profile-start' }
+  | { cmd: 'profile-stop'; path: string }
   | { cmd: 'stop' };
 
 const now = (): number => performance.timeOrigin + performance.now();
 const nodes = new Map<string, LashupNode>();
+let profiler: Session | undefined;
 
 function send(message: unknown): void {
   process.send?.(message);
@@ -182,6 +189,21 @@ process.on('message', (raw) => {
         const node = nodes.get(command.node);
         if (node === undefined) throw new Error(`no node ${command.node} here`);
         await allocateMany(node, command.prefix, command.count, command.concurrency, command.timeoutMs);
+        return;
+      }
+      case 'profile-start':
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+        return;
+      case 'profile-stop': {
+        if (profiler === undefined) throw new Error('no profile was started');
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(command.path, JSON.stringify(profile));
+        profiler.disconnect();
+        profiler = undefined;
+        send({ evt: 'profiled', path: command.path });
         return;
       }
       case 'stop':
