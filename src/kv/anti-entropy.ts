@@ -46,10 +46,18 @@ export interface AntiEntropyStats {
   roundsEqual: number;
   roundsRepaired: number;
   roundsFailed: number;
+  /** Of roundsFailed: no stream to the peer (unreachable, refused, the dial timed out). */
+  roundsFailedOpen: number;
+  /** Of roundsFailed: the stream opened but the round did not end within antiEntropyTimeoutMs. */
+  roundsFailedDeadline: number;
+  /** Of roundsFailed: the peer closed or reset the stream first. */
+  roundsFailedClosed: number;
   /** Rounds this node answered. */
   roundsServed: number;
   /** Rounds brought forward because the previous one found differences. */
   catchUpRounds: number;
+  /** Rounds brought forward because the previous one failed (at most RETRIES_AFTER_FAILURE in a row). */
+  retriesAfterFailure: number;
   /** Keys sent in want lists (their digests differed). */
   keysCompared: number;
   /** Keys this node repaired, or helped repair. */
@@ -85,6 +93,16 @@ function deltaFor(state: ORMap, context: CausalContext | undefined, live: Causal
  */
 const CATCH_UP_EQUAL_ROUNDS = 3;
 
+/**
+ * Rounds retried after failures in a row (after antiEntropyCatchUpIntervalMs, doubling) before
+ * the node waits for its next periodic round. A starting node's first rounds fail often (its
+ * peers are busy with the same start, or dropped while it dialled), and each failure left it
+ * without the cluster's state until the periodic round, 22-37 s later: in a 60-node formation
+ * one node held only its own key for 15 s while connected. Bounded, so a node cut off from
+ * every peer does not dial in a loop.
+ */
+const RETRIES_AFTER_FAILURE = 3;
+
 /** Keys whose encoded state is at most this many bytes are exchanged whole. */
 const SMALL_KEY_BYTES = 512;
 
@@ -94,8 +112,12 @@ export class AntiEntropy {
     roundsEqual: 0,
     roundsRepaired: 0,
     roundsFailed: 0,
+    roundsFailedOpen: 0,
+    roundsFailedDeadline: 0,
+    roundsFailedClosed: 0,
     roundsServed: 0,
     catchUpRounds: 0,
+    retriesAfterFailure: 0,
     keysCompared: 0,
     keysRepaired: 0,
     bytesSent: 0,
@@ -112,6 +134,8 @@ export class AntiEntropy {
   private nextRoundAtMs = Infinity;
   /** Quick rounds still to run after differences were last found. */
   private equalRoundsToGo = 0;
+  /** Rounds this node started that failed since its last one that succeeded. */
+  private failuresInARow = 0;
   private running = false;
   private readonly open = new Set<Stream>();
 
@@ -147,13 +171,21 @@ export class AntiEntropy {
    * unless one is due sooner already. See KvConfig.antiEntropyCatchUpIntervalMs.
    */
   private catchUp(differed = true): void {
-    const quick = this.config.antiEntropyCatchUpIntervalMs;
-    if (!this.running || quick <= 0 || this.config.antiEntropyIntervalMs <= 0) return;
     if (differed) this.equalRoundsToGo = CATCH_UP_EQUAL_ROUNDS;
+    if (this.bringForward(1)) this.stats.catchUpRounds++;
+  }
+
+  /**
+   * Schedules the next round after `scale` x antiEntropyCatchUpIntervalMs (jittered) unless
+   * one is due sooner already or quick rounds are off; says whether it did.
+   */
+  private bringForward(scale: number): boolean {
+    const quick = this.config.antiEntropyCatchUpIntervalMs * scale;
+    if (!this.running || quick <= 0 || this.config.antiEntropyIntervalMs <= 0) return false;
     const delay = Math.floor(quick * (0.5 + this.rng.next()));
-    if (delay >= this.config.antiEntropyIntervalMs || this.clock.nowMs() + delay >= this.nextRoundAtMs) return;
-    this.stats.catchUpRounds++;
+    if (delay >= this.config.antiEntropyIntervalMs || this.clock.nowMs() + delay >= this.nextRoundAtMs) return false;
     this.schedule(delay);
+    return true;
   }
 
   stop(): void {
@@ -180,6 +212,7 @@ export class AntiEntropy {
    * interval for its next round (a 60-node formation held 58 of 60 keys at one node for 15 s).
    */
   private afterRound(report: RoundReport): void {
+    this.failuresInARow = 0;
     if (!report.equal) this.catchUp();
     else if (this.equalRoundsToGo > 0) {
       // Catching up, and this peer agreed: a few more quick rounds with other peers, since
@@ -187,6 +220,13 @@ export class AntiEntropy {
       this.equalRoundsToGo--;
       this.catchUp(false);
     }
+  }
+
+  /** A round this node started failed: retry soon, a few times, with whichever peer comes up. */
+  private afterFailure(): void {
+    this.failuresInARow++;
+    if (this.failuresInARow > RETRIES_AFTER_FAILURE) return;
+    if (this.bringForward(2 ** (this.failuresInARow - 1))) this.stats.retriesAfterFailure++;
   }
 
   private send(stream: Stream, bytes: Uint8Array, report?: RoundReport): void {
@@ -313,8 +353,12 @@ export class AntiEntropy {
         let error: KvError | undefined;
         if (failure !== undefined) {
           this.stats.roundsFailed++;
+          if (failure.kind === 'open') this.stats.roundsFailedOpen++;
+          else if (failure.kind === 'deadline') this.stats.roundsFailedDeadline++;
+          else if (failure.kind === 'closed') this.stats.roundsFailedClosed++;
           this.logger?.debug({ peer, err: failure.message }, 'anti-entropy round failed');
           error = new KvError(KvErrorCode.AntiEntropyFailed, `anti-entropy with ${peer} failed: ${failure.message}`, { peer }, { cause: failure.cause });
+          this.afterFailure();
         } else {
           if (report.equal) this.stats.roundsEqual++;
           else this.stats.roundsRepaired++;

@@ -24,7 +24,20 @@ export interface ExchangeOptions {
   /** A message arrived (never after the verdict). */
   onMessage(message: ReceivedMessage, stream: Stream, exchange: Exchange): void;
   /** The verdict: undefined on success, else why it failed (in words, with the cause). */
-  onEnd(failure: { message: string; cause: unknown } | undefined): void;
+  onEnd(failure: ExchangeFailure | undefined): void;
+}
+
+/**
+ * Why an exchange failed: `open` (no stream: unreachable, refused, the dial timed out),
+ * `deadline` (open, but no verdict within timeoutMs), `closed` (the peer closed or reset the
+ * stream first), `caller` (the caller's own verdict: a message it could not use).
+ */
+export type ExchangeFailureKind = 'open' | 'deadline' | 'closed' | 'caller';
+
+export interface ExchangeFailure {
+  kind: ExchangeFailureKind;
+  message: string;
+  cause: unknown;
 }
 
 export interface Exchange {
@@ -43,7 +56,7 @@ export function startExchange(options: ExchangeOptions): Exchange {
   let timer: TimerHandle | undefined;
   let opening = true;
   let abortOpen: (() => void) | undefined;
-  const end = (failure: { message: string; cause: unknown } | undefined): void => {
+  const end = (failure: ExchangeFailure | undefined): void => {
     if (finished) return;
     finished = true;
     timer?.cancel();
@@ -59,9 +72,10 @@ export function startExchange(options: ExchangeOptions): Exchange {
       return finished;
     },
     succeed: () => end(undefined),
-    fail: (message, cause) => end({ message, cause }),
+    fail: (message, cause) => end({ kind: 'caller', message, cause }),
   };
-  timer = options.clock.setTimer(options.timeoutMs, () => exchange.fail(`no answer within ${options.timeoutMs} ms`));
+  const failAs = (kind: ExchangeFailureKind, message: string, cause?: unknown): void => end({ kind, message, cause });
+  timer = options.clock.setTimer(options.timeoutMs, () => failAs(opening ? 'open' : 'deadline', `no answer within ${options.timeoutMs} ms`));
   // The dial may take the whole deadline (a busy seed answers late rather than not at all).
   abortOpen = options.streams.open(
     options.to,
@@ -73,14 +87,14 @@ export function startExchange(options: ExchangeOptions): Exchange {
         return;
       }
       if (error !== null || opened === undefined) {
-        exchange.fail(error?.message ?? 'no stream', error);
+        failAs('open', error?.message ?? 'no stream', error);
         return;
       }
       stream = opened;
       options.track?.add(opened);
       opened.onClose((closeError) => {
         options.track?.delete(opened);
-        if (!finished) exchange.fail(closeError?.message ?? 'the peer closed the stream early', closeError);
+        if (!finished) failAs('closed', closeError?.message ?? 'the peer closed the stream early', closeError);
       });
       opened.onMessage((message) => {
         if (!finished) options.onMessage(message, opened, exchange);

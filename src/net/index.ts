@@ -12,7 +12,7 @@ export type {
 export { SimPacketTransport, SimStreamTransport, createSimTransports, DEFAULT_MAX_PACKET_BYTES } from './memory.js';
 export type { SimTransports } from './memory.js';
 export { startExchange } from './exchange.js';
-export type { Exchange, ExchangeOptions } from './exchange.js';
+export type { Exchange, ExchangeFailure, ExchangeFailureKind, ExchangeOptions } from './exchange.js';
 export { UdpTransport, parseHostPort, formatHostPort, UDP_OVERHEAD_BYTES, UDP_WIRE_VERSION } from './udp.js';
 export type { UdpTransportOptions, UdpStats } from './udp.js';
 export { Libp2pNode, mapLibp2pError, DEFAULT_MAX_FRAME_BYTES, KEEP_PROTOCOL } from './libp2p.js';

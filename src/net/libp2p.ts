@@ -112,6 +112,9 @@ export interface Libp2pNodeOptions {
   logger?: Logger;
 }
 
+/** A keep answered (or failed) after longer than this is counted slow (Libp2pStats.keepsSlow), in ms. */
+const SLOW_KEEP_MS = 5000;
+
 /** The protocol of kept connections: one stream, held open as long as the connection is kept. */
 export const KEEP_PROTOCOL = '/lashup/keep/1';
 
@@ -140,8 +143,19 @@ export interface Libp2pStats {
   keepsIn: number;
   /** Keeps refused by this node (its inbound limit). */
   keepsRefused: number;
+  /** Keeps this node asked for (each a dial, or a stream on a connection already open). */
+  keepsAsked: number;
+  /** Keeps asked that got no answer: the dial failed or timed out, or the stream closed first. */
+  keepsFailed: number;
+  /** Keeps asked whose answer (or failure) took more than 5 s: a peer, or this node, overloaded. */
+  keepsSlow: number;
   /** Idle connections closed (short-lived dials done). */
   idleClosed: number;
+  /**
+   * Connections opened, both ways, since start: each cost a private-network, noise and yamux
+   * handshake and an identify exchange at both ends.
+   */
+  connectionsOpened: number;
   /** Open connections, now. */
   connections: number;
   /** Messages waiting for a first subscriber of their topic, now. */
@@ -389,7 +403,11 @@ export class Libp2pNode implements NodeNetwork {
     keepsOut: 0,
     keepsIn: 0,
     keepsRefused: 0,
+    keepsAsked: 0,
+    keepsFailed: 0,
+    keepsSlow: 0,
     idleClosed: 0,
+    connectionsOpened: 0,
     connections: 0,
     outbox: 0,
     outboxDropped: 0,
@@ -431,6 +449,9 @@ export class Libp2pNode implements NodeNetwork {
       if (handler === undefined) return;
       this.stats.received++;
       handler(message.data, message.type === 'signed' ? message.from.toString() : 'unknown');
+    });
+    libp2p.addEventListener('connection:open', () => {
+      this.stats.connectionsOpened++;
     });
     libp2p.addEventListener('peer:disconnect', (event) => {
       const peer = event.detail.toString();
@@ -655,12 +676,19 @@ export class Libp2pNode implements NodeNetwork {
       queueMicrotask(() => callback(this.stopped ? 'failed' : 'kept'));
       return;
     }
+    this.stats.keepsAsked++;
+    const askedAtMs = performance.now();
+    const settle = (result: KeepResult): void => {
+      if (result === 'failed') this.stats.keepsFailed++;
+      if (performance.now() - askedAtMs > SLOW_KEEP_MS) this.stats.keepsSlow++;
+      callback(result);
+    };
     this.open(
       to,
       KEEP_PROTOCOL,
       (error, stream) => {
         if (error !== null || stream === undefined) {
-          callback('failed');
+          settle('failed');
           return;
         }
         let answered = false;
@@ -669,17 +697,17 @@ export class Libp2pNode implements NodeNetwork {
           answered = true;
           if (data[0] !== 1 || this.stopped) {
             stream.close();
-            callback('refused');
+            settle('refused');
             return;
           }
           this.keepsOut.set(peer, stream);
           this.stats.keepsOut = this.keepsOut.size;
-          callback('kept');
+          settle('kept');
         });
         stream.onClose(() => {
           if (!answered) {
             answered = true;
-            callback('failed');
+            settle('failed');
             return;
           }
           if (this.keepsOut.get(peer) !== stream) return;

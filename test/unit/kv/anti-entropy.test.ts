@@ -88,6 +88,8 @@ t.test('a round with a peer that is down fails cleanly', async (t) => {
   c.runFor(15_000);
   t.equal(failure?.code, KvErrorCode.AntiEntropyFailed);
   t.equal(c.ae('r0').stats.roundsFailed, 1);
+  t.equal(c.ae('r0').stats.roundsFailedOpen, 1, 'counted as a round without a stream');
+  t.equal(c.ae('r0').stats.roundsFailedDeadline + c.ae('r0').stats.roundsFailedClosed, 0);
 });
 
 t.test('codec: round trips; hostile bytes give KvError only', async (t) => {
@@ -178,4 +180,31 @@ t.test('a round its owner asks for (a repair) that finds differences brings the 
     ['r1', 'r2', 'r3'].every((n) => c.store('r0').has(`only/${n}`)),
     "r0 holds every replica's write",
   );
+});
+
+t.test('failed rounds are retried soon, three times in a row at most, then the interval rules', async (t) => {
+  const c = new KvCluster({ seed: 9, push: false, persist: false, kv: { antiEntropyIntervalMs: 30_000, antiEntropyCatchUpIntervalMs: 1000, antiEntropyTimeoutMs: 2000 } });
+  for (const name of ['r0', 'r1', 'r2']) c.addReplica(name);
+  c.crash('r1');
+  c.crash('r2');
+  const ae = c.ae('r0');
+  // The first periodic round comes within the interval; each retry follows its failure after
+  // 1, 2 and 4 s (jittered 0.5-1.5x) plus the 2 s deadline: all within 16 s of the first failure.
+  let firstFailedAt: number | undefined;
+  for (let ms = 0; ms < 31_000 && firstFailedAt === undefined; ms += 100) {
+    c.runFor(100);
+    if (ae.stats.roundsFailed > 0) firstFailedAt = ms;
+  }
+  t.not(firstFailedAt, undefined, 'the first periodic round failed');
+  c.runFor(16_000);
+  t.equal(ae.stats.retriesAfterFailure, 3, 'three retries');
+  t.equal(ae.stats.roundsFailed, 4, 'the round and its three retries failed');
+  const started = ae.stats.roundsStarted;
+  c.runFor(5000);
+  t.equal(ae.stats.roundsStarted, started, 'no fourth retry: the next round waits for the interval');
+  // A peer is back: the next periodic round succeeds and the count of failures starts again.
+  c.restart('r1');
+  c.restart('r2');
+  c.runFor(40_000);
+  t.ok(ae.stats.roundsEqual + ae.stats.roundsRepaired >= 1, 'a later round succeeded');
 });
