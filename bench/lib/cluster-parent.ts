@@ -13,17 +13,22 @@ export class WorkerHandle {
 
   constructor(readonly child: ChildProcess) {
     child.on('message', (raw) => {
-      const event = raw as WorkerEvent;
-      this.events.push(event);
-      for (const w of [...this.waiters]) {
-        if (w.match(event)) {
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          w.resolve(event);
-        }
-      }
-      for (const l of this.listeners) l(event);
+      const message = raw as WorkerEvent;
+      // A batch is its events, in order (see sendBatched in cluster-worker.ts).
+      for (const event of message.evt === 'batch' ? (message.events as WorkerEvent[]) : [message]) this.receive(event);
     });
     child.on('exit', () => (this.exited = true));
+  }
+
+  private receive(event: WorkerEvent): void {
+    this.events.push(event);
+    for (const w of [...this.waiters]) {
+      if (w.match(event)) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve(event);
+      }
+    }
+    for (const l of this.listeners) l(event);
   }
 
   private readonly listeners = new Set<(e: WorkerEvent) => void>();
