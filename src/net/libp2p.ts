@@ -199,8 +199,11 @@ function loadModules(): Promise<Libp2pModules> {
     import('./noise-crypto.js'),
     import('@chainsafe/libp2p-yamux/stream'),
     import('./yamux-window.js'),
-  ]).then(([l, t, n, y, i, g, p, m, pid, nc, ys, yw]) => {
+    import('@libp2p/utils'),
+    import('./length-prefix-decoder.js'),
+  ]).then(([l, t, n, y, i, g, p, m, pid, nc, ys, yw, u, lp]) => {
     yw.installYamuxWindowHysteresis(ys.YamuxStream, ys.StreamState.Established);
+    lp.installQuietLengthPrefix(u.LengthPrefixedDecoder);
     return {
       createLibp2p: l.createLibp2p,
       tcp: t.tcp,

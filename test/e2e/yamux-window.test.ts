@@ -1,12 +1,14 @@
 /**
  * Yamux window updates at half a window (src/net/yamux-window.ts), on two real libp2p nodes:
  * small messages no longer cost an update frame each, and flow control still works — a
- * transfer many windows long arrives whole, in order, in both directions.
+ * transfer many windows long arrives whole, in order, in both directions. The same transfer
+ * runs noise's frame decoding through the empty-buffer answer (src/net/length-prefix-decoder.ts).
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import t from 'tap';
 import { Libp2pNode, parseClusterKey, generateClusterKey, pskFromClusterKey } from '../../src/net/index.js';
 import { yamuxWindowStats } from '../../src/net/yamux-window.js';
+import { lengthPrefixStats } from '../../src/net/length-prefix-decoder.js';
 
 const ECHO = '/lashup/test/echo/1';
 
@@ -67,5 +69,8 @@ t.test('small messages hold their window updates back; a transfer of many window
     'each large message whole and in order',
   );
   t.ok(yamuxWindowStats.passed - before.passed - passed > 0, 'window updates went out for the large transfer');
+  // The same connection decoded its noise frames through the empty-buffer answer
+  // (src/net/length-prefix-decoder.ts): the large transfer above is its test over real frames.
+  t.ok(lengthPrefixStats.decoders > 0, `noise decoders with the empty-buffer answer: ${lengthPrefixStats.decoders}`);
   stream.close();
 });
