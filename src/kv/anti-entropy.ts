@@ -94,12 +94,12 @@ function deltaFor(state: ORMap, context: CausalContext | undefined, live: Causal
 const CATCH_UP_EQUAL_ROUNDS = 3;
 
 /**
- * Rounds retried after failures in a row (after antiEntropyCatchUpIntervalMs, doubling) before
- * the node waits for its next periodic round. A starting node's first rounds fail often (its
- * peers are busy with the same start, or dropped while it dialled), and each failure left it
- * without the cluster's state until the periodic round, 22-37 s later: in a 60-node formation
- * one node held only its own key for 15 s while connected. Bounded, so a node cut off from
- * every peer does not dial in a loop.
+ * Rounds retried after failures in a row (after antiEntropyCatchUpIntervalMs, doubling: 1, 2,
+ * 4 s) before the node waits for its next periodic round. A starting node's first rounds fail
+ * more often than later ones (its peers are busy with the same start, or were dropped while it
+ * dialled: 9-51 failed rounds in a 60-node formation, most without a stream), and a failure
+ * left the node without the cluster's state until its next periodic round, 22-37 s later.
+ * Bounded, so a node cut off from every peer does not dial in a loop; a success resets it.
  */
 const RETRIES_AFTER_FAILURE = 3;
 

@@ -36,7 +36,8 @@ export interface KvConfig {
    * back to the full interval once they find the replicas equal, so a missed write spreads in
    * about log2(N) quick rounds (pull and push each round) instead of log2(N) full intervals.
    * Default 1,000: a 60-node cluster that lost three nodes' first writes held them everywhere
-   * after 60 s at the 30 s interval alone.
+   * after 60 s at the 30 s interval alone. A round that failed is retried after 1, 2 and 4 x
+   * this (three failures in a row at most), then the interval rules until a round succeeds.
    */
   antiEntropyCatchUpIntervalMs: number;
   /** Longest an anti-entropy round may take, in ms. Default 10,000. */
