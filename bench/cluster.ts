@@ -201,7 +201,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
           // The node holding the fewest keys: its anti-entropy and peer counters.
           const laggard = last.reduce((a, b) => (b.formationKeys < a.formationKeys ? b : a)) as NodeStats & Record<string, unknown>;
           log(
-            `fewest keys: ${JSON.stringify({ name: laggard.name, live: laggard.live, keys: laggard.formationKeys, connections: laggard.connections, antiEntropy: laggard['antiEntropy'], peers: laggard['peers'], keeps: keepStats(laggard['libp2p']) })}`,
+            `fewest keys: ${JSON.stringify({ name: laggard.name, live: laggard.live, keys: laggard.formationKeys, connections: laggard.connections, antiEntropy: laggard['antiEntropy'], peers: laggard['peers'], keeps: keepStats(laggard['libp2p']), gossip: { subscribers: laggard['subscribers'], streams: laggard['gossipStreams'], mesh: laggard['mesh'], published: (laggard['libp2p'] as Record<string, unknown>)['published'], received: (laggard['libp2p'] as Record<string, unknown>)['received'], outbox: (laggard['libp2p'] as Record<string, unknown>)['outbox'], toNobody: (laggard['libp2p'] as Record<string, unknown>)['publishedToNobody'] } })}`,
           );
         }
         const retrying = last.filter((n) => ((n as unknown as { joinAttempts: number }).joinAttempts ?? 0) > 1);

@@ -176,6 +176,8 @@ function stats(): void {
       joinAttempts: n.membership.stats.joinAttempts,
       joinError: n.membership.lastJoinError?.message,
       subscribers: ((n.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { getSubscribers(topic: string): unknown[] }).getSubscribers('lashup/kv/1').length,
+      gossipStreams: ((n.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { streamsOutbound: Map<string, unknown> }).streamsOutbound.size,
+      mesh: ((n.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { getMeshPeers(topic: string): unknown[] }).getMeshPeers('lashup/kv/1').length,
       udp: n.udp?.stats,
       libp2p: n.libp2p.stats,
       membership: n.membership.stats,

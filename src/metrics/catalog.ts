@@ -99,6 +99,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     framesReceived: counter('Frames received on streams.'),
     oversizedFrames: counter('Frames longer than the limit: the stream was reset.'),
     published: counter('Messages published on gossipsub.'),
+    publishedToNobody: counter('Publishes that reached no peer although one looked ready (the message waits for anti-entropy).'),
     received: counter('Messages received from gossipsub.'),
     inbound: { nested: INBOUND },
     keepsOut: gauge('Kept connections this node asked for, now.'),
@@ -110,7 +111,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     idleClosed: counter('Idle short-lived connections closed.'),
     connectionsOpened: counter('libp2p connections opened, inbound and outbound (each a full handshake at both ends).'),
     connections: gauge('Open libp2p connections, now.'),
-    outbox: gauge('Messages waiting for a first subscriber of their topic, now.'),
+    outbox: gauge('Messages waiting for a subscriber of their topic that gossipsub can send to, now.'),
     outboxDropped: counter('Messages dropped from a full outbox.'),
   },
   kv: {

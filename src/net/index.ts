@@ -15,7 +15,7 @@ export { startExchange } from './exchange.js';
 export type { Exchange, ExchangeFailure, ExchangeFailureKind, ExchangeOptions } from './exchange.js';
 export { UdpTransport, parseHostPort, formatHostPort, UDP_OVERHEAD_BYTES, UDP_WIRE_VERSION } from './udp.js';
 export type { UdpTransportOptions, UdpStats } from './udp.js';
-export { Libp2pNode, mapLibp2pError, DEFAULT_MAX_FRAME_BYTES, KEEP_PROTOCOL } from './libp2p.js';
+export { Libp2pNode, mapLibp2pError, DEFAULT_MAX_FRAME_BYTES, KEEP_PROTOCOL, outboundStreamsOf } from './libp2p.js';
 export type { Libp2pNodeOptions, Libp2pStats } from './libp2p.js';
 export type { KeepResult, NodeNetwork } from './node-network.js';
 export { SimNodeNetwork } from './sim-node-network.js';

@@ -134,6 +134,11 @@ export interface Libp2pStats {
   /** Frames longer than maxFrameBytes: the stream was reset. */
   oversizedFrames: number;
   published: number;
+  /**
+   * Publishes that reached no peer although one looked ready (its stream closed in between):
+   * gossipsub counts the message as seen, so it waits for anti-entropy.
+   */
+  publishedToNobody: number;
   received: number;
   /** Admission of unauthenticated inbound connections (per-host and stranger limits). */
   inbound: InboundGateStats;
@@ -158,7 +163,7 @@ export interface Libp2pStats {
   connectionsOpened: number;
   /** Open connections, now. */
   connections: number;
-  /** Messages waiting for a first subscriber of their topic, now. */
+  /** Messages waiting for a subscriber of their topic that gossipsub can send to, now. */
   outbox: number;
   /** Messages dropped from a full outbox. */
   outboxDropped: number;
@@ -218,6 +223,16 @@ function loadModules(): Promise<Libp2pModules> {
     };
   });
   return modules;
+}
+
+/**
+ * Gossipsub's map of this node's open streams to its peers, by peer id: public on the class in
+ * @libp2p/gossipsub 17 but not on its service interface. Undefined if a version lacks it (its
+ * unit test fails then, at the upgrade, not in a cluster).
+ */
+export function outboundStreamsOf(pubsub: object): ReadonlyMap<string, unknown> | undefined {
+  const map = (pubsub as { streamsOutbound?: unknown }).streamsOutbound;
+  return map instanceof Map ? map : undefined;
 }
 
 /** Two 32-bit FNV-1a style hashes of `data`, as an 8-byte gossipsub message id. */
@@ -401,6 +416,7 @@ export class Libp2pNode implements NodeNetwork {
     framesReceived: 0,
     oversizedFrames: 0,
     published: 0,
+    publishedToNobody: 0,
     received: 0,
     inbound: { admitted: 0, refusedPerHost: 0, refusedStrangers: 0, refusedBusy: 0, pending: 0, expired: 0 },
     keepsOut: 0,
@@ -440,7 +456,10 @@ export class Libp2pNode implements NodeNetwork {
     this.maxInboundKeeps = options.maxInboundKeeps ?? 12;
     this.maxOutbox = options.maxOutbox ?? 1000;
     this.handle(KEEP_PROTOCOL, (stream) => this.acceptKeep(stream));
+    // A subscriber becomes reachable when its subscription arrives or when this node's own
+    // stream to it opens, which has no event of its own: the heartbeat (every second) notices it.
     libp2p.services.pubsub.addEventListener('subscription-change', () => this.flushOutbox());
+    libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => this.flushOutbox());
     this.idleTimer = setInterval(() => this.closeIdle(), options.idleCheckIntervalMs ?? 5000);
     this.idleTimer.unref();
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -795,17 +814,41 @@ export class Libp2pNode implements NodeNetwork {
 
   publish(topic: string, data: Uint8Array): void {
     if (this.stopped) return;
-    // Held, not published, while nobody subscribes: gossipsub remembers a published message as
-    // seen and refuses to publish the same bytes again, so a message sent to no one is lost.
-    if (this.libp2p.services.pubsub.getSubscribers(topic).length === 0) {
+    // Held, not published, while no subscriber can be sent to: gossipsub remembers a published
+    // message as seen and refuses to publish the same bytes again, so a message sent to no one
+    // is lost to gossip.
+    if (!this.canDeliver(topic)) {
       this.hold(topic, data);
       return;
     }
     this.stats.published++;
-    this.libp2p.services.pubsub.publish(topic, data).catch((err: unknown) => this.logger?.debug({ topic, err: (err as Error).message }, 'publish failed'));
+    this.libp2p.services.pubsub.publish(topic, data).then(
+      (result) => {
+        if (result.recipients.length === 0) this.stats.publishedToNobody++;
+      },
+      (err: unknown) => this.logger?.debug({ topic, err: (err as Error).message }, 'publish failed'),
+    );
   }
 
-  /** Keeps a message that reached nobody, to publish once a peer subscribes to its topic. */
+  /**
+   * Whether gossipsub can send a message of `topic` to anyone now: a subscriber to which this
+   * node's own gossipsub stream is open. A subscriber alone is not enough: its subscription
+   * arrives on its stream to this node, and gossipsub drops a send to a peer whose stream from
+   * this node is not open yet, without an error. Past bug: in a 60-node formation most nodes'
+   * first write (held until a first subscriber) went to such a peer and reached no one; each
+   * waited 6-10 s for anti-entropy, the last part of the formation.
+   */
+  private canDeliver(topic: string): boolean {
+    const pubsub = this.libp2p.services.pubsub;
+    const subscribers = pubsub.getSubscribers(topic);
+    if (subscribers.length === 0) return false;
+    const outbound = outboundStreamsOf(pubsub);
+    // A gossipsub version without the map: subscribers are the best this node can tell.
+    if (outbound === undefined) return true;
+    return subscribers.some((peer) => outbound.has(peer.toString()));
+  }
+
+  /** Keeps a message that could reach nobody, to publish once a subscriber of its topic can be sent to. */
   private hold(topic: string, data: Uint8Array): void {
     this.outbox.push({ topic, data });
     while (this.outbox.length > this.maxOutbox) {
@@ -817,8 +860,7 @@ export class Libp2pNode implements NodeNetwork {
 
   private flushOutbox(): void {
     if (this.outbox.length === 0 || this.stopped) return;
-    const pubsub = this.libp2p.services.pubsub;
-    const ready = this.outbox.filter((m) => pubsub.getSubscribers(m.topic).length > 0);
+    const ready = this.outbox.filter((m) => this.canDeliver(m.topic));
     if (ready.length === 0) return;
     for (const m of ready) this.outbox.splice(this.outbox.indexOf(m), 1);
     this.stats.outbox = this.outbox.length;

@@ -4,23 +4,16 @@
  * transfer many windows long arrives whole, in order, in both directions. The same transfer
  * runs noise's frame decoding through the empty-buffer answer (src/net/length-prefix-decoder.ts).
  */
-import { generateKeyPair } from '@libp2p/crypto/keys';
 import t from 'tap';
-import { Libp2pNode, parseClusterKey, generateClusterKey, pskFromClusterKey } from '../../src/net/index.js';
+import { libp2pPair } from '../helpers/libp2p-pair.js';
+import type { Libp2pNode } from '../../src/net/index.js';
 import { yamuxWindowStats } from '../../src/net/yamux-window.js';
 import { lengthPrefixStats } from '../../src/net/length-prefix-decoder.js';
 
 const ECHO = '/lashup/test/echo/1';
 
 t.test('small messages hold their window updates back; a transfer of many windows arrives whole', async (t) => {
-  const psk = pskFromClusterKey(parseClusterKey(generateClusterKey(), 'test'), 'yamux-test');
-  const start = async () => Libp2pNode.start({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], psk });
-  const a = await start();
-  const b = await start();
-  t.teardown(async () => {
-    await a.stop();
-    await b.stop();
-  });
+  const [a, b] = await libp2pPair(t, 'yamux-test');
   b.handle(ECHO, (stream) => stream.onMessage(({ data }) => stream.send(data)));
   const stream = await new Promise<Parameters<Parameters<Libp2pNode['open']>[2]>[1]>((resolve, reject) => a.open(b.localAddress, ECHO, (error, s) => (error === null ? resolve(s) : reject(error))));
   if (stream === undefined) throw new Error('no stream');

@@ -1,0 +1,70 @@
+/**
+ * A message published while no subscriber can be sent to waits in the outbox until one can.
+ * Past bug: the outbox let go of a message as soon as a peer's subscription arrived, but the
+ * subscription comes over the peer's gossipsub stream to this node, and this node's own stream
+ * to the peer opens separately (later, on a busy node: gossipsub opens them one at a time).
+ * Gossipsub drops a send to a peer without that stream silently and remembers the message as
+ * seen, so the message was lost to gossip; in a 60-node formation most nodes' first writes were.
+ * Here this node's stream to the peer is held back on purpose until after the subscription came.
+ */
+import t from 'tap';
+import { libp2pPair } from '../helpers/libp2p-pair.js';
+import { outboundStreamsOf } from '../../src/net/index.js';
+
+const TOPIC = 'lashup/test/publish/1';
+
+t.test('a message waits for a subscriber this node can send to, then reaches it once', async (t) => {
+  const [a, b] = await libp2pPair(t, 'publish-test');
+  const pubsub = a.libp2p.services.pubsub;
+  const streams = outboundStreamsOf(pubsub);
+  t.ok(streams !== undefined, 'gossipsub still keeps its outbound streams in a map (the outbox relies on it)');
+
+  // Hold back a's outbound gossipsub stream until released.
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const patched = pubsub as unknown as { createOutboundStream: (...args: unknown[]) => Promise<void> };
+  const original = patched.createOutboundStream.bind(pubsub);
+  patched.createOutboundStream = async (...args: unknown[]) => {
+    await released;
+    return original(...args);
+  };
+
+  const received: string[] = [];
+  let onReceived: (() => void) | undefined;
+  b.subscribe(TOPIC, (data) => {
+    received.push(new TextDecoder().decode(data));
+    onReceived?.();
+  });
+  a.subscribe(TOPIC, () => undefined);
+
+  const subscribed = new Promise<void>((resolve) => {
+    const check = (): void => {
+      if (pubsub.getSubscribers(TOPIC).length > 0) resolve();
+    };
+    pubsub.addEventListener('subscription-change', check);
+  });
+  a.connect(b.localAddress);
+  b.connect(a.localAddress);
+  await subscribed;
+  t.equal(streams?.size, 0, "b's subscription arrived before a's own stream to b opened");
+
+  a.publish(TOPIC, new TextEncoder().encode('first write'));
+  t.equal(a.stats.outbox, 1, 'held: b subscribes, but gossipsub cannot send to it yet');
+  t.equal(a.stats.published, 0, 'not handed to gossipsub (it would drop the send and call the message seen)');
+
+  const delivered = new Promise<void>((resolve) => {
+    onReceived = resolve;
+  });
+  release();
+  // Bounded: a lost message never arrives (the stream opens within a heartbeat, 1 s).
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([delivered.then(() => 'delivered'), new Promise<string>((resolve) => (timer = setTimeout(() => resolve('not delivered within 10 s'), 10_000)))]);
+  clearTimeout(timer);
+  t.equal(outcome, 'delivered');
+  t.same(received, ['first write'], 'b received the message once the stream opened');
+  t.equal(a.stats.outbox, 0, 'the outbox is empty');
+  t.equal(a.stats.published, 1);
+  t.equal(a.stats.publishedToNobody, 0, 'the publish reached a peer');
+});
