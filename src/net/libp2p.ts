@@ -255,20 +255,40 @@ function toBytes(data: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray();
 }
 
+/**
+ * The names, codes and messages of an error and its causes (libp2p wraps the timeout or reset
+ * that ended a handshake in an error of its own, which says only "Encryption failed"), at most
+ * five deep.
+ */
+function errorChainText(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    const e = current as { name?: string; message?: string; code?: string; cause?: unknown };
+    parts.push(`${e.name ?? ''} ${e.code ?? ''} ${e.message ?? String(current)}`);
+    current = typeof current === 'object' ? e.cause : undefined;
+  }
+  return parts.join(' | ');
+}
+
 /** Turns a libp2p error into the transport vocabulary. */
 export function mapLibp2pError(err: unknown, to: string, protocol: string): TransportError {
   const e = err as { name?: string; message?: string; code?: string };
-  const text = `${e.name ?? ''} ${e.code ?? ''} ${e.message ?? String(err)}`;
+  const text = errorChainText(err);
   const detail = { remote: to, protocol };
   if (/ECONNREFUSED|UnsupportedProtocol|protocol selection failed|not supported/i.test(text)) {
     return new TransportError(TransportErrorCode.ConnectionRefused, `${to} refused ${protocol}: ${e.message ?? text}`, detail, { cause: err });
   }
   if (/Encryption|Crypto|handshake|ECONNRESET|psk|nonce/i.test(text)) {
-    // A handshake that timed out is also what an overloaded peer looks like (a 200-node cluster
-    // starting on two cores logged a dozen of these): say both, the key first.
+    // A key mismatch and an overloaded peer can look alike from here: with another key the peer
+    // reads noise's first message as garbage and closes, and an overloaded peer closes too when
+    // its own time for the handshake runs out (a 200-node cluster starting on two cores logged
+    // dozens of these, each said to be a key mismatch). Name both where both fit.
     const cause = /abort|timeout|timed out/i.test(text)
       ? 'pre-shared key mismatch? (or the peer is overloaded: the handshake timed out) Check that both nodes have the same cluster key and label'
-      : 'pre-shared key mismatch? Check that both nodes have the same cluster key and label';
+      : /ECONNRESET|end of (input|stream)|ended|closed|reset/i.test(text)
+        ? "pre-shared key mismatch? (or an overloaded peer: it closed the connection during the handshake, which it also does when its time for one runs out) Check that both nodes have the same cluster key and label, and the peer's load"
+        : 'pre-shared key mismatch? Check that both nodes have the same cluster key and label';
     return new TransportError(TransportErrorCode.HandshakeFailed, `libp2p handshake with ${to} failed (${e.message ?? text}): ${cause}`, detail, { cause: err });
   }
   if (/abort|timeout|timed out/i.test(text)) {

@@ -19,3 +19,24 @@ t.test('libp2p failures map to stable codes with the likely cause named', async 
   t.equal(timeout.code, TransportErrorCode.Timeout);
   t.match(timeout.message, /\/lashup\/sync\/1/);
 });
+
+t.test('a handshake failure reads its causes too: a timeout or a close wrapped by libp2p', async (t) => {
+  const wrappedTimeout = mapLibp2pError(
+    Object.assign(new Error('Encryption failed'), { name: 'EncryptionFailedError', cause: Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' }) }),
+    '/ip4/127.0.0.1/tcp/5',
+    'connect',
+  );
+  t.equal(wrappedTimeout.code, TransportErrorCode.HandshakeFailed);
+  t.match(wrappedTimeout.message, /overloaded.*timed out/, 'the timeout inside is named');
+
+  const closed = mapLibp2pError(Object.assign(new Error('unexpected end of input'), { name: 'EncryptionFailedError' }), '/ip4/127.0.0.1/tcp/6', 'connect');
+  t.equal(closed.code, TransportErrorCode.HandshakeFailed);
+  t.match(closed.message, /pre-shared key mismatch\?.*overloaded peer.*closed the connection/, 'both causes named: the dialer cannot tell them apart');
+
+  const decrypt = mapLibp2pError(Object.assign(new Error('invalid MAC'), { name: 'EncryptionFailedError' }), '/ip4/127.0.0.1/tcp/7', 'connect');
+  t.notMatch(decrypt.message, /overloaded/, 'a message that did not decrypt is a key mismatch, not load');
+
+  const loop = new Error('Encryption failed') as Error & { cause?: unknown };
+  loop.cause = loop;
+  t.equal(mapLibp2pError(loop, '/ip4/127.0.0.1/tcp/8', 'connect').code, TransportErrorCode.HandshakeFailed, 'a cause chain that loops ends');
+});
