@@ -104,9 +104,11 @@ export interface Libp2pNodeOptions {
    */
   idleCheckIntervalMs?: number;
   /**
-   * Messages published while no peer subscribed to their topic, kept to be published once one
-   * does (a node's first updates, written before its first connection, were lost to gossip and
-   * waited for anti-entropy). Default 1,000 messages; older ones are dropped first and counted.
+   * Messages published while no subscriber of their topic could be sent to (none yet, or none
+   * with this node's gossipsub stream open), kept to be published once one can (a node's first
+   * updates, written before its first connection, were lost to gossip and waited for
+   * anti-entropy). Default 1,000 messages: a starting node's writes with room to spare; older
+   * ones are dropped first and counted (outboxDropped).
    */
   maxOutbox?: number;
   logger?: Logger;
