@@ -210,8 +210,9 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
           // The node holding the fewest keys: its anti-entropy and peer counters.
           const laggard = last.reduce((a, b) => (b.formationKeys < a.formationKeys ? b : a)) as NodeStats & Record<string, unknown>;
+          const l2p = (laggard['libp2p'] ?? {}) as Record<string, unknown>;
           log(
-            `fewest keys: ${JSON.stringify({ name: laggard.name, live: laggard.live, keys: laggard.formationKeys, connections: laggard.connections, antiEntropy: laggard['antiEntropy'], peers: laggard['peers'], keeps: keepStats(laggard['libp2p']), gossip: { subscribers: laggard['subscribers'], streams: laggard['gossipStreams'], mesh: laggard['mesh'], published: (laggard['libp2p'] as Record<string, unknown>)['published'], received: (laggard['libp2p'] as Record<string, unknown>)['received'], outbox: (laggard['libp2p'] as Record<string, unknown>)['outbox'], toNobody: (laggard['libp2p'] as Record<string, unknown>)['publishedToNobody'] } })}`,
+            `fewest keys: ${JSON.stringify({ name: laggard.name, live: laggard.live, keys: laggard.formationKeys, connections: laggard.connections, antiEntropy: laggard['antiEntropy'], peers: laggard['peers'], keeps: keepStats(laggard['libp2p']), gossip: { subscribers: laggard['subscribers'], streams: laggard['gossipStreams'], mesh: laggard['mesh'], published: l2p['published'], received: l2p['received'], outbox: l2p['outbox'], toNobody: l2p['publishedToNobody'] } })}`,
           );
         }
         const retrying = last.filter((n) => ((n as unknown as { joinAttempts: number }).joinAttempts ?? 0) > 1);
