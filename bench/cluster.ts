@@ -208,6 +208,19 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
           for (const name of names) if (!have.has(name)) missing.set(name, (missing.get(name) ?? 0) + 1);
         }
         if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
+          // Keys nobody else holds yet: whom their writer's publishes went to, and whether those hold it.
+          const byPeer = new Map(last.map((n) => [(n as NodeStats & { peerId: string }).peerId, n as NodeStats & { formationHave: string[] }]));
+          for (const [name] of [...missing].filter(([, count]) => count >= nodes - 2).slice(0, 3)) {
+            const writer = last.find((n) => n.name === name) as NodeStats & { publishes?: { atMs: number; to: string[] }[] };
+            const publishes = (writer.publishes ?? []).map((p) => ({
+              agoMs: Math.round(now() - p.atMs),
+              to: p.to.map((id) => {
+                const r = byPeer.get(id);
+                return r === undefined ? id : `${r.name}${r.formationHave.includes(name) ? ' (holds it)' : ' (does not hold it)'}`;
+              }),
+            }));
+            log(`unspread key of ${name}: its publishes ${JSON.stringify(publishes)}`);
+          }
           // The node holding the fewest keys: its anti-entropy and peer counters.
           const laggard = last.reduce((a, b) => (b.formationKeys < a.formationKeys ? b : a)) as NodeStats & Record<string, unknown>;
           const l2p = (laggard['libp2p'] ?? {}) as Record<string, unknown>;
@@ -244,6 +257,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'libp2p.keepsFailed',
         'libp2p.keepsSlow',
         'libp2p.idleClosed',
+        'libp2p.gossipStreamsReopened',
         'libp2p.connectionsOpened',
         'peers.chosen',
         'peers.lost',

@@ -98,6 +98,7 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
       };
       const node = await LashupNode.start(options);
       nodes.set(spec.name, node);
+      if (process.env['LASHUP_BENCH_DEBUG'] === '1') recordPublishes(node);
       node.kv.subscribe('bench/', (change) => {
         if (!change.initial) sendBatched({ evt: 'applied', node: spec.name, key: change.key, atMs: now() });
       });
@@ -157,6 +158,21 @@ async function allocateMany(node: LashupNode, prefix: string, count: number, con
   send({ evt: 'allocated', node: node.name, latencies, errors, totalMs: now() - started });
 }
 
+/** Publishes of each node (debug runs): when, and which peers gossipsub sent each to. */
+const publishLog = new Map<LashupNode, { atMs: number; to: string[] }[]>();
+
+function recordPublishes(node: LashupNode): void {
+  const pubsub = (node.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { publish: (topic: string, data: Uint8Array, options?: unknown) => Promise<{ recipients: unknown[] }> };
+  const publish = pubsub.publish.bind(pubsub);
+  const entries: { atMs: number; to: string[] }[] = [];
+  publishLog.set(node, entries);
+  pubsub.publish = async (topic, data, options) => {
+    const result = await publish(topic, data, options);
+    if (entries.length < 20) entries.push({ atMs: Math.round(now()), to: result.recipients.map(String) });
+    return result;
+  };
+}
+
 function stats(): void {
   const cpu = process.cpuUsage();
   send({
@@ -167,6 +183,8 @@ function stats(): void {
     memory: process.memoryUsage(),
     nodes: [...nodes.values()].map((n) => ({
       name: n.name,
+      peerId: (n.libp2p as Libp2pNode).peerId,
+      publishes: publishLog.get(n),
       live: n.membership.liveCount,
       connections: (n.libp2p as Libp2pNode).libp2p.getConnections().length,
       formationKeys: n.kv.keys('formation/').length,

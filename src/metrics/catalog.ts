@@ -113,6 +113,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     connections: gauge('Open libp2p connections, now.'),
     outbox: gauge('Messages waiting for a subscriber of their topic that gossipsub can send to, now.'),
     outboxDropped: counter('Messages dropped from a full outbox.'),
+    gossipStreamsReopened: counter('Gossipsub streams to a peer reopened on another connection after theirs closed (gossipsub does not; sends to the peer were dropped until it did).'),
   },
   kv: {
     localUpdates: counter('Store updates made on this node.'),

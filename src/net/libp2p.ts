@@ -21,6 +21,7 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from '../log/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
+import { adjustOutboundStreams } from './gossipsub-streams.js';
 import { InboundGate, type GateTicket, type InboundGateStats } from './inbound-gate.js';
 import { libp2pLogger } from './libp2p-logger.js';
 import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream } from './transport.js';
@@ -169,6 +170,8 @@ export interface Libp2pStats {
   outbox: number;
   /** Messages dropped from a full outbox. */
   outboxDropped: number;
+  /** Gossipsub streams reopened on another connection to their peer (see gossipsub-streams.ts). */
+  gossipStreamsReopened: number;
 }
 
 type Services = {
@@ -452,6 +455,7 @@ export class Libp2pNode implements NodeNetwork {
     connections: 0,
     outbox: 0,
     outboxDropped: 0,
+    gossipStreamsReopened: 0,
   };
   private readonly keepsOut = new Map<string, Stream>();
   private readonly keepsIn = new Set<Stream>();
@@ -480,6 +484,8 @@ export class Libp2pNode implements NodeNetwork {
     this.handle(KEEP_PROTOCOL, (stream) => this.acceptKeep(stream));
     // A subscriber becomes reachable when its subscription arrives or when this node's own
     // stream to it opens, which has no event of its own: the heartbeat (every second) notices it.
+    if (!adjustOutboundStreams(libp2p.services.pubsub, libp2p, this.stats))
+      options.logger?.warn({}, 'this gossipsub version lacks the internals gossipsub-streams.ts adjusts: its outbound streams open one at a time and are not reopened');
     libp2p.services.pubsub.addEventListener('subscription-change', () => this.flushOutbox());
     libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => this.flushOutbox());
     this.idleTimer = setInterval(() => this.closeIdle(), options.idleCheckIntervalMs ?? 5000);

@@ -1,0 +1,90 @@
+/**
+ * How gossipsub opens its outbound streams, adjusted for a node that many peers connect to at
+ * once. Gossipsub (@libp2p/gossipsub 17) sends to a peer only on the one outbound stream it
+ * opened to it, and opens those streams through a single queue, one after another. Two of its
+ * behaviours lost or delayed deltas at cluster formation:
+ *
+ * 1. One at a time. Each stream is a multistream negotiation, a round trip to the peer; a node
+ *    that joined and got 5-10 connections within a second waited for the round trips in a row,
+ *    on peers whose event loops were saturated by the formation. In a 60-node formation a node
+ *    held its first write for over 4 s after it saw every member alive (bench cluster, debug
+ *    output: no subscriber gossipsub could send to yet). Here streams to different peers open in
+ *    parallel; to one peer they still open one after another, so gossipsub's own check ("a
+ *    stream to this peer exists already") still prevents a second one.
+ * 2. Never reopened. When the connection that carries the stream closes while another
+ *    connection to the same peer stays open (this node closes idle short-lived connections, such
+ *    as a join's to a seed that later became a kept peer), gossipsub forgets the stream and opens
+ *    no other: the peer stays in its mesh and every send to it is dropped without an error until
+ *    the last connection closes. Here the stream is reopened on a remaining connection.
+ *
+ * Both reach into gossipsub's class (`createOutboundStream`, `streamsOutbound`, `peers`), which
+ * its service interface does not expose; a version without them is left as it is (the function
+ * returns false and the node works as before, only slower to start).
+ */
+import type { Connection, PeerId } from '@libp2p/interface';
+
+interface GossipsubInternals {
+  createOutboundStream(peerId: PeerId, connection: Connection): Promise<void>;
+  streamsOutbound: Map<string, unknown>;
+  peers: Map<string, unknown>;
+}
+
+interface ConnectionSource {
+  getConnections(peerId?: PeerId): Connection[];
+  addEventListener(type: 'connection:close', listener: (event: CustomEvent<Connection>) => void): void;
+}
+
+/** Counters of the adjustments, for the node's stats. */
+export interface OutboundStreamStats {
+  /** Outbound gossipsub streams reopened on another connection after theirs closed. */
+  gossipStreamsReopened: number;
+}
+
+function internalsOf(pubsub: object): GossipsubInternals | undefined {
+  const p = pubsub as Partial<GossipsubInternals>;
+  if (typeof p.createOutboundStream !== 'function' || !(p.streamsOutbound instanceof Map) || !(p.peers instanceof Map)) return undefined;
+  return p as GossipsubInternals;
+}
+
+/**
+ * Makes `pubsub` open its outbound streams in parallel across peers and reopen one whose
+ * connection closed while another connection to the peer is open. Returns false (and changes
+ * nothing) when this gossipsub version lacks the internals it relies on.
+ */
+export function adjustOutboundStreams(pubsub: object, connections: ConnectionSource, stats: OutboundStreamStats): boolean {
+  const internals = internalsOf(pubsub);
+  if (internals === undefined) return false;
+  const open = internals.createOutboundStream.bind(pubsub);
+  // Per peer, the last opening asked for: a new one waits for it (gossipsub then sees the
+  // stream it opened and skips), so a peer never gets two streams from this node.
+  const opening = new Map<string, Promise<void>>();
+  const openInTurn = (peerId: PeerId, connection: Connection): Promise<void> => {
+    const id = peerId.toString();
+    const next = (opening.get(id) ?? Promise.resolve()).then(() => open(peerId, connection)).catch(() => undefined);
+    opening.set(id, next);
+    void next.then(() => {
+      if (opening.get(id) === next) opening.delete(id);
+    });
+    return next;
+  };
+  // Gossipsub's queue awaits what this returns: resolving at once lets it hand over the next
+  // peer without waiting for this one's round trip.
+  internals.createOutboundStream = (peerId: PeerId, connection: Connection): Promise<void> => {
+    void openInTurn(peerId, connection);
+    return Promise.resolve();
+  };
+  connections.addEventListener('connection:close', (event) => {
+    const peerId = event.detail.remotePeer;
+    const id = peerId.toString();
+    // Gossipsub removes the stream on its own close event, which may come after this one: look
+    // once the events of this close have run.
+    setImmediate(() => {
+      if (internals.streamsOutbound.has(id) || !internals.peers.has(id)) return;
+      const remaining = connections.getConnections(peerId).find((c) => c.status === 'open');
+      if (remaining === undefined) return;
+      stats.gossipStreamsReopened++;
+      void openInTurn(peerId, remaining);
+    });
+  });
+  return true;
+}
