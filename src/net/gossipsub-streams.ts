@@ -18,8 +18,9 @@
  *    the last connection closes. Here the stream is reopened on a remaining connection.
  *
  * Both reach into gossipsub's class (`createOutboundStream`, `streamsOutbound`, `peers`), which
- * its service interface does not expose; a version without them is left as it is (the function
- * returns false and the node works as before, only slower to start).
+ * its service interface does not expose; this file is the one place that does (the outbox in
+ * libp2p.ts reads the streams through `outboundStreamsOf`). A version without them is left as
+ * it is (the function returns false and the node works as before, only slower to start).
  */
 import type { Connection, PeerId } from '@libp2p/interface';
 
@@ -40,9 +41,19 @@ export interface OutboundStreamStats {
   gossipStreamsReopened: number;
 }
 
+/**
+ * Gossipsub's map of this node's open streams to its peers, by peer id: public on the class in
+ * @libp2p/gossipsub 17 but not on its service interface. Undefined if a version lacks it (its
+ * unit test fails then, at the upgrade, not in a cluster).
+ */
+export function outboundStreamsOf(pubsub: object): ReadonlyMap<string, unknown> | undefined {
+  const map = (pubsub as { streamsOutbound?: unknown }).streamsOutbound;
+  return map instanceof Map ? map : undefined;
+}
+
 function internalsOf(pubsub: object): GossipsubInternals | undefined {
   const p = pubsub as Partial<GossipsubInternals>;
-  if (typeof p.createOutboundStream !== 'function' || !(p.streamsOutbound instanceof Map) || !(p.peers instanceof Map)) return undefined;
+  if (typeof p.createOutboundStream !== 'function' || outboundStreamsOf(pubsub) === undefined || !(p.peers instanceof Map)) return undefined;
   return p as GossipsubInternals;
 }
 
@@ -58,19 +69,18 @@ export function adjustOutboundStreams(pubsub: object, connections: ConnectionSou
   // Per peer, the last opening asked for: a new one waits for it (gossipsub then sees the
   // stream it opened and skips), so a peer never gets two streams from this node.
   const opening = new Map<string, Promise<void>>();
-  const openInTurn = (peerId: PeerId, connection: Connection): Promise<void> => {
+  const openInTurn = (peerId: PeerId, connection: Connection): void => {
     const id = peerId.toString();
     const next = (opening.get(id) ?? Promise.resolve()).then(() => open(peerId, connection)).catch(() => undefined);
     opening.set(id, next);
     void next.then(() => {
       if (opening.get(id) === next) opening.delete(id);
     });
-    return next;
   };
   // Gossipsub's queue awaits what this returns: resolving at once lets it hand over the next
   // peer without waiting for this one's round trip.
   internals.createOutboundStream = (peerId: PeerId, connection: Connection): Promise<void> => {
-    void openInTurn(peerId, connection);
+    openInTurn(peerId, connection);
     return Promise.resolve();
   };
   connections.addEventListener('connection:close', (event) => {
@@ -83,7 +93,7 @@ export function adjustOutboundStreams(pubsub: object, connections: ConnectionSou
       const remaining = connections.getConnections(peerId).find((c) => c.status === 'open');
       if (remaining === undefined) return;
       stats.gossipStreamsReopened++;
-      void openInTurn(peerId, remaining);
+      openInTurn(peerId, remaining);
     });
   });
   return true;

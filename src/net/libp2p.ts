@@ -21,7 +21,7 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from '../log/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
-import { adjustOutboundStreams } from './gossipsub-streams.js';
+import { adjustOutboundStreams, outboundStreamsOf } from './gossipsub-streams.js';
 import { InboundGate, type GateTicket, type InboundGateStats } from './inbound-gate.js';
 import { libp2pLogger } from './libp2p-logger.js';
 import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream } from './transport.js';
@@ -228,16 +228,6 @@ function loadModules(): Promise<Libp2pModules> {
     };
   });
   return modules;
-}
-
-/**
- * Gossipsub's map of this node's open streams to its peers, by peer id: public on the class in
- * @libp2p/gossipsub 17 but not on its service interface. Undefined if a version lacks it (its
- * unit test fails then, at the upgrade, not in a cluster).
- */
-export function outboundStreamsOf(pubsub: object): ReadonlyMap<string, unknown> | undefined {
-  const map = (pubsub as { streamsOutbound?: unknown }).streamsOutbound;
-  return map instanceof Map ? map : undefined;
 }
 
 /** Two 32-bit FNV-1a style hashes of `data`, as an 8-byte gossipsub message id. */
@@ -482,10 +472,10 @@ export class Libp2pNode implements NodeNetwork {
     this.maxInboundKeeps = options.maxInboundKeeps ?? 12;
     this.maxOutbox = options.maxOutbox ?? 1000;
     this.handle(KEEP_PROTOCOL, (stream) => this.acceptKeep(stream));
-    // A subscriber becomes reachable when its subscription arrives or when this node's own
-    // stream to it opens, which has no event of its own: the heartbeat (every second) notices it.
     if (!adjustOutboundStreams(libp2p.services.pubsub, libp2p, this.stats))
       options.logger?.warn({}, 'this gossipsub version lacks the internals gossipsub-streams.ts adjusts: its outbound streams open one at a time and are not reopened');
+    // A subscriber becomes reachable when its subscription arrives or when this node's own
+    // stream to it opens, which has no event of its own: the heartbeat (every second) notices it.
     libp2p.services.pubsub.addEventListener('subscription-change', () => this.flushOutbox());
     libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => this.flushOutbox());
     this.idleTimer = setInterval(() => this.closeIdle(), options.idleCheckIntervalMs ?? 5000);

@@ -1,5 +1,5 @@
 /**
- * Gossipsub's outbound streams (src/net/gossipsub-streams.ts), on two real libp2p nodes.
+ * Gossipsub's outbound streams (src/net/gossipsub-streams.ts), on real libp2p nodes (two, then three).
  *
  * Past bug: gossipsub sends to a peer only on the stream it opened on one connection. When that
  * connection closed while a second connection to the peer stayed open (the idle check closes a
