@@ -214,7 +214,7 @@ export class LashupNode {
       streamAddressOf: (_name, _address, bytes) => this.meta(bytes)?.addrs?.[0],
       // Catch-up syncs over connections that exist (a stream, not a handshake). Read when a
       // sync is due: the peer manager is made below, after membership.
-      connectedPeers: () => this.peers.keptAddresses(),
+      connectedPeers: () => this.peers.roundAddresses(),
     });
     const opened = KvPersistence.open({
       fs: options.fs ?? new NodeFs(),
@@ -241,9 +241,10 @@ export class LashupNode {
         streams: libp2p,
         clock,
         rng: rng.fork('anti-entropy'),
-        // Rounds with kept peers (connected already); with none yet, with any live member.
+        // Rounds with kept peers (connected ones first, see PeerManager.roundAddresses); with
+        // none yet, with any live member.
         peers: () => {
-          const kept = this.peers.keptAddresses();
+          const kept = this.peers.roundAddresses();
           return kept.length > 0 ? kept : this.livePeerAddresses();
         },
         logger: componentLogger(logger, 'anti-entropy'),

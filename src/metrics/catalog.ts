@@ -152,6 +152,8 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     lost: counter('Kept connections that failed or closed.'),
     rotations: counter('Kept peers replaced by another member (rotation).'),
     kept: gauge('Peers this node keeps a connection to now (random ones and must-keep ones).'),
+    established: gauge('Kept peers whose connection is up now (kept ones whose keep was answered).'),
+    keepBackoffs: counter('Pauses before the next keep after two or more keeps failed in a row (a busy node or busy peers).'),
   },
   node: {
     repairs: counter('Anti-entropy repairs started with a member that came back from failed.'),

@@ -20,10 +20,10 @@ function setup() {
     members: () => members,
     member: (name: string) => members.find((m) => m.name === name),
   } as unknown as Membership;
-  const asks: { to: string; callback: (r: KeepResult) => void }[] = [];
+  const asks: { to: string; onLost: () => void; callback: (r: KeepResult) => void }[] = [];
   const released: string[] = [];
   const libp2p = {
-    keep: (to: string, _essential: boolean, _onLost: () => void, callback: (r: KeepResult) => void) => asks.push({ to, callback }),
+    keep: (to: string, _essential: boolean, onLost: () => void, callback: (r: KeepResult) => void) => asks.push({ to, onLost, callback }),
     release: (to: string) => released.push(to),
   } as unknown as NodeNetwork;
   const manager = new PeerManager({
@@ -54,8 +54,10 @@ t.test('keeps are asked at most three at a time, masters first; each answer lets
   asks[0]?.callback('kept');
   t.equal(asks.length, 4, 'an answer starts the next ask');
   asks[1]?.callback('failed');
-  t.equal(asks.length, 5, 'a failure too (its replacement waits its turn)');
-  let answered = 2;
+  t.equal(asks.length, 4, 'after a failure, one at a time: nothing new while two are asked');
+  asks[2]?.callback('kept');
+  t.equal(asks.length, 6, 'an answer: three at a time again');
+  let answered = 3;
   while (answered < asks.length && answered < 40) (asks[answered++] as { callback: (r: KeepResult) => void }).callback('kept');
   t.equal(asks.length - answered, 0, 'everything asked once the answers came');
   t.ok(asks.length >= 8 && asks.length <= 10, `every chosen peer asked once (asked ${asks.length})`);
@@ -72,5 +74,60 @@ t.test('a keep that succeeds after its peer was dropped is released', async (t) 
   (manager.peerSet as unknown as { kept: Map<string, boolean> }).kept.delete(name);
   first.callback('kept');
   t.same(released, [first.to]);
+  manager.stop();
+});
+
+t.test('keeps failing in a row: one at a time, after a pause that grows; an answer ends both', async (t) => {
+  const { scheduler, manager, asks } = setup();
+  manager.start();
+  scheduler.runFor(1);
+  t.equal(asks.length, 3, 'three asked at once');
+  asks[0]?.callback('failed');
+  t.equal(asks.length, 3, 'after a failure, one keep at a time (two are still being asked)');
+  t.equal(manager.stats.keepBackoffs, 0, 'no pause after a single failure');
+  asks[1]?.callback('failed');
+  asks[2]?.callback('failed');
+  t.equal(manager.stats.keepBackoffs, 2, 'the second and third failures in a row paused');
+  t.equal(asks.length, 3, 'nothing asked during the pause');
+  // The third failure in a row pauses 2 s, jittered to 1-3 s.
+  scheduler.runFor(999);
+  t.equal(asks.length, 3, 'still paused before 1 s');
+  scheduler.runFor(2100);
+  t.equal(asks.length, 4, 'after the pause, one keep');
+  asks[3]?.callback('failed');
+  scheduler.runFor(1999);
+  t.equal(asks.length, 4, 'the fourth failure pauses longer (4 s, at least 2 s)');
+  scheduler.runFor(4100);
+  t.equal(asks.length, 5, 'then one keep again');
+  asks[4]?.callback('kept');
+  t.equal(asks.length, 8, 'an answer ends the pause: three at a time again');
+  // Failures without end: the pause stops growing at 8 s (12 s with its jitter).
+  for (let i = 5; i < 8; i++) asks[i]?.callback('failed');
+  for (let round = 0; round < 8; round++) {
+    const before = asks.length;
+    scheduler.runFor(12_001);
+    t.equal(asks.length, before + 1, `failure ${round + 4} in a row: the next keep within 12 s`);
+    asks[asks.length - 1]?.callback('failed');
+  }
+  manager.stop();
+});
+
+t.test('connected addresses: kept peers whose keep was answered, until their connection is lost', async (t) => {
+  const { scheduler, manager, asks } = setup();
+  manager.start();
+  scheduler.runFor(1);
+  t.same(manager.connectedAddresses(), [], 'none while keeps are asked');
+  t.equal(manager.roundAddresses().length, 8, 'rounds go to the chosen peers meanwhile (their keeps are being asked)');
+  const first = asks[0] as (typeof asks)[number];
+  first.callback('kept');
+  t.same(manager.connectedAddresses(), [first.to], 'the answered one');
+  t.same(manager.roundAddresses(), [first.to], 'and rounds go to it alone');
+  t.equal(manager.stats.established, 1);
+  first.onLost();
+  t.same(manager.connectedAddresses(), [], 'gone once its connection is lost');
+  let answered = 1;
+  while (answered < asks.length && answered < 40) (asks[answered++] as (typeof asks)[number]).callback('kept');
+  t.equal(manager.connectedAddresses().length, manager.peerSet.names.length, 'every kept peer');
+  t.notOk(manager.connectedAddresses().includes(first.to), 'but the lost one (avoided for its backoff)');
   manager.stop();
 });
