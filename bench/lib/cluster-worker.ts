@@ -12,7 +12,7 @@
  *                    { evt: 'raft', node, role, term, leader, atMs }   (masters)
  *                    { evt: 'applied', node, key, atMs }      (a kv change under 'bench/')
  *                    { evt: 'member', node, type, member, atMs }
- *                    { evt: 'stats', cpuUserUs, cpuSystemUs, rssBytes, nodes: [...] }
+ *                    { evt: 'stats', cpuUserUs, cpuSystemUs, rssBytes, loopDelayP99Ms, loopDelayMaxMs, nodes: [...] }
  *                    { evt: 'profiled', path }
  *                    { evt: 'batch', events }   (applied and member events, several at once)
  *                    { evt: 'error', message }
@@ -20,6 +20,7 @@
 import '../../src/polyfills.js';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LashupNode, type NodeOptions } from '../../src/daemon/index.js';
 import { RealClock } from '../../src/common/index.js';
 import { decodeResult, encodeLeaseRequest, IPAM_PROTOCOL } from '../../src/ipam/index.js';
@@ -55,6 +56,9 @@ type Command =
 
 const now = (): number => performance.timeOrigin + performance.now();
 const nodes = new Map<string, LashupNode>();
+/** How late this process's event loop ran since it started: a busy process's nodes answer late. */
+const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+loopDelay.enable();
 let profiler: Session | undefined;
 
 function send(message: unknown): void {
@@ -181,6 +185,8 @@ function stats(): void {
     cpuSystemUs: cpu.system,
     rssBytes: process.memoryUsage().rss,
     memory: process.memoryUsage(),
+    loopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e6),
+    loopDelayMaxMs: Math.round(loopDelay.max / 1e6),
     nodes: [...nodes.values()].map((n) => ({
       name: n.name,
       peerId: (n.libp2p as Libp2pNode).peerId,
