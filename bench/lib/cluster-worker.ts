@@ -56,9 +56,13 @@ type Command =
 
 const now = (): number => performance.timeOrigin + performance.now();
 const nodes = new Map<string, LashupNode>();
-/** How late this process's event loop ran since it started: a busy process's nodes answer late. */
-const loopDelay = monitorEventLoopDelay({ resolution: 20 });
-loopDelay.enable();
+/**
+ * How late this process's event loop ran since it started (a busy process's nodes answer late),
+ * with LASHUP_BENCH_DEBUG=1 only: the histogram samples on a 20 ms timer, which would add 50
+ * wake-ups a second to the idle CPU the benchmark measures.
+ */
+const loopDelay = process.env['LASHUP_BENCH_DEBUG'] === '1' ? monitorEventLoopDelay({ resolution: 20 }) : undefined;
+loopDelay?.enable();
 let profiler: Session | undefined;
 
 function send(message: unknown): void {
@@ -185,8 +189,8 @@ function stats(): void {
     cpuSystemUs: cpu.system,
     rssBytes: process.memoryUsage().rss,
     memory: process.memoryUsage(),
-    loopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e6),
-    loopDelayMaxMs: Math.round(loopDelay.max / 1e6),
+    loopDelayP99Ms: loopDelay === undefined ? undefined : Math.round(loopDelay.percentile(99) / 1e6),
+    loopDelayMaxMs: loopDelay === undefined ? undefined : Math.round(loopDelay.max / 1e6),
     nodes: [...nodes.values()].map((n) => ({
       name: n.name,
       peerId: (n.libp2p as Libp2pNode).peerId,
