@@ -8,7 +8,7 @@
  * Must-keep members: an agent keeps every master (leases, lease confirmations), a master every
  * other master (Raft); these keeps are "essential" and a master never refuses them.
  */
-import type { Clock, Rng, TimerHandle } from '../common/index.js';
+import { Backoff, type Clock, type Rng, type TimerHandle } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import type { MemberInfo, Membership, MemberMeta, MemberRole } from '../membership/index.js';
 import { PeerSet, type KeepResult, type PeerCandidate, type PeerPlan, type PeerSetStats, type NodeNetwork } from '../net/index.js';
@@ -112,10 +112,12 @@ export class PeerManager {
   /** No keep is asked before this time (ms on the clock): the back-off after failures. */
   private holdUntilMs = 0;
   private holdTimer: TimerHandle | undefined;
+  private readonly keepBackoff: Backoff;
   private backoffs = 0;
 
   constructor(private readonly options: PeerManagerOptions) {
     this.peerSet = new PeerSet({ degree: options.degree, rotateIntervalMs: options.rotateIntervalMs, retryBackoffMs: options.retryBackoffMs, clock: options.clock, rng: options.rng });
+    this.keepBackoff = new Backoff({ initialMs: KEEP_BACKOFF_BASE_MS, maxMs: KEEP_BACKOFF_MAX_MS, spread: 1, rng: options.rng });
   }
 
   get stats(): PeerSetStats & { kept: number; established: number; keepBackoffs: number } {
@@ -283,12 +285,12 @@ export class PeerManager {
     if (result !== 'failed') {
       this.failuresInRow = 0;
       this.holdUntilMs = 0;
+      this.keepBackoff.reset();
       return;
     }
     this.failuresInRow++;
     if (this.failuresInRow < 2) return;
-    const pauseMs = Math.min(KEEP_BACKOFF_MAX_MS, KEEP_BACKOFF_BASE_MS * 2 ** (this.failuresInRow - 2));
-    this.holdUntilMs = this.options.clock.nowMs() + Math.floor(pauseMs * (0.5 + this.options.rng.next()));
+    this.holdUntilMs = this.options.clock.nowMs() + this.keepBackoff.next();
     this.backoffs++;
   }
 
