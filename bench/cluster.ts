@@ -191,6 +191,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     };
     let formed = false;
     let last: NodeStats[] = [];
+    let lastAnswered: WorkerEvent[] = [];
     const deadline = Date.now() + 300_000;
     let reportedAt = Date.now();
     // A worker hosting 25 nodes of a 200-node formation on two cores can leave a stats request
@@ -207,6 +208,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         continue;
       }
       last = nodeStats(answered);
+      lastAnswered = answered;
       formed = last.length === nodes && last.every((n) => n.live === nodes && n.formationKeys === nodes);
       if (!formed && Date.now() - reportedAt >= (process.env['LASHUP_BENCH_DEBUG'] === '1' ? 1000 : 5000)) {
         reportedAt = Date.now();
@@ -279,6 +281,9 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'antiEntropy.roundsFailedDeadline',
         'antiEntropy.roundsFailedClosed',
         'membership.suspicionsStarted',
+        'membership.probes',
+        'membership.probesFailed',
+        'membership.reliableProbes',
         'kv.localUpdates',
         'kv.remoteDeltasReceived',
         'kv.remoteDeltasRedundant',
@@ -286,6 +291,21 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'antiEntropy.retriesAfterFailure',
         'udp.packetsSent',
       ];
+      // When each node's join was answered (it first heard of another member) and when it last
+      // heard of a new member, from the start of the formation: late joins gate "all alive
+      // everywhere".
+      const joins = last.map((n) => (n as unknown as { joinTimes?: { upAtMs?: number; firstMemberAtMs?: number; lastMemberAtMs?: number } }).joinTimes).filter((t) => t !== undefined);
+      const upMs = joins.map((t) => (t.upAtMs ?? Number.NaN) - started).filter((x) => Number.isFinite(x));
+      const joinedMs = joins.map((t) => (t.firstMemberAtMs ?? Number.NaN) - started).filter((x) => Number.isFinite(x));
+      const lastMemberMs = joins.map((t) => (t.lastMemberAtMs ?? Number.NaN) - started).filter((x) => Number.isFinite(x));
+      const attempts = last.map((n) => (n as unknown as { joinAttempts?: number }).joinAttempts ?? 0);
+      const q = (xs: number[], p: number): number => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? Number.NaN;
+      log(
+        `nodes=${nodes}: nodes up (start returned) after p50 ${round(q(upMs, 0.5))} / p90 ${round(q(upMs, 0.9))} / max ${round(q(upMs, 1))} ms; joins answered after p50 ${round(q(joinedMs, 0.5))} / p90 ${round(q(joinedMs, 0.9))} / max ${round(q(joinedMs, 1))} ms; last new member heard p50 ${round(q(lastMemberMs, 0.5))} / max ${round(q(lastMemberMs, 1))} ms; join attempts max ${Math.max(...attempts)}, nodes with more than one ${attempts.filter((a) => a > 1).length}`,
+      );
+      const aeFailures = new Map<string, number>();
+      for (const e of lastAnswered) for (const [reason, count] of Object.entries((e['aeFailures'] ?? {}) as Record<string, number>)) aeFailures.set(reason, (aeFailures.get(reason) ?? 0) + count);
+      log(`nodes=${nodes}: failed anti-entropy rounds by reason: ${JSON.stringify([...aeFailures].sort((a, b) => b[1] - a[1]).slice(0, 8))}`);
       log(`nodes=${nodes}: formation totals: ${paths.map((p) => `${p}=${last.reduce((sum, n) => sum + field(n, p.split('.')), 0)}`).join(' ')}`);
     }
     const formedStats = await stats(all);

@@ -22,6 +22,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LashupNode, type NodeOptions } from '../../src/daemon/index.js';
+import { createLogger, type Logger } from '../../src/log/index.js';
 import { RealClock } from '../../src/common/index.js';
 import { decodeResult, encodeLeaseRequest, IPAM_PROTOCOL } from '../../src/ipam/index.js';
 import { RpcClient, type Libp2pNode } from '../../src/net/index.js';
@@ -86,8 +87,11 @@ function sendBatched(message: unknown): void {
 }
 
 async function start(specs: WorkerNodeSpec[]): Promise<void> {
+  const debugLog = debugLogger();
   const started = await Promise.all(
     specs.map(async (spec) => {
+      const times: { upAtMs?: number; firstMemberAtMs?: number; lastMemberAtMs?: number } = {};
+      if (debugLog !== undefined) joinTimes.set(spec.name, times);
       const options: NodeOptions = {
         name: spec.name,
         dataDir: spec.dataDir,
@@ -103,8 +107,10 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
         libp2pPort: 0,
         seeds: spec.seeds,
         packetTransport: spec.packetTransport,
+        ...(debugLog === undefined ? {} : { logger: debugLog }),
       };
       const node = await LashupNode.start(options);
+      times.upAtMs = now();
       nodes.set(spec.name, node);
       if (process.env['LASHUP_BENCH_DEBUG'] === '1') recordPublishes(node);
       node.kv.subscribe('bench/', (change) => {
@@ -115,6 +121,10 @@ async function start(specs: WorkerNodeSpec[]): Promise<void> {
       // Joins and metadata updates are not forwarded: at 200 nodes they are 40,000 messages at
       // formation, which loaded the machine being measured.
       node.membership.on((event) => {
+        if (debugLog !== undefined && event.type === 'join') {
+          times.firstMemberAtMs ??= now();
+          times.lastMemberAtMs = now();
+        }
         if ('member' in event && event.type !== 'join' && event.type !== 'update') sendBatched({ evt: 'member', node: spec.name, type: event.type, member: event.member.name, atMs: now() });
       });
       // Formation is complete when every node holds every node's key.
@@ -169,6 +179,48 @@ async function allocateMany(node: LashupNode, prefix: string, count: number, con
 /** Publishes of each node (debug runs): when, and which peers gossipsub sent each to. */
 const publishLog = new Map<LashupNode, { atMs: number; to: string[] }[]>();
 
+/**
+ * Debug runs: anti-entropy's failed rounds by reason, from its debug log (every other component
+ * is silent, as without debug: their lines would load the machine being measured).
+ */
+const aeFailures = new Map<string, number>();
+function debugLogger(): Logger | undefined {
+  if (process.env['LASHUP_BENCH_DEBUG'] !== '1') return undefined;
+  const root = createLogger({
+    level: 'silent',
+    destination: {
+      write(line: string): void {
+        try {
+          const entry = JSON.parse(line) as { msg?: string; err?: string };
+          if (entry.msg !== 'anti-entropy round failed') return;
+          const reason = String(entry.err)
+            .replace(/[0-9a-zA-Z]{40,}/g, '<id>')
+            .replace(/\/tcp\/[0-9]+/g, '/tcp/<port>')
+            .slice(0, 160);
+          aeFailures.set(reason, (aeFailures.get(reason) ?? 0) + 1);
+        } catch {
+          // Not JSON: ignore.
+        }
+      },
+    },
+  });
+  // Every child is wrapped too: the node's components are children of children of the root.
+  const wrap = (logger: Logger): Logger =>
+    new Proxy(logger, {
+      get(target, prop, receiver) {
+        if (prop === 'child') return (bindings: { component?: string }) => wrap(bindings.component === 'anti-entropy' ? target.child(bindings, { level: 'debug' }) : target.child(bindings));
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+  return wrap(root);
+}
+
+/**
+ * Debug runs: when each node was up (LashupNode.start returned), first heard of another member
+ * (its join answered) and last heard of a new one.
+ */
+const joinTimes = new Map<string, { upAtMs?: number; firstMemberAtMs?: number; lastMemberAtMs?: number }>();
+
 function recordPublishes(node: LashupNode): void {
   const pubsub = (node.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { publish: (topic: string, data: Uint8Array, options?: unknown) => Promise<{ recipients: unknown[] }> };
   const publish = pubsub.publish.bind(pubsub);
@@ -191,6 +243,7 @@ function stats(): void {
     memory: process.memoryUsage(),
     loopDelayP99Ms: loopDelay === undefined ? undefined : Math.round(loopDelay.percentile(99) / 1e6),
     loopDelayMaxMs: loopDelay === undefined ? undefined : Math.round(loopDelay.max / 1e6),
+    aeFailures: Object.fromEntries(aeFailures),
     nodes: [...nodes.values()].map((n) => ({
       name: n.name,
       peerId: (n.libp2p as Libp2pNode).peerId,
@@ -202,6 +255,7 @@ function stats(): void {
       kept: n.peers.stats.kept,
       keptPeers: n.peers.peerSet.names,
       joinAttempts: n.membership.stats.joinAttempts,
+      joinTimes: joinTimes.get(n.name),
       joinError: n.membership.lastJoinError?.message,
       subscribers: ((n.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { getSubscribers(topic: string): unknown[] }).getSubscribers('lashup/kv/1').length,
       gossipStreams: ((n.libp2p as Libp2pNode).libp2p.services.pubsub as unknown as { streamsOutbound: Map<string, unknown> }).streamsOutbound.size,
