@@ -37,7 +37,7 @@ import { DAEMON_NODE_FLAGS } from '../src/daemon/index.js';
 import { generateClusterKey } from '../src/net/index.js';
 import { WorkerHandle, type WorkerEvent } from './lib/cluster-parent.js';
 import { measureRowCost } from './lib/row-cost.js';
-import { round, summarize } from './lib/stats.js';
+import { quantile, round, summarize } from './lib/stats.js';
 import type { Benchmark, BenchResult, Cell, TargetCheck } from './lib/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -299,9 +299,8 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       const joinedMs = joins.map((t) => (t.firstMemberAtMs ?? Number.NaN) - started).filter((x) => Number.isFinite(x));
       const lastMemberMs = joins.map((t) => (t.lastMemberAtMs ?? Number.NaN) - started).filter((x) => Number.isFinite(x));
       const attempts = last.map((n) => (n as unknown as { joinAttempts?: number }).joinAttempts ?? 0);
-      const q = (xs: number[], p: number): number => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? Number.NaN;
       log(
-        `nodes=${nodes}: nodes up (start returned) after p50 ${round(q(upMs, 0.5))} / p90 ${round(q(upMs, 0.9))} / max ${round(q(upMs, 1))} ms; joins answered after p50 ${round(q(joinedMs, 0.5))} / p90 ${round(q(joinedMs, 0.9))} / max ${round(q(joinedMs, 1))} ms; last new member heard p50 ${round(q(lastMemberMs, 0.5))} / max ${round(q(lastMemberMs, 1))} ms; join attempts max ${Math.max(...attempts)}, nodes with more than one ${attempts.filter((a) => a > 1).length}`,
+        `nodes=${nodes}: nodes up (start returned) after p50 ${round(quantile(upMs, 0.5))} / p90 ${round(quantile(upMs, 0.9))} / max ${round(quantile(upMs, 1))} ms; joins answered after p50 ${round(quantile(joinedMs, 0.5))} / p90 ${round(quantile(joinedMs, 0.9))} / max ${round(quantile(joinedMs, 1))} ms; last new member heard p50 ${round(quantile(lastMemberMs, 0.5))} / max ${round(quantile(lastMemberMs, 1))} ms; join attempts max ${Math.max(...attempts)}, nodes with more than one ${attempts.filter((a) => a > 1).length}`,
       );
       const aeFailures = new Map<string, number>();
       for (const e of lastAnswered) for (const [reason, count] of Object.entries((e['aeFailures'] ?? {}) as Record<string, number>)) aeFailures.set(reason, (aeFailures.get(reason) ?? 0) + count);
