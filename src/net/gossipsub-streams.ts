@@ -1,6 +1,15 @@
 /**
- * How gossipsub opens its outbound streams, adjusted for a node that many peers connect to at
- * once. Gossipsub (@libp2p/gossipsub 17) sends to a peer only on the one outbound stream it
+ * How gossipsub learns its peers and opens its outbound streams, adjusted for a node that many
+ * peers connect to at once.
+ *
+ * Peers: gossipsub hears of a peer from libp2p's registrar once identify has told it the peer's
+ * protocols. This node runs identify on no connection of its own (see libp2p.ts: it was half of
+ * a short-lived connection's CPU); instead the connections it keeps with other lashup nodes,
+ * which speak gossipsub by construction, are handed to gossipsub here (`attachGossipPeer`), and
+ * taken back when the peer's last connection closes (`detachGossipPeer`: the registrar, which
+ * finds no protocols in the peer store, would not).
+ *
+ * Streams: gossipsub (@libp2p/gossipsub 17) sends to a peer only on the one outbound stream it
  * opened to it, and opens those streams through a single queue, one after another. Two of its
  * behaviours lost or delayed deltas at cluster formation:
  *
@@ -17,14 +26,18 @@
  *    no other: the peer stays in its mesh and every send to it is dropped without an error until
  *    the last connection closes. Here the stream is reopened on a remaining connection.
  *
- * Both reach into gossipsub's class (`createOutboundStream`, `streamsOutbound`, `peers`), which
- * its service interface does not expose; this file is the one place that does (the outbox in
- * libp2p.ts reads the streams through `outboundStreamsOf`). A version without them is left as
- * it is (the function returns false and the node works as before, only slower to start).
+ * All of this reaches into gossipsub's class (`onPeerConnected`, `onPeerDisconnected`,
+ * `createOutboundStream`, `streamsOutbound`, `peers`), which its service interface does not
+ * expose; this file is the one place that does (the outbox in libp2p.ts reads the streams
+ * through `outboundStreamsOf`). A version without them is left as it is: the functions return
+ * false, libp2p.ts then runs identify on each kept connection so the registrar tells gossipsub,
+ * and the node works as before, only slower to start (the unit test fails at such an upgrade).
  */
 import type { Connection, PeerId } from '@libp2p/interface';
 
 interface GossipsubInternals {
+  onPeerConnected(peerId: PeerId, connection: Connection): void;
+  onPeerDisconnected(peerId: PeerId): void;
   createOutboundStream(peerId: PeerId, connection: Connection): Promise<void>;
   streamsOutbound: Map<string, unknown>;
   peers: Map<string, unknown>;
@@ -53,7 +66,14 @@ export function outboundStreamsOf(pubsub: object): ReadonlyMap<string, unknown> 
 
 function internalsOf(pubsub: object): GossipsubInternals | undefined {
   const p = pubsub as Partial<GossipsubInternals>;
-  if (typeof p.createOutboundStream !== 'function' || outboundStreamsOf(pubsub) === undefined || !(p.peers instanceof Map)) return undefined;
+  if (
+    typeof p.createOutboundStream !== 'function' ||
+    typeof p.onPeerConnected !== 'function' ||
+    typeof p.onPeerDisconnected !== 'function' ||
+    outboundStreamsOf(pubsub) === undefined ||
+    !(p.peers instanceof Map)
+  )
+    return undefined;
   return p as GossipsubInternals;
 }
 
@@ -97,4 +117,23 @@ export function adjustOutboundStreams(pubsub: object, connections: ConnectionSou
     });
   });
   return true;
+}
+
+/**
+ * Hands `connection` to another lashup node to gossipsub, as identify would have: gossipsub adds
+ * the peer and opens its outbound stream on it (the remote's gossipsub, seeing that stream,
+ * adds this node in turn). Returns false when this gossipsub version lacks the internals.
+ */
+export function attachGossipPeer(pubsub: object, peerId: PeerId, connection: Connection): boolean {
+  const internals = internalsOf(pubsub);
+  if (internals === undefined) return false;
+  internals.onPeerConnected.call(pubsub, peerId, connection);
+  return true;
+}
+
+/** Removes `peerId` from gossipsub (its peers, mesh and streams) once no connection to it is left. */
+export function detachGossipPeer(pubsub: object, peerId: PeerId): void {
+  const internals = internalsOf(pubsub);
+  if (internals === undefined || !internals.peers.has(peerId.toString())) return;
+  internals.onPeerDisconnected.call(pubsub, peerId);
 }

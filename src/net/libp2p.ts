@@ -21,7 +21,7 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from '../log/index.js';
 import { TransportError, TransportErrorCode } from './errors.js';
-import { adjustOutboundStreams, outboundStreamsOf } from './gossipsub-streams.js';
+import { adjustOutboundStreams, attachGossipPeer, detachGossipPeer, outboundStreamsOf } from './gossipsub-streams.js';
 import { InboundGate, type GateTicket, type InboundGateStats } from './inbound-gate.js';
 import { libp2pLogger } from './libp2p-logger.js';
 import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream } from './transport.js';
@@ -161,7 +161,7 @@ export interface Libp2pStats {
   idleClosed: number;
   /**
    * Connections opened, both ways, since start: each cost a private-network, noise and yamux
-   * handshake and an identify exchange at both ends.
+   * handshake at both ends.
    */
   connectionsOpened: number;
   /** Open connections, now. */
@@ -494,6 +494,7 @@ export class Libp2pNode implements NodeNetwork {
       this.stats.connectionsOpened++;
     });
     libp2p.addEventListener('peer:disconnect', (event) => {
+      detachGossipPeer(libp2p.services.pubsub, event.detail);
       const peer = event.detail.toString();
       for (const handler of this.disconnectHandlers) handler(peer);
     });
@@ -556,7 +557,13 @@ export class Libp2pNode implements NodeNetwork {
         // already watches every member, and yamux keeps connections alive.
         connectionMonitor: { enabled: false },
         services: {
-          identify: identify(),
+          // Identify runs on no connection by itself: most connections are short-lived (a join, a
+          // sync, a repair, a probe's fallback), and identify's exchange, the peer-store writes it
+          // makes and the gossipsub streams it leads to were half of such a connection's CPU
+          // (two nodes, 150 connections with one round trip each: 30.2 ms per connection with it,
+          // 16.8 ms without, both ends). Gossipsub is told of kept connections instead (see
+          // attachGossip); the service stays so that other nodes can still identify this one.
+          identify: identify({ runOnConnectionOpen: false }),
           // Unsigned: every link is already authenticated by the private network and noise,
           // and signing is most of gossipsub's CPU (STACK.md measured 3-5x).
           pubsub: gossipsub({
@@ -680,30 +687,6 @@ export class Libp2pNode implements NodeNetwork {
   }
 
   /**
-   * Dials `to` without a protocol (so gossipsub can mesh over the connection). Errors are counted.
-   * When both sides learn of each other at once, only the one with the smaller peer id dials: two
-   * connections per pair would double gossipsub's streams and keepalive traffic.
-   */
-  connect(to: Address): void {
-    if (this.stopped) return;
-    const remote = /\/p2p\/([^/]+)$/.exec(to)?.[1];
-    if (remote !== undefined && remote < this.peerId) return;
-    let target;
-    try {
-      target = this.target(to);
-    } catch {
-      return;
-    }
-    this.stats.dials++;
-    this.libp2p.dial(target, { signal: AbortSignal.timeout(this.dialTimeoutMs) }).catch((err: unknown) => {
-      this.stats.dialFailures++;
-      const mapped = mapLibp2pError(err, to, 'connect');
-      if (mapped.code === TransportErrorCode.HandshakeFailed) this.stats.handshakeFailures++;
-      this.logger?.debug({ peer: to, err: mapped.message }, 'dial failed');
-    });
-  }
-
-  /**
    * Asks `to` (a dialable multiaddr ending in /p2p/<peer id>) to keep a connection with this
    * node: a stream of KEEP_PROTOCOL held open for as long as the connection is kept. `essential`
    * keeps (an agent and its masters) are never refused; others are when the remote already
@@ -742,6 +725,7 @@ export class Libp2pNode implements NodeNetwork {
           }
           this.keepsOut.set(peer, stream);
           this.stats.keepsOut = this.keepsOut.size;
+          this.attachGossip(peer);
           settle('kept');
         });
         stream.onClose(() => {
@@ -759,6 +743,28 @@ export class Libp2pNode implements NodeNetwork {
       },
       { timeoutMs: KEEP_DIAL_TIMEOUT_MS },
     );
+  }
+
+  /**
+   * Hands the connection that carries a keep with `peer` (a peer id) to gossipsub, at both ends
+   * as soon as the keep is agreed: both are lashup nodes, so the peer speaks gossipsub, and
+   * nothing waits on an identify round trip. Past bug: running identify on kept connections
+   * instead (stop 40) made a 200-node formation spread its keys ~40 s later, because an
+   * overloaded peer answered identify late and gossip waited for it.
+   */
+  private attachGossip(peer: string): void {
+    let peerId: PeerId;
+    try {
+      peerId = this.mods.peerIdFromString(peer);
+    } catch {
+      return;
+    }
+    const open = this.libp2p.getConnections(peerId).filter((c) => c.status === 'open');
+    const connection = open.find((c) => c.streams.some((s) => s.protocol === KEEP_PROTOCOL)) ?? open[0];
+    if (connection === undefined) return;
+    if (attachGossipPeer(this.libp2p.services.pubsub, peerId, connection)) return;
+    // A gossipsub without the internals: identify, and the registrar tells gossipsub.
+    this.libp2p.services.identify.identify(connection).catch((err: unknown) => this.logger?.debug({ peer, err: (err as Error).message }, 'identify failed'));
   }
 
   /** Stops keeping the connection to `peer` (a peer id or an address ending in /p2p/<id>); the idle check closes it. */
@@ -786,6 +792,7 @@ export class Libp2pNode implements NodeNetwork {
       this.keepsIn.add(stream);
       this.stats.keepsIn = this.keepsIn.size;
       stream.send(Uint8Array.of(1));
+      this.attachGossip(stream.remoteAddress);
     });
     stream.onClose(() => {
       if (this.keepsIn.delete(stream)) this.stats.keepsIn = this.keepsIn.size;

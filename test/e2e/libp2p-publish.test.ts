@@ -8,7 +8,7 @@
  * Here this node's stream to the peer is held back on purpose until after the subscription came.
  */
 import t from 'tap';
-import { libp2pPair } from '../helpers/libp2p-pair.js';
+import { keepConnection, libp2pPair } from '../helpers/libp2p-pair.js';
 import { until } from '../helpers/until.js';
 import { outboundStreamsOf } from '../../src/net/index.js';
 
@@ -36,8 +36,7 @@ t.test('a message waits for a subscriber this node can send to, then reaches it 
   b.subscribe(TOPIC, (data) => received.push(new TextDecoder().decode(data)));
   a.subscribe(TOPIC, () => undefined);
 
-  a.connect(b.localAddress);
-  b.connect(a.localAddress);
+  t.equal(await keepConnection(a, b), 'kept');
   await until(() => pubsub.getSubscribers(TOPIC).length > 0, 10_000, "b's subscription at a");
   t.equal(streams?.size, 0, "b's subscription arrived before a's own stream to b opened");
 

@@ -3,7 +3,7 @@
  * the e2e tests of one mechanism of the libp2p layer.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import { Libp2pNode, parseClusterKey, generateClusterKey, pskFromClusterKey, type Libp2pNodeOptions } from '../../src/net/index.js';
+import { Libp2pNode, parseClusterKey, generateClusterKey, pskFromClusterKey, type KeepResult, type Libp2pNodeOptions } from '../../src/net/index.js';
 
 interface Teardown {
   teardown(fn: () => Promise<void>): void;
@@ -23,4 +23,9 @@ export async function libp2pNodes(t: Teardown, label: string, count: number, opt
   });
   for (let i = 0; i < count; i++) nodes.push(await Libp2pNode.start({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], psk, ...options }));
   return nodes;
+}
+
+/** `from` asks `to` to keep a connection (which gossipsub then runs over); resolves with the answer. */
+export function keepConnection(from: Libp2pNode, to: Libp2pNode): Promise<KeepResult> {
+  return new Promise((resolve) => from.keep(to.localAddress, false, () => undefined, resolve));
 }
