@@ -748,9 +748,9 @@ export class Libp2pNode implements NodeNetwork {
   /**
    * Hands the connection that carries a keep with `peer` (a peer id) to gossipsub, at both ends
    * as soon as the keep is agreed: both are lashup nodes, so the peer speaks gossipsub, and
-   * nothing waits on an identify round trip. Past bug: running identify on kept connections
-   * instead (stop 40) made a 200-node formation spread its keys ~40 s later, because an
-   * overloaded peer answered identify late and gossip waited for it.
+   * nothing waits on an identify round trip. Measured against running identify on kept
+   * connections instead: that made a 200-node formation spread its keys ~40 s later, because
+   * an overloaded peer answered identify late and gossip waited for it.
    */
   private attachGossip(peer: string): void {
     let peerId: PeerId;
