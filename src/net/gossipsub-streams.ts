@@ -133,7 +133,6 @@ export function attachGossipPeer(pubsub: object, peerId: PeerId, connection: Con
 
 /** Removes `peerId` from gossipsub (its peers, mesh and streams) once no connection to it is left. */
 export function detachGossipPeer(pubsub: object, peerId: PeerId): void {
-  const internals = internalsOf(pubsub);
-  if (internals === undefined || !internals.peers.has(peerId.toString())) return;
-  internals.onPeerDisconnected.call(pubsub, peerId);
+  // Gossipsub ignores a peer it does not hold (a connection it was never told of).
+  internalsOf(pubsub)?.onPeerDisconnected.call(pubsub, peerId);
 }

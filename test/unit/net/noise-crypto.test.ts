@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
+import { execFile, type ExecFileException } from 'node:child_process';
 import { createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto';
@@ -54,15 +53,13 @@ t.test('key pairs made while garbage collections run often do not hang the proce
   // Past bug: generateKeyPairSync + export as JWK deadlocked Node.js 20 (see noise-crypto.ts).
   // A child with a 1 MiB young generation makes 20,000 pairs; a hang is killed at the limit.
   const script = fileURLToPath(new URL('../../helpers/noise-keygen-loop.ts', import.meta.url));
-  const child = spawn(process.execPath, [...process.execArgv, '--max-semi-space-size=1', script, '20000'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  const limit = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  clearTimeout(limit);
-  t.equal(signal, null, 'the child finished by itself (not killed at the limit)');
-  t.equal(code, 0);
+  // execFile's own time limit ends a hung child (SIGKILL) and reports the signal.
+  const { error, out } = await new Promise<{ error: ExecFileException | null; out: string }>((resolve) =>
+    execFile(process.execPath, [...process.execArgv, '--max-semi-space-size=1', script, '20000'], { timeout: 120_000, killSignal: 'SIGKILL', encoding: 'utf8' }, (error, stdout) =>
+      resolve({ error, out: stdout }),
+    ),
+  );
+  t.equal(error?.signal ?? null, null, 'the child finished by itself (not killed at the limit)');
+  t.equal(error?.code ?? 0, 0);
   t.equal(out.trim(), 'done 20000');
 });
