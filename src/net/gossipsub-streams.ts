@@ -27,7 +27,8 @@
  *    the last connection closes. Here the stream is reopened on a remaining connection.
  *
  * All of this reaches into gossipsub's class (`onPeerConnected`, `onPeerDisconnected`,
- * `createOutboundStream`, `streamsOutbound`, `peers`), which its service interface does not
+ * `createOutboundStream`, `streamsOutbound`, `peers`, and `status` for the heartbeat timer its
+ * stop leaves behind, see clearHeartbeatOnStop), which its service interface does not
  * expose; this file is the one place that does (the outbox in libp2p.ts reads the streams
  * through `outboundStreamsOf`). A version without them is left as it is: the functions return
  * false, libp2p.ts then runs identify on each kept connection so the registrar tells gossipsub,
@@ -79,10 +80,12 @@ function internalsOf(pubsub: object): GossipsubInternals | undefined {
 
 /**
  * Makes `pubsub` open its outbound streams in parallel across peers and reopen one whose
- * connection closed while another connection to the peer is open. Returns false (and changes
- * nothing) when this gossipsub version lacks the internals it relies on.
+ * connection closed while another connection to the peer is open, and calls `onOpened` once a
+ * stream is open (gossipsub has no event for it; messages held until a peer can be sent to
+ * waited for the next heartbeat, up to a second). Returns false (and changes nothing) when
+ * this gossipsub version lacks the internals it relies on.
  */
-export function adjustOutboundStreams(pubsub: object, connections: ConnectionSource, stats: OutboundStreamStats): boolean {
+export function adjustOutboundStreams(pubsub: object, connections: ConnectionSource, stats: OutboundStreamStats, onOpened?: (peer: string) => void): boolean {
   const internals = internalsOf(pubsub);
   if (internals === undefined) return false;
   const open = internals.createOutboundStream.bind(pubsub);
@@ -95,6 +98,7 @@ export function adjustOutboundStreams(pubsub: object, connections: ConnectionSou
     opening.set(id, next);
     void next.then(() => {
       if (opening.get(id) === next) opening.delete(id);
+      if (internals.streamsOutbound.has(id)) onOpened?.(id);
     });
   };
   // Gossipsub's queue awaits what this returns: resolving at once lets it hand over the next
@@ -135,4 +139,26 @@ export function attachGossipPeer(pubsub: object, peerId: PeerId, connection: Con
 export function detachGossipPeer(pubsub: object, peerId: PeerId): void {
   // Gossipsub ignores a peer it does not hold (a connection it was never told of).
   internalsOf(pubsub)?.onPeerDisconnected.call(pubsub, peerId);
+}
+
+/**
+ * Makes gossipsub's stop() clear the timer of its next heartbeat, which @libp2p/gossipsub 17
+ * leaves behind (it drops the timer with the status it replaces): a stopped node kept its
+ * process alive until the timer fired, up to a heartbeat interval (found in a test with a
+ * 10-minute interval: its process did not exit after its last assertion until tap's 5-minute
+ * limit killed it).
+ */
+export function clearHeartbeatOnStop(pubsub: object): void {
+  const p = pubsub as { stop?: unknown; status?: { heartbeatTimeout?: ReturnType<typeof setTimeout> } };
+  if (typeof p.stop !== 'function') return;
+  const stop = (p.stop as () => Promise<void>).bind(pubsub);
+  p.stop = async (): Promise<void> => {
+    // The timer pending now is the last one: once stopping, gossipsub schedules no other.
+    const pending = p.status?.heartbeatTimeout;
+    try {
+      await stop();
+    } finally {
+      if (pending !== undefined) clearTimeout(pending);
+    }
+  };
 }
