@@ -8,12 +8,18 @@
  * join linear per agent: fetching the whole list on every new entry cost each agent up to 100 KB
  * per second with a thousand agents. Kept on disk, so a restarted agent keeps routing to the
  * agents it knew while no master answers.
+ *
+ * Announcements (keyspace/allocations.ts): the master that grants a lease announces it through
+ * the store, signed; `announced` takes one whose signature checks as if a master had answered a
+ * peek, so a new agent's entry is usually vouched for the moment it arrives, without a round
+ * trip. A fetch or peek that was asked before an announcement arrived and lacks it does not undo
+ * it (the master asked had not applied it yet).
  */
 import type { Clock, TimerHandle } from '../common/index.js';
 import { jsonEquals } from '../common/index.js';
 import type { Lease } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
-import { rowSignatureProblem, type RowOwnership, type RowVerifier } from '../keyspace/index.js';
+import { checkAnnouncement, rowSignature, rowSignatureProblem, type AnnouncementTrust, type RowOwnership, type RowVerifier } from '../keyspace/index.js';
 import { overlayKey, type EntryAuthority } from '../routes/index.js';
 import { writeFileAtomic, type StorageFs } from '../storage/index.js';
 
@@ -34,6 +40,15 @@ export interface AllocationViewOptions {
   minRefreshMs: number;
   /** Checks agents' row signatures against their pinned identities; absent: not checked. */
   verifier?: RowVerifier;
+  /** Checks the masters' signed announcements; absent: announcements are not taken (peeks only). */
+  announcements?: AnnouncementTrust;
+  /**
+   * Delay before the allocations are written to disk after a change, in ms; changes within it
+   * are written once. Default 1,000: the file is only read at a restart without masters, and
+   * a blocking write per change (20-50 ms with fsync on a busy disk) held back the routes of
+   * every join.
+   */
+  saveDelayMs?: number;
   logger?: Logger;
 }
 
@@ -76,12 +91,20 @@ export interface AllocationViewStats {
   peeks: number;
   /** Allocations from a master that were not well formed: dropped (LASHUP_ERR_ALLOCATION_INVALID). */
   invalid: number;
+  /** Allocations learnt from the masters' signed announcements (new or changed ones). */
+  announced: number;
+  /** Announcements not taken: unsigned, signed by an identity that is not the named master's, or malformed. */
+  announcementsRefused: number;
   /** Allocations known now. */
   allocations: number;
 }
 
 export class AllocationView implements EntryAuthority, RowOwnership {
-  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, allocations: 0 };
+  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, announced: 0, announcementsRefused: 0, allocations: 0 };
+  /** When each allocation taken from an announcement arrived (ms, this clock). */
+  private readonly announcedAtMs = new Map<string, number>();
+  private saveTimer: TimerHandle | undefined;
+  private lastRefusalLogMs = -Infinity;
   private readonly pending = new Set<string>();
   private readonly absent = new Map<string, { untilMs: number; tries: number }>();
   private readonly retries = new Set<TimerHandle>();
@@ -100,7 +123,7 @@ export class AllocationView implements EntryAuthority, RowOwnership {
     if (bytes === undefined) return;
     try {
       const saved = JSON.parse(new TextDecoder().decode(bytes)) as { leases?: Lease[] };
-      this.replace(Array.isArray(saved.leases) ? saved.leases : []);
+      this.replace(Array.isArray(saved.leases) ? saved.leases : [], -Infinity);
     } catch (err) {
       options.logger?.warn({ path: options.path, err: (err as Error).message }, 'saved allocations unreadable; fetching them again');
     }
@@ -156,6 +179,68 @@ export class AllocationView implements EntryAuthority, RowOwnership {
     this.soon?.cancel();
     for (const timer of this.retries) timer.cancel();
     this.retries.clear();
+    // A change still waiting for its write is written now: the file is what a restart has.
+    if (this.saveTimer !== undefined) {
+      this.saveTimer.cancel();
+      this.saveTimer = undefined;
+      this.save();
+    }
+  }
+
+  /**
+   * The store's announcement for `agent` changed (`raw` undefined: removed). A valid one is
+   * taken as a master's answer; an invalid one is counted, logged (at most every 10 s) and
+   * left out, and the masters are asked instead. A removal (a release) is checked with them.
+   */
+  announced(agent: string, raw: unknown): void {
+    if (this.stopped) return;
+    const trust = this.options.announcements;
+    if (trust === undefined) return;
+    if (raw === undefined) {
+      this.announcedAtMs.delete(agent);
+      if (this.leases.has(agent)) this.refresh([agent]);
+      return;
+    }
+    const checked = checkAnnouncement(agent, raw, trust);
+    if (!checked.ok || !isLease(checked.lease)) {
+      this.stats.announcementsRefused++;
+      const now = this.options.clock.nowMs();
+      if (now - this.lastRefusalLogMs >= 10_000) {
+        this.lastRefusalLogMs = now;
+        const reason = checked.ok ? 'the announced allocation is malformed' : checked.reason;
+        this.options.logger?.warn({ agent, reason, refused: this.stats.announcementsRefused }, 'an allocation announcement is not taken; asking the masters instead');
+      }
+      this.refresh([agent]);
+      return;
+    }
+    const lease = checked.lease;
+    this.announcedAtMs.set(agent, this.options.clock.nowMs());
+    this.absent.delete(agent);
+    if (jsonEquals(lease, this.leases.get(agent))) return;
+    this.stats.announced++;
+    this.leases.set(agent, lease);
+    this.vteps = undefined;
+    this.stats.allocations = this.leases.size;
+    this.changed();
+  }
+
+  /**
+   * The store's `allocations` key changed from `before` to `after`: each announcement that is
+   * new, re-signed or removed is looked at (`announced`); unchanged ones are not checked again.
+   */
+  announcementsChanged(before: Readonly<Record<string, unknown>> | undefined, after: Readonly<Record<string, unknown>> | undefined): void {
+    for (const [agent, raw] of Object.entries(after ?? {})) {
+      const held = before?.[agent];
+      const signature = rowSignature(raw)?.s;
+      if (held === undefined || signature === undefined || signature !== rowSignature(held)?.s) this.announced(agent, raw);
+    }
+    for (const agent of Object.keys(before ?? {})) if (after?.[agent] === undefined) this.announced(agent, undefined);
+  }
+
+  /** Whether `agent`'s allocation was announced at or after `sinceMs` (an answer asked before it is older). */
+  private announcedSince(agent: string, sinceMs: number): boolean {
+    const at = this.announcedAtMs.get(agent);
+    return at !== undefined && at >= sinceMs;
   }
 
   /** The masters hold nothing for `agent` (yet?): ask again later, a few times, backing off. */
@@ -193,7 +278,8 @@ export class AllocationView implements EntryAuthority, RowOwnership {
       return;
     }
     this.inFlight = true;
-    this.lastFetchMs = this.options.clock.nowMs();
+    const askedAtMs = this.options.clock.nowMs();
+    this.lastFetchMs = askedAtMs;
     let open = names.length;
     let changed = false;
     for (const agent of names) {
@@ -205,25 +291,29 @@ export class AllocationView implements EntryAuthority, RowOwnership {
             this.options.logger?.debug({ agent, err: error }, 'allocation not peeked at');
           } else if (lease !== null && !isLease(lease)) {
             this.invalidSeen(1);
-          } else if (lease === null) {
-            this.absentFor(agent);
-            if (this.leases.delete(agent)) {
-              this.vteps = undefined;
-              changed = true;
-            }
-          } else {
-            this.absent.delete(agent);
-            if (!jsonEquals(lease, this.leases.get(agent))) {
-              this.leases.set(agent, lease);
-              this.vteps = undefined;
-              changed = true;
+          } else if (!this.announcedSince(agent, askedAtMs)) {
+            // (Otherwise the answer is older than the announcement that arrived meanwhile, from
+            // a master that had not applied it yet: the announcement stands.)
+            if (lease === null) {
+              this.absentFor(agent);
+              if (this.leases.delete(agent)) {
+                this.vteps = undefined;
+                changed = true;
+              }
+            } else {
+              this.absent.delete(agent);
+              if (!jsonEquals(lease, this.leases.get(agent))) {
+                this.leases.set(agent, lease);
+                this.vteps = undefined;
+                changed = true;
+              }
             }
           }
         }
         if (--open > 0) return;
         this.inFlight = false;
         this.stats.allocations = this.leases.size;
-        if (changed && !this.stopped) this.changed([...this.leases.values()]);
+        if (changed && !this.stopped) this.changed();
         if (this.pending.size > 0) this.refresh([]);
       });
     }
@@ -232,7 +322,8 @@ export class AllocationView implements EntryAuthority, RowOwnership {
   private fetchNow(): void {
     if (this.stopped || this.inFlight) return;
     this.inFlight = true;
-    this.lastFetchMs = this.options.clock.nowMs();
+    const askedAtMs = this.options.clock.nowMs();
+    this.lastFetchMs = askedAtMs;
     this.options.fetch((leases, error) => {
       this.inFlight = false;
       if (this.stopped) return;
@@ -242,19 +333,27 @@ export class AllocationView implements EntryAuthority, RowOwnership {
         return;
       }
       this.stats.refreshes++;
-      if (this.replace(leases)) this.changed([...this.leases.values()]);
+      if (this.replace(leases, askedAtMs)) this.changed();
       if (this.pending.size > 0) this.refresh([]);
     });
   }
 
-  /** Saves the allocations and tells the listeners. */
-  private changed(leases: readonly Lease[]): void {
+  /** Tells the listeners, and writes the allocations to disk soon (once for changes close together). */
+  private changed(): void {
+    if (this.saveTimer === undefined && !this.stopped)
+      this.saveTimer = this.options.clock.setTimer(this.options.saveDelayMs ?? 1000, () => {
+        this.saveTimer = undefined;
+        this.save();
+      });
+    for (const listener of this.listeners) listener();
+  }
+
+  private save(): void {
     try {
-      writeFileAtomic(this.options.fs, this.options.path, `${JSON.stringify({ version: 1, leases }, null, 1)}\n`, { mode: 0o600 });
+      writeFileAtomic(this.options.fs, this.options.path, `${JSON.stringify({ version: 1, leases: [...this.leases.values()] }, null, 1)}\n`, { mode: 0o600 });
     } catch (err) {
       this.options.logger?.warn({ err: (err as Error).message }, 'allocations could not be saved; a restart without masters will not know them');
     }
-    for (const listener of this.listeners) listener();
   }
 
   private invalidSeen(count: number): void {
@@ -262,8 +361,11 @@ export class AllocationView implements EntryAuthority, RowOwnership {
     this.options.logger?.warn({ code: ALLOCATION_INVALID, count }, 'a master sent malformed allocations; they are dropped');
   }
 
-  /** Replaces the allocations (well-formed ones only); returns whether they changed. */
-  private replace(leases: readonly unknown[]): boolean {
+  /**
+   * Replaces the allocations (well-formed ones only) with a master's whole list, asked at
+   * `askedAtMs`; an allocation announced since then stays as announced. Returns whether they changed.
+   */
+  private replace(leases: readonly unknown[], askedAtMs: number): boolean {
     const next = new Map<string, Lease>();
     let invalid = 0;
     for (const lease of leases) {
@@ -271,6 +373,7 @@ export class AllocationView implements EntryAuthority, RowOwnership {
       else invalid++;
     }
     if (invalid > 0) this.invalidSeen(invalid);
+    for (const [agent, lease] of this.leases) if (this.announcedSince(agent, askedAtMs)) next.set(agent, lease);
     const same = next.size === this.leases.size && [...next].every(([agent, lease]) => jsonEquals(lease, this.leases.get(agent)));
     this.leases = next;
     this.vteps = undefined;

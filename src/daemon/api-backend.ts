@@ -8,7 +8,7 @@ import { isLashupError } from '../common/index.js';
 import type { Reconciler } from '../dataplane/index.js';
 import type { DaemonMetrics } from '../metrics/index.js';
 import { decodeResult, encodeCommand, type Lease } from '../ipam/index.js';
-import { readCniUsage, readDockerUsage, removeAgentTasks } from '../keyspace/index.js';
+import { readCniUsage, readDockerUsage, removeAgentTasks, withdrawAllocation } from '../keyspace/index.js';
 import { RaftErrorCode } from '../raft/index.js';
 import type { ApiBackend, UsageRow } from './api.js';
 import { BadRequestError, ConflictError, MisdirectedError, NotFoundError } from './api-errors.js';
@@ -150,6 +150,8 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
             const entriesRemoved = vtepIp === undefined ? 0 : d.removeEntries(vtepIp);
             // Its task records go with it: its names disappear from every DNS server.
             removeAgentTasks(d.node.kv, agent);
+            // And its allocation's announcement: agents check with the masters and drop it.
+            withdrawAllocation(d.node.kv, agent);
             resolve({ agent, released: decoded.value === true, entriesRemoved, forced });
           });
         allocator.raft.read((readError) => {

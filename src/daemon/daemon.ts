@@ -22,6 +22,7 @@ import { componentLogger, silentLogger, type Logger } from '../log/index.js';
 import { isIp, LashupError, RealClock } from '../common/index.js';
 import { FIREWALL_TABLE, FirewallSyncer, NftCli, NftShell, firewallRuleset, networkPolicies, type FirewallBackend } from '../firewall/index.js';
 import {
+  ALLOCATIONS_KEY,
   OwnedRowsAdmission,
   publishCniUsage,
   publishDockerUsage,
@@ -346,9 +347,20 @@ export class Daemon {
           refreshIntervalMs: config.ipam.leaseCheckIntervalMs,
           minRefreshMs: 100,
           ...(node.identity === undefined ? {} : { verifier: node.identity.verifier }),
+          ...(node.identity === undefined || node.masterIds === undefined
+            ? {}
+            : { announcements: { masterIdentity: (name: string) => node.masterIds?.pinned(name), verifier: node.identity.verifier } }),
           logger: componentLogger(logger, 'allocations'),
         });
         this.parts.allocationView = view;
+        // The masters announce what they grant through the store: a new agent's allocation
+        // usually arrives before its entry does (see keyspace/allocations.ts).
+        unsubscribers.push(
+          node.kv.subscribe(
+            (key) => key === ALLOCATIONS_KEY,
+            (change) => view.announcementsChanged(change.old, change.new),
+          ),
+        );
         if (node.identity !== undefined) {
           // Other members' writes over an agent's own rows are refused in this agent's store
           // too (not only left unprogrammed), so it never serves them to anyone.

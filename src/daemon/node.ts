@@ -22,7 +22,7 @@ import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type K
 import type { Logger } from '../log/index.js';
 import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
 import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
-import { OVERLAY_CONFIG_KEY, OverlayConfigView, OwnedRowsAdmission, publishOverlayConfig } from '../keyspace/index.js';
+import { announceAllocation, OVERLAY_CONFIG_KEY, OverlayConfigView, OwnedRowsAdmission, publishOverlayConfig } from '../keyspace/index.js';
 import { PeerIdVerifier, signerFromLibp2pKey, type Signer, type Verifier } from '../identity/index.js';
 import { MasterIdentities } from './master-identities.js';
 import { LASHUP_VERSION } from './version.js';
@@ -309,6 +309,7 @@ export class LashupNode {
           ...(options.raft === undefined ? {} : { raft: options.raft }),
           logger: componentLogger(logger, 'allocator'),
           pinIdentities: identity !== undefined,
+          ...(identity === undefined ? {} : { onGranted: (lease: Lease) => announceAllocation(this.kv, lease, options.name, identity.signer) }),
           onStateChange: (state) => {
             const { role, term } = state;
             for (const listener of this.raftListeners) listener(state);

@@ -23,7 +23,7 @@ import type { Logger } from '../log/index.js';
 import { RpcClient, RpcServer, type Address, type StreamTransport } from '../net/index.js';
 import { decodeRaftMessage, encodeRaftMessage, type RaftError, RaftErrorCode, RaftNode, type RaftConfig, type RaftStorage, type Role } from '../raft/index.js';
 import type { OverlayConfig } from './config.js';
-import { decodeResult, encodeCommand, IpamState } from './state.js';
+import { decodeResult, encodeCommand, IpamState, type Lease } from './state.js';
 import { IpamErrorCode } from './errors.js';
 
 export const RAFT_PROTOCOL = '/lashup/raft/1';
@@ -58,6 +58,11 @@ export interface AllocatorMasterOptions {
    * identity). Absent: every sender is believed (the simulator's streams carry no identity).
    */
   acceptSender?: (name: string, from: string) => boolean;
+  /**
+   * An allocation this master granted (new or the agent's existing one), before the answer
+   * goes back: the daemon announces it to the agents (keyspace/allocations.ts).
+   */
+  onGranted?: (lease: Lease) => void;
 }
 
 export interface AllocatorStats {
@@ -176,6 +181,15 @@ export class AllocatorMaster {
   private allocationsCache: { index: number; bytes: Uint8Array } | undefined;
   private readonly lastRefusalLogMs: Record<string, number> = {};
 
+  private granted(lease: Lease): void {
+    try {
+      this.options.onGranted?.(lease);
+    } catch (err) {
+      // The agent's lease stands: agents that miss the announcement ask the masters instead.
+      this.options.logger?.warn({ agent: lease.agent, err: (err as Error).message }, 'the allocation could not be announced');
+    }
+  }
+
   /** Logs a refusal of kind `kind` at most every 10 s (a hostile peer could otherwise flood the log). */
   private logRefusal(kind: string, log: () => void): void {
     const now = this.options.clock.nowMs();
@@ -245,6 +259,7 @@ export class AllocatorMaster {
     this.raft.propose(encodeCommand({ op: 'allocate', agent, ...(this.options.pinIdentities === false ? {} : { peerId: from }) }), (error, result) => {
       if (error === null && result !== undefined) {
         const decoded = decodeResult(result);
+        if (decoded.ok) this.granted(decoded.value as Lease);
         if (!decoded.ok && decoded.error.code === IpamErrorCode.IdentityMismatch) {
           this.stats.identityRefused++;
           this.logRefusal('identity', () => this.options.logger?.warn({ code: decoded.error.code, agent, presented: from, refused: this.stats.identityRefused }, decoded.error.message));

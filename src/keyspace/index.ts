@@ -1,5 +1,19 @@
-export { OVERLAY_CONFIG_KEY, OVERLAY_CONFIG_FIELD, OVERLAY_KEY_PREFIX, overlayKey, CNI_USAGE_PREFIX, cniUsageKey, DOCKER_USAGE_PREFIX, dockerUsageKey, TASKS_KEY, VIP_ADDRESSES_KEY } from './keys.js';
+export {
+  ALLOCATIONS_KEY,
+  OVERLAY_CONFIG_KEY,
+  OVERLAY_CONFIG_FIELD,
+  OVERLAY_KEY_PREFIX,
+  overlayKey,
+  CNI_USAGE_PREFIX,
+  cniUsageKey,
+  DOCKER_USAGE_PREFIX,
+  dockerUsageKey,
+  TASKS_KEY,
+  VIP_ADDRESSES_KEY,
+} from './keys.js';
 export { writeIfChanged } from './write.js';
+export { announceAllocation, withdrawAllocation, checkAnnouncement } from './allocations.js';
+export type { AnnouncementTrust, CheckedAnnouncement } from './allocations.js';
 export { decodeOverlayConfig, publishOverlayConfig, OverlayConfigView } from './overlay-config.js';
 export type { OverlayConfigViewOptions, OverlayConfigViewStats } from './overlay-config.js';
 export { publishOverlayEntry, removeAgentEntries, publishCniUsage, readCniUsage, publishDockerUsage, readDockerUsage } from './entries.js';

@@ -13,6 +13,10 @@
  *   tasks                  field <agent name>: `{ agentIp, tasks: [{ framework, task, ips }] }`,
  *                          that agent's tasks (written by that agent, signed; read by every DNS
  *                          server; removed by the master that releases it)
+ *   allocations            field <agent name>: that agent's allocation (its lease) and `by`, the
+ *                          master that granted it, signed by that master (written by the master
+ *                          that grants it, removed by the one that releases it; read by agents,
+ *                          which check other agents' entries against it, see allocations.ts)
  *   vip-addresses          field <name>.<framework>: `{ ip, ip6? }`, a named VIP's addresses as
  *                          the masters' allocator gave them (written by the leading master; read
  *                          by every agent's VIP rules and DNS server, checked against the VIP ranges)
@@ -23,6 +27,9 @@
 import { OVERLAY_KEY_PREFIX, overlayKey } from '../routes/index.js';
 
 export { OVERLAY_KEY_PREFIX, overlayKey };
+
+/** The key where masters announce the allocations they grant (see allocations.ts). */
+export const ALLOCATIONS_KEY = 'allocations';
 
 /** The key where the leading master publishes the committed overlay configuration. */
 export const OVERLAY_CONFIG_KEY = 'overlay-config';

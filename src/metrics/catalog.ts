@@ -221,6 +221,8 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     refreshFailures: counter("Fetches of the masters' allocations that failed (the last known ones stay in use)."),
     peeks: counter('Single allocations asked of a master for agents whose entries could not be vouched for yet.'),
     invalid: counter('Malformed allocations from a master, dropped.'),
+    announced: counter("Allocations learnt from the masters' signed announcements in the store (no ask needed)."),
+    announcementsRefused: counter('Allocation announcements not taken: unsigned, not signed by the pinned identity of the master they name, or malformed (the masters are asked instead).'),
     allocations: gauge('Allocations known to this agent now.'),
   },
   firewall: {

@@ -15,7 +15,7 @@ import { daemonStarter } from '../helpers/daemons.js';
 import { signerFromSeed } from '../../src/identity/index.js';
 import { IpamErrorCode, IPAM_PROTOCOL, RAFT_PROTOCOL, decodeResult, encodeLeaseRequest } from '../../src/ipam/index.js';
 import { pack } from 'msgpackr';
-import { publishCniUsage, publishOverlayEntry, rowSignature, signRow } from '../../src/keyspace/index.js';
+import { ALLOCATIONS_KEY, checkAnnouncement, publishCniUsage, publishOverlayEntry, rowSignature, signRow } from '../../src/keyspace/index.js';
 import { generateClusterKey, RpcClient } from '../../src/net/index.js';
 import { until } from '../helpers/until.js';
 import { localDaemonConfig } from '../helpers/daemon-config.js';
@@ -99,7 +99,24 @@ t.test("an agent cannot overwrite another agent's rows or take its identity", as
   t.match(metrics, /^lashup_kv_writes_refused_total [1-9]/m);
   t.equal(m1.rowAdmission?.stats.refused.unsigned !== undefined && m1.rowAdmission.stats.refused.unsigned > 0, true, 'the master refuses them too');
 
-  // 6. The rogue asks the masters for a2's lease, to be handed a2's addresses and identity.
+  // 6. Allocation announcements: m1 announced a2's lease, signed with its own identity; a
+  // forged announcement (the rogue's key, naming m1) is not taken, and a1 keeps routing to a2.
+  const announced = m1.node.kv.get(ALLOCATIONS_KEY)?.['a2'];
+  t.match(announced, { agent: 'a2', vtepIp: a2Lease.vtepIp, by: 'm1' }, "m1 announced a2's allocation");
+  const identity = a1.node.identity as NonNullable<typeof a1.node.identity>;
+  t.equal(checkAnnouncement('a2', announced, { masterIdentity: (name) => a1.node.masterIds?.pinned(name), verifier: identity.verifier }).ok, true, 'signed by the identity a1 pinned for m1');
+  const view = a1.allocationView as NonNullable<typeof a1.allocationView>;
+  const refusedAnnouncements = view.stats.announcementsRefused;
+  const fakeAllocation = JSON.parse(JSON.stringify({ ...a2Lease, vtepIp: '44.128.0.250', by: 'm1' })) as Record<string, unknown>;
+  rogue.node.kv.update(ALLOCATIONS_KEY, (m) =>
+    m.lww('a2').write(rogue.node.kv.marker(), signRow(signerFromSeed(new Uint8Array(32).fill(3)), ALLOCATIONS_KEY, 'a2', fakeAllocation, Date.now() * 1000 + 20_000_000) as never),
+  );
+  await until(() => view.stats.announcementsRefused > refusedAnnouncements, 10_000, 'a1 refuses the forged announcement');
+  t.equal(view.allocation('a2')?.vtepIp, a2Lease.vtepIp, "a1 keeps a2's real allocation");
+  t.ok(routeToA2(), 'and its route to a2');
+  t.match(await (await fetch(`http://127.0.0.1:${a1.api.port}/metrics`)).text(), /^lashup_allocation_view_announcements_refused_total [1-9]/m, 'a1 counts the refusal');
+
+  // 7. The rogue asks the masters for a2's lease, to be handed a2's addresses and identity.
   const rpc = new RpcClient(rogue.node.libp2p, new RealClock(), IPAM_PROTOCOL, 5000);
   t.teardown(() => rpc.close());
   const answer = decodeResult(await rpc.call(m1.node.libp2p.multiaddrs[0] as string, encodeLeaseRequest('allocate', 'a2')));
@@ -110,7 +127,7 @@ t.test("an agent cannot overwrite another agent's rows or take its identity", as
   );
   t.equal(m1.node.allocator?.stats.identityRefused, 1, 'and count the refusal');
 
-  // 7. Raft messages claiming to come from master m1 are dropped by m1 unless they come from
+  // 8. Raft messages claiming to come from master m1 are dropped by m1 unless they come from
   // m1's own identity (a forged AppendEntries would rewrite the allocation state).
   const raft = new RpcClient(rogue.node.libp2p, new RealClock(), RAFT_PROTOCOL, 5000);
   t.teardown(() => raft.close());
@@ -118,7 +135,7 @@ t.test("an agent cannot overwrite another agent's rows or take its identity", as
   await until(() => (m1.node.allocator?.stats.raftSenderRefused ?? 0) > 0, 5000, "m1 drops a Raft message in m1's name from the rogue");
   t.equal(a1.node.masterIds?.pinned('m1'), m1.node.libp2p.peerId, "a1 pinned m1's identity at first contact");
 
-  // 8. A member claiming the master role under a name that is not a master's is not asked.
+  // 9. A member claiming the master role under a name that is not a master's is not asked.
   const fake = await start(config('m9', 'master', '192.0.2.19', [seed], ['m1', 'm9']));
   await until(() => a1.node.membership.member('m9')?.state === 'alive', 10_000, 'a1 sees m9');
   t.same(

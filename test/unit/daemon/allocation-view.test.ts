@@ -1,12 +1,15 @@
 import t from 'tap';
-import { AllocationView } from '../../../src/daemon/allocation-view.js';
+import { AllocationView, type AllocationViewOptions } from '../../../src/daemon/allocation-view.js';
+import { PeerIdVerifier, signerFromSeed } from '../../../src/identity/index.js';
+import { ALLOCATIONS_KEY, announceAllocation, signRow, withdrawAllocation } from '../../../src/keyspace/index.js';
+import { KvStore, kvConfig } from '../../../src/kv/index.js';
 import type { Lease } from '../../../src/ipam/index.js';
 import { Scheduler } from '../../../src/sim/index.js';
 import { MemoryFs } from '../../../src/testing/index.js';
 
 const lease = (agent: string, n: number): Lease => ({ agent, vtepIp: `44.128.0.${n}`, vtepMac: `70:b3:d5:80:00:0${n}`, networks: { dcos: { subnet: `9.0.${n}.0/24` } } }) as unknown as Lease;
 
-function setup(answers: (Lease[] | undefined)[], held: Map<string, Lease> = new Map()) {
+function setup(answers: (Lease[] | undefined)[], held: Map<string, Lease> = new Map(), extra: Partial<AllocationViewOptions> = {}) {
   const scheduler = new Scheduler({ epochMs: 0 });
   const fs = new MemoryFs();
   let fetches = 0;
@@ -27,6 +30,7 @@ function setup(answers: (Lease[] | undefined)[], held: Map<string, Lease> = new 
       underlay: (agent) => (agent === 'a1' ? '192.0.2.11' : undefined),
       refreshIntervalMs: 30_000,
       minRefreshMs: 250,
+      ...extra,
     });
   return { scheduler, fs, make, fetches: () => fetches, peeked };
 }
@@ -118,6 +122,7 @@ t.test('malformed allocations from a master are dropped and counted, never store
   t.equal(view.allocation('a1')?.vtepIp, '44.128.0.1', 'the well-formed one is kept');
   t.equal(view.stats.invalid, 5, 'the five malformed ones counted');
   t.equal(view.stats.allocations, 1);
+  s.scheduler.runFor(1000);
   t.same(
     JSON.parse(new TextDecoder().decode(s.fs.read('data/allocations.json'))).leases.map((l: Lease) => l.agent),
     ['a1'],
@@ -144,4 +149,130 @@ t.test("allocations by VTEP address and by agent, for the store's ownership chec
   t.equal(view.byVtep('44.128.0.3')?.agent, 'a3', 'and the VTEP index follows');
   t.equal(view.signatureProblem('dcos', '44.128.0.1', {}, 'peer'), undefined, 'without a verifier, signatures are not checked');
   view.stop();
+});
+
+// Announcements: m1 is a pinned master; `rogue` is any other holder of the cluster key.
+const m1 = signerFromSeed(new Uint8Array(32).fill(1));
+const rogue = signerFromSeed(new Uint8Array(32).fill(9));
+
+function announcing(answers: (Lease[] | undefined)[], held: Map<string, Lease> = new Map()) {
+  let verified = 0;
+  const verifier = new PeerIdVerifier();
+  const counting = {
+    verify: (identity: string, payload: Uint8Array, signature: Uint8Array): boolean => {
+      verified++;
+      return verifier.verify(identity, payload, signature);
+    },
+  };
+  const s = setup(answers, held, { announcements: { masterIdentity: (name) => (name === 'm1' ? m1.identity : undefined), verifier: counting } });
+  const kv = new KvStore({ actor: 'm1', clock: s.scheduler.clock(), config: kvConfig() });
+  const view = s.make();
+  kv.subscribe(
+    (key) => key === ALLOCATIONS_KEY,
+    (change) => view.announcementsChanged(change.old, change.new),
+  );
+  return { ...s, kv, view, verified: () => verified };
+}
+
+t.test("a master's signed announcement vouches for a new agent without asking; a removal is checked with the masters", async (t) => {
+  const s = announcing([[lease('a1', 1)]]);
+  let changes = 0;
+  s.view.onChange(() => changes++);
+  s.view.start();
+  s.scheduler.runFor(10);
+  t.equal(announceAllocation(s.kv, lease('a2', 2), 'm1', m1), true);
+  t.equal(announceAllocation(s.kv, lease('a2', 2), 'm1', m1), false, 'the same announcement is not written again');
+  s.scheduler.runFor(1);
+  t.equal(s.view.allocation('a2')?.vtepIp, '44.128.0.2', 'taken from the store');
+  t.same(s.peeked, [], 'no master was asked');
+  t.equal(s.view.stats.announced, 1);
+  t.equal(changes, 2, 'the fetch at start, then the announcement');
+  // Another agent's announcement later: only the new row is checked again.
+  const before = s.verified();
+  announceAllocation(s.kv, lease('a3', 3), 'm1', m1);
+  s.scheduler.runFor(1);
+  t.equal(s.verified() - before, 1, 'one signature checked, not one per row');
+  t.equal(s.view.allocation('a3')?.vtepIp, '44.128.0.3');
+  // Released: the announcement goes; the view asks, and the master holds nothing.
+  t.equal(withdrawAllocation(s.kv, 'a2'), true);
+  t.equal(withdrawAllocation(s.kv, 'a2'), false, 'nothing left to withdraw');
+  s.scheduler.runFor(300);
+  t.same(s.peeked, ['a2'], 'asked about');
+  t.equal(s.view.allocation('a2'), undefined, 'and dropped');
+  s.view.stop();
+});
+
+t.test('announcements that are not signed by the pinned identity of the master they name are not taken', async (t) => {
+  const held = new Map([['a2', lease('a2', 2)]]);
+  const s = announcing([[]], held);
+  s.view.start();
+  s.scheduler.runFor(10);
+  const write = (agent: string, value: unknown): void => {
+    const marker = s.kv.marker();
+    s.kv.update(ALLOCATIONS_KEY, (m) => m.lww(agent).write(marker, value as never));
+    s.scheduler.runFor(1);
+  };
+  const forged = { ...lease('a2', 2), vtepIp: '44.128.0.66', by: 'm1' };
+  write('a2', forged);
+  t.equal(s.view.stats.announcementsRefused, 1, 'unsigned');
+  write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', forged, 1));
+  t.equal(s.view.stats.announcementsRefused, 2, "signed by another identity than m1's");
+  write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', { ...forged, by: 'rogue' }, 2));
+  t.equal(s.view.stats.announcementsRefused, 3, 'naming a master that is not pinned');
+  write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', { ...lease('a9', 9), by: 'm1' }, 3));
+  t.equal(s.view.stats.announcementsRefused, 4, "another agent's allocation under a2's field");
+  write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', { agent: 'a2', by: 'm1' }, 4));
+  t.equal(s.view.stats.announcementsRefused, 5, 'a malformed allocation, signed or not');
+  write('a2', 'text');
+  t.equal(s.view.stats.announcementsRefused, 6, 'not an object');
+  write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', lease('a2', 2) as unknown as Record<string, unknown>, 5));
+  t.equal(s.view.stats.announcementsRefused, 7, 'naming no master');
+  t.equal(s.view.stats.announced, 0);
+  s.scheduler.runFor(300);
+  t.ok(s.peeked.includes('a2'), 'the masters are asked instead');
+  t.equal(s.view.allocation('a2')?.vtepIp, '44.128.0.2', "and their answer is taken, never the forged one's");
+  s.view.stop();
+});
+
+t.test('an answer asked before an announcement arrived does not undo it; a later one does', async (t) => {
+  // The fetch at start (asked at 0, answered at 5) lacks a2: the master asked had not applied it.
+  const s = announcing([[lease('a1', 1)], [lease('a1', 1)]]);
+  s.view.start();
+  s.scheduler.runFor(2);
+  announceAllocation(s.kv, lease('a2', 2), 'm1', m1);
+  s.scheduler.runFor(10);
+  t.equal(s.view.allocation('a1')?.vtepIp, '44.128.0.1', "the fetch's allocations are taken");
+  t.equal(s.view.allocation('a2')?.vtepIp, '44.128.0.2', 'and the announcement stands');
+  // A peek asked before the announcement's change arrives answers nothing: it stands too.
+  s.view.refresh(['a3']);
+  s.scheduler.runFor(250);
+  announceAllocation(s.kv, lease('a3', 3), 'm1', m1);
+  s.scheduler.runFor(10);
+  t.same(s.peeked, ['a3']);
+  t.equal(s.view.allocation('a3')?.vtepIp, '44.128.0.3', 'the null answer was older than the announcement');
+  // The next fetch (asked after both) is the masters' word: a2 and a3 are not in it.
+  s.scheduler.runFor(30_000);
+  t.equal(s.view.allocation('a2'), undefined, 'dropped by a fetch asked after the announcement');
+  t.equal(s.view.allocation('a3'), undefined);
+  s.view.stop();
+});
+
+t.test('changes are written to disk once for a burst, and at stop', async (t) => {
+  const s = announcing([[]]);
+  s.view.start();
+  s.scheduler.runFor(10);
+  const writesBefore = s.fs.writes;
+  for (let i = 2; i < 6; i++) announceAllocation(s.kv, lease(`a${i}`, i), 'm1', m1);
+  s.scheduler.runFor(1);
+  t.equal(s.view.stats.announced, 4);
+  t.equal(s.fs.read('data/allocations.json'), undefined, 'not written at once');
+  s.scheduler.runFor(1000);
+  const saved = (): string[] => JSON.parse(new TextDecoder().decode(s.fs.read('data/allocations.json'))).leases.map((l: Lease) => l.agent);
+  t.same(saved().sort(), ['a2', 'a3', 'a4', 'a5'], 'written after the delay');
+  const writesForBurst = s.fs.writes - writesBefore;
+  announceAllocation(s.kv, lease('a6', 6), 'm1', m1);
+  s.scheduler.runFor(1);
+  s.view.stop();
+  t.ok(saved().includes('a6'), 'a change still waiting is written at stop');
+  t.equal(s.fs.writes - writesBefore, 2 * writesForBurst, 'one write per burst');
 });
