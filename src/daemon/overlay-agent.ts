@@ -150,8 +150,8 @@ export class OverlayAgent {
     this.withdrawn = false;
     if (!changed) return;
     this.options.logger?.info({ vtepIp: lease.vtepIp, networks: Object.keys(lease.networks) }, 'lease in use');
-    this.applyLocal();
-    // The entry is published the moment the lease is granted, in the same turn, and travels as a
+    // The entry is published the moment the lease is granted, in the same turn (before the local
+    // devices are worked out: other agents need only the lease), and travels as a
     // store delta: flooded to every kept connection (the masters' included, which every agent
     // keeps), then relayed along the gossipsub mesh, about as many hops as membership news
     // takes. Chosen over carrying the entry in membership metadata (512 bytes, shared with the
@@ -160,6 +160,7 @@ export class OverlayAgent {
     // write path keeps anti-entropy, removal and conflict handling in one place. Measured in
     // `npm run bench -- e2e` (lease -> routes).
     this.publish();
+    this.applyLocal();
     this.schedule();
   }
 
