@@ -127,6 +127,11 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
       // process's monotonic one: convert.
       const leaseWallMs = statSync(join(node.dir, 'data', 'lease.json')).mtimeMs;
       const leaseAtMs = leaseWallMs - (Date.now() - now());
+      if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
+        // Where a join's time goes: when each agent programmed the route, from the lease.
+        const arrivals = [...monitors].map(([n, m]) => `${n} ${Math.round((m.lines.find((l) => l.text.startsWith(`${subnet} `))?.atMs ?? Number.NaN) - leaseAtMs)}`);
+        log(`trial ${t}: spawn->lease ${Math.round(leaseAtMs - node.startedAtMs)} ms; route programmed, ms after the lease: ${arrivals.join(', ')}`);
+      }
       trialsCpuMs += usedCpuMs;
       results.push({ spawnMs: last - node.startedAtMs, leaseMs: last - leaseAtMs, spawnToLeaseMs: leaseAtMs - node.startedAtMs });
       // Let the cluster settle before the next trial.
