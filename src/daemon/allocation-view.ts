@@ -43,6 +43,13 @@ export interface AllocationViewOptions {
   /** Checks the masters' signed announcements; absent: announcements are not taken (peeks only). */
   announcements?: AnnouncementTrust;
   /**
+   * Oldest announcement taken, by its signature's time against this node's wall clock, in ms.
+   * Default 60,000: announcements only save the ask when an agent joins, and an old one is
+   * what a member would replay to get back addresses the masters have since released and
+   * given to another agent (the masters' fetch and peeks still cover everything).
+   */
+  announcementMaxAgeMs?: number;
+  /**
    * Delay before the allocations are written to disk after a change, in ms; changes within it
    * are written once. Default 1,000: the file is only read at a restart without masters, and
    * a blocking write per change (20-50 ms with fsync on a busy disk) held back the routes of
@@ -74,6 +81,11 @@ function isLease(v: unknown): v is Lease {
   );
 }
 
+/** A lease's blocks in every network (IPv4 and IPv6). */
+function blocksOf(lease: Lease): string[] {
+  return Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => typeof s === 'string'));
+}
+
 /** Names peeked at in one round; more make it a whole fetch. */
 const PEEK_LIMIT = 8;
 /**
@@ -93,14 +105,19 @@ export interface AllocationViewStats {
   invalid: number;
   /** Allocations learnt from the masters' signed announcements (new or changed ones). */
   announced: number;
-  /** Announcements not taken: unsigned, signed by an identity that is not the named master's, or malformed. */
+  /**
+   * Announcements not taken: unsigned, signed by an identity that is not the named master's,
+   * malformed, or sharing an address or block with another agent's known allocation.
+   */
   announcementsRefused: number;
+  /** Announcements older than announcementMaxAgeMs, left to the masters' answers (normal at start). */
+  announcementsStale: number;
   /** Allocations known now. */
   allocations: number;
 }
 
 export class AllocationView implements EntryAuthority, RowOwnership {
-  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, announced: 0, announcementsRefused: 0, allocations: 0 };
+  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, announced: 0, announcementsRefused: 0, announcementsStale: 0, allocations: 0 };
   /** When each allocation taken from an announcement arrived (ms, this clock). */
   private readonly announcedAtMs = new Map<string, number>();
   private saveTimer: TimerHandle | undefined;
@@ -188,9 +205,12 @@ export class AllocationView implements EntryAuthority, RowOwnership {
   }
 
   /**
-   * The store's announcement for `agent` changed (`raw` undefined: removed). A valid one is
-   * taken as a master's answer; an invalid one is counted, logged (at most every 10 s) and
-   * left out, and the masters are asked instead. A removal (a release) is checked with them.
+   * The store's announcement for `agent` changed (`raw` undefined: removed). A valid, recent one
+   * is taken as a master's answer. An invalid one, or one that shares a VTEP address, MAC or
+   * block with another agent's known allocation, is counted, logged (at most every 10 s) and
+   * left out, and the masters are asked instead (about both agents, for a conflict: one of the
+   * two allocations is stale, or the announcement is a replay). An old one is left to the
+   * masters' answers. A removal (a release) is checked with them.
    */
   announced(agent: string, raw: unknown): void {
     if (this.stopped) return;
@@ -201,19 +221,22 @@ export class AllocationView implements EntryAuthority, RowOwnership {
       if (this.leases.has(agent)) this.refresh([agent]);
       return;
     }
+    const signedAtUs = rowSignature(raw)?.ts;
+    if (signedAtUs !== undefined && signedAtUs / 1000 < this.options.clock.wallMs() - (this.options.announcementMaxAgeMs ?? 60_000)) {
+      this.stats.announcementsStale++;
+      return;
+    }
     const checked = checkAnnouncement(agent, raw, trust);
     if (!checked.ok || !isLease(checked.lease)) {
-      this.stats.announcementsRefused++;
-      const now = this.options.clock.nowMs();
-      if (now - this.lastRefusalLogMs >= 10_000) {
-        this.lastRefusalLogMs = now;
-        const reason = checked.ok ? 'the announced allocation is malformed' : checked.reason;
-        this.options.logger?.warn({ agent, reason, refused: this.stats.announcementsRefused }, 'an allocation announcement is not taken; asking the masters instead');
-      }
-      this.refresh([agent]);
+      this.refuseAnnouncement(agent, checked.ok ? 'the announced allocation is malformed' : checked.reason, [agent]);
       return;
     }
     const lease = checked.lease;
+    const conflict = this.conflictOf(lease);
+    if (conflict !== undefined) {
+      this.refuseAnnouncement(agent, `it shares an address or block with ${conflict}'s allocation`, [agent, conflict]);
+      return;
+    }
     this.announcedAtMs.set(agent, this.options.clock.nowMs());
     this.absent.delete(agent);
     if (jsonEquals(lease, this.leases.get(agent))) return;
@@ -222,6 +245,28 @@ export class AllocationView implements EntryAuthority, RowOwnership {
     this.vteps = undefined;
     this.stats.allocations = this.leases.size;
     this.changed();
+  }
+
+  private refuseAnnouncement(agent: string, reason: string, ask: string[]): void {
+    this.stats.announcementsRefused++;
+    const now = this.options.clock.nowMs();
+    if (now - this.lastRefusalLogMs >= 10_000) {
+      this.lastRefusalLogMs = now;
+      this.options.logger?.warn({ agent, reason, refused: this.stats.announcementsRefused }, 'an allocation announcement is not taken; asking the masters instead');
+    }
+    this.refresh(ask);
+  }
+
+  /** Another agent whose known allocation shares a VTEP address, MAC or block with `lease`. */
+  private conflictOf(lease: Lease): string | undefined {
+    const blocks = new Set(blocksOf(lease));
+    const mac = lease.vtepMac.toLowerCase();
+    for (const [other, held] of this.leases) {
+      if (other === lease.agent) continue;
+      if (held.vtepIp === lease.vtepIp || held.vtepMac.toLowerCase() === mac || (lease.vtepIp6 !== undefined && held.vtepIp6 === lease.vtepIp6)) return other;
+      if (blocksOf(held).some((b) => blocks.has(b))) return other;
+    }
+    return undefined;
   }
 
   /**

@@ -5,15 +5,18 @@
  * a new agent's allocation used to be learnt by asking a master when the agent's entry
  * arrived, one round trip per agent per join on top of the gossip. Measured in
  * `bench e2e` (16 agents, stop 42): the entry reached every agent 30-70 ms after the lease, and
- * the routes appeared 450-1,000 ms after it, the asks (and the disk write of the answer)
+ * the routes appeared 370-1,070 ms after it, the asks (and the disk write of the answer)
  * queued behind the join's work on every agent. Announced, the allocation travels by gossip
  * next to the entry (it leaves the master before the agent even has its lease), and agents
  * ask only when no valid announcement came.
  *
  * Trust: any holder of the cluster key can write any row, so an announcement counts only when
- * it is signed by the identity this node pinned for the master it names (`by`). A forged or
- * stale one is ignored (the reader asks the masters as before), never believed. The masters'
- * answer stays the authority: a periodic fetch replaces what announcements taught.
+ * it is signed by the identity this node pinned for the master it names (`by`); a forged one
+ * is refused and the reader asks the masters, as before. A genuine but old one could be
+ * replayed by a released agent to get back addresses the masters have since given to another,
+ * so readers (daemon/allocation-view.ts) take none older than a minute and none that shares an
+ * address or block with another agent's known allocation (they ask the masters about both).
+ * The masters' answer stays the authority: a periodic fetch replaces what announcements taught.
  *
  * Removal: the master that releases an agent removes its announcement with its other rows.
  */

@@ -222,7 +222,10 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     peeks: counter('Single allocations asked of a master for agents whose entries could not be vouched for yet.'),
     invalid: counter('Malformed allocations from a master, dropped.'),
     announced: counter("Allocations learnt from the masters' signed announcements in the store (no ask needed)."),
-    announcementsRefused: counter('Allocation announcements not taken: unsigned, not signed by the pinned identity of the master they name, or malformed (the masters are asked instead).'),
+    announcementsRefused: counter(
+      "Allocation announcements not taken: unsigned, not signed by the pinned identity of the master they name, malformed, or sharing an address or block with another agent's known allocation (the masters are asked instead).",
+    ),
+    announcementsStale: counter("Allocation announcements older than a minute, left to the masters' answers (normal at start)."),
     allocations: gauge('Allocations known to this agent now.'),
   },
   firewall: {

@@ -171,7 +171,13 @@ function announcing(answers: (Lease[] | undefined)[], held: Map<string, Lease> =
     (key) => key === ALLOCATIONS_KEY,
     (change) => view.announcementsChanged(change.old, change.new),
   );
-  return { ...s, kv, view, verified: () => verified };
+  /** Writes any value as the announcement of `agent`, as any member could. */
+  const write = (agent: string, value: unknown): void => {
+    const marker = kv.marker();
+    kv.update(ALLOCATIONS_KEY, (m) => m.lww(agent).write(marker, value as never));
+    s.scheduler.runFor(1);
+  };
+  return { ...s, kv, view, write, verified: () => verified };
 }
 
 t.test("a master's signed announcement vouches for a new agent without asking; a removal is checked with the masters", async (t) => {
@@ -207,25 +213,20 @@ t.test('announcements that are not signed by the pinned identity of the master t
   const s = announcing([[]], held);
   s.view.start();
   s.scheduler.runFor(10);
-  const write = (agent: string, value: unknown): void => {
-    const marker = s.kv.marker();
-    s.kv.update(ALLOCATIONS_KEY, (m) => m.lww(agent).write(marker, value as never));
-    s.scheduler.runFor(1);
-  };
   const forged = { ...lease('a2', 2), vtepIp: '44.128.0.66', by: 'm1' };
-  write('a2', forged);
+  s.write('a2', forged);
   t.equal(s.view.stats.announcementsRefused, 1, 'unsigned');
-  write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', forged, 1));
+  s.write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', forged, 1));
   t.equal(s.view.stats.announcementsRefused, 2, "signed by another identity than m1's");
-  write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', { ...forged, by: 'rogue' }, 2));
+  s.write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', { ...forged, by: 'rogue' }, 2));
   t.equal(s.view.stats.announcementsRefused, 3, 'naming a master that is not pinned');
-  write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', { ...lease('a9', 9), by: 'm1' }, 3));
+  s.write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', { ...lease('a9', 9), by: 'm1' }, 3));
   t.equal(s.view.stats.announcementsRefused, 4, "another agent's allocation under a2's field");
-  write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', { agent: 'a2', by: 'm1' }, 4));
+  s.write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', { agent: 'a2', by: 'm1' }, 4));
   t.equal(s.view.stats.announcementsRefused, 5, 'a malformed allocation, signed or not');
-  write('a2', 'text');
+  s.write('a2', 'text');
   t.equal(s.view.stats.announcementsRefused, 6, 'not an object');
-  write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', lease('a2', 2) as unknown as Record<string, unknown>, 5));
+  s.write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', lease('a2', 2) as unknown as Record<string, unknown>, 5));
   t.equal(s.view.stats.announcementsRefused, 7, 'naming no master');
   t.equal(s.view.stats.announced, 0);
   s.scheduler.runFor(300);
@@ -275,4 +276,27 @@ t.test('changes are written to disk once for a burst, and at stop', async (t) =>
   s.view.stop();
   t.ok(saved().includes('a6'), 'a change still waiting is written at stop');
   t.equal(s.fs.writes - writesBefore, 2 * writesForBurst, 'one write per burst');
+});
+
+t.test('an old announcement is left to the masters; one that shares addresses with a known allocation makes the view ask about both', async (t) => {
+  const held = new Map([['a1', lease('a1', 1)]]);
+  const s = announcing([[lease('a1', 1)]], held);
+  s.view.start();
+  s.scheduler.runFor(61_000);
+  // Signed by m1 a minute ago: what a released agent would replay to get its addresses back.
+  const nowUs = s.scheduler.clock().wallMs() * 1000;
+  s.write('a2', signRow(m1, ALLOCATIONS_KEY, 'a2', { ...lease('a2', 2), by: 'm1' }, nowUs - 61_000_000));
+  t.equal(s.view.stats.announcementsStale, 1, 'too old: left to the masters');
+  t.equal(s.view.stats.announcementsRefused, 0, 'not counted as a refusal');
+  t.equal(s.view.allocation('a2'), undefined);
+  // A fresh one for x, with a1's VTEP address and block (a1 holds them as far as this view knows).
+  const asked = s.peeked.length;
+  s.write('x', signRow(m1, ALLOCATIONS_KEY, 'x', { ...lease('x', 1), by: 'm1' }, nowUs));
+  t.equal(s.view.stats.announcementsRefused, 1, 'refused: it shares addresses with a1');
+  t.equal(s.view.allocation('x'), undefined);
+  s.scheduler.runFor(300);
+  t.same([...new Set(s.peeked.slice(asked))].sort(), ['a1', 'x'], 'the masters are asked about both');
+  t.equal(s.view.allocation('a1')?.vtepIp, '44.128.0.1', "a1's allocation stands (the masters hold it)");
+  t.equal(s.view.allocation('x'), undefined, 'x gets none (the masters hold none for it)');
+  s.view.stop();
 });
