@@ -17,7 +17,7 @@
  */
 import type { Clock, TimerHandle } from '../common/index.js';
 import { jsonEquals } from '../common/index.js';
-import type { Lease } from '../ipam/index.js';
+import { leaseBlocks, type Lease } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
 import { checkAnnouncement, rowSignature, rowSignatureProblem, type AnnouncementTrust, type RowOwnership, type RowVerifier } from '../keyspace/index.js';
 import { overlayKey, type EntryAuthority } from '../routes/index.js';
@@ -79,11 +79,6 @@ function isLease(v: unknown): v is Lease {
   return Object.values(networks).every(
     (n) => n !== null && typeof n === 'object' && Object.values(n as Record<string, unknown>).every((x) => x === undefined || typeof x === 'string' || typeof x === 'number'),
   );
-}
-
-/** A lease's blocks in every network (IPv4 and IPv6). */
-function blocksOf(lease: Lease): string[] {
-  return Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => typeof s === 'string'));
 }
 
 /** Names peeked at in one round; more make it a whole fetch. */
@@ -259,12 +254,12 @@ export class AllocationView implements EntryAuthority, RowOwnership {
 
   /** Another agent whose known allocation shares a VTEP address, MAC or block with `lease`. */
   private conflictOf(lease: Lease): string | undefined {
-    const blocks = new Set(blocksOf(lease));
+    const blocks = new Set(leaseBlocks(lease));
     const mac = lease.vtepMac.toLowerCase();
     for (const [other, held] of this.leases) {
       if (other === lease.agent) continue;
       if (held.vtepIp === lease.vtepIp || held.vtepMac.toLowerCase() === mac || (lease.vtepIp6 !== undefined && held.vtepIp6 === lease.vtepIp6)) return other;
-      if (blocksOf(held).some((b) => blocks.has(b))) return other;
+      if (leaseBlocks(held).some((b) => blocks.has(b))) return other;
     }
     return undefined;
   }

@@ -13,7 +13,7 @@
  */
 import type { Clock, TimerHandle } from '../common/index.js';
 import type { KvStore } from '../kv/index.js';
-import type { Lease, OverlayConfig } from '../ipam/index.js';
+import { leaseBlocks, type Lease, type OverlayConfig } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
 import type { Reconciler } from '../dataplane/index.js';
 import { localDesired, OVERLAY_KEY_PREFIX, remoteDesired, untrustedReason, type EntryAuthority, type OverlayEntry } from '../routes/index.js';
@@ -271,7 +271,7 @@ export class OverlayAgent {
     // Remote entries go through the local VTEP: none before this agent has a lease (and a VTEP).
     if (lease === undefined) return;
     this.stats.recomputes++;
-    const selfSubnets = Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => s !== undefined));
+    const selfSubnets = leaseBlocks(lease);
     const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease.vtepIp, this.trusted(lease), selfSubnets);
     const counts: Record<string, number> = {};
     for (const p of problems) counts[p.code] = (counts[p.code] ?? 0) + 1;

@@ -1,4 +1,4 @@
-export { IpamState, encodeCommand, decodeCommand, encodeResult, decodeResult } from './state.js';
+export { IpamState, encodeCommand, decodeCommand, encodeResult, decodeResult, leaseBlocks } from './state.js';
 export type { Lease, NetworkLease, NetworkUsage, IpamCommand, IpamResult, VipAddress, VipAssignment } from './state.js';
 export { validateOverlayConfig, validateNetworkName, DEFAULT_OVERLAY_CONFIG, DEFAULT_VIP_SUBNET, DEFAULT_VIP_SUBNET6, MAX_NETWORK_NAME_LENGTH } from './config.js';
 export type { OverlayConfig, OverlayNetworkConfig, OverlaySpec, NetworkSpec } from './config.js';

@@ -48,6 +48,11 @@ export interface Lease {
   networks: Record<string, NetworkLease>;
 }
 
+/** A lease's blocks in every network, IPv4 and IPv6 (the subnets its agent routes for). */
+export function leaseBlocks(lease: Lease): string[] {
+  return Object.values(lease.networks).flatMap((n) => [n.subnet, n.subnet6].filter((s): s is string => typeof s === 'string'));
+}
+
 export interface NetworkUsage {
   network: string;
   family: 4 | 6;
