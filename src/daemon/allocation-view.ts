@@ -234,12 +234,18 @@ export class AllocationView implements EntryAuthority, RowOwnership {
     }
     this.announcedAtMs.set(agent, this.options.clock.nowMs());
     this.absent.delete(agent);
-    if (jsonEquals(lease, this.leases.get(agent))) return;
+    if (!this.set(agent, lease)) return;
     this.stats.announced++;
-    this.leases.set(agent, lease);
-    this.vteps = undefined;
     this.stats.allocations = this.leases.size;
     this.changed();
+  }
+
+  /** Holds `lease` as `agent`'s allocation (undefined: none); true when that changed anything. */
+  private set(agent: string, lease: Lease | undefined): boolean {
+    if (lease === undefined ? !this.leases.delete(agent) : jsonEquals(lease, this.leases.get(agent))) return false;
+    if (lease !== undefined) this.leases.set(agent, lease);
+    this.vteps = undefined;
+    return true;
   }
 
   private refuseAnnouncement(agent: string, reason: string, ask: string[]): void {
@@ -334,20 +340,9 @@ export class AllocationView implements EntryAuthority, RowOwnership {
           } else if (!this.announcedSince(agent, askedAtMs)) {
             // (Otherwise the answer is older than the announcement that arrived meanwhile, from
             // a master that had not applied it yet: the announcement stands.)
-            if (lease === null) {
-              this.absentFor(agent);
-              if (this.leases.delete(agent)) {
-                this.vteps = undefined;
-                changed = true;
-              }
-            } else {
-              this.absent.delete(agent);
-              if (!jsonEquals(lease, this.leases.get(agent))) {
-                this.leases.set(agent, lease);
-                this.vteps = undefined;
-                changed = true;
-              }
-            }
+            if (lease === null) this.absentFor(agent);
+            else this.absent.delete(agent);
+            if (this.set(agent, lease ?? undefined)) changed = true;
           }
         }
         if (--open > 0) return;
