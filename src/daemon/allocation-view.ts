@@ -62,6 +62,9 @@ export interface AllocationViewOptions {
 /** The stable code of a malformed allocation from a master (logged, counted, dropped). */
 export const ALLOCATION_INVALID = 'LASHUP_ERR_ALLOCATION_INVALID';
 
+/** The stable code of an allocation announcement that is not taken (logged, counted, left out). */
+export const ANNOUNCEMENT_REFUSED = 'LASHUP_ERR_ALLOCATION_ANNOUNCEMENT_REFUSED';
+
 const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 256;
 
 /**
@@ -253,7 +256,7 @@ export class AllocationView implements EntryAuthority, RowOwnership {
     const now = this.options.clock.nowMs();
     if (now - this.lastRefusalLogMs >= 10_000) {
       this.lastRefusalLogMs = now;
-      this.options.logger?.warn({ agent, reason, refused: this.stats.announcementsRefused }, 'an allocation announcement is not taken; asking the masters instead');
+      this.options.logger?.warn({ code: ANNOUNCEMENT_REFUSED, agent, reason, refused: this.stats.announcementsRefused }, 'an allocation announcement is not taken; asking the masters instead');
     }
     this.refresh(ask);
   }

@@ -4,6 +4,7 @@ import { PeerIdVerifier, signerFromSeed } from '../../../src/identity/index.js';
 import { ALLOCATIONS_KEY, announceAllocation, signRow, withdrawAllocation } from '../../../src/keyspace/index.js';
 import { KvStore, kvConfig } from '../../../src/kv/index.js';
 import type { Lease } from '../../../src/ipam/index.js';
+import type { Logger } from '../../../src/log/index.js';
 import { Scheduler } from '../../../src/sim/index.js';
 import { MemoryFs } from '../../../src/testing/index.js';
 
@@ -164,7 +165,9 @@ function announcing(answers: (Lease[] | undefined)[], held: Map<string, Lease> =
       return verifier.verify(identity, payload, signature);
     },
   };
-  const s = setup(answers, held, { announcements: { masterIdentity: (name) => (name === 'm1' ? m1.identity : undefined), verifier: counting } });
+  const warnings: Record<string, unknown>[] = [];
+  const logger = { warn: (fields: Record<string, unknown>) => warnings.push(fields), debug: () => undefined } as unknown as Logger;
+  const s = setup(answers, held, { announcements: { masterIdentity: (name) => (name === 'm1' ? m1.identity : undefined), verifier: counting }, logger });
   const kv = new KvStore({ actor: 'm1', clock: s.scheduler.clock(), config: kvConfig() });
   const view = s.make();
   kv.subscribe(
@@ -177,7 +180,7 @@ function announcing(answers: (Lease[] | undefined)[], held: Map<string, Lease> =
     kv.update(ALLOCATIONS_KEY, (m) => m.lww(agent).write(marker, value as never));
     s.scheduler.runFor(1);
   };
-  return { ...s, kv, view, write, verified: () => verified };
+  return { ...s, kv, view, write, warnings, verified: () => verified };
 }
 
 t.test("a master's signed announcement vouches for a new agent without asking; a removal is checked with the masters", async (t) => {
@@ -216,6 +219,7 @@ t.test('announcements that are not signed by the pinned identity of the master t
   const forged = { ...lease('a2', 2), vtepIp: '44.128.0.66', by: 'm1' };
   s.write('a2', forged);
   t.equal(s.view.stats.announcementsRefused, 1, 'unsigned');
+  t.match(s.warnings, [{ code: 'LASHUP_ERR_ALLOCATION_ANNOUNCEMENT_REFUSED', agent: 'a2', reason: /carries no signature/ }], 'logged with its stable code and the reason');
   s.write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', forged, 1));
   t.equal(s.view.stats.announcementsRefused, 2, "signed by another identity than m1's");
   s.write('a2', signRow(rogue, ALLOCATIONS_KEY, 'a2', { ...forged, by: 'rogue' }, 2));
