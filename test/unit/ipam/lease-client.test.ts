@@ -1,0 +1,79 @@
+import t from 'tap';
+import { encodeResult, IPAM_PROTOCOL, LeaseClient, type Lease, type MasterInfo } from '../../../src/ipam/index.js';
+import { createSimTransports, RpcServer, type SimTransports } from '../../../src/net/index.js';
+import { RaftErrorCode } from '../../../src/raft/index.js';
+import { Simulation } from '../../../src/sim/index.js';
+
+const LEASE: Lease = { agent: 'a', vtepIp: '44.128.0.1', vtepMac: '70:B3:D5:00:00:01', networks: { dcos: { subnet: '9.0.1.0/24' } } };
+
+/** An agent `a` and masters m1 (leader) and m2 (follower, redirects to m1), each counting the requests it was asked. */
+function world() {
+  const sim = new Simulation({ seed: 7, network: { defaultLink: { latency: { kind: 'constant', ms: 5 } } } });
+  const hosts = new Map<string, SimTransports>();
+  for (const name of ['a', 'm1', 'm2']) sim.network.addHost(name, (host) => void hosts.set(name, createSimTransports(host)));
+  const asked = { m1: 0, m2: 0 };
+  new RpcServer((hosts.get('m1') as SimTransports).streams, IPAM_PROTOCOL, (_request, _from, respond) => {
+    asked.m1++;
+    respond(encodeResult({ ok: true, value: LEASE }));
+  });
+  new RpcServer((hosts.get('m2') as SimTransports).streams, IPAM_PROTOCOL, (_request, _from, respond) => {
+    asked.m2++;
+    respond(encodeResult({ ok: false, error: { code: RaftErrorCode.NotLeader, message: 'raft member m2 is not the leader; the leader is m1', details: { leader: 'm1' } } }));
+  });
+  const streams = (hosts.get('a') as SimTransports).streams;
+  /** The agent's client; the first retry after 10 s, so that only kicks can lease sooner. */
+  const client = (masters: () => MasterInfo[], onLease: (lease: Lease) => void): LeaseClient =>
+    new LeaseClient({ agent: 'a', streams, clock: sim.scheduler.clock(), rng: sim.rng, masters, store: { load: () => undefined, save: () => {} }, retryMinMs: 10_000, retryMaxMs: 20_000, onLease });
+  return { sim, asked, client };
+}
+
+t.test('masters learnt in one batch: the kicks make one request, to the leader the batch named, with no redirect', async (t) => {
+  const w = world();
+  const { sim, asked } = w;
+  let known: MasterInfo[] = [];
+  const leases: Lease[] = [];
+  const client = w.client(
+    () => known,
+    (lease) => leases.push(lease),
+  );
+  client.start();
+  sim.runFor(50);
+  t.match(client.lastError?.message, /no master is known/, 'no master at start: waiting out the backoff');
+  // A join's sync reports its members one at a time, each report kicking the client: the
+  // follower first, then the leader.
+  known = [{ name: 'm2', address: 'm2', leader: false, term: 3 }];
+  client.kick();
+  known = [...known, { name: 'm1', address: 'm1', leader: true, term: 3 }];
+  client.kick();
+  sim.runFor(100);
+  t.same(leases, [LEASE], 'leased long before the 10 s retry');
+  t.same(asked, { m1: 1, m2: 0 }, 'one request, to the leader; the follower reported first was not asked');
+  t.equal(client.stats.redirects, 0);
+  t.equal(client.stats.requests, 1);
+  client.stop();
+});
+
+t.test('a redirect to a master not known yet waits; the kick that brings the leader leases', async (t) => {
+  const w = world();
+  const { sim, asked } = w;
+  let known: MasterInfo[] = [{ name: 'm2', address: 'm2', leader: false, term: 3 }];
+  let leased = 0;
+  const client = w.client(
+    () => known,
+    () => leased++,
+  );
+  client.start();
+  sim.runFor(100);
+  t.equal(asked.m2, 1, 'the only master known was asked');
+  t.equal(leased, 0, 'its redirect names m1, which membership has not reported');
+  t.match(client.lastError?.code, RaftErrorCode.NotLeader);
+  client.kick();
+  sim.runFor(100);
+  t.equal(asked.m2, 2, 'a kick asks again at once');
+  known = [...known, { name: 'm1', address: 'm1', leader: true, term: 3 }];
+  client.kick();
+  sim.runFor(100);
+  t.equal(leased, 1, 'the kick after the first one ran still requests: leased from m1');
+  t.same(asked, { m1: 1, m2: 2 });
+  client.stop();
+});
