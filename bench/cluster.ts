@@ -33,7 +33,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DAEMON_NODE_FLAGS } from '../src/daemon/index.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/index.js';
 import { generateClusterKey } from '../src/net/index.js';
 import { WorkerHandle, type WorkerEvent } from './lib/cluster-parent.js';
 import { measureRowCost } from './lib/row-cost.js';
@@ -113,7 +113,8 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
   // The worker as bundled with the daemon (tools/bundle.mjs): its memory and start-up are the
   // shipped code's. It imports the polyfills first itself.
   const script = join(here, '..', 'bundle', 'bench-cluster-worker.js');
-  // The one-node processes (seeds, victims) run with Node's flags as the packaged daemon does;
+  // The one-node processes (seeds, victims) run with Node's flags and environment (DAEMON_ENV) as
+  // the packaged daemon does;
   // the processes that host many nodes take Node's defaults (a 4 MiB young generation is sized
   // for one node, not for 7-25 in one heap). LASHUP_BENCH_WORKER_FLAGS="..." replaces the flags
   // of every process (a developer's tool for trying V8 settings; off in normal runs).
@@ -141,7 +142,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     for (let p = 0; p < processes + seedCount + victims; p++) {
       const profiled = profileDir !== undefined && profilePhase === 'formation' && p === profiledIndex;
       const execArgv = flagsOf(p >= processes);
-      const w = WorkerHandle.spawn(script, profiled ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : execArgv);
+      const w = WorkerHandle.spawn(script, profiled ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : execArgv, undefined, p >= processes ? DAEMON_ENV : {});
       all.push(w);
       placement.set(w, []);
     }
@@ -529,7 +530,11 @@ const bench: Benchmark = {
       parameters: {
         sizes,
         layout: '3 seeds and 3 victims in single-node processes; the other N - 6 nodes over up to 8 processes',
-        nodeFlags: process.env['LASHUP_BENCH_WORKER_FLAGS'] ?? `one-node processes: ${DAEMON_NODE_FLAGS.join(' ')}; multi-node processes: Node's defaults`,
+        nodeFlags:
+          process.env['LASHUP_BENCH_WORKER_FLAGS'] ??
+          `one-node processes: ${DAEMON_NODE_FLAGS.join(' ')} with ${Object.entries(DAEMON_ENV)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}; multi-node processes: Node's defaults`,
         packetTransport: 'udp',
         membershipProfile: 'lan (defaults)',
         peerDegree: 5,

@@ -23,7 +23,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rm
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Written by `npm run build`, which `npm run package` runs first.
-import { DAEMON_NODE_FLAGS } from '../dist/src/daemon/runtime-flags.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../dist/src/daemon/runtime-flags.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -83,14 +83,21 @@ for (const external of ['netlink', 'msgpackr-extract']) copyPackage(external);
 
 // Commands. Wrappers, not links to the bundle: runtimes exec the CNI plugin with their own PATH,
 // and the wrapper finds the bundle relative to itself (so an unpacked tree runs too).
-// The daemon's command carries the Node flags it is measured with (src/daemon/runtime-flags.ts);
-// the CNI plugin lives for one request and takes Node's defaults.
+// The daemon's command carries the Node flags and environment it is measured with
+// (src/daemon/runtime-flags.ts; an operator's own environment value wins); the CNI plugin lives
+// for one request and takes Node's defaults.
 const nodeFlags = (entry) => (entry === 'lashup' ? DAEMON_NODE_FLAGS.map((f) => `${f} `).join('') : '');
+const nodeEnv = (entry) =>
+  entry === 'lashup'
+    ? Object.entries(DAEMON_ENV)
+        .map(([k, v]) => `export ${k}="\${${k}:-${v}}"\n`)
+        .join('')
+    : '';
 const wrapper = (entry) => `#!/bin/sh
 # ${entry}: lashup's bundled ${entry === 'lashup' ? 'CLI and daemon' : 'CNI IPAM plugin'}, run by Node.js (>= 20).
 here=$(dirname "$(readlink -f "$0")")
 node=\${LASHUP_NODE:-$(command -v node || echo /usr/bin/node)}
-exec "$node" ${nodeFlags(entry)}"$here/../lib/lashup/${entry}.js" "$@"
+${nodeEnv(entry)}exec "$node" ${nodeFlags(entry)}"$here/../lib/lashup/${entry}.js" "$@"
 `;
 file('usr/bin/lashup', wrapper('lashup'), 0o755);
 file('usr/bin/lashup-ipam', wrapper('lashup-ipam'), 0o755);

@@ -36,11 +36,13 @@ export class WorkerHandle {
   /**
    * Spawns a worker: `script` is the worker module, `execArgv` the Node flags (loaders,
    * polyfills); `netns` runs it inside that network namespace (`ip netns exec` replaces itself
-   * with Node, so the IPC channel and the PID are the worker's own).
+   * with Node, so the IPC channel and the PID are the worker's own); `env` adds to this process's
+   * environment.
    */
-  static spawn(script: string, execArgv: string[], netns?: string): WorkerHandle {
+  static spawn(script: string, execArgv: string[], netns?: string, env: Readonly<Record<string, string>> = {}): WorkerHandle {
     const stdio: StdioOptions = ['ignore', 'ignore', 'inherit', 'ipc'];
-    const child = netns === undefined ? fork(script, [], { execArgv, stdio }) : spawn('ip', ['netns', 'exec', netns, process.execPath, ...execArgv, script], { stdio });
+    const options = { stdio, env: { ...process.env, ...env } };
+    const child = netns === undefined ? fork(script, [], { execArgv, ...options }) : spawn('ip', ['netns', 'exec', netns, process.execPath, ...execArgv, script], options);
     return new WorkerHandle(child);
   }
 

@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { DAEMON_NODE_FLAGS, parseConfigText } from '../../src/daemon/index.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS, parseConfigText } from '../../src/daemon/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
 import { run } from '../helpers/netns.js';
 
@@ -102,14 +102,25 @@ t.test('the Debian package builds, unpacks and runs from a temporary root', { sk
   t.equal(ref.code, 0, ref.stderr);
   t.match(ref.stdout, /^name \(/m);
   t.match(ref.stdout, /peers\.degree/);
-  // The daemon's command runs Node with the daemon's flags (the ones the benchmarks measure); the
-  // CNI plugin with Node's defaults. A stand-in for Node prints what it was given.
+  // The daemon's command runs Node with the daemon's flags and environment (the ones the
+  // benchmarks measure; an operator's own value wins); the CNI plugin with Node's defaults. A
+  // stand-in for Node prints what it was given.
   const echoNode = join(work, 'echo-node');
-  writeFileSync(echoNode, '#!/bin/sh\necho "$@"\n', { mode: 0o755 });
-  const viaWrapper = await exec(lashup, ['run', '--config', 'x'], { ...process.env, LASHUP_NODE: echoNode });
-  t.equal(viaWrapper.stdout.trim(), [...DAEMON_NODE_FLAGS, `${unpacked}/usr/bin/../lib/lashup/lashup.js`, 'run', '--config', 'x'].join(' '));
-  const ipamViaWrapper = await exec(join(unpacked, 'usr', 'bin', 'lashup-ipam'), [], { ...process.env, LASHUP_NODE: echoNode });
-  t.equal(ipamViaWrapper.stdout.trim(), `${unpacked}/usr/bin/../lib/lashup/lashup-ipam.js`);
+  const envNames = Object.keys(DAEMON_ENV);
+  writeFileSync(echoNode, `#!/bin/sh\necho ${envNames.map((k) => `${k}=\${${k}-unset}`).join(' ')}\necho "$@"\n`, { mode: 0o755 });
+  const bare = Object.fromEntries(Object.entries(process.env).filter(([k]) => !envNames.includes(k)));
+  const viaWrapper = await exec(lashup, ['run', '--config', 'x'], { ...bare, LASHUP_NODE: echoNode });
+  t.same(viaWrapper.stdout.trim().split('\n'), [
+    Object.entries(DAEMON_ENV)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+    [...DAEMON_NODE_FLAGS, `${unpacked}/usr/bin/../lib/lashup/lashup.js`, 'run', '--config', 'x'].join(' '),
+  ]);
+  const ownValues = Object.fromEntries(envNames.map((k) => [k, '7']));
+  const overridden = await exec(lashup, ['run'], { ...bare, ...ownValues, LASHUP_NODE: echoNode });
+  t.equal(overridden.stdout.split('\n')[0], envNames.map((k) => `${k}=7`).join(' '), "an operator's own environment value wins");
+  const ipamViaWrapper = await exec(join(unpacked, 'usr', 'bin', 'lashup-ipam'), [], { ...bare, LASHUP_NODE: echoNode });
+  t.same(ipamViaWrapper.stdout.trim().split('\n'), [envNames.map((k) => `${k}=unset`).join(' '), `${unpacked}/usr/bin/../lib/lashup/lashup-ipam.js`]);
   t.ok(lstatSync(join(unpacked, 'usr', 'lib', 'cni', 'lashup-ipam')).isSymbolicLink());
   t.equal(readlinkSync(join(unpacked, 'usr', 'lib', 'cni', 'lashup-ipam')), '../../bin/lashup-ipam');
   const cni = await exec(join(unpacked, 'usr', 'lib', 'cni', 'lashup-ipam'), [], { ...process.env, CNI_COMMAND: 'VERSION' });
