@@ -16,7 +16,7 @@ import type { KvStore } from '../kv/index.js';
 import { leaseBlocks, type Lease, type OverlayConfig } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
 import type { Reconciler } from '../dataplane/index.js';
-import { localDesired, OVERLAY_KEY_PREFIX, remoteDesired, untrustedReason, type EntryAuthority, type OverlayEntry } from '../routes/index.js';
+import { localDesired, OVERLAY_KEY_PREFIX, RemoteStateCache, remoteDesired, TrustCache, type EntryAuthority, type OverlayEntry } from '../routes/index.js';
 import type { VtepConfig } from '../vxlan/index.js';
 import { publishOverlayEntry, rowSignature, unsignedPart, type OverlayConfigView, type RowSigner } from '../keyspace/index.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -92,6 +92,10 @@ export class OverlayAgent {
   private groups = new Map<string, DesiredState>();
   private timer: TimerHandle | undefined;
   private readonly unsubscribers: (() => void)[] = [];
+  /** Trust verdicts of unchanged entries, reused across recomputations. */
+  private readonly trust = new TrustCache();
+  /** Desired states of unchanged remote agents, reused across recomputations. */
+  private readonly remoteStates = new RemoteStateCache();
   readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0, untrusted: 0 };
   /** The entries left out at the last recomputation (`lashup routes`). */
   untrusted: UntrustedEntry[] = [];
@@ -250,7 +254,7 @@ export class OverlayAgent {
       }
       const kept: Record<string, unknown> = {};
       for (const [vtepIp, entry] of Object.entries(map as Record<string, unknown>)) {
-        const reason = vtepIp === lease.vtepIp ? undefined : untrustedReason(network, vtepIp, entry, authority);
+        const reason = vtepIp === lease.vtepIp ? undefined : this.trust.reason(network, vtepIp, entry, authority);
         if (reason === undefined) Object.defineProperty(kept, vtepIp, { value: entry, enumerable: true });
         else untrusted.push({ network, vtepIp, nodeId: (entry as { nodeId?: unknown } | null)?.nodeId, reason });
       }
@@ -272,7 +276,7 @@ export class OverlayAgent {
     if (lease === undefined) return;
     this.stats.recomputes++;
     const selfSubnets = leaseBlocks(lease);
-    const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease.vtepIp, this.trusted(lease), selfSubnets);
+    const { groups, problems } = remoteDesired(vtepConfigOf(this.overlay), lease.vtepIp, this.trusted(lease), selfSubnets, this.remoteStates);
     const counts: Record<string, number> = {};
     for (const p of problems) counts[p.code] = (counts[p.code] ?? 0) + 1;
     if (problems.length > 0 && !isDeepStrictEqual(counts, this.stats.problems)) {

@@ -77,11 +77,44 @@ function compareIp(a: string, b: string): number {
 }
 
 /**
+ * Parsed entries by entry object and place (network and key). remoteDesired parses every entry
+ * of every network at each of the overlay agent's recomputations, though a store change touches
+ * one or two: parsing (addresses, MACs, subnets canonicalised) was about two thirds of
+ * remoteDesired's time in the e2e benchmark's joins. Store values are never mutated in place, so
+ * an entry object parses the same at the same place for its whole life; the WeakMap lets go of
+ * it with the object. Malformed entries are parsed again each time (rare; their error is raised
+ * where it was).
+ */
+const parsedEntries = new WeakMap<object, Map<string, { vtepIp: string; entry: OverlayEntry }>>();
+
+function parsedEntry(network: string, key: string, raw: unknown): { vtepIp: string; entry: OverlayEntry } {
+  if (raw === null || typeof raw !== 'object') return parseOverlayEntry(network, key, raw);
+  const place = `${network}\n${key}`;
+  let byPlace = parsedEntries.get(raw);
+  const known = byPlace?.get(place);
+  if (known !== undefined) return known;
+  const parsed = parseOverlayEntry(network, key, raw);
+  if (byPlace === undefined) {
+    byPlace = new Map();
+    parsedEntries.set(raw, byPlace);
+  }
+  byPlace.set(place, parsed);
+  return parsed;
+}
+
+/**
  * Every remote agent's route, neighbour and FDB entries. `overlays` maps a network name to the
  * plain value of its store key (VTEP IP -> entry). Entries of `selfVtepIp`, and remote claims on
- * one of `selfSubnets`, are left out.
+ * one of `selfSubnets`, are left out. With `states`, an agent's unchanged state is the object the
+ * last call returned.
  */
-export function remoteDesired(config: Pick<VtepConfig, 'name'>, selfVtepIp: string | undefined, overlays: ReadonlyMap<string, unknown>, selfSubnets: readonly string[] = []): RemoteResult {
+export function remoteDesired(
+  config: Pick<VtepConfig, 'name'>,
+  selfVtepIp: string | undefined,
+  overlays: ReadonlyMap<string, unknown>,
+  selfSubnets: readonly string[] = [],
+  states?: RemoteStateCache,
+): RemoteResult {
   const problems: RoutesError[] = [];
   const agents = new Map<string, Agent>();
   for (const network of [...overlays.keys()].sort()) {
@@ -93,7 +126,7 @@ export function remoteDesired(config: Pick<VtepConfig, 'name'>, selfVtepIp: stri
     for (const key of Object.keys(value).sort(compareIp)) {
       let parsed: { vtepIp: string; entry: OverlayEntry };
       try {
-        parsed = parseOverlayEntry(network, key, (value as Record<string, unknown>)[key]);
+        parsed = parsedEntry(network, key, (value as Record<string, unknown>)[key]);
       } catch (err) {
         if (err instanceof RoutesError) problems.push(err);
         else throw err;
@@ -174,7 +207,35 @@ export function remoteDesired(config: Pick<VtepConfig, 'name'>, selfVtepIp: stri
       subnetOwner.set(subnet, vtepIp);
       subnets.push(subnet);
     }
-    groups.set(agentGroup(vtepIp), remoteState(config, { underlayIp: agent.agentIp, vtepIp, vtepMac: agent.vtepMac, subnets, ...(agent.vtepIp6 === undefined ? {} : { vtepIp6: agent.vtepIp6 }) }));
+    const remote = { underlayIp: agent.agentIp, vtepIp, vtepMac: agent.vtepMac, subnets, ...(agent.vtepIp6 === undefined ? {} : { vtepIp6: agent.vtepIp6 }) };
+    groups.set(agentGroup(vtepIp), states === undefined ? remoteState(config, remote) : states.state(config, remote));
   }
+  states?.settle();
   return { groups, problems };
+}
+
+/**
+ * The desired state of each remote agent, kept from one remoteDesired call to the next: an
+ * agent whose inputs did not change gets the same object back, so the overlay agent's
+ * comparison with what it programmed is a reference check and its state is not built again.
+ * Building and comparing every agent's state was over half of a recomputation's remaining time
+ * in the e2e benchmark's joins, and both grow with the cluster. Holds the states of the last
+ * call only (bounded by the agents there are).
+ */
+export class RemoteStateCache {
+  private current = new Map<string, DesiredState>();
+  private next = new Map<string, DesiredState>();
+
+  state(config: Pick<VtepConfig, 'name'>, remote: { underlayIp: string; vtepIp: string; vtepMac: string; vtepIp6?: string; subnets: string[] }): DesiredState {
+    const key = [config.name, remote.underlayIp, remote.vtepIp, remote.vtepMac, remote.vtepIp6 ?? '', ...remote.subnets].join('\n');
+    const state = this.current.get(key) ?? remoteState(config, remote);
+    this.next.set(key, state);
+    return state;
+  }
+
+  /** Ends a remoteDesired call: states it did not use are let go. */
+  settle(): void {
+    this.current = this.next;
+    this.next = new Map();
+  }
 }

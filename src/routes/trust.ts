@@ -51,3 +51,40 @@ export function untrustedReason(network: string, vtepIp: string, raw: unknown, a
   if (underlay !== undefined && text(entry['agentIp']) !== underlay) return `underlay address ${String(entry['agentIp'])} is not ${nodeId}'s (${underlay}, as membership knows it)`;
   return undefined;
 }
+
+interface Verdict {
+  readonly network: string;
+  readonly vtepIp: string;
+  readonly allocation: Lease | undefined;
+  readonly underlay: string | undefined;
+  readonly reason: string | undefined;
+}
+
+/**
+ * untrustedReason, remembered per entry object. The overlay agent checks every entry of every
+ * network at each recomputation, and a store change or an allocation change recomputes all of
+ * them: in the e2e benchmark (16 agents) the checks were over a third of an agent's
+ * recomputation time during joins, and they grow with the cluster (every entry, every change).
+ *
+ * Invariant it relies on: store values are never mutated in place (a changed row is a new
+ * object; an unchanged one keeps its object across store changes). A verdict is reused only for
+ * the same entry object, under the same network and VTEP key, with the same allocation object
+ * and underlay address for its agent: a new allocation (a fetch, an announcement, a release)
+ * or a moved underlay checks it again. The signature check depends on nothing else (the
+ * identity is the allocation's).
+ */
+export class TrustCache {
+  private readonly verdicts = new WeakMap<object, Verdict>();
+
+  reason(network: string, vtepIp: string, raw: unknown, authority: EntryAuthority): string | undefined {
+    if (raw === null || typeof raw !== 'object') return untrustedReason(network, vtepIp, raw, authority);
+    const nodeId = text((raw as Record<string, unknown>)['nodeId']);
+    const allocation = nodeId === undefined ? undefined : authority.allocation(nodeId);
+    const underlay = nodeId === undefined ? undefined : authority.underlay(nodeId);
+    const known = this.verdicts.get(raw);
+    if (known !== undefined && known.network === network && known.vtepIp === vtepIp && known.allocation === allocation && known.underlay === underlay) return known.reason;
+    const reason = untrustedReason(network, vtepIp, raw, authority);
+    this.verdicts.set(raw, { network, vtepIp, allocation, underlay, reason });
+    return reason;
+  }
+}

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import t from 'tap';
 import type { Lease } from '../../../src/ipam/index.js';
-import { agentGroup, localDesired, parseOverlayEntry, remoteDesired, RoutesError, RoutesErrorCode } from '../../../src/routes/index.js';
+import { agentGroup, localDesired, parseOverlayEntry, RemoteStateCache, remoteDesired, RoutesError, RoutesErrorCode } from '../../../src/routes/index.js';
 import { DEFAULT_VTEP_CONFIG, vtepMac } from '../../../src/vxlan/index.js';
 
 const entry = (i: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -42,6 +42,46 @@ t.test('local devices from a lease', async (t) => {
     ['vtep1024 44.128.0.1/20', 'vtep1024 fd01:a::1/64', 'm-dcos 9.0.1.1/25', 'd-dcos 9.0.1.129/25', 'm-dcos6 fd01:b::1:0:0:1/81', 'd-dcos6 fd01:b::1:8000:0:1/81'],
   );
   t.throws(() => localDesired(DEFAULT_VTEP_CONFIG, { underlayIp: 'not-an-ip', lease, vtepPrefixLen: 20 }), { code: RoutesErrorCode.InvalidLocal, message: /not-an-ip/ });
+});
+
+t.test('an entry object parsed before is reused only at its own place: a new object or another key is parsed anew', async (t) => {
+  const shared = entry(2);
+  const first = remoteDesired(DEFAULT_VTEP_CONFIG, undefined, new Map([['dcos', { '44.128.0.2': shared }]]));
+  const again = remoteDesired(DEFAULT_VTEP_CONFIG, undefined, new Map([['dcos', { '44.128.0.2': shared }]]));
+  t.same([...again.groups], [...first.groups], 'the same entry object gives the same routes');
+  const moved = remoteDesired(DEFAULT_VTEP_CONFIG, undefined, new Map([['dcos', { '44.128.0.7': shared }]]));
+  t.same(
+    moved.groups.get(agentGroup('44.128.0.7'))?.routes.map((r) => `${r.dst}/${r.prefixLen} via ${r.gateway}`),
+    ['9.0.2.0/24 via 44.128.0.7'],
+    'the same object under another VTEP key routes through that VTEP',
+  );
+  const changed = remoteDesired(DEFAULT_VTEP_CONFIG, undefined, new Map([['dcos', { '44.128.0.2': entry(2, { subnet: '9.0.42.0/24' }) }]]));
+  t.same(
+    changed.groups.get(agentGroup('44.128.0.2'))?.routes.map((r) => r.dst),
+    ['9.0.42.0'],
+    'a new object at the same place is parsed anew',
+  );
+  const bad = remoteDesired(DEFAULT_VTEP_CONFIG, undefined, new Map([['dcos', { 'not-an-ip': shared }]]));
+  t.equal(bad.problems[0]?.code, RoutesErrorCode.InvalidEntry, 'the same object under a malformed key is refused there');
+});
+
+t.test("with a state cache an unchanged agent's state is the same object; a changed one is new; a gone one is let go", async (t) => {
+  const states = new RemoteStateCache();
+  const g = (i: number): string => agentGroup(`44.128.0.${i}`);
+  const first = remoteDesired(DEFAULT_VTEP_CONFIG, '44.128.0.1', overlays([1, 2, 3]), [], states);
+  const second = remoteDesired(DEFAULT_VTEP_CONFIG, '44.128.0.1', overlays([1, 2, 3]), [], states);
+  t.equal(second.groups.get(g(2)), first.groups.get(g(2)), 'same inputs (in new entry objects): the same state object');
+  t.same([...second.groups], [...remoteDesired(DEFAULT_VTEP_CONFIG, '44.128.0.1', overlays([1, 2, 3])).groups], 'and what a call without the cache builds');
+  const moved = overlays([1, 2, 3]);
+  (moved.get('dcos') as Record<string, unknown>)['44.128.0.3'] = entry(3, { agentIp: '192.0.2.33' });
+  const third = remoteDesired(DEFAULT_VTEP_CONFIG, '44.128.0.1', moved, [], states);
+  t.equal(third.groups.get(g(2)), first.groups.get(g(2)), 'an agent that did not change keeps its object');
+  t.not(third.groups.get(g(3)), first.groups.get(g(3)), 'a changed agent gets a new one');
+  t.same(third.groups.get(g(3))?.fdb, [{ dev: 'vtep1024', mac: '70:b3:d5:80:00:03', dst: '192.0.2.33' }]);
+  remoteDesired(DEFAULT_VTEP_CONFIG, '44.128.0.1', overlays([1, 2]), [], states);
+  const back = remoteDesired(DEFAULT_VTEP_CONFIG, '44.128.0.1', moved, [], states);
+  t.not(back.groups.get(g(3)), third.groups.get(g(3)), 'an agent absent from the last call was let go: built again when it returns');
+  t.same(back.groups.get(g(3)), third.groups.get(g(3)));
 });
 
 t.test('one group per remote agent, both families, self left out', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { Lease } from '../../../src/ipam/index.js';
-import { untrustedReason, type EntryAuthority } from '../../../src/routes/index.js';
+import { TrustCache, untrustedReason, type EntryAuthority } from '../../../src/routes/index.js';
 
 const a2: Lease = {
   agent: 'a2',
@@ -56,4 +56,35 @@ t.test("with a pinned identity, the entry must carry its agent's signature", asy
   t.equal(untrustedReason('dcos', '44.128.0.2', entry, signed), 'not signed by peer-a2');
   t.same(asked, ['dcos 44.128.0.2 peer-a2', 'dcos 44.128.0.2 peer-a2'], "checked against the allocation's identity");
   t.equal(untrustedReason('dcos', '44.128.0.2', entry, { ...signed, allocation: () => a2 }), undefined, 'a lease with no pinned identity is not checked for a signature');
+});
+
+t.test('the trust cache checks an unchanged entry once, and again when anything it depends on changes', async (t) => {
+  let allocation = { ...a2, peerId: 'peer-a2' } as Lease;
+  let underlay = '192.0.2.12';
+  let checks = 0;
+  const counted: EntryAuthority = {
+    allocation: (agent) => (agent === 'a2' ? allocation : undefined),
+    underlay: () => underlay,
+    signatureProblem: (_network, _vtepIp, raw) => {
+      checks++;
+      return (raw as { sig?: unknown }).sig === 'good' ? undefined : 'not signed by peer-a2';
+    },
+  };
+  const cache = new TrustCache();
+  const stored = { ...entry, sig: 'good' };
+  t.equal(cache.reason('dcos', '44.128.0.2', stored, counted), undefined);
+  t.equal(cache.reason('dcos', '44.128.0.2', stored, counted), undefined);
+  t.equal(checks, 1, 'the same entry object, allocation and underlay: one check');
+  t.equal(cache.reason('dcos', '44.128.0.2', { ...stored, sig: 'forged' }, counted), 'not signed by peer-a2', 'a new object is checked, however alike');
+  t.match(cache.reason('dcos', '44.128.0.9', stored, counted), /VTEP address 44\.128\.0\.9 is not a2's/, 'the same object under another key is checked there');
+  t.match(cache.reason('extra', '44.128.0.2', stored, counted), /no block of extra/, 'and under another network');
+  allocation = { ...allocation, networks: { dcos: { subnet: '9.0.7.0/24' } } } as Lease;
+  t.match(cache.reason('dcos', '44.128.0.2', stored, counted), /subnet 9\.0\.1\.0\/24 of dcos is not a2's \(9\.0\.7\.0\/24\)/, 'a new allocation object: checked again');
+  allocation = { ...a2, peerId: 'peer-a2' } as Lease;
+  underlay = '192.0.2.99';
+  t.match(cache.reason('dcos', '44.128.0.2', stored, counted), /underlay address 192\.0\.2\.12 is not a2's \(192\.0\.2\.99/, 'a moved underlay: checked again');
+  const before = checks;
+  t.match(cache.reason('dcos', '44.128.0.2', stored, counted), /underlay address/);
+  t.equal(checks, before, 'and that verdict is reused in turn');
+  t.equal(cache.reason('dcos', '44.128.0.2', 'garbage', counted), undefined, 'a value that is no object is left to the parser, uncached');
 });
