@@ -51,6 +51,7 @@ import { LocalTasks } from './local-tasks.js';
 import { vipsComponent } from './vips-component.js';
 import { declaredNamedVips, validateVipDeclaration, VIP_TABLE, type VipNft } from '../vips/index.js';
 import { OverlayAgent } from './overlay-agent.js';
+import { nextTurn, type NextTurn } from './next-turn.js';
 import { AllocationView } from './allocation-view.js';
 import { LASHUP_VERSION } from './version.js';
 
@@ -780,6 +781,7 @@ export class Daemon {
   private conflistComponent(): Component {
     const { config, logger } = this;
     let unsubscribe: (() => void) | undefined;
+    let leased: NextTurn | undefined;
     return {
       name: 'conflists',
       start: () => {
@@ -812,15 +814,25 @@ export class Daemon {
           cniTasks();
         };
         cniTasks();
-        unsubscribe = node.onLease((lease) => {
+        // A new lease's configuration files and ranges are written in a later turn (next-turn.ts
+        // says why): the files are fsynced, the slowest of the lease listeners.
+        let lease: Lease | undefined;
+        const apply = nextTurn(() => {
+          if (lease === undefined) return;
           const ranges = mesosRanges(lease);
           keeper.setNetworks(Object.keys(ranges), (network) => this.containerResolvers(network));
           cni.setRanges(ranges);
           publishUsage();
         });
+        leased = apply;
+        unsubscribe = node.onLease((l) => {
+          lease = l;
+          apply.request();
+        });
       },
       stop: () => {
         unsubscribe?.();
+        leased?.cancel();
         this.parts.conflists?.stop();
       },
     };
