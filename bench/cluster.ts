@@ -114,9 +114,8 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
   // shipped code's. It imports the polyfills first itself.
   const script = join(here, '..', 'bundle', 'bench-cluster-worker.js');
   // The one-node processes (seeds, victims) run with Node's flags and environment (DAEMON_ENV) as
-  // the packaged daemon does;
-  // the processes that host many nodes take Node's defaults (a 4 MiB young generation is sized
-  // for one node, not for 7-25 in one heap). LASHUP_BENCH_WORKER_FLAGS="..." replaces the flags
+  // the packaged daemon does; the processes that host many nodes take Node's defaults (a 4 MiB
+  // young generation is sized for one node, not for 7-25 in one heap). LASHUP_BENCH_WORKER_FLAGS="..." replaces the flags
   // of every process (a developer's tool for trying V8 settings; off in normal runs).
   const flagsOverride = process.env['LASHUP_BENCH_WORKER_FLAGS']?.split(' ').filter((f) => f !== '');
   const flagsOf = (oneNode: boolean): string[] => flagsOverride ?? (oneNode ? [...DAEMON_NODE_FLAGS] : []);
