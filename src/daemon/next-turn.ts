@@ -3,7 +3,7 @@
  * lease runs every component's listener, and the overlay entry the overlay agent publishes in
  * it leaves the process only when that turn ends (gossipsub sends from promise continuations):
  * every other agent's route to this one waited for the listeners' synchronous work. Measured in
- * the e2e benchmark (16 agents): 12-104 ms per lease, mostly the CNI configuration files (written
+ * the e2e benchmark (16 agents): 14-116 ms per lease, mostly the CNI configuration files (written
  * and fsynced: 5-83 ms) and the overlay agent's own devices (which it puts off the same way).
  * Work that reads the current state when it runs loses nothing by running a turn later.
  */

@@ -171,7 +171,7 @@ export class OverlayAgent {
     // The local devices (and the routes) are worked out in a later turn, not this one: the
     // entry's bytes leave the process only when this turn ends (gossipsub sends from promise
     // continuations), and this turn also runs every other component's lease listener. Measured
-    // in the e2e benchmark (16 agents): the lease listeners took 12-104 ms in one turn, this
+    // in the e2e benchmark (16 agents): the lease listeners took 14-116 ms in one turn, this
     // one 5-87 ms of it, all before the entry went out.
     this.localTimer ??= this.options.clock.setTimer(0, () => {
       this.localTimer = undefined;
