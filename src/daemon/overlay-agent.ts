@@ -169,10 +169,9 @@ export class OverlayAgent {
     // `npm run bench -- e2e` (lease -> routes).
     this.publish();
     // The local devices (and the routes) are worked out in a later turn, not this one: the
-    // entry's bytes leave the process only when this turn ends (gossipsub sends from promise
-    // continuations), and this turn also runs every other component's lease listener. Measured
-    // in the e2e benchmark (16 agents): the lease listeners took 14-116 ms in one turn, this
-    // one 5-87 ms of it, all before the entry went out.
+    // entry leaves the process only when this turn ends (next-turn.ts says why and what it
+    // cost); this agent's own device work was 5-87 ms of the turn. A clock timer, not nextTurn,
+    // so that simulated clusters drive it.
     this.localTimer ??= this.options.clock.setTimer(0, () => {
       this.localTimer = undefined;
       this.applyLocal();

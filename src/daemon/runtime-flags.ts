@@ -1,7 +1,7 @@
 /**
- * Node.js flags (and below, environment) the daemon runs with: the packaged `lashup` command passes them (tools/package.mjs
- * writes them into /usr/bin/lashup), and the cluster and end-to-end benchmarks start their
- * daemons with them, so what is measured is what is shipped.
+ * Node.js flags (and below, environment) the daemon runs with: the packaged `lashup` command
+ * passes them (tools/package.mjs writes them into /usr/bin/lashup), and the cluster and
+ * end-to-end benchmarks start their daemons with them, so what is measured is what is shipped.
  *
  * `--max-semi-space-size=4` (MiB): V8's young generation may grow to three semi-spaces of 16 MiB
  * on a 64-bit machine, and once a start-up burst (a cluster forming: every member's join,
