@@ -96,10 +96,11 @@ export interface MembershipConfig {
    */
   gossipToTheDeadMs: number;
   /**
-   * Time between full-state syncs with one random member, in ms, before scaling: above 32
-   * members it is multiplied by ceil(log2(N) - log2(32)) + 1 so the cluster's total sync load
-   * grows slowly. 0 disables periodic syncs (joins still sync). Syncs exchange bucket digests
-   * first, so two agreeing members spend a few hundred bytes. LAN 30,000, WAN 60,000, local 15,000.
+   * Time between full-state syncs with one member (a connected peer when the runtime names some,
+   * else a random member), in ms, before scaling: above 32 members it is multiplied by
+   * ceil(log2(N) - log2(32)) + 1 so the cluster's total sync load grows slowly. 0 disables
+   * periodic syncs (joins still sync). Syncs exchange bucket digests first, so two agreeing
+   * members spend a few hundred bytes. LAN 30,000, WAN 60,000, local 15,000.
    */
   pushPullIntervalMs: number;
   /**

@@ -26,6 +26,8 @@ export interface AddNodeOptions {
   seededWith?: SeedSet;
   /** Encoded metadata. */
   meta?: Uint8Array;
+  /** MembershipOptions.connectedPeers: the hosts this node counts as connected (default none). */
+  connectedPeers?: () => string[];
 }
 
 export type ClusterListener = (node: string, event: MembershipEvent, atMs: number) => void;
@@ -68,6 +70,7 @@ export class SwimCluster {
         streams,
         registry: this.registry,
         ...(options.meta === undefined ? {} : { meta: options.meta }),
+        ...(options.connectedPeers === undefined ? {} : { connectedPeers: options.connectedPeers }),
       });
       node.on((event) => {
         const at = this.sim.nowMs();

@@ -301,6 +301,40 @@ t.test('probeNow: a hint of a lost connection gets a dead member suspected withi
   t.ok(everyoneSees(c, 'n4', 'dead'));
 });
 
+t.test('periodic syncs go to a connected peer when the runtime names some, else to random members', async (t) => {
+  // Only n0 syncs periodically; each sync opens one stream at n0 and one at its partner, so the
+  // partners' stream counts show where n0's syncs went.
+  const syncing = membershipConfig('lan', { pushPullIntervalMs: 10_000 });
+  const quiet = membershipConfig('lan', { pushPullIntervalMs: 0 });
+  const partners = (connected: string[]): Map<string, number> => {
+    const c = new SwimCluster({ seed: 31, config: syncing, link: { latency: { kind: 'uniform', minMs: 0.2, maxMs: 2 }, lossProbability: 0 } });
+    c.addNode('n0', { connectedPeers: () => connected });
+    c.setConfig(quiet);
+    for (let i = 1; i < 8; i++) c.addNode(`n${i}`, { seeds: ['n0'] });
+    c.runFor(20_000);
+    t.ok(c.converged(), 'converged');
+    const before = new Map(c.names().map((n) => [n, c.sim.network.host(n).counters.streamsOpened]));
+    const syncsBefore = c.node('n0').stats.syncsCompleted;
+    c.runFor(300_000);
+    t.ok(c.node('n0').stats.syncsCompleted - syncsBefore >= 20, `n0 synced every 10 s (${c.node('n0').stats.syncsCompleted - syncsBefore} syncs)`);
+    return new Map(
+      c
+        .names()
+        .filter((n) => n !== 'n0')
+        .map((n) => [n, c.sim.network.host(n).counters.streamsOpened - (before.get(n) ?? 0)]),
+    );
+  };
+  const withPeer = partners(['n3']);
+  t.ok((withPeer.get('n3') ?? 0) >= 20, `the connected peer served every sync (${withPeer.get('n3')})`);
+  t.same(
+    [...withPeer].filter(([n, opened]) => n !== 'n3' && opened > 0),
+    [],
+    'no other member was dialled',
+  );
+  const without = partners([]);
+  t.ok([...without.values()].filter((opened) => opened > 0).length >= 4, `random members without connected peers (${JSON.stringify([...without])})`);
+});
+
 t.test('syncs that teach new members are repeated soon (catch-up), and only then', async (t) => {
   // Gossip slowed down so that joins spread mostly by syncs: the catch-up chain is what differs.
   const base = membershipConfig('lan', { gossipIntervalMs: 5000, retransmitMult: 1 });
