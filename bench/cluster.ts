@@ -54,7 +54,7 @@ function loopbackTxBytes(): number {
 
 /**
  * The idle window. A minute, not 10 s: a node's periodic work comes every 30 s (membership
- * push-pull, anti-entropy) and every 60-90 s (a peer rotation), and one process's idle CPU moves
+ * push-pull, anti-entropy) and every 300-450 s (a peer rotation), and one process's idle CPU moves
  * by 2-3x from one 10 s window to the next (collections, those rounds). Ten one-node processes
  * watched for 5 minutes after formation (2026-12-05): 5.3 ms/s each in the 10 s window where
  * this benchmark used to measure, 6-14 ms/s (mean ~9) in the windows after it.

@@ -80,7 +80,7 @@ export interface NodeOptions {
   leaseCheckIntervalMs?: number;
   /** Random peers kept connected (see src/net/peer-set.ts). Default 5. */
   peerDegree?: number;
-  /** Time between replacing one kept peer with another member, ms. Default 60,000. */
+  /** Time between replacing one kept peer with another member, ms. Default 300,000 (see the `peers.rotateIntervalMs` setting). */
   peerRotateIntervalMs?: number;
   /** Inbound keeps accepted from other nodes (essential ones not counted). Default 12. */
   maxInboundPeers?: number;
@@ -262,7 +262,7 @@ export class LashupNode {
         clock,
         rng: rng.fork('peers'),
         degree: options.peerDegree ?? 5,
-        rotateIntervalMs: options.peerRotateIntervalMs ?? 60_000,
+        rotateIntervalMs: options.peerRotateIntervalMs ?? 300_000,
         retryBackoffMs: 10_000,
         logger: componentLogger(logger, 'peers'),
         // The first peers of a starting node: one repair pulls the cluster's state and pushes the
