@@ -1087,8 +1087,10 @@ export class Membership {
    * The periodic sync goes to a connected peer when the runtime names some, like the catch-up
    * sync: a sync is the whole member table either way, and the kept peers are random members that
    * rotate, so the syncs still mix the cluster, while a random member meant a handshake and a
-   * connection to close again for every sync (a 7-node process spent about 15 % of its idle CPU
-   * on them). A random member otherwise, as memberlist does.
+   * connection to close again for every sync (a 7-node cluster in one process: 21.3 ms/s idle
+   * with them, 18.5 without, runs spread +-2; the 60-node cluster bench: 0.308 -> 0.287 % idle
+   * CPU and 347 -> 313 B/s per node, three runs each). A random member otherwise, as memberlist
+   * does.
    */
   private pushPullTick(): void {
     if (this.lifecycle !== 'running') return;
