@@ -1095,6 +1095,11 @@ export class Membership {
   private pushPullTick(): void {
     if (this.lifecycle !== 'running') return;
     this.pushPullTimer = this.clock.setTimer(this.pushPullIntervalMs(), () => this.pushPullTick());
+    this.syncConnectedOrRandom();
+  }
+
+  /** One sync with a connected peer when the runtime names some, else with a random alive member. */
+  private syncConnectedOrRandom(): void {
     const connected = this.connectedPeers();
     if (connected.length > 0) this.sync(this.rng.pick(connected), false, () => undefined);
     else this.pushPullOnce();
@@ -1122,9 +1127,7 @@ export class Membership {
     this.catchUpTimer = this.clock.setTimer(Math.floor(interval * (0.5 + this.rng.next())), () => {
       this.catchUpTimer = undefined;
       if (this.lifecycle !== 'running') return;
-      const connected = this.connectedPeers();
-      if (connected.length > 0) this.sync(this.rng.pick(connected), false, () => undefined);
-      else this.pushPullOnce();
+      this.syncConnectedOrRandom();
     });
   }
 
