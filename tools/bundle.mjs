@@ -19,6 +19,7 @@ import { build } from 'esbuild';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ordinalComparePlugin } from './ordinal-compare.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Chunk names carry content hashes: clear the last build's.
@@ -42,5 +43,7 @@ await build({
   sourcemap: 'linked',
   external: ['netlink', 'msgpackr-extract'],
   banner: { js: "import { createRequire as __lashupCreateRequire } from 'node:module'; const require = __lashupCreateRequire(import.meta.url);" },
+  // Dependencies' stable-order sorts without ICU's collator (about 2 MiB resident per daemon).
+  plugins: [ordinalComparePlugin],
   logLevel: 'warning',
 });
