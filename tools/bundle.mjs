@@ -45,5 +45,12 @@ await build({
   banner: { js: "import { createRequire as __lashupCreateRequire } from 'node:module'; const require = __lashupCreateRequire(import.meta.url);" },
   // Dependencies' stable-order sorts without ICU's collator (about 2 MiB resident per daemon).
   plugins: [ordinalComparePlugin],
+  // Whitespace and syntax minified, names kept (stack frames still name their functions): V8 keeps
+  // each module's source in the heap for lazy compilation, and the chunks shrank from 3.0 to
+  // 2.0 MB, 1.6 MiB less resident once loaded (the cluster worker's import, 6 runs each: 55.4 vs
+  // 57.0 MiB; its CPU 103 vs 106 ms, within noise). Positions in a stack trace are then columns of
+  // one long line: run with NODE_OPTIONS=--enable-source-maps beside the build's .map files.
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
 });

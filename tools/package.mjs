@@ -52,8 +52,9 @@ const file = (path, text, mode = 0o644) => {
   chmodSync(at(path), mode);
 };
 
-// The bundle: every entry and chunk but the cluster benchmark's worker; no source maps (a third
-// of the size, and stack traces name bundle lines either way).
+// The bundle: every entry and chunk but the cluster benchmark's worker; no source maps (most of the
+// size; stack traces name bundled functions and chunk columns either way, and the same version's
+// build has the maps).
 dir('usr/lib/lashup');
 for (const name of readdirSync(bundle)) {
   if (!name.endsWith('.js') || name.startsWith('bench-')) continue;
