@@ -15,18 +15,21 @@
  * How: in every dependency file that calls `<receiver>.localeCompare(`, the call becomes
  * `__lashupOrdinalCompare(<receiver>, ` (the argument and the closing parenthesis stay), and the
  * helper is declared at the end of the file (a hoisted function: callable anywhere in the file,
- * and the file's directives and line numbers stay as they were). Receivers are a name followed by `.name` and `()`
- * steps (`a`, `a.multiaddr.toString()`), which covers every call in today's dependencies; a call
- * this does not rewrite fails the build, naming the file, so a dependency update cannot bring the
- * collator back unnoticed. lashup's own code does not call `localeCompare` (test/e2e/bundle.test.ts
- * checks the whole bundle).
+ * and the file's directives and line numbers stay as they were). A receiver is a whole chain of
+ * names, `.name` and `()` steps (`a`, `a.multiaddr.toString()`), which covers every call in
+ * today's dependencies; the chain must not continue something before it (`x[0].a`, `f(y).a`,
+ * `new X().a`: rewriting its tail alone would change what the code means). A call this does not
+ * rewrite fails the build, naming the file, so a dependency update cannot bring the collator back
+ * unnoticed. lashup's own code does not call `localeCompare`
+ * (test/unit/tooling/ordinal-compare.test.ts checks the whole bundle).
  */
 import { readFile } from 'node:fs/promises';
 
 /** Name of the helper each rewritten file defines. */
 export const ORDINAL_COMPARE = '__lashupOrdinalCompare';
 
-const CALL = /((?:[A-Za-z_$][\w$]*)(?:\.[A-Za-z_$][\w$]*|\(\))*)\.localeCompare\(/g;
+// Not inside a name, not after a `.` (the tail of a longer chain), not after `new` (`new X().a` is `(new X()).a`).
+const CALL = /(?<![\w$])(?<!\.\s*)(?<!\bnew\s+)((?:[A-Za-z_$][\w$]*)(?:\.[A-Za-z_$][\w$]*|\(\))*)\.localeCompare\(/g;
 
 /**
  * `source` with its `localeCompare` calls rewritten, or undefined when it has none. Throws when
