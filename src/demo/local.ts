@@ -70,7 +70,7 @@ export async function runLocalDemo(options: LocalDemoOptions): Promise<number> {
       await new Promise((r) => setTimeout(r, 100));
     }
     options.out(`converged in ${((Date.now() - started) / 1000).toFixed(1)} s\n\nmembers (seen by m1):\n`);
-    for (const m of first.node.membership.members().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) options.out(`  ${m.name.padEnd(4)} ${m.state}\n`);
+    for (const m of first.node.membership.members()) options.out(`  ${m.name.padEnd(4)} ${m.state}\n`);
     options.out('\nallocations:\n');
     for (const a of agents)
       options.out(`  ${a.config.name.padEnd(4)} dcos ${a.lease?.networks['dcos']?.subnet}  dcos6 ${a.lease?.networks['dcos6']?.subnet6}  vtep ${a.lease?.vtepIp} ${a.lease?.vtepMac}\n`);
