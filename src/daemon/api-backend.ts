@@ -199,6 +199,7 @@ export function createApiBackend(d: ApiDaemonView, nowWallMs: () => number = Dat
         udp: d.node.udp?.stats,
         libp2p: d.node.libp2p.stats,
         kv: d.node.kv.stats,
+        kv_journal: d.node.persistence.stats,
         anti_entropy: d.node.antiEntropy.stats,
         peers: d.node.peers.stats,
         node: d.node.stats,

@@ -128,6 +128,15 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     repairsApplied: counter('Anti-entropy repairs applied to the store.'),
     subscriptionEvents: counter('Change events delivered to store subscribers.'),
   },
+  kv_journal: {
+    recordsAppended: counter("Records appended to the store's journal (this node's changes and those it received)."),
+    bytesWritten: counter("Bytes written to the store's journal."),
+    fsyncs: counter("fsyncs of the store's journal that completed."),
+    fsyncMsTotal: counter("Time the journal's fsyncs took, summed (run off the event loop; divided by fsyncs, the mean).", { ms: true, name: 'fsync_time_ms' }),
+    fsyncMsMax: gauge("The longest fsync of the store's journal since start (a slow or failing disk).", { ms: true, name: 'fsync_max_ms' }),
+    snapshots: counter('Snapshots of the store written (the journal compacted).'),
+    writeErrors: counter("Journal appends, fsyncs and snapshots that failed (their records are kept and written again; see the daemon's log)."),
+  },
   anti_entropy: {
     roundsStarted: counter('Anti-entropy rounds started.'),
     roundsEqual: counter('Anti-entropy rounds that found both stores equal.'),

@@ -4,7 +4,10 @@
  * (`MemoryFs`), which is how "a process killed between any two writes" is tested.
  *
  * Synchronous on purpose: writes are small and batched by group commit, and a synchronous
- * append-then-fsync has no window where a later write overtakes an earlier one.
+ * append has no window where a later write overtakes an earlier one. The one exception is
+ * `fsyncInBackground`: an fsync only waits for the disk, and on a busy disk that is 5-80 ms, so
+ * the kv journal's group commit runs it off the event loop (its order needs nothing more: an
+ * fsync covers every write made before it was called).
  */
 import * as fs from 'node:fs';
 import { StorageError } from './errors.js';
@@ -23,6 +26,12 @@ export interface StorageFs {
   truncate(path: string, length: number): void;
   /** Makes the file's content durable. */
   fsync(path: string): void;
+  /**
+   * Makes the file's content durable without blocking the caller: `done` runs once every byte
+   * written to the file before the call is durable, or with the error (LASHUP_ERR_STORAGE). It
+   * may run before this returns.
+   */
+  fsyncInBackground(path: string, done: (err: StorageError | undefined) => void): void;
   /** Makes the directory's entries (creations, renames, removals) durable. */
   fsyncDir(dir: string): void;
   rename(from: string, to: string): void;
@@ -34,7 +43,7 @@ function storageError(op: string, path: string, err: unknown): StorageError {
   return new StorageError(`${op} ${path} failed: ${code} (${err instanceof Error ? err.message : String(err)})`, { op, path, errno: code }, { cause: err });
 }
 
-/** The real file system (node:fs, synchronous). Errors become LASHUP_ERR_STORAGE. */
+/** The real file system (node:fs; synchronous but for fsyncInBackground). Errors become LASHUP_ERR_STORAGE. */
 export class NodeFs implements StorageFs {
   mkdirp(dir: string, mode = 0o700): void {
     try {
@@ -87,6 +96,20 @@ export class NodeFs implements StorageFs {
 
   fsync(path: string): void {
     this.syncPath(path, 'r+');
+  }
+
+  fsyncInBackground(path: string, done: (err: StorageError | undefined) => void): void {
+    // open, fsync and close each run on libuv's thread pool; the event loop only sees the
+    // callbacks. A file opened anew is enough: fsync flushes the file, not the descriptor.
+    fs.open(path, 'r+', (openErr, fd) => {
+      if (openErr !== null) {
+        done(storageError('fsync', path, openErr));
+        return;
+      }
+      fs.fsync(fd, (syncErr) => {
+        fs.close(fd, () => done(syncErr === null ? undefined : storageError('fsync', path, syncErr)));
+      });
+    });
   }
 
   fsyncDir(dir: string): void {

@@ -3,6 +3,8 @@
  * can crash it: `crash(rng)` keeps each file's fsynced bytes plus a random prefix of what was
  * written after (a torn write, sometimes with garbage at the tear), and forgets directory
  * changes (creations, renames, removals) not yet made durable by fsyncDir, each with some chance.
+ * Background fsyncs complete at once unless `deferSyncs` is set; then they wait for
+ * `completeSyncs()` (a slow disk), and a crash or kill forgets them (their callbacks never run).
  * Paths are plain strings ("dir/name"); directories are implied by the files in them.
  */
 import { concatBytes, type Rng } from '../common/index.js';
@@ -32,6 +34,11 @@ export class MemoryFs implements StorageFs {
   failWriteAt: number | undefined;
   /** While set, every write fails with this errno (an immutable directory, a full disk). */
   failAllWrites: string | undefined;
+  /** While set, background fsyncs wait for completeSyncs() instead of completing at once. */
+  deferSyncs = false;
+  /** When set, the next background fsync to complete fails with EIO (then it is cleared). */
+  failNextSync = false;
+  private pendingSyncs: { path: string; file: FileNode; data: Uint8Array; done: (err: StorageError | undefined) => void }[] = [];
 
   mkdirp(): void {
     // Directories are implied.
@@ -80,6 +87,42 @@ export class MemoryFs implements StorageFs {
     if (file !== undefined) file.durable = file.data.slice();
   }
 
+  fsyncInBackground(path: string, done: (err: StorageError | undefined) => void): void {
+    const file = this.files.get(path);
+    if (file === undefined) {
+      done(new StorageError(`fsync ${path} failed: ENOENT`, { op: 'fsync', path, errno: 'ENOENT' }));
+      return;
+    }
+    // What the fsync covers is what was written before it was asked for.
+    this.pendingSyncs.push({ path, file, data: file.data.slice(), done });
+    if (!this.deferSyncs) this.completeSyncs();
+  }
+
+  /** Completes the background fsyncs asked for so far, in order; returns how many. */
+  completeSyncs(): number {
+    const syncs = this.pendingSyncs;
+    this.pendingSyncs = [];
+    for (const sync of syncs) {
+      if (this.failNextSync) {
+        this.failNextSync = false;
+        sync.done(new StorageError(`fsync ${sync.path} failed: EIO (injected)`, { op: 'fsync', path: sync.path, errno: 'EIO' }));
+        continue;
+      }
+      // Only bytes the file still begins with become durable (a file truncated since keeps its
+      // own durable bytes), and never fewer than an fsync made durable since.
+      const current = sync.file.data;
+      const prefix = current.length >= sync.data.length && sync.data.every((b, i) => b === current[i]);
+      if (prefix && sync.file.durable.length < sync.data.length) sync.file.durable = sync.data;
+      sync.done(undefined);
+    }
+    return syncs.length;
+  }
+
+  /** Background fsyncs asked for and not completed. */
+  get syncsPending(): number {
+    return this.pendingSyncs.length;
+  }
+
   fsyncDir(dir: string): void {
     for (const path of [...this.durableEntries.keys()]) if (dirOf(path) === dir && !this.files.has(path)) this.durableEntries.delete(path);
     for (const [path, file] of this.files) if (dirOf(path) === dir) this.durableEntries.set(path, file);
@@ -125,11 +168,13 @@ export class MemoryFs implements StorageFs {
     }
     this.files = entries;
     this.durableEntries = new Map(entries);
+    this.pendingSyncs = [];
   }
 
   /** A process kill without power loss: everything written stays (the kernel has it). */
   kill(): void {
     for (const file of this.files.values()) file.durable = file.data.slice();
     this.durableEntries = new Map(this.files);
+    this.pendingSyncs = [];
   }
 }

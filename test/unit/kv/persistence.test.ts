@@ -155,9 +155,12 @@ t.test('killed or powered off between any two writes: nothing reported durable i
       fc.integer({ min: 1, max: 120 }),
       fc.constantFrom<FsyncPolicy['mode']>('always', 'interval'),
       fc.boolean(),
-      (seed, operations, mode, powerLoss) => {
+      fc.boolean(),
+      (seed, operations, mode, powerLoss, slowDisk) => {
         const rng = new SeededRng(seed);
         const fs = new MemoryFs();
+        // A slow disk: background fsyncs end at random moments, or never before the crash.
+        fs.deferSyncs = slowDisk;
         const scheduler = new Scheduler();
         const durable = new Map<string, number>();
         let node = boot(fs, scheduler, { fsync: { mode, intervalMs: 10 }, compactAfterBytes: 3000 });
@@ -167,6 +170,7 @@ t.test('killed or powered off between any two writes: nothing reported durable i
           const seq = write(node.store, key, field, i);
           node.store.whenDurable(seq, () => durable.set(`${key}/${field}`, i));
           scheduler.runFor(rng.int(15));
+          if (slowDisk && rng.chance(0.4)) fs.completeSyncs();
           if (rng.chance(0.05)) {
             // Crash now, then start again from the disk.
             node.clock.cancelAll();
@@ -196,6 +200,68 @@ t.test('killed or powered off between any two writes: nothing reported durable i
   t.ok(crashes > 100, `${crashes} crashes survived`);
 });
 
+t.test('a slow disk: the fsync runs in the background, and what is written meanwhile waits for the next one', async (t) => {
+  const fs = new MemoryFs();
+  fs.deferSyncs = true;
+  const scheduler = new Scheduler();
+  const a = boot(fs, scheduler, { fsync: { mode: 'interval', intervalMs: 10 } });
+  const done: string[] = [];
+  a.store.whenDurable(write(a.store, 'k', 'first', 1), () => done.push('first'));
+  scheduler.runFor(10);
+  t.equal(fs.syncsPending, 1, 'the group commit wrote and started an fsync');
+  t.same(done, [], 'not durable while the fsync runs');
+  a.store.whenDurable(write(a.store, 'k', 'second', 2), () => done.push('second'));
+  scheduler.runFor(10);
+  t.equal(fs.syncsPending, 1, 'written, but no second fsync while one runs');
+  fs.completeSyncs();
+  t.same(done, ['first'], 'the first fsync covers only what was written before it began');
+  t.equal(fs.syncsPending, 1, 'its end started the next one');
+  fs.completeSyncs();
+  t.same(done, ['first', 'second']);
+  t.equal(a.persistence.stats.fsyncs, 2);
+  t.equal(fs.syncsPending, 0);
+
+  // A crash while an fsync runs loses what it covered only if it was not yet durable.
+  a.store.whenDurable(write(a.store, 'k', 'third', 3), () => done.push('third'));
+  scheduler.runFor(10);
+  a.clock.cancelAll();
+  fs.crash(new SeededRng(7));
+  const b = boot(fs, scheduler);
+  t.same([b.store.get('k')?.['first'], b.store.get('k')?.['second']], [1, 2], 'the durable records survived');
+  t.same(done, ['first', 'second'], 'the third was never called durable');
+
+  // close() does not wait for the background: it fsyncs what is left before returning.
+  let closed = false;
+  b.store.whenDurable(write(b.store, 'k', 'fourth', 4), () => (closed = true));
+  scheduler.runFor(10);
+  t.notOk(closed);
+  b.persistence.close();
+  t.ok(closed, 'durable once close returns');
+  fs.crash(new SeededRng(8));
+  t.equal(boot(fs, scheduler).store.get('k')?.['fourth'], 4);
+});
+
+t.test('a failed background fsync: its records are written again, and durable only after an fsync that succeeds', async (t) => {
+  const fs = new MemoryFs();
+  const scheduler = new Scheduler();
+  const a = boot(fs, scheduler, { fsync: { mode: 'interval', intervalMs: 10 } });
+  const path = 'data/kv/log-000000000';
+  let durable = false;
+  fs.failNextSync = true;
+  a.store.whenDurable(write(a.store, 'k', 'f', 1), () => (durable = true));
+  scheduler.runFor(10);
+  const written = (fs.read(path) as Uint8Array).length;
+  t.notOk(durable, 'not durable after a failed fsync');
+  t.equal(a.persistence.stats.writeErrors, 1);
+  t.equal(a.persistence.stats.fsyncs, 0);
+  scheduler.runFor(200);
+  t.ok(durable, 'durable after the retry');
+  t.equal((fs.read(path) as Uint8Array).length, 2 * written, 'the records were appended again');
+  fs.crash(new SeededRng(3));
+  const b = boot(fs, scheduler);
+  t.same(b.store.get('k'), { f: 1 }, 'replaying the record twice is harmless');
+});
+
 t.test('the real file system', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lashup-kv-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -213,6 +279,10 @@ t.test('the real file system', async (t) => {
   t.throws(() => fs.read(join(dir, 'kv')), { code: 'LASHUP_ERR_STORAGE' }, 'reading a directory as a file');
   t.throws(() => fs.list(join(dir, 'missing')), { code: 'LASHUP_ERR_STORAGE' });
   t.equal(fs.read(join(dir, 'nothing')), undefined);
+  const synced = await new Promise<unknown>((resolve) => fs.fsyncInBackground(join(dir, 'kv', 'log-000000001'), resolve));
+  t.equal(synced, undefined, 'a background fsync of a file ends without error');
+  const missing = await new Promise<unknown>((resolve) => fs.fsyncInBackground(join(dir, 'missing'), resolve));
+  t.match(missing, { code: 'LASHUP_ERR_STORAGE', details: { op: 'fsync', errno: 'ENOENT' } }, 'a missing file: a storage error naming the operation and errno');
 });
 
 t.test('group commit: changes from other replicas wait remoteIntervalMs; a local update brings them forward', async (t) => {

@@ -64,6 +64,11 @@ const CASES: Record<string, Case[]> = {
     { series: { [`lashup_dataplane_converged{${I}}`]: '0x15' }, evalTime: '12m', fires: [at('')] },
     { series: { [`lashup_dataplane_converged{${I}}`]: '0 0 0 1x12' }, evalTime: '12m', fires: [] },
   ],
+  LashupStoreJournalFailing: [
+    { series: { [`lashup_kv_journal_write_errors_total{${I}}`]: '0+1x20' }, evalTime: '12m', fires: [at('')], value: '10' },
+    // One failed write, retried and gone: no alert.
+    { series: { [`lashup_kv_journal_write_errors_total{${I}}`]: '0 1x20' }, evalTime: '12m', fires: [] },
+  ],
   LashupDataplaneApplyFailures: [
     { series: { [`lashup_dataplane_failed_applies_total{${I}}`]: '0+1x10', [`lashup_dataplane_converged{${I}}`]: '0x10' }, evalTime: '8m', fires: [at('')] },
     // Failures that the next apply corrected: converged again.
