@@ -150,7 +150,17 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     // took 71.7 s that way).
     const killed = new Set<string>();
     let falseFailures = 0;
-    for (const w of all) w.onEvent((e) => void (e.evt === 'member' && e.type === 'failed' && !killed.has(e.member as string) && falseFailures++));
+    /** Debug: member -> [first failed event's time since start, observers]. */
+    const falselyFailed = new Map<string, [number, number]>();
+    for (const w of all) {
+      w.onEvent((e) => {
+        if (e.evt !== 'member' || e.type !== 'failed' || killed.has(e.member as string)) return;
+        falseFailures++;
+        const seen = falselyFailed.get(e.member as string);
+        if (seen === undefined) falselyFailed.set(e.member as string, [Date.now() - started, 1]);
+        else seen[1]++;
+      });
+    }
     const main = all.slice(0, processes);
     const seedWorkers = all.slice(processes, processes + seedCount);
     const first = seedWorkers[0] as WorkerHandle;
@@ -255,6 +265,10 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     }
     const formationMs = Date.now() - started;
     const falseFailuresInFormation = falseFailures;
+    if (process.env['LASHUP_BENCH_DEBUG'] === '1' && falselyFailed.size > 0) {
+      const host = (name: string): number => all.findIndex((w) => (placement.get(w) ?? []).includes(name));
+      log(`nodes=${nodes}: falsely failed in formation (member, first at ms, observers, process): ${JSON.stringify([...falselyFailed].map(([m, [at, n]]) => [m, at, n, host(m)]))}`);
+    }
     if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
       // What the formation cost, summed over the nodes: dials and their failures, keeps, rounds.
       const field = (n: unknown, path: string[]): number => {
