@@ -303,7 +303,12 @@ export class KvPersistence implements Journal {
    */
   flush(): void {
     this.writeBuffered(this.policy.mode === 'always');
-    if ((this.logBytes >= this.compactAfterBytes || this.compactPending) && this.snapshotSource !== undefined && !this.closed) this.compact();
+    if (!this.closed) this.compactIfDue();
+  }
+
+  /** Compacts when the log has outgrown compactAfterBytes or the newest snapshot was unusable. */
+  private compactIfDue(): void {
+    if ((this.logBytes >= this.compactAfterBytes || this.compactPending) && this.snapshotSource !== undefined) this.compact();
   }
 
   private writeBuffered(syncNow: boolean): void {
@@ -459,7 +464,7 @@ export class KvPersistence implements Journal {
   /** Writes and fsyncs what is left (before returning, in every mode but `never`) and stops; later appends are ignored. */
   close(): void {
     this.writeBuffered(true);
-    if ((this.logBytes >= this.compactAfterBytes || this.compactPending) && this.snapshotSource !== undefined) this.compact();
+    this.compactIfDue();
     this.closed = true;
     this.timer?.cancel();
   }
