@@ -6,7 +6,6 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,19 +13,9 @@ import t from 'tap';
 import { generateClusterKey } from '../../src/net/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
 import { eventually } from '../helpers/netns.js';
+import { freePort } from '../helpers/ports.js';
 
 const bundle = fileURLToPath(new URL('../../dist/bundle/lashup.js', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {

@@ -14,19 +14,11 @@ import { FakeKernel } from '../../src/dataplane/index.js';
 import { ComponentStartError, Daemon, parseConfig, type DaemonConfig } from '../../src/daemon/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { FakeNft } from '../../src/testing/index.js';
+import { freePort } from '../helpers/ports.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-components-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const key = generateClusterKey();
-
-/** A TCP port free right now (bound, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function tcpFree(port: number): Promise<boolean> {
   const server: Server = createServer();

@@ -17,6 +17,7 @@ import { FakeNft } from '../../src/testing/index.js';
 import { eventually } from '../helpers/netns.js';
 import { until } from '../helpers/until.js';
 import { localDaemonConfig } from '../helpers/daemon-config.js';
+import { freePort } from '../helpers/ports.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lashup-daemon-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -405,7 +406,7 @@ t.test('CLI usage errors, help, keygen, config reference, unreachable daemon', a
 });
 
 t.test('lashup run runs a daemon until it is asked to leave', async (t) => {
-  const port = 40_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const file = join(dir, 'solo.json');
   writeFileSync(
     file,
