@@ -24,6 +24,8 @@ export interface KvClusterOptions {
   fsync?: FsyncPolicy;
   /** Push deltas to every other replica (default true); false leaves everything to anti-entropy. */
   push?: boolean;
+  /** The replicas a replica's anti-entropy picks among (default: every other replica), for a sparse graph like the daemon's kept peers. */
+  peersOf?: (name: string) => string[];
 }
 
 export class KvCluster {
@@ -85,7 +87,9 @@ export class KvCluster {
       journal?.setSnapshotSource(() => store.entries());
       packets.onPacket((packet) => store.receive(packet.data, packet.from));
       streams.handle(PUSH_PROTOCOL, (stream) => stream.onMessage((m) => store.receive(m.data, stream.remoteAddress)));
-      const ae = new AntiEntropy({ store, streams, clock: host.clock, rng: host.rng.fork('anti-entropy'), peers: others });
+      const peersOf = this.options.peersOf;
+      const aePeers = peersOf === undefined ? others : (): string[] => peersOf(name);
+      const ae = new AntiEntropy({ store, streams, clock: host.clock, rng: host.rng.fork('anti-entropy'), peers: aePeers });
       ae.start();
       this.stores.set(name, store);
       this.antiEntropy.set(name, ae);

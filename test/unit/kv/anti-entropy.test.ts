@@ -208,3 +208,39 @@ t.test('failed rounds are retried soon, three times in a row at most, then the i
   c.runFor(40_000);
   t.ok(ae.stats.roundsEqual + ae.stats.roundsRepaired >= 1, 'a later round succeeded');
 });
+
+t.test('periodic rounds visit every peer before any twice', async (t) => {
+  const c = new KvCluster({ seed: 21, push: false, persist: false, kv: { antiEntropyIntervalMs: 10_000, antiEntropyCatchUpIntervalMs: 0 } });
+  const names = ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'];
+  for (const name of names) c.addReplica(name);
+  const ae = c.ae('r0');
+  const visited: string[] = [];
+  const round = ae.round.bind(ae);
+  ae.round = (peer, done) => {
+    visited.push(peer);
+    round(peer, done);
+  };
+  // Rounds every 7.5-12.5 s (jittered): at least 10 in 130 s.
+  c.runFor(130_000);
+  t.ok(visited.length >= 10, `${visited.length} rounds`);
+  t.same(new Set(visited.slice(0, 5)).size, 5, `the first five rounds went to five peers: ${visited.slice(0, 5).join(' ')}`);
+  t.same(new Set(visited.slice(5, 10)).size, 5, `and the next five too: ${visited.slice(5, 10).join(' ')}`);
+});
+
+t.test('what a node learns by anti-entropy reaches each of its peers in its quick rounds', async (t) => {
+  // A sparse graph like the daemon's kept peers: a's anti-entropy picks among its seven peers;
+  // x's only peer is a, and x's own rounds (at a 600 s interval) are not due. Past bug: a's
+  // quick rounds after a difference went to three random peers, so x often waited for the
+  // next periodic round (28 s in a 60-node formation) for a key a learned from b.
+  const graph: Record<string, string[]> = { a: ['b', 'c', 'd', 'e', 'f', 'g', 'x'], x: ['a'] };
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    const c = new KvCluster({ seed, push: false, persist: false, kv: { antiEntropyIntervalMs: 600_000, antiEntropyCatchUpIntervalMs: 1000 }, peersOf: (n) => graph[n] ?? ['a'] });
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'x']) c.addReplica(name);
+    const b = c.store('b');
+    b.update('agent/b', (m) => m.lww('ip').write(b.marker(), '10.0.0.2'));
+    c.ae('a').round('b');
+    // Seven quick rounds, each 0.5-1.5 s after the last: all within 15 s.
+    c.runFor(15_000);
+    t.ok(c.store('x').has('agent/b'), `seed ${seed}: x holds b's key ${c.ae('a').stats.roundsStarted} rounds later`);
+  }
+});
