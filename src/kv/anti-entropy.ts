@@ -94,8 +94,8 @@ function deltaFor(state: ORMap, context: CausalContext | undefined, live: Causal
  * miss a write (all its peers agreed with it when it asked) waited a full interval or more: 60
  * replicas took 44 s to hold every key where the epidemic itself took 12 s. With three rounds
  * with random peers, a node that learned a key by a repair told about half of its five peers
- * on average; one 60-node formation waited 28 s for the next periodic round to bring the last
- * node its missing key.
+ * on average (likely, not traced: why one 60-node formation left one node without one key for
+ * 28 s, until a periodic round).
  */
 const CATCH_UP_EQUAL_ROUNDS = 3;
 
