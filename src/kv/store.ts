@@ -95,6 +95,11 @@ export interface KvStoreOptions {
    * published it (wall clocks of two nodes: skew included, negative values clamped to 0).
    */
   observePropagationMs?: (delayMs: number) => void;
+  /**
+   * Told when a refused remote write is held for a later `readmit` (see MAX_HELD_REFUSED): the
+   * owner checks held writes again only while some are held, instead of polling an empty list.
+   */
+  onRefusalHeld?: () => void;
 }
 
 export interface UpdateResult {
@@ -178,6 +183,7 @@ export class KvStore {
   private readonly clock: Clock;
   private readonly publish: ((message: Uint8Array) => void) | undefined;
   private readonly observePropagationMs: ((delayMs: number) => void) | undefined;
+  private readonly onRefusalHeld: (() => void) | undefined;
   private readonly journal: Journal | undefined;
   private readonly logger: Logger | undefined;
   private readonly states = new Map<string, KeyState>();
@@ -205,6 +211,7 @@ export class KvStore {
     this.clock = options.clock;
     this.publish = options.publish;
     this.observePropagationMs = options.observePropagationMs;
+    this.onRefusalHeld = options.onRefusalHeld;
     this.journal = options.journal;
     this.logger = options.logger;
     for (const [key, crdt] of options.initial ?? []) this.addKey(key, newKeyState(key, crdt, encodeCrdt(crdt).byteLength));
@@ -425,6 +432,7 @@ export class KvStore {
     this.stats.writesRefused++;
     if (this.held.length >= MAX_HELD_REFUSED) this.held.shift();
     this.held.push({ key, crdt, bytes });
+    this.onRefusalHeld?.();
     const now = this.clock.nowMs();
     if (now - this.lastRefusalLogMs >= 10_000) {
       this.lastRefusalLogMs = now;

@@ -3,11 +3,11 @@ import { Scheduler } from '../../../src/sim/index.js';
 import { KvStore, kvConfig, type FieldChange, type KvAdmission } from '../../../src/kv/index.js';
 import { CausalContext } from '../../../src/crdt/index.js';
 
-function pair() {
+function pair(onRefusalHeld?: () => void) {
   const scheduler = new Scheduler({ epochMs: 1_700_000_000_000 });
   const toB: Uint8Array[] = [];
   const a = new KvStore({ actor: 'a', clock: scheduler.clock(), config: kvConfig(), publish: (m) => toB.push(m) });
-  const b = new KvStore({ actor: 'b', clock: scheduler.clock(), config: kvConfig() });
+  const b = new KvStore({ actor: 'b', clock: scheduler.clock(), config: kvConfig(), ...(onRefusalHeld === undefined ? {} : { onRefusalHeld }) });
   const deliver = (): void => {
     for (const m of toB.splice(0)) b.receive(m, 'a');
     scheduler.runFor(1);
@@ -53,6 +53,24 @@ t.test('remote writes to guarded keys go through the admission check; refused on
   t.equal(b.heldRefused, 0);
   b.setAdmission(undefined);
   t.equal(b.readmit(), 0, 'nothing held: nothing to do');
+});
+
+t.test('the owner is told each time a refused write is held (it checks again only while some are held)', async (t) => {
+  let told = 0;
+  const { a, b, deliver } = pair(() => told++);
+  const check = admission();
+  b.setAdmission(check);
+  a.update('rows/x', (m) => m.lww('free').write(a.marker(), 1));
+  deliver();
+  t.equal(told, 0, 'an accepted write holds nothing');
+  a.update('rows/x', (m) => m.lww('owned').write(a.marker(), 'mine'));
+  deliver();
+  t.equal(told, 1, 'a refused write is held and told');
+  t.equal(b.readmit(), 0);
+  t.equal(told, 2, 'refused again on readmission: held and told again');
+  check.locked = false;
+  t.equal(b.readmit(), 1);
+  t.equal(told, 2, 'applied on readmission: nothing held, nothing told');
 });
 
 t.test('anti-entropy repairs are checked too, and a refused repair merges no context', async (t) => {
