@@ -134,7 +134,6 @@ export class DnsServer {
   private async bind(host: string, port: number): Promise<{ udp: Socket; tcp: Server }> {
     const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     socket.on('message', (msg, rinfo) => void this.onUdp(socket, msg, rinfo));
-    socket.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS UDP socket error'));
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
@@ -147,8 +146,12 @@ export class DnsServer {
       socket.close();
       throw err;
     }
+    // Only once bound: a bind that fails is the caller's to report. Attached before the bind, this
+    // warned at every failed bind as well, and a bridge gateway not yet addressed is retried every
+    // second: each agent's start logged a warning per gateway per retry for an expected wait
+    // that the daemon reports once, at info.
+    socket.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS UDP socket error'));
     const server = createServer((client) => this.onTcp(client));
-    server.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS TCP server error'));
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -161,6 +164,7 @@ export class DnsServer {
       socket.close();
       throw err;
     }
+    server.on('error', (err) => this.options.logger?.warn({ err: err.message }, 'DNS TCP server error'));
     return { udp: socket, tcp: server };
   }
 

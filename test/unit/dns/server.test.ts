@@ -2,6 +2,7 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import * as packet from 'dns-packet';
+import { createLogger, type Logger } from '../../../src/log/index.js';
 import { DnsServer, TaskCatalog, dnsLabel, inZone, parseTaskName, plainQuestionKey } from '../../../src/dns/index.js';
 
 const ZONE = 'dcos.thisdcos.directory';
@@ -55,8 +56,18 @@ t.test('the catalog: several tasks per name, autoip falls back to the agent, dow
   t.equal(c.size, 3);
 });
 
-async function serve(t: Test, upstreams: string[] = []): Promise<DnsServer> {
-  const server = new DnsServer({ listen: ['127.0.0.1'], port: 0, zone: ZONE, ttlSeconds: 5, catalog: catalog(), down: () => false, upstreams, upstreamTimeoutMs: 300 });
+async function serve(t: Test, upstreams: string[] = [], logger?: Logger): Promise<DnsServer> {
+  const server = new DnsServer({
+    listen: ['127.0.0.1'],
+    port: 0,
+    zone: ZONE,
+    ttlSeconds: 5,
+    catalog: catalog(),
+    down: () => false,
+    upstreams,
+    upstreamTimeoutMs: 300,
+    ...(logger === undefined ? {} : { logger }),
+  });
   await server.listen();
   t.teardown(() => server.close());
   return server;
@@ -176,7 +187,9 @@ t.test('names outside the zone go upstream; SERVFAIL when no upstream answers', 
 });
 
 t.test('extra addresses (bridge gateways) come and go on the same port; those that cannot be bound yet are returned', async (t) => {
-  const server = await serve(t);
+  const lines: { level: number; msg: string }[] = [];
+  const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) } });
+  const server = await serve(t, [], logger);
   // 127.0.0.2 is on the loopback device of every Linux host; 192.0.2.1 (TEST-NET-1) on none of this machine's.
   const failed = await server.setExtraListen(['127.0.0.2', '192.0.2.1', '127.0.0.1']);
   t.same(
@@ -185,6 +198,12 @@ t.test('extra addresses (bridge gateways) come and go on the same port; those th
     'an address the host does not have is returned, to be retried',
   );
   t.match(failed[0]?.error, /EADDRNOTAVAIL/);
+  t.same(await server.setExtraListen(['127.0.0.2', '192.0.2.1']).then((f) => f.map((x) => x.host)), ['192.0.2.1'], 'and again on a retry');
+  t.same(
+    lines.filter((l) => l.level >= 40).map((l) => l.msg),
+    [],
+    'a failed bind is returned, not also logged as a socket error at each retry (the caller reports the wait once)',
+  );
   t.same(server.listening, ['127.0.0.1', '127.0.0.2'], 'the configured address is not bound twice');
   t.equal(decode(await ask(server.port, query(`web.marathon.containerip.${ZONE}`, 'A'), '127.0.0.2')).rcode, 'NOERROR', 'answered on the extra address');
   t.same(await server.setExtraListen(['127.0.0.2']), [], 'asking again binds nothing new');
