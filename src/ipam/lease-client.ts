@@ -36,6 +36,12 @@ export interface MasterInfo {
   term: number;
 }
 
+/**
+ * After start, how long not knowing any master is an expected state (the join has not been
+ * answered yet) and is logged at info rather than as a warning, ms.
+ */
+const START_QUIET_MS = 10_000;
+
 export interface LeaseClientOptions {
   agent: string;
   streams: StreamTransport;
@@ -90,6 +96,8 @@ export class LeaseClient {
   private readonly backoff: Backoff;
   private stopped = false;
   private waitLoggedAtMs = -Infinity;
+  /** When start() ran (ms on the clock): the first START_QUIET_MS of not knowing a master are expected. */
+  private startedAtMs = 0;
   /** The last refusal or failure, for status APIs. */
   lastError: IpamError | undefined;
 
@@ -111,6 +119,7 @@ export class LeaseClient {
 
   /** Uses the stored lease at once if it suits the configuration, and confirms it with the masters. */
   start(): void {
+    this.startedAtMs = this.options.clock.nowMs();
     if (this.lease !== undefined) this.options.onLease?.(this.lease);
     this.request();
     this.scheduleCheck();
@@ -365,7 +374,12 @@ export class LeaseClient {
     const nowMs = this.options.clock.nowMs();
     if (now !== undefined && (now.split(':')[0] !== before?.split(':')[0] || nowMs - this.waitLoggedAtMs >= 30_000)) {
       this.waitLoggedAtMs = nowMs;
-      this.options.logger?.warn({ code: error.code }, `no lease yet: ${now}`);
+      // A starting agent knows no master until its join is answered (a few hundred ms on a LAN):
+      // that is said at info, not as a warning every agent logged at every start. Still so at
+      // the next report (30 s on), it is a warning.
+      const starting = error.code === IpamErrorCode.NoLeader && this.options.masters().length === 0 && nowMs - this.startedAtMs < START_QUIET_MS;
+      if (starting) this.options.logger?.info({ code: error.code }, `no lease yet: ${now}`);
+      else this.options.logger?.warn({ code: error.code }, `no lease yet: ${now}`);
     }
     const delayMs = this.backoff.next();
     this.options.logger?.debug({ err: error.message, retryInMs: delayMs }, 'lease request failed; retrying');

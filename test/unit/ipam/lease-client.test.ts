@@ -3,6 +3,7 @@ import { encodeResult, IPAM_PROTOCOL, LeaseClient, type Lease, type MasterInfo }
 import { createSimTransports, RpcServer, type SimTransports } from '../../../src/net/index.js';
 import { RaftErrorCode } from '../../../src/raft/index.js';
 import { Simulation } from '../../../src/sim/index.js';
+import { createLogger } from '../../../src/log/index.js';
 
 const LEASE: Lease = { agent: 'a', vtepIp: '44.128.0.1', vtepMac: '70:B3:D5:00:00:01', networks: { dcos: { subnet: '9.0.1.0/24' } } };
 
@@ -75,5 +76,38 @@ t.test('a redirect to a master not known yet waits; the kick that brings the lea
   sim.runFor(100);
   t.equal(leased, 1, 'the kick after the first one ran still requests: leased from m1');
   t.same(asked, { m1: 1, m2: 2 });
+  client.stop();
+});
+
+t.test('no master known at start is said at info (the join is not answered yet); still none 30 s on, it is a warning', async (t) => {
+  const w = world();
+  const lines: { level: number; msg: string }[] = [];
+  const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) } });
+  const client = new LeaseClient({
+    agent: 'a',
+    streams: createSimTransports(w.sim.network.addHost('b', () => undefined)).streams,
+    clock: w.sim.scheduler.clock(),
+    rng: w.sim.rng,
+    masters: () => [],
+    store: { load: () => undefined, save: () => {} },
+    retryMinMs: 1000,
+    retryMaxMs: 5000,
+    logger,
+  });
+  client.start();
+  w.sim.runFor(50);
+  const waits = (): { level: number; msg: string }[] => lines.filter((l) => l.msg.startsWith('no lease yet'));
+  t.same(
+    waits().map((l) => l.level),
+    [30],
+    'one line at start, at info',
+  );
+  t.match(waits()[0]?.msg, /no master is known yet/);
+  w.sim.runFor(40_000);
+  t.same(
+    waits().map((l) => l.level),
+    [30, 40],
+    'the same wait reported 30 s later is a warning',
+  );
   client.stop();
 });
