@@ -105,6 +105,27 @@ t.test('three masters: one leader; followers redirect; failover elects another; 
   t.same(c.violations, []);
 });
 
+t.test('followers apply a committed entry within a round trip, not at the next heartbeat', async (t) => {
+  const c = new IpamCluster({ seed: 5, masters: 3, overlay: SCENARIO_OVERLAY, link: { latency: { kind: 'constant', ms: 1 } } });
+  c.sim.runFor(3000);
+  const leader = c.leader() as string;
+  t.ok(leader !== undefined, `leader ${leader}`);
+  for (const agent of ['agent-1', 'agent-2', 'agent-3']) {
+    let granted = false;
+    c.allocate(agent, () => (granted = true));
+    for (let ms = 0; ms < 500 && !granted; ms++) c.sim.runFor(1);
+    t.ok(granted, `${agent} granted`);
+    const committed = c.node(leader).commitIndex;
+    // Two round trips at 1 ms a hop; a heartbeat is 250 ms away at most, so only a commit
+    // index sent at once can reach the followers in time (before, they waited for it).
+    c.sim.runFor(4);
+    for (const name of c.names.filter((n) => n !== leader)) {
+      t.ok(c.node(name).lastApplied >= committed, `${name} applied ${c.node(name).lastApplied} of ${committed} 4 ms after ${agent}'s grant`);
+    }
+    c.sim.runFor(100);
+  }
+});
+
 t.test('a member far behind catches up through a snapshot', async (t) => {
   const c = new IpamCluster({ seed: 5, masters: 3, overlay: SCENARIO_OVERLAY, raft: { snapshotEveryEntries: 8 } });
   c.sim.runFor(3000);
