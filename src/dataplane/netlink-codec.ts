@@ -197,11 +197,17 @@ function ruleMessage(r: KernelRule): Buffer {
   );
 }
 
-function addressMessage(a: KernelAddress): Buffer {
+/**
+ * An address message; `add` marks an IPv6 address to be used at once, without duplicate address
+ * detection. Every address the dataplane adds was allocated by the masters (never to two agents),
+ * so DAD has nothing to find, and it holds the address "tentative", unusable, until the link
+ * has carrier: a bridge with no container yet has none, so its IPv6 gateway stayed tentative
+ * and the DNS server retried binding it every second for as long as the bridge stayed empty.
+ */
+function addressMessage(a: KernelAddress, add: boolean): Buffer {
   const ip = ipBytes(a.address);
-  return collect((out) =>
-    rt.formatAddressMessage({ kind: 'address', data: { family: afOf(a.family), prefixlen: a.prefixLen, index: a.ifindex }, attrs: a.family === 4 ? { local: ip, address: ip } : { address: ip } }, out),
-  );
+  const attrs: rt.AddressAttrs = a.family === 4 ? { local: ip, address: ip } : { address: ip, ...(add ? { flags: { nodad: true } } : {}) };
+  return collect((out) => rt.formatAddressMessage({ kind: 'address', data: { family: afOf(a.family), prefixlen: a.prefixLen, index: a.ifindex }, attrs }, out));
 }
 
 /** The rtnetlink request for one operation. Replace semantics where the kernel has them. */
@@ -234,9 +240,9 @@ export function encodeOp(op: KernelOp): EncodedOp {
       return { type: RTM.NEWLINK, flags: 0, payload: collect((out) => rt.formatLinkMessage({ kind: 'link', data, attrs }, out)) };
     }
     case 'addr.add':
-      return { type: RTM.NEWADDR, flags: create, payload: addressMessage(op.addr) };
+      return { type: RTM.NEWADDR, flags: create, payload: addressMessage(op.addr, true) };
     case 'addr.delete':
-      return { type: RTM.DELADDR, flags: 0, payload: addressMessage(op.addr) };
+      return { type: RTM.DELADDR, flags: 0, payload: addressMessage(op.addr, false) };
     case 'route.replace':
       return { type: RTM.NEWROUTE, flags: replace, payload: routeMessage(op.route, false) };
     case 'route.delete':

@@ -113,6 +113,12 @@ t.test('two hosts: containers ping over VXLAN (IPv4, IPv6); hand-deleted entries
     const first = await w.next();
     t.match(first, { ready: true, first: { converged: true, failed: 0 } }, 'the reconciler programmed its host');
   }
+  // The IPv6 gateway of a bridge with no container yet (no carrier) is usable at once: added
+  // without DAD, it is never "tentative" (it was, until a container came, and nothing could
+  // bind it: the DNS server retried every second).
+  const gateway6 = await must(['ip', '-n', h1.ns, '-6', 'addr', 'show', 'dev', 'm-dcos6', 'scope', 'global']);
+  t.match(gateway6, /inet6 fd01:b::1:0:0:1\/81 /, `the IPv6 gateway is on the empty bridge: ${gateway6}`);
+  t.notMatch(gateway6, /tentative/, 'and not tentative');
   const c1 = await addContainer(net, h1, containers);
   const c2 = await addContainer(net, h2, containers);
 

@@ -46,6 +46,17 @@ t.test('each replace and add encodes to a message that decodes back to the same 
   }
 });
 
+t.test('an IPv6 address is added without duplicate address detection (usable before its link has carrier)', async (t) => {
+  const parse = (op: KernelOp): rt.AddressMessage => {
+    const encoded = encodeOp(op);
+    return rt.parseMessage(encoded.type as rt.MessageType, encoded.payload) as rt.AddressMessage;
+  };
+  const v6 = { ifindex: 6, family: 6, address: 'fd01:b::1', prefixLen: 81 } as const;
+  t.equal(parse({ op: 'addr.add', addr: v6 }).attrs.flags?.nodad, true, 'IPv6 add: IFA_F_NODAD');
+  t.equal(parse({ op: 'addr.delete', addr: v6 }).attrs.flags, undefined, 'a delete carries no flags');
+  t.equal(parse({ op: 'addr.add', addr: { ifindex: 4, family: 4, address: '9.0.0.1', prefixLen: 25 } }).attrs.flags, undefined, 'IPv4 has no DAD');
+});
+
 t.test('link messages: vxlan attributes, alias, master, flags', async (t) => {
   const create = encodeOp({ op: 'link.create', link: { name: 'vtep1024', kind: 'vxlan', mtu: 1420, mac: '70:b3:d5:80:00:01', alias: 'lashup', vxlan } });
   t.equal(create.type, RTM.NEWLINK);
