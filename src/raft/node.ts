@@ -35,10 +35,10 @@ export interface RaftConfig {
    * election timers only a lost request's retry waits for it: a proposal is replicated at once,
    * a new commit index is sent at once and a read sends its own round, so the interval mostly
    * sets how long a leader may stall (election timeout minimum less this: 550 ms by default)
-   * before followers start an election. At 100
-   * (the earlier default) the heartbeats, each an RPC request and its ack, were about a third of
-   * an idle master's CPU: 3 masters + 4 agents in namespaces idled at 227 ms/s of CPU with 100
-   * and 185 ms/s with 250 (5 alternating runs each).
+   * before followers start an election. At 100 (the earlier default) the heartbeats, each an
+   * RPC request and its ack, were about a third of an idle master's CPU: 3 masters + 4 agents
+   * in namespaces idled at 227 ms/s of CPU with 100 and 185 ms/s with 250 (5 alternating runs
+   * each).
    */
   heartbeatIntervalMs: number;
   /** Most entries per append message. Default 256. */
