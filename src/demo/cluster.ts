@@ -206,7 +206,13 @@ export class NetnsCluster {
       await must(['ip', 'netns', 'add', ns]);
       this.containers.push({ ns, ip: '', agent });
     }
-    const list = JSON.parse(readFileSync(join(node.dir, 'net.d', `${network}.conflist`), 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+    // The daemon writes the conflist a turn after it stores the lease, so a caller that waited
+    // for the lease alone (converge() on a one-agent cluster) can get here first: wait for the
+    // file as runtimes wait for a network configuration (kubelet's NetworkNotReady). Past flake:
+    // ENOENT on net.d/dcos.conflist right after converge() in the one-agent CNI test.
+    const path = join(node.dir, 'net.d', `${network}.conflist`);
+    if (!(await eventually(() => existsSync(path), 30_000))) throw new Error(`${agent} wrote no ${path} within 30 s (is network ${network} in its lease?)`);
+    const list = JSON.parse(readFileSync(path, 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
     // CHECK and DEL carry the ADD result as prevResult, as runtimes pass it.
     const prev = this.cniResults.get(containerId);
     const stdin = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0], ...(command !== 'ADD' && prev !== undefined ? { prevResult: prev } : {}) });
