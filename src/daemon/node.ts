@@ -351,6 +351,9 @@ export class LashupNode {
           clock,
           rng: rng.fork('lease'),
           masters: () => this.masterInfos(),
+          // Any open connection counts, the join's to its seed included: at the first request
+          // the keeps to the masters are often still being asked.
+          connected: (master) => libp2p.isConnected(master.address),
           store: new FileLeaseStore(join(options.dataDir, 'lease.json'), options.fs),
           // Only the masters' configuration says which networks a lease must cover; the local
           // file may be older or newer than the cluster's.

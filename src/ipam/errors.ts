@@ -18,6 +18,8 @@ export const IpamErrorCode = {
   IdentityMismatch: 'LASHUP_ERR_IPAM_IDENTITY_MISMATCH',
   /** The stored lease is unreadable or belongs to another configuration. */
   LeaseInvalid: 'LASHUP_ERR_IPAM_LEASE_INVALID',
+  /** A forwarded allocation (op 7) came from an identity that is not the master it names (details: forwarder). */
+  ForwardRefused: 'LASHUP_ERR_IPAM_FORWARD_REFUSED',
 } as const;
 
 export type IpamErrorCode = (typeof IpamErrorCode)[keyof typeof IpamErrorCode];

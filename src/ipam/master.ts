@@ -12,8 +12,22 @@
  * which checks that membership no longer sees the agent (a past bug: releasing a live agent
  * handed its subnet and VTEP address to the next agent while the first still used them).
  *
- * Requests to a follower are answered with LASHUP_ERR_RAFT_NOT_LEADER and the leader's name;
- * clients find its address in membership metadata. When this master becomes leader and the
+ * An allocation asked of a follower is forwarded to the leader it knows (op 7, below) and the
+ * leader's answer relayed; other requests to a follower, and allocations it cannot forward, are
+ * answered with LASHUP_ERR_RAFT_NOT_LEADER and the leader's name; clients find its address in
+ * membership metadata.
+ *
+ * Why forward: a starting agent is connected to the master it joined through long before its
+ * own connection to the leader is up (traced in the e2e benchmark: the new process is busy
+ * loading and starting, and its handshake with the leader took ~285 ms, its lease request
+ * leaving 320 ms after the join), while the masters hold connections to each other for Raft.
+ * A follower relays the request over that connection instead.
+ *
+ *   /lashup/ipam/1    [7, agent, agent peer id | null, forwarding master]   (master to leader)
+ *
+ * The agent's identity is the peer id the follower's noise handshake authenticated; the leader
+ * takes op 7 only from a master whose identity it pinned (acceptSender) and never forwards it
+ * again, so a request crosses at most one extra hop. When this master becomes leader and the
  * committed configuration differs from its own, it proposes its own (masters are configured
  * alike; the last leader's configuration wins, after validation).
  */
@@ -75,13 +89,32 @@ export interface AllocatorStats {
   leaseRedirects: number;
   /** Allocations refused because the request came from another identity than the agent's pinned one. */
   identityRefused: number;
+  /** Allocations this follower forwarded to the leader. */
+  leaseForwarded: number;
+  /** Forwards that got no answer from the leader (the agent was told to ask it itself). */
+  leaseForwardFailed: number;
+  /** Forwarded allocations refused: not from a master this one knows (op 7 from another identity). */
+  leaseForwardRefused: number;
 }
 
 export class AllocatorMaster {
   readonly raft: RaftNode;
   readonly state = new IpamState();
-  readonly stats: AllocatorStats = { raftMessagesSent: 0, raftMessagesDropped: 0, raftDecodeErrors: 0, raftSenderRefused: 0, leaseRequests: 0, leaseRedirects: 0, identityRefused: 0 };
+  readonly stats: AllocatorStats = {
+    raftMessagesSent: 0,
+    raftMessagesDropped: 0,
+    raftDecodeErrors: 0,
+    raftSenderRefused: 0,
+    leaseRequests: 0,
+    leaseRedirects: 0,
+    identityRefused: 0,
+    leaseForwarded: 0,
+    leaseForwardFailed: 0,
+    leaseForwardRefused: 0,
+  };
   private readonly client: RpcClient;
+  /** Forwarded allocations, to the leader. */
+  private readonly leaseClient: RpcClient;
   private readonly raftServer: RpcServer;
   private readonly ipamServer: RpcServer;
   private readonly options: AllocatorMasterOptions;
@@ -89,6 +122,9 @@ export class AllocatorMaster {
   constructor(options: AllocatorMasterOptions) {
     this.options = options;
     this.client = new RpcClient(options.streams, options.clock, RAFT_PROTOCOL, 2000);
+    // Below the agents' own request timeout (3 s by default), so that an agent whose forward
+    // found no leader still gets the redirect from this follower.
+    this.leaseClient = new RpcClient(options.streams, options.clock, IPAM_PROTOCOL, FORWARD_TIMEOUT_MS);
     this.raft = new RaftNode({
       id: options.name,
       voters: options.masters,
@@ -151,6 +187,7 @@ export class AllocatorMaster {
   stop(): void {
     this.raft.stop();
     this.client.close();
+    this.leaseClient.close();
     this.raftServer.close();
     this.ipamServer.close();
   }
@@ -206,13 +243,14 @@ export class AllocatorMaster {
     this.stats.leaseRequests++;
     let op: number;
     let agent: string;
+    let raw: unknown[];
     try {
-      const raw = unpackr.unpack(request) as unknown[];
-      if (!Array.isArray(raw) || typeof raw[0] !== 'number' || typeof raw[1] !== 'string' || raw[1].length === 0 || raw[1].length > 256) throw new Error('bad');
+      raw = unpackr.unpack(request) as unknown[];
+      if (!Array.isArray(raw) || typeof raw[0] !== 'number' || !isName(raw[1])) throw new Error('bad');
       op = raw[0];
       agent = raw[1];
     } catch {
-      fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek');
+      fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek, 7 forwarded allocate');
       return;
     }
     const answer = (error: RaftError | null, result?: Uint8Array): void => {
@@ -252,17 +290,75 @@ export class AllocatorMaster {
       fail('release is not served over RPC; use POST /v1/allocations/{agent}/release on a master');
       return;
     }
-    if (op !== 1) {
-      fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek`);
+    if (op === 7) {
+      const peerId = raw[2];
+      const forwarder = raw[3];
+      if ((peerId !== null && !isName(peerId)) || !isName(forwarder)) {
+        fail('a forwarded allocation is [7, agent, agent peer id or null, forwarding master]');
+        return;
+      }
+      // Only a master may speak for an agent's identity: anyone else could pin their own peer id
+      // on another agent's allocation through this op.
+      if (!this.options.masters.includes(forwarder) || (this.options.acceptSender !== undefined && !this.options.acceptSender(forwarder, from))) {
+        this.stats.leaseForwardRefused++;
+        this.logRefusal('forward', () =>
+          this.options.logger?.warn(
+            { code: IpamErrorCode.ForwardRefused, agent, forwarder, from, refused: this.stats.leaseForwardRefused },
+            'a forwarded allocation did not come from a master; refused',
+          ),
+        );
+        respond(
+          packr.pack([false, { code: IpamErrorCode.ForwardRefused, message: `forwarded allocations are taken from masters only; ${from} is not master ${forwarder}`, details: { forwarder } }]).slice(),
+        );
+        return;
+      }
+      this.allocate(agent, peerId ?? undefined, answer);
       return;
     }
-    this.raft.propose(encodeCommand({ op: 'allocate', agent, ...(this.options.pinIdentities === false ? {} : { peerId: from }) }), (error, result) => {
+    if (op !== 1) {
+      fail(`unknown lease operation ${op}; valid: 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek, 7 forwarded allocate`);
+      return;
+    }
+    const peerId = this.options.pinIdentities === false ? undefined : from;
+    if (this.forward(agent, peerId, respond)) return;
+    this.allocate(agent, peerId, answer);
+  }
+
+  /**
+   * Forwards an allocation to the leader when this master is a follower that knows one it can
+   * address; relays the leader's answer as it is (a "not leader" from a master that lost the
+   * leadership included: the agent follows it). Without an answer in FORWARD_TIMEOUT_MS, or
+   * with an error (a leader of an older version that does not know op 7), the agent is told to
+   * ask the leader itself, as before forwarding existed. False when there is nobody to forward to.
+   */
+  private forward(agent: string, peerId: string | undefined, respond: (response: Uint8Array) => void): boolean {
+    const leader = this.raft.leaderId;
+    if (this.raft.role === 'leader' || leader === undefined || leader === this.options.name) return false;
+    const address = this.options.addressOf(leader);
+    if (address === undefined) return false;
+    this.stats.leaseForwarded++;
+    this.leaseClient.request(address, packr.pack([7, agent, peerId ?? null, this.options.name]).slice(), (error, response) => {
+      if (error === null && response !== undefined) {
+        respond(response);
+        return;
+      }
+      this.stats.leaseForwardFailed++;
+      this.stats.leaseRedirects++;
+      respond(
+        packr.pack([false, { code: RaftErrorCode.NotLeader, message: `master ${this.options.name} could not reach leader ${leader}: ${error?.message ?? 'no answer'}`, details: { leader } }]).slice(),
+      );
+    });
+    return true;
+  }
+
+  private allocate(agent: string, peerId: string | undefined, answer: (error: RaftError | null, result?: Uint8Array) => void): void {
+    this.raft.propose(encodeCommand({ op: 'allocate', agent, ...(peerId === undefined ? {} : { peerId }) }), (error, result) => {
       if (error === null && result !== undefined) {
         const decoded = decodeResult(result);
         if (decoded.ok) this.granted(decoded.value as Lease);
         if (!decoded.ok && decoded.error.code === IpamErrorCode.IdentityMismatch) {
           this.stats.identityRefused++;
-          this.logRefusal('identity', () => this.options.logger?.warn({ code: decoded.error.code, agent, presented: from, refused: this.stats.identityRefused }, decoded.error.message));
+          this.logRefusal('identity', () => this.options.logger?.warn({ code: decoded.error.code, agent, presented: peerId, refused: this.stats.identityRefused }, decoded.error.message));
         }
       }
       answer(error, result);
@@ -271,6 +367,14 @@ export class AllocatorMaster {
 }
 
 const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4, allocations: 5, peek: 6 } as const;
+
+/** How long a follower waits for the leader's answer to a forwarded allocation, in ms. */
+const FORWARD_TIMEOUT_MS = 2000;
+
+/** A name or peer id from the wire: a non-empty string of at most 256 characters. */
+function isName(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= 256;
+}
 
 /** Encodes a lease request (agent side). */
 export function encodeLeaseRequest(op: keyof typeof LEASE_OPS, agent: string): Uint8Array {

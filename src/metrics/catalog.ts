@@ -179,6 +179,9 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     leaseRequests: counter('Lease requests this master answered.'),
     leaseRedirects: counter('Lease requests redirected to the Raft leader.'),
     identityRefused: counter("Allocations refused because the request came from another identity than the agent's pinned one."),
+    leaseForwarded: counter('Allocations this follower forwarded to the Raft leader for an agent.'),
+    leaseForwardFailed: counter('Forwarded allocations the leader did not answer in time (the agent was redirected to it).'),
+    leaseForwardRefused: counter('Forwarded allocations refused because they did not come from a master (LASHUP_ERR_IPAM_FORWARD_REFUSED).'),
   },
   lease: {
     requests: counter('Lease requests sent to the masters.'),

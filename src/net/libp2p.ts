@@ -841,6 +841,11 @@ export class Libp2pNode implements NodeNetwork {
     for (const id of seen) this.idleSeen.add(id);
   }
 
+  isConnected(to: Address): boolean {
+    const id = /\/p2p\/([^/]+)$/.exec(to)?.[1] ?? to;
+    return this.libp2p.getPeers().some((p) => p.toString() === id);
+  }
+
   /** Peers with an open connection. */
   connectedPeers(): string[] {
     return this.libp2p.getPeers().map((p) => p.toString());

@@ -27,6 +27,8 @@ export interface NodeNetwork extends StreamTransport {
   keep(to: Address, essential: boolean, onLost: () => void, callback: (result: KeepResult) => void): void;
   /** Lets a kept connection go (it closes once idle). */
   release(to: Address): void;
+  /** Whether a connection to `to` (an address as this node dials it) is up: a stream to it opens without a dial. */
+  isConnected(to: Address): boolean;
   /** Which remote hosts are members (admitted even when strangers hold every handshake slot). */
   setMemberHosts(isMember: (host: string) => boolean): void;
   stop(): Promise<void>;

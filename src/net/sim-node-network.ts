@@ -115,6 +115,11 @@ export class SimNodeNetwork implements NodeNetwork {
     stream.close();
   }
 
+  /** The simulated network has no connections of its own: a kept stream either way stands for one. */
+  isConnected(to: Address): boolean {
+    return this.keepsOut.has(to) || this.keepsIn.has(to);
+  }
+
   setMemberHosts(): void {
     // Simulated hosts are all members: there is no handshake to admit.
   }

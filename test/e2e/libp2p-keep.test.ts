@@ -26,4 +26,7 @@ t.test('a keep outlives the default dial limit that fails an ordinary stream', a
   const kept = await new Promise<string>((resolve) => busy.keep(other.localAddress, false, () => undefined, resolve));
   t.equal(kept, 'kept');
   t.equal(busy.stats.keepsOut, 1);
+  t.ok(busy.isConnected(other.localAddress), 'a connection to the kept peer is up (by address)');
+  t.ok(other.isConnected(busy.peerId), 'and at the other end (by peer id)');
+  t.notOk(busy.isConnected(busy.localAddress), 'no connection to itself');
 });
