@@ -246,6 +246,14 @@ export function fastMessageId(data: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * The peer id in `address`: the last `/p2p/<id>` component of a multiaddr, or `address` itself
+ * when it is already a bare peer id (the node network's addresses may be either).
+ */
+function peerIdOf(address: Address): string {
+  return /\/p2p\/([^/]+)$/.exec(address)?.[1] ?? address;
+}
+
 function toBytes(data: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray();
 }
@@ -685,7 +693,7 @@ export class Libp2pNode implements NodeNetwork {
         }
         settled = true;
         this.stats.streamsOpened++;
-        const remote = to.startsWith('/') ? (/\/p2p\/([^/]+)$/.exec(to)?.[1] ?? to) : to;
+        const remote = peerIdOf(to);
         callback(null, new FramedStream(raw, protocol, this.peerId, remote, this.maxFrameBytes, this.stats));
       })
       .catch((err: unknown) => {
@@ -713,7 +721,7 @@ export class Libp2pNode implements NodeNetwork {
    * (the peer went away, or released it). One keep per peer.
    */
   keep(to: Address, essential: boolean, onLost: () => void, callback: (result: KeepResult) => void): void {
-    const peer = /\/p2p\/([^/]+)$/.exec(to)?.[1] ?? to;
+    const peer = peerIdOf(to);
     if (this.stopped || this.keepsOut.has(peer)) {
       queueMicrotask(() => callback(this.stopped ? 'failed' : 'kept'));
       return;
@@ -788,7 +796,7 @@ export class Libp2pNode implements NodeNetwork {
 
   /** Stops keeping the connection to `peer` (a peer id or an address ending in /p2p/<id>); the idle check closes it. */
   release(peer: Address): void {
-    const id = /\/p2p\/([^/]+)$/.exec(peer)?.[1] ?? peer;
+    const id = peerIdOf(peer);
     const stream = this.keepsOut.get(id);
     if (stream === undefined) return;
     this.keepsOut.delete(id);
@@ -842,7 +850,7 @@ export class Libp2pNode implements NodeNetwork {
   }
 
   isConnected(to: Address): boolean {
-    const id = /\/p2p\/([^/]+)$/.exec(to)?.[1] ?? to;
+    const id = peerIdOf(to);
     return this.libp2p.getPeers().some((p) => p.toString() === id);
   }
 
