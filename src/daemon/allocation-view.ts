@@ -59,6 +59,15 @@ export interface AllocationViewOptions {
   logger?: Logger;
 }
 
+/** An allocation taken from a recent announcement (AllocationView.recentlyAnnounced). */
+export interface RecentAnnouncement {
+  lease: Lease;
+  /** When the announcement arrived, ms on the view's clock. */
+  announcedAtMs: number;
+  /** The agent's underlay address as the granting master's membership knew it, if it did. */
+  underlayIp?: string;
+}
+
 /** The stable code of a malformed allocation from a master (logged, counted, dropped). */
 export const ALLOCATION_INVALID = 'LASHUP_ERR_ALLOCATION_INVALID';
 
@@ -118,6 +127,8 @@ export class AllocationView implements EntryAuthority, RowOwnership {
   readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, announced: 0, announcementsRefused: 0, announcementsStale: 0, allocations: 0 };
   /** When each allocation taken from an announcement arrived (ms, this clock). */
   private readonly announcedAtMs = new Map<string, number>();
+  /** The underlay address the granting master's membership gave in an announcement, by agent. */
+  private readonly announcedUnderlay = new Map<string, string>();
   private saveTimer: TimerHandle | undefined;
   private lastRefusalLogMs = -Infinity;
   private readonly pending = new Set<string>();
@@ -162,6 +173,23 @@ export class AllocationView implements EntryAuthority, RowOwnership {
       for (const lease of this.leases.values()) this.vteps.set(lease.vtepIp, lease);
     }
     return this.vteps.get(vtepIp);
+  }
+
+  /**
+   * Allocations taken from an announcement that arrived within the last `withinMs` (by this
+   * node's clock), with their arrival time: the agents that were just granted a lease, whose
+   * own entries may still be on their way (overlay-agent.ts routes them meanwhile).
+   */
+  recentlyAnnounced(withinMs: number): RecentAnnouncement[] {
+    const since = this.options.clock.nowMs() - withinMs;
+    const out: RecentAnnouncement[] = [];
+    for (const [agent, at] of this.announcedAtMs) {
+      const lease = this.leases.get(agent);
+      if (at < since || lease === undefined) continue;
+      const underlayIp = this.announcedUnderlay.get(agent);
+      out.push(underlayIp === undefined ? { lease, announcedAtMs: at } : { lease, announcedAtMs: at, underlayIp });
+    }
+    return out;
   }
 
   /** A write over `agent`'s rows was refused: its allocation may have changed (a release); ask. */
@@ -216,6 +244,7 @@ export class AllocationView implements EntryAuthority, RowOwnership {
     if (trust === undefined) return;
     if (raw === undefined) {
       this.announcedAtMs.delete(agent);
+      this.announcedUnderlay.delete(agent);
       if (this.leases.has(agent)) this.refresh([agent]);
       return;
     }
@@ -236,6 +265,8 @@ export class AllocationView implements EntryAuthority, RowOwnership {
       return;
     }
     this.announcedAtMs.set(agent, this.options.clock.nowMs());
+    if (checked.underlayIp === undefined) this.announcedUnderlay.delete(agent);
+    else this.announcedUnderlay.set(agent, checked.underlayIp);
     this.absent.delete(agent);
     if (!this.set(agent, lease)) return;
     this.stats.announced++;

@@ -392,6 +392,10 @@ export class Daemon {
           overlay: node.overlayConfig,
           clock,
           authority: view,
+          alive: (agent) => {
+            const state = node.membership.member(agent)?.state;
+            return state !== 'dead' && state !== 'left';
+          },
           ...(node.identity === undefined ? {} : { signer: node.identity.signer }),
           logger: componentLogger(logger, 'overlay'),
           onOwnEntryMissing: () => node.lease?.confirm(),
@@ -400,6 +404,9 @@ export class Daemon {
         agent.start();
         this.parts.overlayAgent = agent;
         unsubscribers.push(
+          node.membership.on((event) => {
+            if (event.type !== 'conflict') agent.memberChanged(event.member.name);
+          }),
           node.onLease((lease) => agent.setLease(lease)),
           node.onLeaseConfirmed(() => agent.republish()),
           node.onLeaseLost(() => agent.leaseLost()),

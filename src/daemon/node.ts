@@ -310,7 +310,14 @@ export class LashupNode {
           ...(options.raft === undefined ? {} : { raft: options.raft }),
           logger: componentLogger(logger, 'allocator'),
           pinIdentities: identity !== undefined,
-          ...(identity === undefined ? {} : { onGranted: (lease: Lease) => announceAllocation(this.kv, lease, options.name, identity.signer) }),
+          ...(identity === undefined
+            ? {}
+            : {
+                onGranted: (lease: Lease) => {
+                  const member = this.membership.member(lease.agent);
+                  announceAllocation(this.kv, lease, options.name, identity.signer, member === undefined ? undefined : this.meta(member.meta)?.underlayIp);
+                },
+              }),
           onStateChange: (state) => {
             const { role, term } = state;
             for (const listener of this.raftListeners) listener(state);

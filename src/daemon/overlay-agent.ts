@@ -16,7 +16,7 @@ import type { KvStore } from '../kv/index.js';
 import { leaseBlocks, type Lease, type OverlayConfig } from '../ipam/index.js';
 import type { Logger } from '../log/index.js';
 import type { Reconciler } from '../dataplane/index.js';
-import { localDesired, OVERLAY_KEY_PREFIX, RemoteStateCache, remoteDesired, TrustCache, type EntryAuthority, type OverlayEntry } from '../routes/index.js';
+import { leaseEntry, localDesired, OVERLAY_KEY_PREFIX, RemoteStateCache, remoteDesired, TrustCache, type EntryAuthority, type OverlayEntry } from '../routes/index.js';
 import type { VtepConfig } from '../vxlan/index.js';
 import { publishOverlayEntry, rowSignature, unsignedPart, type OverlayConfigView, type RowSigner } from '../keyspace/index.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -36,7 +36,28 @@ export interface OverlayAgentOptions {
    * does not match is not programmed (counted and listed as untrusted) and asks for a refresh
    * (a new agent's allocation may just not be known yet). Absent: every valid entry is taken.
    */
-  authority?: EntryAuthority & { refresh(agents: readonly string[]): void; onChange(listener: () => void): () => void };
+  authority?: EntryAuthority & {
+    refresh(agents: readonly string[]): void;
+    onChange(listener: () => void): () => void;
+    /**
+     * Allocations the masters announced within the last `withinMs` (see announcedRouteWindowMs);
+     * absent: agents are routed from their own entries only.
+     */
+    recentlyAnnounced?(withinMs: number): Iterable<{ lease: Lease; announcedAtMs: number; underlayIp?: string }>;
+  };
+  /**
+   * False when membership knows `agent` failed or gone; such an announced agent is not routed
+   * before its entry arrives (one membership has not heard of yet counts as alive: the masters
+   * just granted it a lease). Absent: every announced agent counts as alive.
+   */
+  alive?: (agent: string) => boolean;
+  /**
+   * How long a new agent is routed from the masters' announcement of its allocation while its
+   * own entry has not arrived, in ms from the announcement's arrival. Default 30,000: the entry
+   * normally follows within a second; a slow start under load can take a few. An agent whose
+   * entry never comes (it died before publishing) loses the route when this ends.
+   */
+  announcedRouteWindowMs?: number;
   /** Signs this agent's entries (its peer identity); absent: entries are written unsigned. */
   signer?: RowSigner;
   logger?: Logger;
@@ -66,6 +87,10 @@ export interface OverlayAgentStats {
   leaseLost: number;
   /** Entries not programmed because they do not match the masters' allocations (current). */
   untrusted: number;
+  /** Remote agents routed from the masters' announcement alone, their own entry not arrived yet (current). */
+  announcedOnly: number;
+  /** Agents routed from an announcement whose own entry did not arrive within the window (routes removed). */
+  announcedExpired: number;
 }
 
 /** An entry left out because it does not match the masters' allocation. */
@@ -98,7 +123,19 @@ export class OverlayAgent {
   private readonly trust = new TrustCache();
   /** Desired states of unchanged remote agents, reused across recomputations. */
   private readonly remoteStates = new RemoteStateCache();
-  readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0, untrusted: 0 };
+  /**
+   * Per announced agent: the allocation and the networks in which its own entry has been seen.
+   * Once seen, a network is never filled in from the announcement again: an entry that then
+   * disappears was removed on purpose (a leave, a release) and its routes must go.
+   */
+  private readonly entriesSeen = new Map<string, { lease: Lease; networks: Set<string> }>();
+  /** Agents routed from an announcement at the last recomputation, with when that ends. */
+  private announcedRouted = new Map<string, number>();
+  /** Recently announced agents left unrouted at the last recomputation: membership did not know them alive. */
+  private announcedWaiting = new Set<string>();
+  /** Recomputes when the next announced-only route's window ends. */
+  private expiryTimer: TimerHandle | undefined;
+  readonly stats: OverlayAgentStats = { remoteAgents: 0, recomputes: 0, groupChanges: 0, problems: {}, publishes: 0, leaseLost: 0, untrusted: 0, announcedOnly: 0, announcedExpired: 0 };
   /** The entries left out at the last recomputation (`lashup routes`). */
   untrusted: UntrustedEntry[] = [];
 
@@ -149,6 +186,17 @@ export class OverlayAgent {
     this.timer = undefined;
     this.localTimer?.cancel();
     this.localTimer = undefined;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
+  }
+
+  /**
+   * Membership's view of `agent` changed (joined, failed, left, ...): recomputes when that
+   * decides an announced agent's route. A new agent's announcement can arrive before the news
+   * of its join (measured with 32 agents), and nothing in the store changes when it comes.
+   */
+  memberChanged(agent: string): void {
+    if (this.announcedWaiting.has(agent) || this.announcedRouted.has(agent)) this.schedule();
   }
 
   /** Takes a new or renewed lease: local devices, own entries, and remote routes re-filtered. */
@@ -165,8 +213,10 @@ export class OverlayAgent {
     // takes. Chosen over carrying the entry in membership metadata (512 bytes, shared with the
     // role and addresses, and two subnets with IPv6 do not fit) and over having the masters
     // publish it (they would write other agents' entries, which the trust issue means to restrict); one
-    // write path keeps anti-entropy, removal and conflict handling in one place. Measured in
-    // `npm run bench -- e2e` (lease -> routes).
+    // write path keeps anti-entropy, removal and conflict handling in one place. Other agents
+    // do not wait for it: they route this agent from the leader's signed announcement of the
+    // lease, which leaves the leader before this agent has its answer (addAnnounced). Measured
+    // in `npm run bench -- e2e` (lease -> routes).
     this.publish();
     // The local devices (and the routes) are worked out in a later turn, not this one: the
     // entry leaves the process only when this turn ends (next-turn.ts says why and what it
@@ -217,15 +267,7 @@ export class OverlayAgent {
 
   /** This agent's own entry in `network`'s map, as its lease makes it. */
   private ownEntry(lease: Lease, network: string): OverlayEntry | undefined {
-    const n = lease.networks[network];
-    if (n === undefined) return undefined;
-    const entry: OverlayEntry = { agentIp: this.options.underlayIp, vtepMac: lease.vtepMac, nodeId: this.options.name };
-    if (n.subnet !== undefined) entry.subnet = n.subnet;
-    if (n.subnet6 !== undefined && lease.vtepIp6 !== undefined) {
-      entry.subnet6 = n.subnet6;
-      entry.vtepIp6 = lease.vtepIp6;
-    }
-    return entry;
+    return leaseEntry({ ...lease, agent: this.options.name }, network, this.options.underlayIp);
   }
 
   /** Writes this agent's entry into every leased network's map (only where it differs). */
@@ -278,7 +320,85 @@ export class OverlayAgent {
     }
     this.untrusted = untrusted;
     this.stats.untrusted = untrusted.length;
+    this.addAnnounced(lease, out, authority);
     return out;
+  }
+
+  /**
+   * Fills in, for every agent the masters announced an allocation for within the window, the
+   * entry it will publish, in each network where its own entry has not arrived (and never did).
+   *
+   * Why: a new agent's own entry leaves it only after the lease answer has come back, been
+   * stored and the agent's first gossip stream is open; measured in `bench e2e` (16 agents),
+   * it was held 30-90 ms for that stream, then sent to the one peer it had, and reached the
+   * last agent 500-570 ms after the lease along the mesh, every agent programming the route
+   * 360-1,070 ms after the lease. The leader's signed announcement leaves at commit, before the
+   * agent even has its answer, and it reaches every agent in one hop (every agent keeps a
+   * connection to every master, and a node's own publication is flooded to all its
+   * subscribers). The announcement is the authority entries are checked against, so an entry
+   * built from it (leaseEntry, the same function the agent uses, with the underlay address
+   * membership knows) is what a trusted entry would say: the real entry, when it arrives,
+   * changes no route. The masters still write no agent's entry (the trust issue's rule).
+   *
+   * Bounds: only agents membership does not know failed or gone, with an underlay address
+   * (membership's, or the one in the announcement), within
+   * announcedRouteWindowMs of the announcement; never over a trusted entry, and never in a
+   * network where the agent's own entry was already seen (it was removed on purpose since).
+   */
+  private addAnnounced(lease: Lease, out: Map<string, unknown>, authority: NonNullable<OverlayAgentOptions['authority']>): void {
+    const windowMs = this.options.announcedRouteWindowMs ?? 30_000;
+    const routed = new Map<string, number>();
+    const waiting = new Set<string>();
+    const recent = [...(authority.recentlyAnnounced?.(windowMs) ?? [])];
+    for (const { lease: announced, announcedAtMs, underlayIp } of recent) {
+      const agent = announced.agent;
+      if (agent === this.options.name || announced.vtepIp === lease.vtepIp) continue;
+      let seen = this.entriesSeen.get(agent);
+      if (seen === undefined || seen.lease !== announced) {
+        seen = { lease: announced, networks: new Set() };
+        this.entriesSeen.set(agent, seen);
+      }
+      // Membership's address first (the trust check compares entries with it), else the one
+      // the granting master's membership gave in the announcement.
+      const underlay = authority.underlay(agent) ?? underlayIp;
+      const alive = underlay !== undefined && (this.options.alive?.(agent) ?? true);
+      for (const network of Object.keys(announced.networks)) {
+        const map = out.get(network);
+        // A map that is not an object is reported by remoteDesired as it is; nothing is added to it.
+        if (map !== undefined && (map === null || typeof map !== 'object')) continue;
+        const present = map !== undefined && Object.hasOwn(map, announced.vtepIp);
+        if (present && ((map as Record<string, unknown>)[announced.vtepIp] as { nodeId?: unknown } | null)?.nodeId === agent) seen.networks.add(network);
+        if (present || seen.networks.has(network)) continue;
+        if (!alive) {
+          waiting.add(agent);
+          continue;
+        }
+        const entry = leaseEntry(announced, network, underlay);
+        if (entry === undefined) continue;
+        const filled = (map ?? {}) as Record<string, unknown>;
+        Object.defineProperty(filled, announced.vtepIp, { value: entry, enumerable: true });
+        out.set(network, filled);
+        routed.set(agent, announcedAtMs + windowMs);
+      }
+    }
+    // Agents routed from an announcement last time whose window has ended without their entry.
+    const nowMs = this.options.clock.nowMs();
+    for (const [agent, untilMs] of this.announcedRouted) if (!routed.has(agent) && untilMs <= nowMs && !this.entriesSeen.get(agent)?.networks.size) this.stats.announcedExpired++;
+    // Forget agents no longer announced recently (their window ended, or they were released).
+    const recentAgents = new Set(recent.map((r) => r.lease.agent));
+    for (const agent of this.entriesSeen.keys()) if (!recentAgents.has(agent)) this.entriesSeen.delete(agent);
+    this.announcedRouted = routed;
+    this.announcedWaiting = waiting;
+    this.stats.announcedOnly = routed.size;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = undefined;
+    if (routed.size > 0) {
+      const dueMs = Math.max(0, Math.min(...routed.values()) - nowMs) + 1;
+      this.expiryTimer = this.options.clock.setTimer(dueMs, () => {
+        this.expiryTimer = undefined;
+        this.schedule();
+      });
+    }
   }
 
   private recompute(): void {

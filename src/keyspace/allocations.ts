@@ -20,6 +20,7 @@
  *
  * Removal: the master that releases an agent removes its announcement with its other rows.
  */
+import { canonicalIp } from '../common/index.js';
 import type { Lease } from '../ipam/index.js';
 import type { KvStore } from '../kv/index.js';
 import { ALLOCATIONS_KEY } from './keys.js';
@@ -27,14 +28,23 @@ import { rowSignatureProblem, unsignedPart, writeSignedIfChanged, type RowSigner
 
 /** The field of an announcement naming the master that signed it. */
 const BY_FIELD = 'by';
+/**
+ * The field of an announcement giving the agent's underlay address as the granting master's
+ * membership knew it (absent when it did not know the agent yet). Agents route a new agent
+ * from its announcement (daemon/overlay-agent.ts) and need that address; their own membership
+ * may hear of the join later than the announcement arrives (measured with 32 agents: a few
+ * agents programmed the route 0.5-1 s after the rest, waiting for the news).
+ */
+const UNDERLAY_FIELD = 'underlayIp';
 
 /**
- * Writes `lease` as announced by master `master` (signed by `signer`, its identity), unless
- * the store holds the same announcement already; true when written.
+ * Writes `lease` as announced by master `master` (signed by `signer`, its identity), with the
+ * agent's underlay address when known, unless the store holds the same announcement already;
+ * true when written.
  */
-export function announceAllocation(kv: KvStore, lease: Lease, master: string, signer: RowSigner): boolean {
+export function announceAllocation(kv: KvStore, lease: Lease, master: string, signer: RowSigner, underlayIp?: string): boolean {
   // JSON drops the optional fields a lease leaves undefined: the store holds plain values only.
-  const value = JSON.parse(JSON.stringify({ ...lease, [BY_FIELD]: master })) as Record<string, unknown>;
+  const value = JSON.parse(JSON.stringify({ ...lease, [BY_FIELD]: master, [UNDERLAY_FIELD]: underlayIp })) as Record<string, unknown>;
   return writeSignedIfChanged(kv, signer, ALLOCATIONS_KEY, lease.agent, value);
 }
 
@@ -52,7 +62,7 @@ export interface AnnouncementTrust {
   verifier: RowVerifier;
 }
 
-export type CheckedAnnouncement = { ok: true; lease: Record<string, unknown> } | { ok: false; reason: string };
+export type CheckedAnnouncement = { ok: true; lease: Record<string, unknown>; underlayIp?: string } | { ok: false; reason: string };
 
 /**
  * The allocation row `agent` of `allocations` announces, once its signature is checked against
@@ -69,7 +79,10 @@ export function checkAnnouncement(agent: string, raw: unknown, trust: Announceme
   const problem = rowSignatureProblem(trust.verifier, identity, ALLOCATIONS_KEY, agent, raw);
   if (problem !== undefined) return { ok: false, reason: problem };
   const lease: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(unsigned)) if (k !== BY_FIELD) lease[k] = v;
+  for (const [k, v] of Object.entries(unsigned)) if (k !== BY_FIELD && k !== UNDERLAY_FIELD) lease[k] = v;
   if (lease['agent'] !== agent) return { ok: false, reason: `${ALLOCATIONS_KEY} ${agent} holds the allocation of ${JSON.stringify(lease['agent'])}` };
-  return { ok: true, lease };
+  // An address that does not parse is left out (the agent is then routed once membership knows it).
+  const underlay = unsigned[UNDERLAY_FIELD];
+  const underlayIp = typeof underlay === 'string' ? canonicalIp(underlay) : undefined;
+  return underlayIp === undefined ? { ok: true, lease } : { ok: true, lease, underlayIp };
 }

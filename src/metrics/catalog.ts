@@ -218,6 +218,8 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     publishes: counter('Times this agent (re)published its own overlay entry.'),
     leaseLost: counter("Times the masters said this agent's lease no longer held."),
     untrusted: gauge("Other agents' overlay entries not programmed because they do not match the masters' allocations, now."),
+    announcedOnly: gauge("Remote agents routed from the masters' announcement of their allocation alone, their own entry not arrived yet, now."),
+    announcedExpired: counter('Agents routed from an allocation announcement whose own entry did not arrive within the window (30 s); their routes were removed.'),
   },
   master_identities: {
     pinned: gauge('Masters whose identity (libp2p peer id) this node has pinned, now.'),

@@ -4,6 +4,7 @@
  * field; a bad one is reported (typed error naming the field) and left out, never thrown.
  */
 import { canonicalIp, canonicalMac, formatCidr, parseCidr, parseIp } from '../common/index.js';
+import type { Lease } from '../ipam/index.js';
 import { RoutesError, RoutesErrorCode } from './errors.js';
 
 /** Store key prefix of overlay entries. */
@@ -25,6 +26,25 @@ export interface OverlayEntry {
   vtepIp6?: string;
   /** Its membership node id. */
   nodeId: string;
+}
+
+/**
+ * The entry an agent holding `lease` publishes in `network`'s map (undefined when the lease has
+ * no block of that network), with `agentIp` its underlay address. The agent writes exactly this
+ * (overlay-agent.ts), and other agents build the same from a master's allocation announcement
+ * while that entry is on its way: one definition, so the two never differ and the arrival of
+ * the real entry changes no route.
+ */
+export function leaseEntry(lease: Lease, network: string, agentIp: string): OverlayEntry | undefined {
+  const n = lease.networks[network];
+  if (n === undefined) return undefined;
+  const entry: OverlayEntry = { agentIp, vtepMac: lease.vtepMac, nodeId: lease.agent };
+  if (n.subnet !== undefined) entry.subnet = n.subnet;
+  if (n.subnet6 !== undefined && lease.vtepIp6 !== undefined) {
+    entry.subnet6 = n.subnet6;
+    entry.vtepIp6 = lease.vtepIp6;
+  }
+  return entry;
 }
 
 function field(value: unknown, name: string, network: string, vtepIp: string): string {

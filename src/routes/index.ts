@@ -1,5 +1,5 @@
 export { RoutesError, RoutesErrorCode } from './errors.js';
-export { OVERLAY_KEY_PREFIX, overlayKey, parseOverlayEntry } from './entry.js';
+export { leaseEntry, OVERLAY_KEY_PREFIX, overlayKey, parseOverlayEntry } from './entry.js';
 export type { OverlayEntry } from './entry.js';
 export { localDesired, remoteDesired, agentGroup, RemoteStateCache } from './derive.js';
 export type { LocalInput, RemoteResult } from './derive.js';

@@ -202,12 +202,42 @@ t.test("a master's signed announcement vouches for a new agent without asking; a
   s.scheduler.runFor(1);
   t.equal(s.verified() - before, 1, 'one signature checked, not one per row');
   t.equal(s.view.allocation('a3')?.vtepIp, '44.128.0.3');
+  t.same(
+    s.view
+      .recentlyAnnounced(60_000)
+      .map((r) => r.lease.agent)
+      .sort(),
+    ['a2', 'a3'],
+    'both announced recently (the fetched a1 was not announced)',
+  );
+  t.same(
+    s.view.recentlyAnnounced(1).map((r) => r.lease.agent),
+    ['a3'],
+    "within the last millisecond: a3 only (a2's arrived earlier)",
+  );
+  // The granting master's membership knew a4's underlay address; a5's announcement carries one that does not parse.
+  announceAllocation(s.kv, lease('a4', 4), 'm1', m1, '192.0.2.4');
+  announceAllocation(s.kv, lease('a5', 5), 'm1', m1, 'not an address');
+  s.scheduler.runFor(1);
+  const recent = new Map(s.view.recentlyAnnounced(1).map((r) => [r.lease.agent, r]));
+  t.equal(recent.get('a4')?.underlayIp, '192.0.2.4', 'the underlay address comes with the announcement');
+  t.notOk(Object.hasOwn(recent.get('a4')?.lease ?? {}, 'underlayIp'), 'and is not part of the allocation');
+  t.same(s.view.allocation('a4'), lease('a4', 4), 'the allocation is the lease as granted');
+  t.ok(recent.has('a5') && recent.get('a5')?.underlayIp === undefined, 'an address that does not parse is left out; the allocation is still taken');
   // Released: the announcement goes; the view asks, and the master holds nothing.
   t.equal(withdrawAllocation(s.kv, 'a2'), true);
   t.equal(withdrawAllocation(s.kv, 'a2'), false, 'nothing left to withdraw');
   s.scheduler.runFor(300);
   t.same(s.peeked, ['a2'], 'asked about');
   t.equal(s.view.allocation('a2'), undefined, 'and dropped');
+  t.same(
+    s.view
+      .recentlyAnnounced(60_000)
+      .map((r) => r.lease.agent)
+      .sort(),
+    ['a3', 'a4', 'a5'],
+    'a released agent is no longer among the recent announcements',
+  );
   s.view.stop();
 });
 
