@@ -68,6 +68,12 @@ export interface RecentAnnouncement {
   underlayIp?: string;
 }
 
+/**
+ * The stable code of an announcement whose underlay address is not an IP address: the address
+ * is left out (logged, counted), the allocation taken.
+ */
+export const ANNOUNCEMENT_UNDERLAY_INVALID = 'LASHUP_ERR_ALLOCATION_ANNOUNCEMENT_UNDERLAY_INVALID';
+
 /** The stable code of a malformed allocation from a master (logged, counted, dropped). */
 export const ALLOCATION_INVALID = 'LASHUP_ERR_ALLOCATION_INVALID';
 
@@ -119,18 +125,31 @@ export interface AllocationViewStats {
   announcementsRefused: number;
   /** Announcements older than announcementMaxAgeMs, left to the masters' answers (normal at start). */
   announcementsStale: number;
+  /** Announcements taken without their underlay address, which was not an IP address (ANNOUNCEMENT_UNDERLAY_INVALID). */
+  announcementsUnderlayInvalid: number;
   /** Allocations known now. */
   allocations: number;
 }
 
 export class AllocationView implements EntryAuthority, RowOwnership {
-  readonly stats: AllocationViewStats = { refreshes: 0, refreshFailures: 0, peeks: 0, invalid: 0, announced: 0, announcementsRefused: 0, announcementsStale: 0, allocations: 0 };
+  readonly stats: AllocationViewStats = {
+    refreshes: 0,
+    refreshFailures: 0,
+    peeks: 0,
+    invalid: 0,
+    announced: 0,
+    announcementsRefused: 0,
+    announcementsStale: 0,
+    announcementsUnderlayInvalid: 0,
+    allocations: 0,
+  };
   /** When each allocation taken from an announcement arrived (ms, this clock). */
   private readonly announcedAtMs = new Map<string, number>();
   /** The underlay address the granting master's membership gave in an announcement, by agent. */
   private readonly announcedUnderlay = new Map<string, string>();
   private saveTimer: TimerHandle | undefined;
   private lastRefusalLogMs = -Infinity;
+  private lastUnderlayLogMs = -Infinity;
   private readonly pending = new Set<string>();
   private readonly absent = new Map<string, { untilMs: number; tries: number }>();
   private readonly retries = new Set<TimerHandle>();
@@ -265,6 +284,7 @@ export class AllocationView implements EntryAuthority, RowOwnership {
       return;
     }
     this.announcedAtMs.set(agent, this.options.clock.nowMs());
+    if (checked.underlayProblem !== undefined) this.underlayInvalid(agent, checked.underlayProblem);
     if (checked.underlayIp === undefined) this.announcedUnderlay.delete(agent);
     else this.announcedUnderlay.set(agent, checked.underlayIp);
     this.absent.delete(agent);
@@ -290,6 +310,17 @@ export class AllocationView implements EntryAuthority, RowOwnership {
       this.options.logger?.warn({ code: ANNOUNCEMENT_REFUSED, agent, reason, refused: this.stats.announcementsRefused }, 'an allocation announcement is not taken; asking the masters instead');
     }
     this.refresh(ask);
+  }
+
+  private underlayInvalid(agent: string, reason: string): void {
+    this.stats.announcementsUnderlayInvalid++;
+    const now = this.options.clock.nowMs();
+    if (now - this.lastUnderlayLogMs < 10_000) return;
+    this.lastUnderlayLogMs = now;
+    this.options.logger?.warn(
+      { code: ANNOUNCEMENT_UNDERLAY_INVALID, agent, reason, count: this.stats.announcementsUnderlayInvalid },
+      "an allocation announcement's underlay address is left out; the agent is routed once membership knows its address",
+    );
   }
 
   /** Another agent whose known allocation shares a VTEP address, MAC or block with `lease`. */

@@ -62,7 +62,15 @@ export interface AnnouncementTrust {
   verifier: RowVerifier;
 }
 
-export type CheckedAnnouncement = { ok: true; lease: Record<string, unknown>; underlayIp?: string } | { ok: false; reason: string };
+export type CheckedAnnouncement =
+  | {
+      ok: true;
+      lease: Record<string, unknown>;
+      underlayIp?: string;
+      /** Why the announcement's `underlayIp` was left out (present, but not an IP address). */
+      underlayProblem?: string;
+    }
+  | { ok: false; reason: string };
 
 /**
  * The allocation row `agent` of `allocations` announces, once its signature is checked against
@@ -81,8 +89,14 @@ export function checkAnnouncement(agent: string, raw: unknown, trust: Announceme
   const lease: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(unsigned)) if (k !== BY_FIELD && k !== UNDERLAY_FIELD) lease[k] = v;
   if (lease['agent'] !== agent) return { ok: false, reason: `${ALLOCATIONS_KEY} ${agent} holds the allocation of ${JSON.stringify(lease['agent'])}` };
-  // An address that does not parse is left out (the agent is then routed once membership knows it).
+  // An address that does not parse is left out, saying why (the agent is then routed once
+  // membership knows it); the allocation itself stands.
   const underlay = unsigned[UNDERLAY_FIELD];
+  if (underlay === undefined) return { ok: true, lease };
   const underlayIp = typeof underlay === 'string' ? canonicalIp(underlay) : undefined;
-  return underlayIp === undefined ? { ok: true, lease } : { ok: true, lease, underlayIp };
+  if (underlayIp === undefined) {
+    const shown = typeof underlay === 'string' ? JSON.stringify(underlay.slice(0, 64)) : typeof underlay;
+    return { ok: true, lease, underlayProblem: `${ALLOCATIONS_KEY} ${agent}.${UNDERLAY_FIELD} = ${shown} is not valid; expected an IPv4 or IPv6 address` };
+  }
+  return { ok: true, lease, underlayIp };
 }

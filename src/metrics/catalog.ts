@@ -240,6 +240,9 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
       "Allocation announcements not taken: unsigned, not signed by the pinned identity of the master they name, malformed, or sharing an address or block with another agent's known allocation (the masters are asked instead).",
     ),
     announcementsStale: counter("Allocation announcements older than a minute, left to the masters' answers (normal at start)."),
+    announcementsUnderlayInvalid: counter(
+      'Allocation announcements taken without their underlay address, which was not an IP address (logged with LASHUP_ERR_ALLOCATION_ANNOUNCEMENT_UNDERLAY_INVALID).',
+    ),
     allocations: gauge('Allocations known to this agent now.'),
   },
   firewall: {

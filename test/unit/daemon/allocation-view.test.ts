@@ -224,6 +224,12 @@ t.test("a master's signed announcement vouches for a new agent without asking; a
   t.notOk(Object.hasOwn(recent.get('a4')?.lease ?? {}, 'underlayIp'), 'and is not part of the allocation');
   t.same(s.view.allocation('a4'), lease('a4', 4), 'the allocation is the lease as granted');
   t.ok(recent.has('a5') && recent.get('a5')?.underlayIp === undefined, 'an address that does not parse is left out; the allocation is still taken');
+  t.equal(s.view.stats.announcementsUnderlayInvalid, 1, 'and that is counted');
+  t.match(
+    s.warnings.at(-1),
+    { code: 'LASHUP_ERR_ALLOCATION_ANNOUNCEMENT_UNDERLAY_INVALID', agent: 'a5', reason: /"not an address" is not valid; expected an IPv4 or IPv6 address/ },
+    'and logged, naming the value and what is valid',
+  );
   // Released: the announcement goes; the view asks, and the master holds nothing.
   t.equal(withdrawAllocation(s.kv, 'a2'), true);
   t.equal(withdrawAllocation(s.kv, 'a2'), false, 'nothing left to withdraw');
