@@ -64,7 +64,7 @@ const bench: Benchmark = {
   async run({ quick, log }): Promise<BenchResult> {
     if (process.getuid?.() !== 0) throw new Error('the isolation benchmark needs root (it builds network namespaces)');
     const rounds = quick ? 3 : 8;
-    const command = [process.execPath, join(here, '..', 'bundle', 'lashup.js')];
+    const command = [process.execPath, join(here, '..', 'bundle', 'lashup.cjs')];
     // The firewall's resync is pushed far out, so a deleted table stays deleted for its rounds.
     const cluster = await NetnsCluster.create({ agents: 2, command, prefix: 'lxb', overlay, dataplane: { firewallResyncIntervalMs: 3_600_000 } });
     try {

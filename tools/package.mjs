@@ -34,8 +34,8 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const version = pkg.version;
 const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
 const bundle = join(root, 'dist', 'bundle');
-if (!existsSync(join(bundle, 'lashup.js'))) {
-  console.error(`package: ${bundle}/lashup.js is missing; run npm run build first`);
+if (!existsSync(join(bundle, 'lashup.cjs'))) {
+  console.error(`package: ${bundle}/lashup.cjs is missing; run npm run build first`);
   process.exit(1);
 }
 
@@ -57,7 +57,7 @@ const file = (path, text, mode = 0o644) => {
 // build has the maps).
 dir('usr/lib/lashup');
 for (const name of readdirSync(bundle)) {
-  if (!name.endsWith('.js') || name.startsWith('bench-')) continue;
+  if (!/\.(js|cjs|cjs\.cache)$/.test(name) || name.startsWith('bench-')) continue;
   cpSync(join(bundle, name), at(`usr/lib/lashup/${name}`));
 }
 file('usr/lib/lashup/package.json', `${JSON.stringify({ name: 'lashup', version, private: true, type: 'module' }, null, 2)}\n`);
@@ -98,7 +98,7 @@ const wrapper = (entry) => `#!/bin/sh
 # ${entry}: lashup's bundled ${entry === 'lashup' ? 'CLI and daemon' : 'CNI IPAM plugin'}, run by Node.js (>= 20).
 here=$(dirname "$(readlink -f "$0")")
 node=\${LASHUP_NODE:-$(command -v node || echo /usr/bin/node)}
-${nodeEnv(entry)}exec "$node" ${nodeFlags(entry)}"$here/../lib/lashup/${entry}.js" "$@"
+${nodeEnv(entry)}exec "$node" ${nodeFlags(entry)}"$here/../lib/lashup/${entry}${entry === 'lashup' ? '.cjs' : '.js'}" "$@"
 `;
 file('usr/bin/lashup', wrapper('lashup'), 0o755);
 file('usr/bin/lashup-ipam', wrapper('lashup-ipam'), 0o755);

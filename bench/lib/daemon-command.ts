@@ -19,7 +19,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export function daemonCommand(): string[] {
   const extra = (process.env['LASHUP_BENCH_DAEMON_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
   const env = Object.entries(DAEMON_ENV).map(([k, v]) => `${k}=${v}`);
-  return ['env', ...env, process.execPath, ...DAEMON_NODE_FLAGS, ...extra, join(here, '..', '..', 'bundle', 'lashup.js')];
+  return ['env', ...env, process.execPath, ...DAEMON_NODE_FLAGS, ...extra, join(here, '..', '..', 'bundle', 'lashup.cjs')];
 }
 
 /**

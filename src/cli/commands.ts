@@ -17,12 +17,19 @@ import { generateClusterKey } from '../net/index.js';
 import { runDemo } from '../demo/index.js';
 import { convergenceScenario, runLab, validateLab } from '../lab/index.js';
 import { ApiUnreachable, call, stream, type ApiEndpoint } from './http.js';
+import type { CodeCacheResult } from './code-cache.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, config: 4 } as const;
 
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+}
+
+/** How this process started, for the daemon's log and metrics. */
+export interface StartInfo {
+  /** What became of the build's code cache (code-cache.ts); absent when not run from the bundle. */
+  codeCache?: CodeCacheResult;
 }
 
 const OPTIONS = {
@@ -187,7 +194,7 @@ function endpoint(values: Values, io: Io): ApiEndpoint | undefined {
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
 
 /** Runs one command; resolves with its exit code. `run` resolves when the daemon has stopped. */
-export async function run(argv: readonly string[], io: Io): Promise<number> {
+export async function run(argv: readonly string[], io: Io, start: StartInfo = {}): Promise<number> {
   let values: Values;
   let positionals: string[];
   try {
@@ -239,9 +246,9 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     switch (command) {
       case 'agent':
         io.err('lashup: `lashup agent` is now `lashup run`; `agent` stays as an alias for a while\n');
-        return await daemon(values.config, io);
+        return await daemon(values.config, io, start);
       case 'run':
-        return await daemon(values.config, io);
+        return await daemon(values.config, io, start);
       case 'demo': {
         const agents = values.agents === undefined ? 3 : Number(values.agents);
         if (!Number.isInteger(agents) || agents < 2 || agents > 50) {
@@ -322,7 +329,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-async function daemon(file: string | undefined, io: Io): Promise<number> {
+async function daemon(file: string | undefined, io: Io, start: StartInfo): Promise<number> {
   if (file === undefined) {
     io.err(`lashup: run needs --config FILE\n${RUN_USAGE}\n`);
     return EXIT.usage;
@@ -339,7 +346,7 @@ async function daemon(file: string | undefined, io: Io): Promise<number> {
     return EXIT.config;
   }
   const logger = createLogger({ level: (process.env['LASHUP_LOG_LEVEL'] as typeof config.log.level | undefined) ?? config.log.level });
-  const daemon = await Daemon.start(config, { logger });
+  const daemon = await Daemon.start(config, { logger, ...(start.codeCache === undefined ? {} : { codeCache: start.codeCache }) });
   // Readiness for systemd (Type=notify) and the log: checked four times a second until it holds.
   const readyTimer = setInterval(() => {
     const readiness = daemon.readiness();

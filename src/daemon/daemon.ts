@@ -129,6 +129,13 @@ export interface DaemonOptions {
    * Default: the `nft` command, unless `firewall` is given (a test with a fake firewall gets no VIP rules).
    */
   vipNft?: VipNft | false;
+  /**
+   * What became of the build's V8 code cache when this process started (src/cli/code-cache.ts:
+   * used, missing, stale, rejected, unreadable); absent when not run from the bundle. Logged at
+   * start and exported as `lashup_daemon_code_cache_used`: a cache V8 rejects (another Node, other
+   * flags) costs every start about 100 ms of CPU, with nothing else to show it.
+   */
+  codeCache?: string;
 }
 
 export interface DaemonStats {
@@ -136,10 +143,12 @@ export interface DaemonStats {
   releases: number;
   /** Releases refused because the agent may still be running (alive, suspect, or within the grace period). */
   releasesRefused: number;
+  /** 1 when this process started from the build's code cache, else 0 (see DaemonOptions.codeCache). */
+  codeCacheUsed: number;
 }
 
 export class Daemon {
-  readonly stats: DaemonStats = { startedAtMs: Date.now(), releases: 0, releasesRefused: 0 };
+  readonly stats: DaemonStats = { startedAtMs: Date.now(), releases: 0, releasesRefused: 0, codeCacheUsed: 0 };
   readonly logger: Logger;
   readonly version: string;
   /** Prometheus metrics: histograms the components feed, process metrics, the stats' exposition. */
@@ -184,13 +193,23 @@ export class Daemon {
     this.logger = options.logger ?? silentLogger();
     this.version = options.version ?? LASHUP_VERSION;
     this.runner = new ComponentRunner(this.logger);
+    this.stats.codeCacheUsed = options.codeCache === 'used' ? 1 : 0;
   }
 
   /** Starts the role's components in order; on a failure, stops those that started and throws a ComponentStartError. */
   static async start(config: DaemonConfig, options: DaemonOptions = {}): Promise<Daemon> {
     const daemon = new Daemon(config, options);
     await daemon.runner.start(daemon.components(), options.beforeStart);
-    daemon.logger.info({ name: config.name, role: config.role, api: `${config.api.host}:${daemon.api.port}`, components: daemon.runner.names() }, 'lashup daemon started');
+    daemon.logger.info(
+      {
+        name: config.name,
+        role: config.role,
+        api: `${config.api.host}:${daemon.api.port}`,
+        components: daemon.runner.names(),
+        ...(options.codeCache === undefined ? {} : { codeCache: options.codeCache }),
+      },
+      'lashup daemon started',
+    );
     return daemon;
   }
 

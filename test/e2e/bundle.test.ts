@@ -1,8 +1,9 @@
 /**
- * The shipped build: `npm run build` bundles the CLI/daemon into dist/bundle/lashup.js (see
+ * The shipped build: `npm run build` bundles the CLI/daemon into dist/bundle/lashup.cjs (see
  * tools/bundle.mjs). The other process tests run the unbundled build (its coverage maps to the
  * sources); this one runs the bundle as an operator does: a master starts from a configuration
- * file, answers `lashup status` and leaves on SIGTERM.
+ * file with the packaged command's Node flags, from the build's code cache, answers `lashup status`
+ * and leaves on SIGTERM.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../../src/daemon/index.js';
 import { generateClusterKey } from '../../src/net/index.js';
 import { lashupCommand } from '../helpers/lashup-cli.js';
 import { eventually } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
 
-const bundle = fileURLToPath(new URL('../../dist/bundle/lashup.js', import.meta.url));
+const bundle = fileURLToPath(new URL('../../dist/bundle/lashup.cjs', import.meta.url));
 
 function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -57,7 +59,7 @@ t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM'
       dns: { port: 0, upstreams: ['127.0.0.1:9'] },
     }),
   );
-  const daemon = spawn(process.execPath, [bundle, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, bundle, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...DAEMON_ENV } });
   let stderr = '';
   daemon.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => daemon.on('exit', (code) => resolve(code)));
@@ -70,6 +72,10 @@ t.test('the bundled lashup: usage, a master from a config file, status, SIGTERM'
   }, 60_000);
   t.ok(up, `status answered with a leader: ${JSON.stringify(status)}; daemon stderr: ${stderr}`);
   t.match(JSON.parse(status.out), { name: 'm1', role: 'master', raft: { role: 'leader' } });
+  // The build's code cache is made with these flags (tools/bundle.mjs): V8 must take it.
+  t.match(stderr, /"msg":"lashup daemon started"/);
+  t.match(/\{[^\n]*"lashup daemon started"[^\n]*\}/.exec(stderr)?.[0], /"codeCache":"used"/, 'started from the code cache');
+  t.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /^lashup_daemon_code_cache_used 1$/m, 'and says so in its metrics');
 
   daemon.kill('SIGTERM');
   t.equal(await exited, 0, 'exits 0 after leaving');

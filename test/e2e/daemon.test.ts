@@ -204,6 +204,7 @@ t.test('a master and two agents: leases, routes on the fake kernels, API, CLI, r
     t.match(body, /^process_resident_memory_bytes \d+/m, 'process metrics');
     t.match(body, /^nodejs_eventloop_lag_p99_seconds /m, 'event-loop lag');
     t.match(body, /^lashup_members\{state="alive"\} 3$/m, 'members by state');
+    t.match(body, /^lashup_daemon_code_cache_used 0$/m, 'started unbundled: no code cache');
   }
   const metrics = await get(a1.api.port, '/metrics');
   t.match(metrics.body, /^lashup_dataplane_ops_total\{op="route\.replace",result="ok"\} [1-9]/m);

@@ -56,7 +56,9 @@ t.test('the Debian package builds, unpacks and runs from a temporary root', { sk
     '/usr/bin/lashup',
     '/usr/bin/lashup-ipam',
     '/usr/lib/cni/lashup-ipam',
-    '/usr/lib/lashup/lashup.js',
+    '/usr/lib/lashup/lashup.cjs',
+    '/usr/lib/lashup/lashup-main.cjs',
+    '/usr/lib/lashup/lashup-main.cjs.cache',
     '/usr/lib/lashup/lashup-ipam.js',
     '/usr/lib/lashup/notify-child.js',
     '/usr/lib/lashup/node_modules/netlink/package.json',
@@ -114,7 +116,7 @@ t.test('the Debian package builds, unpacks and runs from a temporary root', { sk
     Object.entries(DAEMON_ENV)
       .map(([k, v]) => `${k}=${v}`)
       .join(' '),
-    [...DAEMON_NODE_FLAGS, `${unpacked}/usr/bin/../lib/lashup/lashup.js`, 'run', '--config', 'x'].join(' '),
+    [...DAEMON_NODE_FLAGS, `${unpacked}/usr/bin/../lib/lashup/lashup.cjs`, 'run', '--config', 'x'].join(' '),
   ]);
   const ownValues = Object.fromEntries(envNames.map((k) => [k, '7']));
   const overridden = await exec(lashup, ['run'], { ...bare, ...ownValues, LASHUP_NODE: echoNode });
@@ -130,7 +132,7 @@ t.test('the Debian package builds, unpacks and runs from a temporary root', { sk
   const addon = await exec(process.execPath, [
     '--input-type=module',
     '-e',
-    `import { createRequire } from 'node:module'; const r = createRequire(${JSON.stringify(join(unpacked, 'usr', 'lib', 'lashup', 'lashup.js'))}); console.log(r.resolve('netlink'), typeof r('netlink').RawNetlinkSocket)`,
+    `import { createRequire } from 'node:module'; const r = createRequire(${JSON.stringify(join(unpacked, 'usr', 'lib', 'lashup', 'lashup.cjs'))}); console.log(r.resolve('netlink'), typeof r('netlink').RawNetlinkSocket)`,
   ]);
   t.equal(addon.code, 0, addon.stderr);
   t.match(addon.stdout, new RegExp(`${unpacked}/usr/lib/lashup/node_modules/netlink/.* function`));
