@@ -20,6 +20,12 @@ export const IpamErrorCode = {
   LeaseInvalid: 'LASHUP_ERR_IPAM_LEASE_INVALID',
   /** A forwarded allocation (op 7) came from an identity that is not the master it names (details: forwarder). */
   ForwardRefused: 'LASHUP_ERR_IPAM_FORWARD_REFUSED',
+  /**
+   * A master asked for allocations (the list, or one agent's) has not caught up with the
+   * allocator's log since it started or since the last election (details: leader, when it knows
+   * one): its answer could lack allocations. The agent keeps what it knows and asks again.
+   */
+  NotCaughtUp: 'LASHUP_ERR_IPAM_NOT_CAUGHT_UP',
 } as const;
 
 export type IpamErrorCode = (typeof IpamErrorCode)[keyof typeof IpamErrorCode];

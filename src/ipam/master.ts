@@ -95,6 +95,8 @@ export interface AllocatorStats {
   leaseForwardFailed: number;
   /** Forwarded allocations refused: not from a master this one knows (op 7 from another identity). */
   leaseForwardRefused: number;
+  /** Allocation reads (the list, a peek) refused: this master had not caught up with the log. */
+  allocationReadsRefused: number;
 }
 
 export class AllocatorMaster {
@@ -111,6 +113,7 @@ export class AllocatorMaster {
     leaseForwarded: 0,
     leaseForwardFailed: 0,
     leaseForwardRefused: 0,
+    allocationReadsRefused: 0,
   };
   private readonly client: RpcClient;
   /** Forwarded allocations, to the leader. */
@@ -268,6 +271,27 @@ export class AllocatorMaster {
     }
     if (op === 4) {
       this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.lease(agent) ?? null]).slice())));
+      return;
+    }
+    if ((op === 5 || op === 6) && !this.raft.caughtUp) {
+      // Answered from this master's state machine without a read barrier (below): a master that
+      // has not caught up since it (re)started holds none of the allocations in its log yet, and
+      // agents replace their whole copy with the list (they dropped every other agent's routes
+      // when a restarted master answered an empty one, seen in a rolling restart of the masters).
+      this.stats.allocationReadsRefused++;
+      const leader = this.raft.leaderId;
+      respond(
+        packr
+          .pack([
+            false,
+            {
+              code: IpamErrorCode.NotCaughtUp,
+              message: `master ${this.options.name} has not caught up with the allocator's log yet (applied up to ${this.raft.lastApplied}${this.raft.role === 'leader' || leader === undefined ? '' : `; the leader is ${leader}`}); ask again soon or ask another master`,
+              details: leader === undefined || leader === this.options.name ? {} : { leader },
+            },
+          ])
+          .slice(),
+      );
       return;
     }
     if (op === 6) {

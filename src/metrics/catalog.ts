@@ -181,6 +181,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     identityRefused: counter("Allocations refused because the request came from another identity than the agent's pinned one."),
     leaseForwarded: counter('Allocations this follower forwarded to the Raft leader for an agent.'),
     leaseForwardFailed: counter('Forwarded allocations the leader did not answer in time (the agent was redirected to it).'),
+    allocationReadsRefused: counter("Agents' allocation reads (the list, one agent's) refused because this master had not caught up with the allocator's log (just started, or an election)."),
     leaseForwardRefused: counter('Forwarded allocations refused because they did not come from a master (LASHUP_ERR_IPAM_FORWARD_REFUSED).'),
   },
   lease: {

@@ -110,6 +110,12 @@ export class RaftNode {
   private snapshotIndex = 0;
   private snapshotTerm = 0;
   private commit = 0;
+  /**
+   * The term of the last append or snapshot this member took from a leader, and the leader's
+   * commit index it carried: what `caughtUp` compares `applied` with. -1 until one arrives.
+   */
+  private syncedTerm = -1;
+  private syncedCommit = 0;
   private applied = 0;
   private lastLeaderContactMs = -Infinity;
   private votes = new Set<NodeId>();
@@ -173,6 +179,21 @@ export class RaftNode {
   }
   get lastApplied(): number {
     return this.applied;
+  }
+
+  /**
+   * Whether this member's state machine holds what the cluster had committed when it last heard
+   * from the leader (to within a heartbeat): the leader once the no-op of its term is committed
+   * and applied; a follower once it has applied the commit index of the leader's last successful
+   * append (or snapshot) of the current term. Not a started member before that: its commit index
+   * starts at its snapshot (0 without one), so its state machine holds nothing of the log it
+   * kept on disk until a leader tells it what is committed. (Reads served without the barrier of
+   * `read` check it: a restarted master answered the agents' allocation list with an empty one.)
+   */
+  get caughtUp(): boolean {
+    if (!this.running) return false;
+    if (this.roleValue === 'leader') return this.commit >= this.firstIndexOfTerm() && this.applied >= this.commit;
+    return this.roleValue === 'follower' && this.syncedTerm === this.termValue && this.applied >= this.syncedCommit;
   }
   get lastIndex(): number {
     return this.snapshotIndex + this.log.length;
@@ -600,6 +621,8 @@ export class RaftNode {
       this.commit = Math.min(m.commit, Math.max(lastNew, this.commit));
       this.applyCommitted();
     }
+    this.syncedTerm = this.termValue;
+    this.syncedCommit = m.commit;
     this.sendMessage(from, { type: 'append-reply', term: this.termValue, success: true, matchIndex: lastNew, seq: m.seq });
   }
 
@@ -623,6 +646,8 @@ export class RaftNode {
       this.commit = m.lastIndex;
       this.applied = m.lastIndex;
     }
+    this.syncedTerm = this.termValue;
+    this.syncedCommit = Math.max(this.syncedCommit, m.lastIndex);
     this.sendMessage(from, { type: 'snapshot-reply', term: this.termValue, matchIndex: Math.max(m.lastIndex, this.commit), seq: m.seq });
   }
 
