@@ -78,8 +78,12 @@ await build({
   define: { ...common.define, 'import.meta.url': '__lashupImportMetaUrl' },
   banner: { js: "const __lashupImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+// Without NODE_OPTIONS: V8 takes a cache only under the flags it was made with, so the warm-up
+// runs with the daemon's flags alone (and a build inside the test runner, which rebuilds a stale
+// dist/, must not hand the warm-up its coverage hooks).
+const { NODE_OPTIONS: _ignored, ...buildEnv } = process.env;
 const warm = spawnSync(process.execPath, [...DAEMON_NODE_FLAGS, join(root, 'tools', 'warm-code-cache.mjs')], {
-  env: { ...process.env, ...DAEMON_ENV },
+  env: { ...buildEnv, ...DAEMON_ENV },
   encoding: 'utf8',
   timeout: 60_000,
 });
