@@ -116,6 +116,8 @@ export class RaftNode {
    */
   private syncedTerm = -1;
   private syncedCommit = 0;
+  /** When that append or snapshot arrived (clock ms). */
+  private syncedAtMs = Number.NEGATIVE_INFINITY;
   private applied = 0;
   private lastLeaderContactMs = -Infinity;
   private votes = new Set<NodeId>();
@@ -185,7 +187,9 @@ export class RaftNode {
    * Whether this member's state machine holds what the cluster had committed when it last heard
    * from the leader (to within a heartbeat): the leader once the no-op of its term is committed
    * and applied; a follower once it has applied the commit index of the leader's last successful
-   * append (or snapshot) of the current term. Not a started member before that: its commit index
+   * append (or snapshot) of the current term, if that came within an election timeout (a
+   * follower cut off from the leader keeps its term, and would otherwise stay "caught up" with a
+   * state that grows older; a leader cut off steps down). Not a started member before that: its commit index
    * starts at its snapshot (0 without one), so its state machine holds nothing of the log it
    * kept on disk until a leader tells it what is committed. (Reads served without the barrier of
    * `read` check it: a restarted master answered the agents' allocation list with an empty one.)
@@ -193,7 +197,7 @@ export class RaftNode {
   get caughtUp(): boolean {
     if (!this.running) return false;
     if (this.roleValue === 'leader') return this.commit >= this.firstIndexOfTerm() && this.applied >= this.commit;
-    return this.roleValue === 'follower' && this.syncedTerm === this.termValue && this.applied >= this.syncedCommit;
+    return this.roleValue === 'follower' && this.syncedTerm === this.termValue && this.applied >= this.syncedCommit && this.clock.nowMs() - this.syncedAtMs <= this.config.electionTimeoutMaxMs;
   }
   get lastIndex(): number {
     return this.snapshotIndex + this.log.length;
@@ -623,6 +627,7 @@ export class RaftNode {
     }
     this.syncedTerm = this.termValue;
     this.syncedCommit = m.commit;
+    this.syncedAtMs = this.clock.nowMs();
     this.sendMessage(from, { type: 'append-reply', term: this.termValue, success: true, matchIndex: lastNew, seq: m.seq });
   }
 
@@ -648,6 +653,7 @@ export class RaftNode {
     }
     this.syncedTerm = this.termValue;
     this.syncedCommit = Math.max(this.syncedCommit, m.lastIndex);
+    this.syncedAtMs = this.clock.nowMs();
     this.sendMessage(from, { type: 'snapshot-reply', term: this.termValue, matchIndex: Math.max(m.lastIndex, this.commit), seq: m.seq });
   }
 

@@ -230,6 +230,15 @@ t.test('caughtUp: the leader once its no-op is applied; a restarted member only 
   c.sim.runFor(1000);
   t.equal(c.node(follower).caughtUp, true, 'caught up once the leader reached it');
   t.equal(c.replica(follower).agentCount, 3);
+  // Cut off from the leader without a restart: it keeps its term, but its state ages.
+  c.sim.network.partition([[follower], c.names.filter((n) => n !== follower)]);
+  c.sim.runFor(100);
+  t.equal(c.node(follower).caughtUp, true, 'within an election timeout of the last append');
+  c.sim.runFor(2000);
+  t.equal(c.node(follower).caughtUp, false, 'not after an election timeout without one');
+  c.sim.network.heal();
+  c.sim.runFor(1000);
+  t.equal(c.node(follower).caughtUp, true, 'caught up again once healed');
   // After an election, the members left catch up under the new leader (its no-op applied).
   c.crash(leader);
   c.sim.runFor(3000);
