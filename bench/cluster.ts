@@ -372,17 +372,16 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       cpuUs += (e.cpuUserUs as number) - (b.cpuUserUs as number) + (e.cpuSystemUs as number) - (b.cpuSystemUs as number);
     });
     const idleCpuPercentPerNode = (cpuUs / 1e6 / idleSec / nodes) * 100;
-    if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
-      // Per process: a multi-node process shares one runtime, so its per-node figure is lower.
-      const perProcess = after.map((e, i) => {
-        const b = before[i] as WorkerEvent;
-        const userMs = ((e.cpuUserUs as number) - (b.cpuUserUs as number)) / 1000;
-        const systemMs = ((e.cpuSystemUs as number) - (b.cpuSystemUs as number)) / 1000;
-        const names = placement.get(all[i] as WorkerHandle) ?? [];
-        return `${names.length === 1 ? names[0] : `${names.length} nodes`}: ${round((userMs + systemMs) / idleSec)} ms/s (system ${round(systemMs / idleSec)})`;
-      });
-      log(`idle CPU by process: ${perProcess.join('; ')}`);
-    }
+    // Per process, in every run: a multi-node process shares one runtime, so its per-node figure is
+    // lower; the one-node processes' figure is a daemon's own.
+    const perProcess = after.map((e, i) => {
+      const b = before[i] as WorkerEvent;
+      const userMs = ((e.cpuUserUs as number) - (b.cpuUserUs as number)) / 1000;
+      const systemMs = ((e.cpuSystemUs as number) - (b.cpuSystemUs as number)) / 1000;
+      const names = placement.get(all[i] as WorkerHandle) ?? [];
+      return `${names.length === 1 ? names[0] : `${names.length} nodes`}: ${round((userMs + systemMs) / idleSec)} ms/s (system ${round(systemMs / idleSec)})`;
+    });
+    log(`idle CPU by process: ${perProcess.join('; ')}`);
     const idleBytesPerNodeSec = (txAfter - txBefore) / idleSec / nodes;
     const rssMiBPerNode = after.slice(0, processes).reduce((s, e) => s + (e.rssBytes as number), 0) / 2 ** 20 / rest;
     const singleNodeRssMiB = summarize(after.slice(processes).map((e) => (e.rssBytes as number) / 2 ** 20)).p50;
