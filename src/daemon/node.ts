@@ -38,8 +38,6 @@ export const KV_TOPIC = 'lashup/kv/1';
 const REPAIR_BATCH_MS = 500;
 /** Returning members repaired with per batch. */
 const REPAIRS_PER_BATCH = 2;
-/** Repairs a starting node runs before its first anti-entropy round: the join's seed, then kept peers (see firstRepair). */
-const FIRST_REPAIRS = 3;
 
 export interface NodeOptions {
   /** Member name: unique in the cluster, stable across restarts. */
@@ -270,7 +268,13 @@ export class LashupNode {
         logger: componentLogger(logger, 'peers'),
         // The first peers of a starting node: one repair pulls the cluster's state and pushes the
         // node's own writes, instead of waiting for the first anti-entropy round.
-        onKept: (_name, address) => this.firstRepair(address),
+        onKept: (_name, address) => {
+          if (this.firstRepairs < 2) {
+            this.firstRepairs++;
+            this.repairs.add(address);
+            this.scheduleRepairs();
+          }
+        },
         // A member back from failed or left (a healed partition, a restart) may hold updates this
         // node missed while gossip could not reach it. Not on a refuted suspicion: during a
         // cluster's start those come by the hundred and each repair is a dial.
@@ -413,22 +417,6 @@ export class LashupNode {
   private readonly repairs = new Set<string>();
   private repairTimer: TimerHandle | undefined;
   private firstRepairs = 0;
-
-  /**
-   * One of a starting node's first FIRST_REPAIRS repairs: with the seed that answered its join
-   * (its connection is open: no new handshake), then with its first kept peers. The seed's
-   * repair does not wait for a keep: in a 60-node cluster starting on two cores, nodes whose
-   * keep requests took over 5 s (busy processes) had no gossipsub stream and no round yet, so
-   * their first write reached no one for 10-13 s, the last part of the formation; the repair
-   * with the seed hands it to the seed (whose quick rounds carry it on) and pulls what the seed
-   * knows.
-   */
-  private firstRepair(address: string): void {
-    if (this.firstRepairs >= FIRST_REPAIRS || this.stopped) return;
-    this.firstRepairs++;
-    this.repairs.add(address);
-    this.scheduleRepairs();
-  }
 
   /**
    * A member came back: repair with returning members, at most REPAIRS_PER_BATCH per batch,
@@ -634,12 +622,7 @@ export class LashupNode {
     node.lease?.start();
     // A node listed among its own seeds (one config file for all masters) joins through the others.
     const startedAtMs = clock.nowMs();
-    if (seeds.length > 0) {
-      node.membership.join(seeds, (seed) => {
-        logger.info({ members: node.membership.liveCount, afterMs: Math.round(clock.nowMs() - startedAtMs) }, 'joined the cluster');
-        if (seed !== undefined) node.firstRepair(seed);
-      });
-    }
+    if (seeds.length > 0) node.membership.join(seeds, () => logger.info({ members: node.membership.liveCount, afterMs: Math.round(clock.nowMs() - startedAtMs) }, 'joined the cluster'));
     return node;
   }
 

@@ -307,20 +307,19 @@ export class Membership {
    * Joins through `seeds` (stream addresses): syncs with one seed at a time, in random order,
    * moving to the next at once when one fails; done when one answers. When all failed it
    * retries with exponential backoff (joinRetryMinMs doubling to joinRetryMaxMs, half of it
-   * jitter). `onJoined` runs once, at the first success, with the seed that answered (undefined
-   * when there was none to join: a node listed alone among its seeds).
+   * jitter). `onJoined` runs once, at the first success.
    *
    * One seed at a time, not all at once: when a whole cluster starts together every node joins
    * through the same few seeds, and syncing with all of them multiplied the handshakes the
    * seeds had to absorb by their number; a random order spreads the joins over the seeds.
    */
-  join(seeds: readonly Address[], onJoined?: (seed: Address | undefined) => void): void {
+  join(seeds: readonly Address[], onJoined?: () => void): void {
     if (this.lifecycle !== 'running') throw this.stateError('join');
     const own = this.streamAddressOf(this.name, this.address, this.table.meta(this.selfId));
     const targets = [...new Set(seeds)].filter((s) => s !== own);
     if (targets.length === 0) {
       this.joined = true;
-      onJoined?.(undefined);
+      onJoined?.();
       return;
     }
     // Half of each delay is jitter: nodes that start together and are refused together (a seed
@@ -356,7 +355,7 @@ export class Membership {
           // sync also starts the catch-up chain, since it taught members; that one comes after
           // pushPullCatchUpIntervalMs, 5 s on a LAN, and this race wants a quicker look.)
           if (first) this.clock.setTimer(this.config.joinRetryMinMs, () => this.pushPullOnce());
-          if (first) onJoined?.(seed);
+          if (first) onJoined?.();
         });
       };
       next();
