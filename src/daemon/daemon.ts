@@ -54,6 +54,7 @@ import { OverlayAgent } from './overlay-agent.js';
 import { nextTurn, type NextTurn } from './next-turn.js';
 import { AllocationView } from './allocation-view.js';
 import { LASHUP_VERSION } from './version.js';
+import { codeCacheWarning } from './runtime-flags.js';
 
 /**
  * An agent routes between its bridges and its VTEP, so IPv4 and IPv6 forwarding must be on (in
@@ -210,6 +211,8 @@ export class Daemon {
       },
       'lashup daemon started',
     );
+    const cacheWarning = codeCacheWarning(options.codeCache);
+    if (cacheWarning !== undefined) daemon.logger.warn({ code: cacheWarning.code, codeCache: options.codeCache }, cacheWarning.message);
     return daemon;
   }
 

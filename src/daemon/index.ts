@@ -13,7 +13,7 @@ export type { Component } from './component.js';
 export { OverlayAgent } from './overlay-agent.js';
 export type { OverlayAgentStats } from './overlay-agent.js';
 export { LASHUP_VERSION } from './version.js';
-export { DAEMON_ENV, DAEMON_NODE_FLAGS } from './runtime-flags.js';
+export { codeCacheWarning, DAEMON_ENV, DAEMON_NODE_FLAGS } from './runtime-flags.js';
 export { CLIENT_HEADER, checkRequest, type GuardedRequest } from './api-guard.js';
 export { assessReadiness, ReadinessLatch } from './readiness.js';
 export type { Readiness, ReadinessView } from './readiness.js';

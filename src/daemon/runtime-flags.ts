@@ -25,3 +25,33 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
  * the same processes 8.6-12.5 ms/s either way.
  */
 export const DAEMON_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
+/**
+ * The warning a daemon logs when it did not start from the build's V8 code cache
+ * (src/cli/code-cache.ts), or undefined when there is nothing to say (used, or not run from the
+ * bundle). Every such start compiles the whole program (~100 ms of CPU more, and a new agent's
+ * lease and routes that much later), and nothing else shows it but the
+ * `lashup_daemon_code_cache_used` gauge. The CLI's other commands do not warn: any run with other
+ * Node flags than DAEMON_NODE_FLAGS gets `rejected`, as it should.
+ */
+export function codeCacheWarning(result: string | undefined): { code: string; message: string } | undefined {
+  switch (result) {
+    case undefined:
+    case 'used':
+      return undefined;
+    case 'missing':
+    case 'stale':
+    case 'unreadable':
+      return {
+        code: 'LASHUP_ERR_CODE_CACHE_UNUSABLE',
+        message: `the build's code cache (lashup-main.cjs.cache beside lashup-main.cjs) is ${result}: the install is incomplete or mixed; every start compiles the program instead (about 100 ms of CPU more). Reinstall the package, or run \`npm run build\` in a source tree`,
+      };
+    case 'rejected':
+      return {
+        code: 'LASHUP_ERR_CODE_CACHE_REJECTED',
+        message: `V8 rejected the build's code cache: this Node (${process.version}) or its flags (${process.execArgv.join(' ') || 'none'}) differ from the build's (${DAEMON_NODE_FLAGS.join(' ')}); every start compiles the program instead (about 100 ms of CPU more). Rebuild after a Node upgrade, and run the daemon through the packaged \`lashup\` command`,
+      };
+    default:
+      return { code: 'LASHUP_ERR_CODE_CACHE_UNUSABLE', message: `the build's code cache was not used (${JSON.stringify(result)})` };
+  }
+}
