@@ -256,21 +256,32 @@ export class AllocatorMaster {
       fail('a lease request is [op, agent]: op 1 allocate, 3 usage, 4 lookup, 5 allocations, 6 peek, 7 forwarded allocate');
       return;
     }
+    // Allocations (op 1, and op 7 forwarded to the leader) are logged at debug with the time to
+    // the answer and how it went: a cold start's agents waited out their 3 s request timeout at
+    // some masters (e2e trace, 6 of 16 agents) and nothing told which step was slow.
+    const startedMs = this.options.clock.nowMs();
+    const reply =
+      op === 1 || op === 7
+        ? (response: Uint8Array): void => {
+            this.options.logger?.debug({ op, agent, role: this.raft.role, elapsedMs: Math.round(this.options.clock.nowMs() - startedMs), answer: answerSummary(response) }, 'allocation answered');
+            respond(response);
+          }
+        : respond;
     const answer = (error: RaftError | null, result?: Uint8Array): void => {
       if (error !== null) {
         if (error.code === RaftErrorCode.NotLeader) this.stats.leaseRedirects++;
-        respond(packr.pack([false, { code: error.code, message: error.message, details: { ...error.details } }]).slice());
+        reply(packr.pack([false, { code: error.code, message: error.message, details: { ...error.details } }]).slice());
         return;
       }
-      respond(result as Uint8Array);
+      reply(result as Uint8Array);
     };
     if (op === 3) {
       // Usage is a read: linearizable through the read barrier.
-      this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.usage()]).slice())));
+      this.raft.read((error) => (error !== null ? answer(error) : reply(packr.pack([true, this.state.usage()]).slice())));
       return;
     }
     if (op === 4) {
-      this.raft.read((error) => (error !== null ? answer(error) : respond(packr.pack([true, this.state.lease(agent) ?? null]).slice())));
+      this.raft.read((error) => (error !== null ? answer(error) : reply(packr.pack([true, this.state.lease(agent) ?? null]).slice())));
       return;
     }
     if ((op === 5 || op === 6) && !this.raft.caughtUp) {
@@ -280,7 +291,7 @@ export class AllocatorMaster {
       // when a restarted master answered an empty one, seen in a rolling restart of the masters).
       this.stats.allocationReadsRefused++;
       const leader = this.raft.leaderId;
-      respond(
+      reply(
         packr
           .pack([
             false,
@@ -297,7 +308,7 @@ export class AllocatorMaster {
     if (op === 6) {
       // One agent's allocation as this master applied it (no read barrier, see op 5): how agents
       // learn a new agent's allocation when its entry appears, a few hundred bytes per ask.
-      respond(packr.pack([true, this.state.lease(agent) ?? null]).slice());
+      reply(packr.pack([true, this.state.lease(agent) ?? null]).slice());
       return;
     }
     if (op === 5) {
@@ -307,7 +318,7 @@ export class AllocatorMaster {
       // thousand agents the list is ~100 KB, so neither a Raft round nor an encoding per ask.
       const applied = this.raft.lastApplied;
       if (this.allocationsCache?.index !== applied) this.allocationsCache = { index: applied, bytes: packr.pack([true, this.state.leases()]).slice() };
-      respond(this.allocationsCache.bytes);
+      reply(this.allocationsCache.bytes);
       return;
     }
     if (op === 2) {
@@ -331,7 +342,7 @@ export class AllocatorMaster {
             'a forwarded allocation did not come from a master; refused',
           ),
         );
-        respond(
+        reply(
           packr.pack([false, { code: IpamErrorCode.ForwardRefused, message: `forwarded allocations are taken from masters only; ${from} is not master ${forwarder}`, details: { forwarder } }]).slice(),
         );
         return;
@@ -344,7 +355,7 @@ export class AllocatorMaster {
       return;
     }
     const peerId = this.options.pinIdentities === false ? undefined : from;
-    if (this.forward(agent, peerId, respond)) return;
+    if (this.forward(agent, peerId, reply)) return;
     this.allocate(agent, peerId, answer);
   }
 
@@ -391,6 +402,18 @@ export class AllocatorMaster {
 }
 
 const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4, allocations: 5, peek: 6 } as const;
+
+/** "granted", or the error code of a refusal, of an encoded answer (for the debug log). */
+function answerSummary(response: Uint8Array): string {
+  try {
+    const decoded = unpackr.unpack(response) as unknown[];
+    if (decoded[0] === true) return 'granted';
+    const code = (decoded[1] as { code?: unknown } | undefined)?.code;
+    return typeof code === 'string' ? code : 'refused';
+  } catch {
+    return 'undecodable';
+  }
+}
 
 /** How long a follower waits for the leader's answer to a forwarded allocation, in ms. */
 const FORWARD_TIMEOUT_MS = 2000;
