@@ -142,6 +142,9 @@ export class AllocatorMaster {
       rng: options.rng,
       send: (to, message) => this.sendRaft(to, encodeRaftMessage(message)),
       onStateChange: (s) => {
+        // Said at info: elections are rare, and when agents wait for leases the first question
+        // is which master led and since when (a cold start's election was invisible in logs).
+        options.logger?.info({ role: s.role, term: s.term, leader: s.leader ?? null }, 'raft role changed');
         if (s.role === 'leader') this.publishConfig();
         options.onStateChange?.(s);
       },
