@@ -20,7 +20,7 @@ import { randomlySeededRng, RealClock, type Clock, type Rng, type TimerHandle, L
 import { NodeFs, writeFileAtomic, type StorageFs } from '../storage/index.js';
 import { AntiEntropy, KvPersistence, KvStore, kvConfig, type FsyncPolicy, type KvConfig } from '../kv/index.js';
 import type { Logger } from '../log/index.js';
-import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
+import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, isLeaseNews, LeaseClient, validateOverlayConfig, type Lease, type MasterInfo, type OverlayConfig } from '../ipam/index.js';
 import { FileRaftStorage, type RaftConfig, type Role } from '../raft/index.js';
 import { announceAllocation, OVERLAY_CONFIG_KEY, OverlayConfigView, OwnedRowsAdmission, publishOverlayConfig } from '../keyspace/index.js';
 import { PeerIdVerifier, signerFromLibp2pKey, type Signer, type Verifier } from '../identity/index.js';
@@ -290,7 +290,7 @@ export class LashupNode {
         const meta = this.meta(event.member.meta);
         if (event.type === 'reaped') this.forgetHosts(event.member.name);
         else this.rememberHosts(event.member.name, event.member.address, meta);
-        if ((event.type === 'join' || event.type === 'alive') && event.member.name !== options.name && meta?.role === 'master') this.lease?.kick();
+        if (event.member.name !== options.name && isLeaseNews(event.type, meta)) this.lease?.kick();
       });
       const masters = options.masters ?? [];
       const overlay = options.overlay ?? (DEFAULT_OVERLAY_CONFIG as OverlayConfig);

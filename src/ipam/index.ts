@@ -5,5 +5,5 @@ export type { OverlayConfig, OverlayNetworkConfig, OverlaySpec, NetworkSpec } fr
 export { IpamError, IpamErrorCode } from './errors.js';
 export { AllocatorMaster, encodeLeaseRequest, RAFT_PROTOCOL, IPAM_PROTOCOL } from './master.js';
 export type { AllocatorMasterOptions, AllocatorStats } from './master.js';
-export { LeaseClient } from './lease-client.js';
+export { isLeaseNews, LeaseClient } from './lease-client.js';
 export type { LeaseClientOptions, LeaseStore, MasterInfo, LeaseClientStats } from './lease-client.js';
