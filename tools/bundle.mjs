@@ -5,19 +5,19 @@
  * start-up was on the path of every agent's "process spawn -> routes everywhere" and of every
  * CNI ADD, and a cluster starting on shared cores paid it once per process.
  *
- * Entries (dist/bundle/<name>.js): lashup-ipam (the CNI plugin),
- * notify-child (the netlink notification helper the kernel module forks from beside its own
- * file, so it must sit in the same folder as the chunk that forks it: every output does) and
- * bench-cluster-worker (the cluster benchmark's node host, so the benchmark measures the
- * shipped code's memory). Shared code goes into chunks in the same folder.
+ * Entries (dist/bundle/<name>.js): lashup-ipam (the CNI plugin) and bench-cluster-worker (the
+ * cluster benchmark's node host, so the benchmark measures the shipped code's memory). Shared
+ * code goes into chunks in the same folder.
  *
  * External: netlink (a native addon found through node-gyp-build beside its package) and
  * msgpackr-extract (msgpackr's optional native accelerator). CommonJS packages inside an ES
  * module bundle need `require`: the banner makes one.
  *
- * The CLI and daemon (the `lashup` command) are bundled apart, as CommonJS: lashup.cjs, a loader
- * that imports only Node's modules, runs lashup-main.cjs, the whole program in one file, from its
- * V8 code cache. CommonJS because a code cache is per script, and an ES module entry, even the
+ * The CLI and daemon (the `lashup` command) are bundled apart, as CommonJS, with notify-child.cjs
+ * (the netlink notification helper the kernel module forks from beside its own file, so it sits
+ * in the same folder; CommonJS for the same start-up reason as below: every agent forks one at
+ * start). lashup.cjs, a loader that imports only Node's modules, runs lashup-main.cjs, the whole
+ * program in one file, from its V8 code cache. CommonJS because a code cache is per script, and an ES module entry, even the
  * loader alone, cost a start about 30 ms of CPU more (Node's ES module loader; 10 starts each,
  * median 270 vs 240 ms). The program is warmed up once with the daemon's Node flags to write its V8 code cache
  * (lashup-main.cjs.cache; src/cli/code-cache.ts says why and what it saves). A warm-up that fails
@@ -59,7 +59,6 @@ await build({
   ...common,
   entryPoints: {
     'lashup-ipam': 'dist/src/cni/plugin-main.js',
-    'notify-child': 'dist/src/dataplane/notify-child.js',
     'bench-cluster-worker': 'dist/bench/lib/cluster-worker.js',
   },
   outdir: 'dist/bundle',
@@ -71,7 +70,7 @@ await build({
 // (the notification helper is forked from beside the module that forks it) becomes the file's URL.
 await build({
   ...common,
-  entryPoints: { lashup: 'dist/src/cli/bundle-loader.js', 'lashup-main': 'dist/src/cli/bundle-main.js' },
+  entryPoints: { lashup: 'dist/src/cli/bundle-loader.js', 'lashup-main': 'dist/src/cli/bundle-main.js', 'notify-child': 'dist/src/dataplane/notify-child.js' },
   outdir: 'dist/bundle',
   outExtension: { '.js': '.cjs' },
   format: 'cjs',

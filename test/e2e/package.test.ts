@@ -60,7 +60,7 @@ t.test('the Debian package builds, unpacks and runs from a temporary root', { sk
     '/usr/lib/lashup/lashup-main.cjs',
     '/usr/lib/lashup/lashup-main.cjs.cache',
     '/usr/lib/lashup/lashup-ipam.js',
-    '/usr/lib/lashup/notify-child.js',
+    '/usr/lib/lashup/notify-child.cjs',
     '/usr/lib/lashup/node_modules/netlink/package.json',
     '/etc/lashup/config.json.example',
     '/lib/systemd/system/lashup.service',
