@@ -3,8 +3,16 @@
  * Raft messages and agents' lease requests carried by request/response RPC over any stream
  * transport (libp2p in the daemon, simulated streams in tests).
  *
- *   /lashup/raft/1    [senderId, raft message]           one-way (the reply is an empty ack)
+ *   /lashup/raft/1    [senderId, raft message, 1?]  ->  empty | [senderId, raft message]
  *   /lashup/ipam/1    [op, agent]  ->  [ok, lease | error]   op 1 allocate, 3 usage, 4 lookup
+ *
+ * A Raft message that asks for an answer (a vote, an append) gets it in the response when the
+ * request says it takes one there (the third element, 1): a leader's append and its follower's
+ * acknowledgement are one request and its response instead of two requests and two empty
+ * responses, and the answer needs no address of the asker (a master that joined late is not in
+ * the others' membership yet). Without the flag (an older master) the response is empty and the
+ * answer travels as a request of its own, as before. Measured at cold starts of 3 masters and 16
+ * agents on 2 busy cores: an allocation took the leader 300-950 ms to commit.
  *
  * Op 4 (lookup) is a linearizable read of one agent's lease (null when it holds none): how a
  * running agent checks that its lease still holds. Op 2 (release) is not served over RPC: any
@@ -119,6 +127,10 @@ export class AllocatorMaster {
   /** Forwarded allocations, to the leader. */
   private readonly leaseClient: RpcClient;
   private readonly raftServer: RpcServer;
+  /** While a Raft message that takes its answer in the response is being taken: its asker and response. */
+  private inline: { to: string; respond: (response: Uint8Array) => void } | undefined;
+  /** The peer id each master's last accepted Raft message came from, and when (sendRaft's fallback). */
+  private readonly raftPeers = new Map<string, { peer: string; atMs: number }>();
   private readonly ipamServer: RpcServer;
   private readonly options: AllocatorMasterOptions;
 
@@ -150,40 +162,60 @@ export class AllocatorMaster {
       },
     });
     this.raftServer = new RpcServer(options.streams, RAFT_PROTOCOL, (request, from, respond) => {
-      respond(new Uint8Array(0));
       let raw: unknown[];
       try {
         raw = unpackr.unpack(request) as unknown[];
       } catch {
+        respond(EMPTY);
         this.stats.raftDecodeErrors++;
         return;
       }
       if (!Array.isArray(raw) || typeof raw[0] !== 'string' || !(raw[1] instanceof Uint8Array)) {
+        respond(EMPTY);
         this.stats.raftDecodeErrors++;
         return;
       }
-      const sender = raw[0];
-      // Who sent it is checked before what it says is even decoded.
-      if (options.acceptSender !== undefined && !options.acceptSender(sender, from)) {
-        this.stats.raftSenderRefused++;
-        this.logRefusal('raft', () =>
-          options.logger?.warn(
-            { code: 'LASHUP_ERR_RAFT_SENDER_REFUSED', sender, from, refused: this.stats.raftSenderRefused },
-            "a Raft message claimed a master's name from an identity that is not that master's; dropped",
-          ),
-        );
+      if (raw[2] !== 1) respond(EMPTY);
+      else {
+        // The answer, if Raft sends one to the asker while it takes this message, goes into the
+        // response (sendRaft); the response is empty otherwise.
+        this.inline = { to: raw[0], respond };
+        try {
+          this.takeRaft(raw[0], raw[1], from);
+        } finally {
+          if (this.inline !== undefined) respond(EMPTY);
+          this.inline = undefined;
+        }
         return;
       }
-      let message;
-      try {
-        message = decodeRaftMessage(raw[1]);
-      } catch {
-        this.stats.raftDecodeErrors++;
-        return;
-      }
-      this.raft.receive(sender, message);
+      this.takeRaft(raw[0], raw[1], from);
     });
     this.ipamServer = new RpcServer(options.streams, IPAM_PROTOCOL, (request, from, respond, fail) => this.serveLease(request, from, respond, fail));
+  }
+
+  /** A Raft message from master `sender` (as it says), which arrived from peer `from`. */
+  private takeRaft(sender: string, bytes: Uint8Array, from: string): void {
+    const options = this.options;
+    // Who sent it is checked before what it says is even decoded.
+    if (options.acceptSender !== undefined && !options.acceptSender(sender, from)) {
+      this.stats.raftSenderRefused++;
+      this.logRefusal('raft', () =>
+        options.logger?.warn(
+          { code: 'LASHUP_ERR_RAFT_SENDER_REFUSED', sender, from, refused: this.stats.raftSenderRefused },
+          "a Raft message claimed a master's name from an identity that is not that master's; dropped",
+        ),
+      );
+      return;
+    }
+    let message;
+    try {
+      message = decodeRaftMessage(bytes);
+    } catch {
+      this.stats.raftDecodeErrors++;
+      return;
+    }
+    if (options.masters.includes(sender)) this.raftPeers.set(sender, { peer: from, atMs: options.clock.nowMs() });
+    this.raft.receive(sender, message);
   }
 
   start(): void {
@@ -199,15 +231,56 @@ export class AllocatorMaster {
   }
 
   private sendRaft(to: string, bytes: Uint8Array): void {
-    const address = this.options.addressOf(to);
+    const inline = this.inline;
+    if (inline !== undefined && inline.to === to) {
+      // The answer to the message being taken: into its response (see the protocol above).
+      this.inline = undefined;
+      this.stats.raftMessagesSent++;
+      inline.respond(packr.pack([this.options.name, bytes]).slice());
+      return;
+    }
+    // Membership's address first; else the peer the master's last Raft message came from (its
+    // connection is up: a stream opens on it). Past bug, traced at cold starts of 3 masters and
+    // 16 agents: a master whose join came late was missing from the leader's membership for 4-5 s
+    // after it had joined (news of it still queued behind 18 other joins), so the leader dropped
+    // every append to it although that master's own messages were reaching the leader; it knew
+    // no leader meanwhile and the agents that asked it waited. Only while its messages keep
+    // coming: a master that stopped is not dialled at every heartbeat.
+    const recent = this.raftPeers.get(to);
+    const address = this.options.addressOf(to) ?? (recent !== undefined && this.options.clock.nowMs() - recent.atMs <= RAFT_PEER_FRESH_MS ? recent.peer : undefined);
     if (address === undefined) {
       this.stats.raftMessagesDropped++;
       return;
     }
     this.stats.raftMessagesSent++;
     // Raft retries by itself: a lost message is only a slower round.
-    this.client.request(address, packr.pack([this.options.name, bytes]).slice(), (error) => {
-      if (error !== null) this.stats.raftMessagesDropped++;
+    this.client.request(address, packr.pack([this.options.name, bytes, 1]).slice(), (error, response) => {
+      if (error !== null) {
+        this.stats.raftMessagesDropped++;
+        return;
+      }
+      if (response === undefined || response.length === 0) return;
+      // The answer came back on the stream this master opened to `to` (its authenticated peer):
+      // it is `to`'s, whatever name it carries; one that names another master is dropped.
+      let raw: unknown[];
+      try {
+        raw = unpackr.unpack(response) as unknown[];
+      } catch {
+        this.stats.raftDecodeErrors++;
+        return;
+      }
+      if (!Array.isArray(raw) || raw[0] !== to || !(raw[1] instanceof Uint8Array)) {
+        this.stats.raftDecodeErrors++;
+        return;
+      }
+      let message;
+      try {
+        message = decodeRaftMessage(raw[1]);
+      } catch {
+        this.stats.raftDecodeErrors++;
+        return;
+      }
+      this.raft.receive(to, message);
     });
   }
 
@@ -404,6 +477,8 @@ export class AllocatorMaster {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4, allocations: 5, peek: 6 } as const;
 
 /** "granted", or the error code of a refusal, of an encoded answer (for the debug log). */
@@ -417,6 +492,13 @@ function answerSummary(response: Uint8Array): string {
     return 'undecodable';
   }
 }
+
+/**
+ * How long after a master's last Raft message its peer id stands in for the address membership
+ * does not have, in ms: longer than the default election timeout (800-1,600 ms), the longest a
+ * live master stays quiet (a follower answers every heartbeat; a candidate asks every timeout).
+ */
+const RAFT_PEER_FRESH_MS = 2000;
 
 /** How long a follower waits for the leader's answer to a forwarded allocation, in ms. */
 const FORWARD_TIMEOUT_MS = 2000;

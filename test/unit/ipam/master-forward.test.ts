@@ -4,35 +4,20 @@
  * a forward the leader does not answer turns into a redirect the agent follows.
  */
 import t from 'tap';
-import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, IPAM_PROTOCOL, IpamErrorCode, LeaseClient, decodeResult, type Lease, type MasterInfo } from '../../../src/ipam/index.js';
+import { type AllocatorMaster, IPAM_PROTOCOL, IpamErrorCode, LeaseClient, decodeResult, type Lease, type MasterInfo } from '../../../src/ipam/index.js';
 import { createSimTransports, RpcClient, type SimTransports } from '../../../src/net/index.js';
 import { Simulation } from '../../../src/sim/index.js';
-import { MemoryRaftStorage } from '../../../src/testing/index.js';
+import { SIM_MASTERS, startSimMaster } from '../../helpers/sim-masters.js';
 import { Packr } from 'msgpackr';
 
-const MASTERS = ['m1', 'm2', 'm3'];
+const MASTERS = SIM_MASTERS;
 
 function world(seed: number) {
   const sim = new Simulation({ seed, network: { defaultLink: { latency: { kind: 'constant', ms: 2 } } } });
   const hosts = new Map<string, SimTransports>();
   for (const name of [...MASTERS, 'a', 'x']) sim.network.addHost(name, (host) => void hosts.set(name, createSimTransports(host)));
   const masters = new Map<string, AllocatorMaster>();
-  for (const name of MASTERS) {
-    const master = new AllocatorMaster({
-      name,
-      masters: MASTERS,
-      overlay: DEFAULT_OVERLAY_CONFIG,
-      storage: new MemoryRaftStorage(),
-      streams: (hosts.get(name) as SimTransports).streams,
-      clock: sim.scheduler.clock(),
-      rng: sim.rng.fork(name),
-      addressOf: (n) => n,
-      // On the simulated network a stream's remote address is its host's name.
-      acceptSender: (n, from) => n === from,
-    });
-    master.start();
-    masters.set(name, master);
-  }
+  for (const name of MASTERS) masters.set(name, startSimMaster(sim, hosts, name));
   for (let i = 0; i < 100 && ![...masters.values()].some((m) => m.raft.role === 'leader'); i++) sim.runFor(100);
   const leader = [...masters.values()].find((m) => m.raft.role === 'leader') as AllocatorMaster;
   // Let the followers hear of the leader (and the configuration commit).

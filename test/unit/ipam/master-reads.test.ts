@@ -6,12 +6,13 @@
  * one did in a rolling restart of the masters).
  */
 import t from 'tap';
-import { AllocatorMaster, DEFAULT_OVERLAY_CONFIG, IPAM_PROTOCOL, IpamErrorCode, decodeResult, encodeLeaseRequest, type IpamResult } from '../../../src/ipam/index.js';
+import { type AllocatorMaster, IPAM_PROTOCOL, IpamErrorCode, decodeResult, encodeLeaseRequest, type IpamResult } from '../../../src/ipam/index.js';
 import { createSimTransports, RpcClient, type SimTransports } from '../../../src/net/index.js';
 import { Simulation } from '../../../src/sim/index.js';
 import { MemoryRaftStorage } from '../../../src/testing/index.js';
+import { SIM_MASTERS, startSimMaster } from '../../helpers/sim-masters.js';
 
-const MASTERS = ['m1', 'm2', 'm3'];
+const MASTERS = SIM_MASTERS;
 
 t.test('a restarted master refuses allocation reads until it has caught up, then answers them whole', async (t) => {
   const sim = new Simulation({ seed: 21, network: { defaultLink: { latency: { kind: 'constant', ms: 2 } } } });
@@ -20,18 +21,7 @@ t.test('a restarted master refuses allocation reads until it has caught up, then
   const storages = new Map(MASTERS.map((n) => [n, new MemoryRaftStorage()]));
   const masters = new Map<string, AllocatorMaster>();
   const boot = (name: string): AllocatorMaster => {
-    const master = new AllocatorMaster({
-      name,
-      masters: MASTERS,
-      overlay: DEFAULT_OVERLAY_CONFIG,
-      storage: storages.get(name) as MemoryRaftStorage,
-      streams: (hosts.get(name) as SimTransports).streams,
-      clock: sim.scheduler.clock(),
-      rng: sim.rng.fork(`${name}-${sim.nowMs()}`),
-      addressOf: (n) => n,
-      acceptSender: (n, from) => n === from,
-    });
-    master.start();
+    const master = startSimMaster(sim, hosts, name, { storage: storages.get(name) as MemoryRaftStorage, rngName: `${name}-${sim.nowMs()}` });
     masters.set(name, master);
     return master;
   };
