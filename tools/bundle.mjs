@@ -17,11 +17,12 @@
  * (the netlink notification helper the kernel module forks from beside its own file, so it sits
  * in the same folder; CommonJS for the same start-up reason as below: every agent forks one at
  * start). lashup.cjs, a loader that imports only Node's modules, runs lashup-main.cjs, the whole
- * program in one file, from its V8 code cache. CommonJS because a code cache is per script, and an ES module entry, even the
- * loader alone, cost a start about 30 ms of CPU more (Node's ES module loader; 10 starts each,
- * median 270 vs 240 ms). The program is warmed up once with the daemon's Node flags to write its V8 code cache
- * (lashup-main.cjs.cache; src/cli/code-cache.ts says why and what it saves). A warm-up that fails
- * (no loopback networking, say) leaves no cache: the command then compiles its code as before.
+ * program in one file, from its V8 code cache. CommonJS because a code cache is per script, and
+ * an ES module entry, even the loader alone, cost a start about 30 ms of CPU more (Node's ES
+ * module loader; 10 starts each, median 270 vs 240 ms). The program is warmed up once with the
+ * daemon's Node flags to write its V8 code cache (lashup-main.cjs.cache; src/cli/code-cache.ts
+ * says why and what it saves). A warm-up that fails (no loopback networking, say) leaves no
+ * cache: the command then compiles its code as before.
  */
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
