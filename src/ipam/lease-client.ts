@@ -89,6 +89,11 @@ export function isLeaseNews(eventType: string, meta: { role?: string; raft?: { r
   return eventType === 'join' || eventType === 'alive' || (eventType === 'update' && meta.raft?.role === 'leader');
 }
 
+/** The masters whose membership metadata says they lead, the latest term first. */
+function publishedLeaders(masters: readonly MasterInfo[]): MasterInfo[] {
+  return masters.filter((m) => m.leader).sort((a, b) => b.term - a.term);
+}
+
 export interface LeaseClientStats {
   requests: number;
   redirects: number;
@@ -322,15 +327,7 @@ export class LeaseClient {
       const hinted = masters.find((m) => m.name === hint);
       if (hinted !== undefined) return hinted;
     }
-    const leaders = masters.filter((m) => m.leader).sort((a, b) => b.term - a.term);
-    return leaders[0] ?? (masters.length === 0 ? undefined : this.options.rng.pick(masters));
-  }
-
-  /** The master whose membership metadata says it leads (the latest term), other than `except`. */
-  private publishedLeader(except: string): string | undefined {
-    let best: MasterInfo | undefined;
-    for (const m of this.options.masters()) if (m.leader && m.name !== except && (best === undefined || m.term > best.term)) best = m;
-    return best?.name;
+    return publishedLeaders(masters)[0] ?? (masters.length === 0 ? undefined : this.options.rng.pick(masters));
   }
 
   /**
@@ -385,7 +382,7 @@ export class LeaseClient {
       // leader for 7 s while the others had elected one; the agents connected to it (the seed
       // they joined through) asked it again and again, backing off to 4 s, and got their leases
       // 5-9 s after the election.
-      const leader = typeof named === 'string' ? named : this.publishedLeader(master.name);
+      const leader = typeof named === 'string' ? named : publishedLeaders(this.options.masters()).find((m) => m.name !== master.name)?.name;
       // Follow a redirect at once, but only to a master we can address, and not in circles
       // (during an election followers may point at a leader that is gone).
       if (result.error.code === RaftErrorCode.NotLeader && leader !== undefined && leader !== master.name && this.redirectsInARow < 3 && this.options.masters().some((m) => m.name === leader)) {

@@ -162,33 +162,27 @@ export class AllocatorMaster {
       },
     });
     this.raftServer = new RpcServer(options.streams, RAFT_PROTOCOL, (request, from, respond) => {
-      let raw: unknown[];
+      const envelope = unpackEnvelope(request);
+      if (envelope === undefined) {
+        respond(EMPTY);
+        this.stats.raftDecodeErrors++;
+        return;
+      }
+      const [sender, bytes, inline] = envelope;
+      if (!inline) {
+        respond(EMPTY);
+        this.takeRaft(sender, bytes, from);
+        return;
+      }
+      // The answer, if Raft sends one to the asker while it takes this message, goes into the
+      // response (sendRaft); the response is empty otherwise.
+      this.inline = { to: sender, respond };
       try {
-        raw = unpackr.unpack(request) as unknown[];
-      } catch {
-        respond(EMPTY);
-        this.stats.raftDecodeErrors++;
-        return;
+        this.takeRaft(sender, bytes, from);
+      } finally {
+        if (this.inline !== undefined) respond(EMPTY);
+        this.inline = undefined;
       }
-      if (!Array.isArray(raw) || typeof raw[0] !== 'string' || !(raw[1] instanceof Uint8Array)) {
-        respond(EMPTY);
-        this.stats.raftDecodeErrors++;
-        return;
-      }
-      if (raw[2] !== 1) respond(EMPTY);
-      else {
-        // The answer, if Raft sends one to the asker while it takes this message, goes into the
-        // response (sendRaft); the response is empty otherwise.
-        this.inline = { to: raw[0], respond };
-        try {
-          this.takeRaft(raw[0], raw[1], from);
-        } finally {
-          if (this.inline !== undefined) respond(EMPTY);
-          this.inline = undefined;
-        }
-        return;
-      }
-      this.takeRaft(raw[0], raw[1], from);
     });
     this.ipamServer = new RpcServer(options.streams, IPAM_PROTOCOL, (request, from, respond, fail) => this.serveLease(request, from, respond, fail));
   }
@@ -261,22 +255,15 @@ export class AllocatorMaster {
       }
       if (response === undefined || response.length === 0) return;
       // The answer came back on the stream this master opened to `to` (its authenticated peer):
-      // it is `to`'s, whatever name it carries; one that names another master is dropped.
-      let raw: unknown[];
-      try {
-        raw = unpackr.unpack(response) as unknown[];
-      } catch {
-        this.stats.raftDecodeErrors++;
-        return;
-      }
-      if (!Array.isArray(raw) || raw[0] !== to || !(raw[1] instanceof Uint8Array)) {
-        this.stats.raftDecodeErrors++;
-        return;
-      }
+      // one that names another master is dropped.
+      const envelope = unpackEnvelope(response);
       let message;
       try {
-        message = decodeRaftMessage(raw[1]);
+        message = envelope === undefined || envelope[0] !== to ? undefined : decodeRaftMessage(envelope[1]);
       } catch {
+        message = undefined;
+      }
+      if (message === undefined) {
         this.stats.raftDecodeErrors++;
         return;
       }
@@ -478,6 +465,21 @@ export class AllocatorMaster {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * A /lashup/raft/1 message: [sender, raft message, 1?], the flag saying the sender takes the
+ * answer in the response; undefined when it is not one.
+ */
+function unpackEnvelope(bytes: Uint8Array): [sender: string, message: Uint8Array, inline: boolean] | undefined {
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(bytes);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(raw) || typeof raw[0] !== 'string' || !(raw[1] instanceof Uint8Array)) return undefined;
+  return [raw[0], raw[1], raw[2] === 1];
+}
 
 const LEASE_OPS = { allocate: 1, usage: 3, lookup: 4, allocations: 5, peek: 6 } as const;
 
