@@ -50,10 +50,13 @@ export interface MembershipConfig {
   /**
    * Scales the suspicion timeout: min = suspicionMult * max(1, log10(N)) * probeIntervalMs.
    * Higher tolerates longer stalls before declaring a member failed; lower detects faster.
-   * LAN 2: a crashed member is failed everywhere about 3.5 s after the crash at 30 members,
-   * 5 s at 100 (memberlist's 4 takes twice that; a member must stay unreachable for the whole
-   * minimum, after it was confirmed by suspicionConfirmations others, to be failed).
-   * WAN 6 (memberlist), local 2.
+   * LAN 2: a member whose host goes silent is failed everywhere about 3.5 s after it at 30
+   * members, 5 s at 100 (memberlist's 4 takes twice that; a member must stay unreachable for the
+   * whole minimum, after it was confirmed by suspicionConfirmations others, to be failed).
+   * WAN 6 (memberlist), local 2. A suspicion this node backs with a refused connection (the
+   * member's port has no listener: its process is gone) drops the log10(N) factor, so a crashed
+   * daemon on a live host is failed after about 2 s on a LAN at any size (see
+   * refusedSuspicionMinMs; metric suspicionsRefused).
    */
   suspicionMult: number;
   /**

@@ -28,6 +28,6 @@ export type { SwimMessage } from './codec.js';
 export { SYNC_PROTOCOL, PING_PROTOCOL, encodeSync, decodeSync, SyncMessageType } from './sync.js';
 export type { SyncMessage, SyncRecord } from './sync.js';
 export { BroadcastQueue, retransmitLimit } from './broadcast.js';
-export { Suspicion, suspicionMinMs, suspicionTimeoutMs, expectedConfirmations } from './suspicion.js';
+export { Suspicion, suspicionMinMs, refusedSuspicionMinMs, suspicionTimeoutMs, expectedConfirmations } from './suspicion.js';
 export { Awareness } from './awareness.js';
 export { MemberState } from './table.js';

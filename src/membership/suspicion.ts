@@ -16,6 +16,26 @@ export function suspicionMinMs(suspicionMult: number, members: number, probeInte
   return suspicionMult * Math.max(1, Math.log10(Math.max(1, members))) * probeIntervalMs;
 }
 
+/**
+ * The minimum for a suspicion this node backs with a refused connection: suspicionMult *
+ * probeIntervalMs, without the log10(N) factor.
+ *
+ * Why a refusal may end a suspicion sooner: the timeout exists for a member that is alive but
+ * slow or cut off, so that it hears it is suspected and refutes; news of the suspicion takes
+ * about log(N) gossip rounds to reach it, hence the factor. A refused connection is the
+ * member's own kernel saying nothing listens on its port any more: an overloaded process still
+ * has its listener (the kernel completes the handshake into the backlog, and the stream then
+ * times out, which is no refusal), a partition drops packets (a timeout). What is left to wait
+ * for is a process restarting on the same port; it learns of its suspicion from its join sync
+ * with a seed, one exchange whatever the cluster's size, so no log(N) is owed. Measured before
+ * (bench cluster, 200 nodes, every victim a killed process): SIGKILL -> failed at all 4.8 s,
+ * nearly all of it the 4.6 s minimum. A firewall that rejects with a reset looks like a refusal
+ * and gets the shorter timeout; a powered-off host, whose packets vanish, does not.
+ */
+export function refusedSuspicionMinMs(suspicionMult: number, probeIntervalMs: number): number {
+  return suspicionMinMs(suspicionMult, 1, probeIntervalMs);
+}
+
 /** The timeout after `confirmations` of `expected`. */
 export function suspicionTimeoutMs(confirmations: number, expected: number, minMs: number, maxMs: number): number {
   if (expected < 1) return minMs;
@@ -41,10 +61,29 @@ export class Suspicion {
     readonly startedAtMs: number,
     from: string,
     private readonly expected: number,
-    readonly minMs: number,
-    readonly maxMs: number,
+    private min: number,
+    private max: number,
   ) {
     this.confirmers.add(from);
+  }
+
+  get minMs(): number {
+    return this.min;
+  }
+
+  get maxMs(): number {
+    return this.max;
+  }
+
+  /**
+   * Lowers the timeouts to `minMs` / `maxMs` (from the suspicion's start, as before); true when
+   * that shortened them. Never lengthens: a suspicion only ever gets closer to its end.
+   */
+  shorten(minMs: number, maxMs: number): boolean {
+    if (minMs >= this.min && maxMs >= this.max) return false;
+    this.min = Math.min(this.min, minMs);
+    this.max = Math.max(this.min, Math.min(this.max, maxMs));
+    return true;
   }
 
   get confirmations(): number {

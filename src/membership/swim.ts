@@ -44,7 +44,7 @@ import {
 import { validateMembershipConfig, type MembershipConfig } from './config.js';
 import { MembershipError, MembershipErrorCode } from './errors.js';
 import { MemberRegistry, type SeedSet } from './registry.js';
-import { expectedConfirmations, Suspicion, suspicionMinMs } from './suspicion.js';
+import { expectedConfirmations, refusedSuspicionMinMs, Suspicion, suspicionMinMs } from './suspicion.js';
 import { bucketCountFor, bucketDiffers, decodeSync, diffBitmap, encodeSync, PING_PROTOCOL, RECORDS_PER_MESSAGE, SYNC_PROTOCOL, SyncMessageType, type SyncMessage, type SyncRecord } from './sync.js';
 import { isLive, MAX_INCARNATION, MemberState, MemberTable, STATE_NAMES } from './table.js';
 
@@ -84,6 +84,8 @@ export interface MembershipStats {
   acksReceived: number;
   nacksReceived: number;
   suspicionsStarted: number;
+  /** Suspicions begun or shortened because this node's probe of the member was refused. */
+  suspicionsRefused: number;
   failuresDeclared: number;
   refutations: number;
   /** Two members claiming one name from different addresses. */
@@ -159,6 +161,7 @@ function emptyStats(): MembershipStats {
     acksReceived: 0,
     nacksReceived: 0,
     suspicionsStarted: 0,
+    suspicionsRefused: 0,
     failuresDeclared: 0,
     refutations: 0,
     identityConflicts: 0,
@@ -687,7 +690,11 @@ export class Membership {
     return id;
   }
 
-  private onSuspect(message: SuspectMessage): void {
+  /**
+   * `refused`: this node's own probe of the member was refused (see refusedSuspicionMinMs): the
+   * suspicion, new or running, takes the shorter timeouts.
+   */
+  private onSuspect(message: SuspectMessage, refused = false): void {
     const t = this.table;
     const id = this.accused(message);
     if (id < 0) return;
@@ -703,14 +710,15 @@ export class Membership {
     if (state === MemberState.Dead || state === MemberState.Left) return;
     if (state === MemberState.Suspect && message.incarnation === inc) {
       const running = this.suspicions.get(id);
-      if (running?.suspicion.confirm(message.from)) {
-        this.armSuspicion(id, running.suspicion);
-        // Pass confirmations on: they shorten the others' timeouts too.
-        this.enqueue(message.name, encodeMessage(message), message.from);
-      }
+      if (running === undefined) return;
+      const confirmed = running.suspicion.confirm(message.from);
+      const shortened = refused && this.shortenOnRefusal(running.suspicion);
+      if (confirmed || shortened) this.armSuspicion(id, running.suspicion);
+      // Pass confirmations on: they shorten the others' timeouts too.
+      if (confirmed) this.enqueue(message.name, encodeMessage(message), message.from);
       return;
     }
-    this.startSuspicion(id, message.incarnation, message.from);
+    this.startSuspicion(id, message.incarnation, message.from, refused);
     this.enqueue(message.name, encodeMessage(message), message.from);
     this.emit('suspect', id);
     // Confirmation probes: a few members (3k of N on average) probe a newly suspected member at
@@ -771,7 +779,7 @@ export class Membership {
 
   // ------------------------------------------------------------ suspicion
 
-  private startSuspicion(id: number, incarnation: number, from: string): void {
+  private startSuspicion(id: number, incarnation: number, from: string, refused: boolean): void {
     const now = this.clock.nowMs();
     this.cancelSuspicion(id);
     this.table.setState(id, MemberState.Suspect, incarnation, now);
@@ -780,7 +788,21 @@ export class Membership {
     const min = suspicionMinMs(cfg.suspicionMult, members, cfg.probeIntervalMs);
     const suspicion = new Suspicion(incarnation, now, from, expectedConfirmations(cfg.suspicionConfirmations, members), min, min * cfg.suspicionMaxTimeoutMult);
     this.stats.suspicionsStarted++;
+    if (refused) this.shortenOnRefusal(suspicion);
     this.armSuspicion(id, suspicion);
+  }
+
+  /**
+   * A refused probe backs the suspicion: its timeouts lose the log10(N) factor (see
+   * refusedSuspicionMinMs). Confirmations are still counted as before, so one prober whose
+   * path rejects alone gets the long timeout, not the short one.
+   */
+  private shortenOnRefusal(suspicion: Suspicion): boolean {
+    const cfg = this.config;
+    const min = refusedSuspicionMinMs(cfg.suspicionMult, cfg.probeIntervalMs);
+    if (!suspicion.shorten(min, min * cfg.suspicionMaxTimeoutMult)) return false;
+    this.stats.suspicionsRefused++;
+    return true;
   }
 
   private armSuspicion(id: number, suspicion: Suspicion): void {
@@ -940,12 +962,12 @@ export class Membership {
       if (!refused) this.awareness.apply(expectedNacks > 0 ? expectedNacks - Math.min(nacks, expectedNacks) : 1);
       if (t.find(name) !== id || !isLive(t.state[id] as number)) return;
       this.stats.probesFailed++;
-      this.onSuspect({ type: MessageType.Suspect, incarnation: t.incarnation[id] as number, name, from: this.name });
+      this.onSuspect({ type: MessageType.Suspect, incarnation: t.incarnation[id] as number, name, from: this.name }, refused);
     };
     endTimer = this.clock.setTimer(intervalMs, () => this.afterPendingInput(() => conclude(false)));
     // A refused connection means nothing listens at the target any more (its process is gone):
-    // suspect now instead of at the end of the interval. The suspicion timeout still gives a
-    // member that is merely restarting time to come back and refute.
+    // suspect now instead of at the end of the interval, with the refused timeout (no log10(N)
+    // factor), which still gives a member that is merely restarting time to come back and refute.
     if (cfg.reliableProbeFallback && confirming) abortStreamPing = this.streamPing(id, seq, intervalMs, () => conclude(true));
   }
 

@@ -66,6 +66,9 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     acksReceived: counter('Acks received.'),
     nacksReceived: counter('Nacks received (an indirect prober could not reach the target).'),
     suspicionsStarted: counter('Members this node began to suspect.'),
+    suspicionsRefused: counter(
+      "Suspicions begun or shortened because this node's probe of the member was refused (nothing listens on its port): they end after suspicionMult * probeIntervalMs, without the log10(N) factor.",
+    ),
     failuresDeclared: counter('Members this node declared failed.'),
     refutations: counter('Suspicions of this node that it refuted.'),
     identityConflicts: counter('Two members claiming one name from different addresses.'),

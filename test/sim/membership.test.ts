@@ -3,7 +3,7 @@
  * refutation, leave, partitions and healing, metadata, loss, conflicts, restarts, reaping.
  */
 import t from 'tap';
-import { encodeMeta, decodeMeta, membershipConfig, type MembershipConfig, type MembershipEvent } from '../../src/membership/index.js';
+import { encodeMeta, decodeMeta, membershipConfig, refusedSuspicionMinMs, suspicionMinMs, type MembershipConfig, type MembershipEvent } from '../../src/membership/index.js';
 import { createSimTransports } from '../../src/net/index.js';
 import { SwimCluster } from '../../src/testing/index.js';
 
@@ -82,6 +82,43 @@ t.test('a killed node is declared failed by every other node, once', async (t) =
   const firstSuspect = Math.min(...log.filter((e) => e.type === 'suspect' && e.member === 'n7').map((e) => e.at));
   t.ok(firstSuspect - killedAt < 3000, `suspected ${firstSuspect - killedAt} ms after the crash`);
   t.equal(log.filter((e) => (e.type === 'failed' || e.type === 'suspect') && e.member !== 'n7').length, 0, 'nobody else accused');
+});
+
+t.test('a crashed process (its port refuses) is failed sooner than a silent host, whose packets vanish', async (t) => {
+  const config = membershipConfig('lan');
+  const { c, log } = cluster(17, 100, { config });
+  for (let s = 0; s < 30 && !c.converged(); s++) c.runFor(1000);
+  t.ok(c.converged(), '100 nodes alive everywhere');
+  const refusedTotal = (): number => c.names().reduce((sum, n) => sum + c.node(n).stats.suspicionsRefused, 0);
+  const others = (member: string): string[] => c.names().filter((n) => n !== member && n !== 'n7');
+  /** From the first suspicion of `member` to the first and to the last failed event about it. */
+  const timeline = (member: string): { suspectedAt: number; firstFailedMs: number; lastFailedMs: number } => {
+    const suspectedAt = Math.min(...log.filter((e) => e.type === 'suspect' && e.member === member).map((e) => e.at));
+    const failed = log.filter((e) => e.type === 'failed' && e.member === member).map((e) => e.at);
+    return { suspectedAt, firstFailedMs: Math.min(...failed) - suspectedAt, lastFailedMs: Math.max(...failed) - suspectedAt };
+  };
+  // The log-scaled minimum at these sizes: 2 * log10(100) * 1 s = 4 s (3.99 s at 99 live).
+  const scaledMinMs = suspicionMinMs(config.suspicionMult, 99, config.probeIntervalMs);
+  const refusedMinMs = refusedSuspicionMinMs(config.suspicionMult, config.probeIntervalMs);
+  t.equal(refusedMinMs, 2000);
+
+  c.crash('n7');
+  c.runFor(30_000);
+  t.ok(everyoneSees(c, 'n7', 'dead', others('n7')), 'every other node sees the crashed n7 dead');
+  const crashed = timeline('n7');
+  t.ok(refusedTotal() > 0, `${refusedTotal()} suspicions backed by a refusal`);
+  t.ok(crashed.firstFailedMs >= refusedMinMs - 1, `no one failed n7 before the refused minimum (${crashed.firstFailedMs} ms after the first suspicion)`);
+  t.ok(crashed.lastFailedMs < scaledMinMs, `failed everywhere ${crashed.lastFailedMs} ms after the first suspicion, under the log-scaled ${scaledMinMs} ms`);
+
+  // n8's packets and connections vanish (a partition of one): timeouts, no refusal.
+  const refusedBefore = refusedTotal();
+  c.sim.network.partition([['n8'], others('n8').filter((n) => n !== 'n8')]);
+  c.runFor(30_000);
+  t.ok(everyoneSees(c, 'n8', 'dead', others('n8')), 'every other node sees the silent n8 dead');
+  const silent = timeline('n8');
+  t.equal(refusedTotal(), refusedBefore, 'no refusal from a silent host');
+  t.ok(silent.firstFailedMs >= scaledMinMs - 1, `the silent n8 failed no sooner than the log-scaled minimum (${silent.firstFailedMs} ms after the first suspicion)`);
+  t.equal(log.filter((e) => e.type === 'failed' && e.node !== 'n8' && e.member !== 'n7' && e.member !== 'n8').length, 0, 'nobody else failed');
 });
 
 t.test('a transiently slow node is suspected, refutes, and is never declared failed', async (t) => {

@@ -11,6 +11,7 @@ import {
   retransmitLimit,
   Suspicion,
   suspicionMinMs,
+  refusedSuspicionMinMs,
   suspicionTimeoutMs,
 } from '../../../src/membership/index.js';
 import { MemberState, MemberTable } from '../../../src/membership/table.js';
@@ -118,6 +119,26 @@ t.test('suspicion timeout starts at max and shrinks to min with confirmations', 
   t.notOk(s.confirm('d'), 'no more than expected');
   t.equal(s.confirmations, 2);
   t.equal(s.deadlineMs(), 9000);
+});
+
+t.test('a refused suspicion: shorter timeouts from the same start, never longer', async (t) => {
+  t.equal(refusedSuspicionMinMs(2, 1000), 2000, 'no log10(N) factor');
+  t.equal(refusedSuspicionMinMs(2, 1000), suspicionMinMs(2, 1, 1000));
+  const s = new Suspicion(3, 1000, 'a', 2, 4600, 27_600);
+  t.equal(s.deadlineMs(), 28_600);
+  t.ok(s.shorten(2000, 12_000), 'shortened');
+  t.equal(s.minMs, 2000);
+  t.equal(s.maxMs, 12_000);
+  t.equal(s.deadlineMs(), 13_000, 'counted from the start');
+  t.notOk(s.shorten(2000, 12_000), 'the same again changes nothing');
+  t.notOk(s.shorten(4600, 27_600), 'never lengthened');
+  t.equal(s.deadlineMs(), 13_000);
+  s.confirm('b');
+  s.confirm('c');
+  t.equal(s.deadlineMs(), 3000, 'confirmations bring it to the shorter minimum');
+  const odd = new Suspicion(1, 0, 'a', 0, 4000, 24_000);
+  t.ok(odd.shorten(3000, 2000), 'a max below the min is raised to it');
+  t.equal(odd.maxMs, 3000);
 });
 
 t.test('awareness stretches timeouts and stays in bounds', async (t) => {
