@@ -295,6 +295,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'antiEntropy.roundsFailedDeadline',
         'antiEntropy.roundsFailedClosed',
         'membership.suspicionsStarted',
+        'membership.suspicionsRefused',
         'membership.probes',
         'membership.probesFailed',
         'membership.reliableProbes',
