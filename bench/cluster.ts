@@ -152,8 +152,31 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     let falseFailures = 0;
     /** Debug: member -> [first failed event's time since start, observers]. */
     const falselyFailed = new Map<string, [number, number]>();
+    /**
+     * Debug: for each suspected member, from the start in ms, its first suspicion anywhere, its
+     * first failed event and who declared it, its first alive event after that (a refutation
+     * seen), how many observers suspected it and how many saw the refutation before the first
+     * failed event: whether a false failure is a refutation that arrived late or never.
+     */
+    const debugSuspicions = process.env['LASHUP_BENCH_DEBUG'] === '1';
+    const suspectTimes = new Map<string, { suspectAt: number; failedAt?: number; failedBy?: string; aliveAt?: number; suspecters: Set<string>; aliveBeforeFailed: number }>();
     for (const w of all) {
       w.onEvent((e) => {
+        if (debugSuspicions && e.evt === 'member') {
+          const at = Date.now() - started;
+          const m = e.member as string;
+          let st = suspectTimes.get(m);
+          if (e.type === 'suspect') {
+            if (st === undefined) suspectTimes.set(m, (st = { suspectAt: at, suspecters: new Set(), aliveBeforeFailed: 0 }));
+            st.suspecters.add(e.node as string);
+          } else if (e.type === 'alive' && st !== undefined) {
+            st.aliveAt ??= at;
+            if (st.failedAt === undefined) st.aliveBeforeFailed++;
+          } else if (e.type === 'failed' && st !== undefined && st.failedAt === undefined) {
+            st.failedAt = at;
+            st.failedBy = e.node as string;
+          }
+        }
         if (e.evt !== 'member' || e.type !== 'failed' || killed.has(e.member as string)) return;
         falseFailures++;
         const seen = falselyFailed.get(e.member as string);
@@ -268,6 +291,14 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     if (process.env['LASHUP_BENCH_DEBUG'] === '1' && falselyFailed.size > 0) {
       const host = (name: string): number => all.findIndex((w) => (placement.get(w) ?? []).includes(name));
       log(`nodes=${nodes}: falsely failed in formation (member, first at ms, observers, process): ${JSON.stringify([...falselyFailed].map(([m, [at, n]]) => [m, at, n, host(m)]))}`);
+      log(
+        `nodes=${nodes}: falsely failed, suspicion timelines [member, first suspected at ms, observers suspecting, first failed at ms, first alive at ms, alive events before the first failed, first declared by, its process]: ${JSON.stringify(
+          [...falselyFailed.keys()].map((m) => {
+            const st = suspectTimes.get(m);
+            return [m, st?.suspectAt, st?.suspecters.size, st?.failedAt, st?.aliveAt, st?.aliveBeforeFailed, st?.failedBy, host(st?.failedBy ?? '')];
+          }),
+        )}`,
+      );
     }
     if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
       // What the formation cost, summed over the nodes: dials and their failures, keeps, rounds.
