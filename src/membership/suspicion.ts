@@ -23,7 +23,9 @@ export function suspicionMinMs(suspicionMult: number, members: number, probeInte
  * Why a refusal may end a suspicion sooner: the timeout exists for a member that is alive but
  * slow or cut off, so that it hears it is suspected and refutes; news of the suspicion takes
  * about log(N) gossip rounds to reach it, hence the factor. A refused connection is the
- * member's own kernel saying nothing listens on its port any more: an overloaded process still
+ * member's own kernel saying nothing listens on its port any more (or its libp2p node no longer
+ * serves membership's ping: the transport maps both to ConnectionRefused, and a daemon that
+ * stops without leaving is gone as well): an overloaded process still
  * has its listener (the kernel completes the handshake into the backlog, and the stream then
  * times out, which is no refusal), a partition drops packets (a timeout). What is left to wait
  * for is a process restarting on the same port; it learns of its suspicion from its join sync

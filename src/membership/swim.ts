@@ -794,8 +794,9 @@ export class Membership {
 
   /**
    * A refused probe backs the suspicion: its timeouts lose the log10(N) factor (see
-   * refusedSuspicionMinMs). Confirmations are still counted as before, so one prober whose
-   * path rejects alone gets the long timeout, not the short one.
+   * refusedSuspicionMinMs). Confirmations are still counted as before: a prober whose path
+   * alone rejects gets the refused maximum (suspicionMaxTimeoutMult x the refused minimum, 12 s
+   * on a LAN), not the minimum.
    */
   private shortenOnRefusal(suspicion: Suspicion): boolean {
     const cfg = this.config;
