@@ -101,11 +101,7 @@ export interface Libp2pNodeOptions {
   /**
    * Interval of the idle-connection check, in ms: a connection without a kept stream and without
    * any stream but gossipsub's and identify's in two checks in a row is closed (the short-lived
-   * dials of joins, syncs and repairs), so one is closed 2-4 s after its last use. Default 2,000:
-   * at 5,000 those dials lingered 5-10 s and counted against the bounded connections (bench
-   * cluster: up to 41 connections at a 60-node seed right after the formation, 21 at 200 nodes;
-   * with 2,000 in one run 25 and 19). What they carry (a join's sync, a repair, a reliable probe)
-   * is one exchange, rarely repeated within seconds, so closing sooner costs few handshakes.
+   * dials of joins, syncs and repairs). Default 5,000.
    */
   idleCheckIntervalMs?: number;
   /**
@@ -521,7 +517,7 @@ export class Libp2pNode implements NodeNetwork {
     // the 16-agent e2e bench (140 and 340 ms), while its streams to the masters were opening.
     libp2p.services.pubsub.addEventListener('subscription-change', () => this.flushOutbox());
     libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', () => this.flushOutbox());
-    this.idleTimer = setInterval(() => this.closeIdle(), options.idleCheckIntervalMs ?? 2000);
+    this.idleTimer = setInterval(() => this.closeIdle(), options.idleCheckIntervalMs ?? 5000);
     this.idleTimer.unref();
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 5000;
