@@ -327,6 +327,8 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'antiEntropy.roundsFailedClosed',
         'membership.suspicionsStarted',
         'membership.suspicionsRefused',
+        'membership.refutations',
+        'membership.directRefutations',
         'membership.probes',
         'membership.probesFailed',
         'membership.reliableProbes',

@@ -88,6 +88,8 @@ export interface MembershipStats {
   suspicionsRefused: number;
   failuresDeclared: number;
   refutations: number;
+  /** Packets that carried a refutation straight to a member (see DIRECT_REFUTATION_INTERVAL_MS). */
+  directRefutations: number;
   /** Two members claiming one name from different addresses. */
   identityConflicts: number;
   syncsStarted: number;
@@ -164,6 +166,7 @@ function emptyStats(): MembershipStats {
     suspicionsRefused: 0,
     failuresDeclared: 0,
     refutations: 0,
+    directRefutations: 0,
     identityConflicts: 0,
     syncsStarted: 0,
     syncsCompleted: 0,
@@ -176,6 +179,24 @@ function emptyStats(): MembershipStats {
 }
 
 const NO_META = new Uint8Array(0);
+
+/**
+ * A member accused of being suspect or dead sends its refutation straight to every live member it
+ * knows (up to DIRECT_REFUTATION_MAX_MEMBERS, chosen at random) besides gossiping it, at most once
+ * per DIRECT_REFUTATION_INTERVAL_MS.
+ *
+ * Why: every member that heard the accusation runs its own suspicion timer, and a refutation that
+ * travels by gossip reaches them hop by hop. An accused member is most often one that was too busy
+ * to answer, so its refutation starts late, and in an overloaded cluster each hop is slow too.
+ * Traced in bench cluster (200 nodes on 2 cores, 25 per process, event loops up to 1.8 s late):
+ * members refuted 2-4 s after their first suspicion and the refutation had reached 2 to 20 of 190
+ * suspecting members when the first of them declared the member failed, 4.4 s after the
+ * suspicion began; 800-2,300 false failure events per formation. One packet per member reaches
+ * them all in one hop. The cost is one small packet per member per refutation, a burst a healthy
+ * cluster rarely sees; the interval bounds it for a member that keeps being accused.
+ */
+const DIRECT_REFUTATION_INTERVAL_MS = 1000;
+const DIRECT_REFUTATION_MAX_MEMBERS = 1000;
 
 export class Membership {
   readonly name: string;
@@ -214,6 +235,7 @@ export class Membership {
   /** Why the last join attempt failed (for status and logs). */
   lastJoinError: MembershipError | undefined;
   private lastConflictLogMs = -Infinity;
+  private lastDirectRefutationMs = -Infinity;
   private lastDropLogMs = -Infinity;
 
   constructor(options: MembershipOptions) {
@@ -701,7 +723,7 @@ export class Membership {
     const inc = t.incarnation[id] as number;
     if (id === this.selfId) {
       if (this.lifecycle !== 'running') return;
-      this.refute(message.incarnation);
+      this.refute(message.incarnation, true);
       // Being suspected is a sign of our own slowness (Lifeguard).
       this.awareness.apply(1);
       return;
@@ -738,7 +760,7 @@ export class Membership {
     const leaving = message.from === message.name;
     if (id === this.selfId) {
       if (this.lifecycle !== 'running') return;
-      this.refute(message.incarnation);
+      this.refute(message.incarnation, true);
       return;
     }
     const state = t.state[id] as number;
@@ -765,9 +787,20 @@ export class Membership {
     for (const listener of this.listeners) listener(event);
   }
 
-  private refute(seenIncarnation: number): void {
+  /** `direct`: an accusation (suspect, dead) is refuted; see DIRECT_REFUTATION_INTERVAL_MS. */
+  private refute(seenIncarnation: number, direct = false): void {
     this.stats.refutations++;
     this.bumpIncarnation(seenIncarnation);
+    const now = this.clock.nowMs();
+    if (!direct || now - this.lastDirectRefutationMs < DIRECT_REFUTATION_INTERVAL_MS) return;
+    this.lastDirectRefutationMs = now;
+    const t = this.table;
+    const alive = buildPacket([encodeMessage({ type: MessageType.Alive, incarnation: this.incarnation, name: this.name, address: this.address, meta: t.meta(this.selfId) })]);
+    for (const id of this.randomMembers(DIRECT_REFUTATION_MAX_MEMBERS, (other) => isLive(t.state[other] as number))) {
+      this.packets.send(t.address(id), alive);
+      this.stats.packetsSent++;
+      this.stats.directRefutations++;
+    }
   }
 
   /** Takes an incarnation above `atLeast` and announces it. */

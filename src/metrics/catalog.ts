@@ -71,6 +71,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     ),
     failuresDeclared: counter('Members this node declared failed.'),
     refutations: counter('Suspicions of this node that it refuted.'),
+    directRefutations: counter('Packets that carried a refutation of this node straight to a member (besides gossip; at most one round a second).'),
     identityConflicts: counter('Two members claiming one name from different addresses.'),
     syncsStarted: counter('State syncs (push-pull) started.'),
     syncsCompleted: counter('State syncs completed.'),

@@ -145,6 +145,39 @@ t.test('a transiently slow node is suspected, refutes, and is never declared fai
   t.ok(c.node('n3').stats.refutations > 0);
 });
 
+t.test('an accused member sends its refutation straight to every live member', async (t) => {
+  // Gossip slowed to a crawl (no eager rounds, a round every 20 s): whatever reaches everyone at
+  // once travelled directly.
+  const config = membershipConfig('lan', { gossipEagerDelayMs: 0, gossipIntervalMs: 20_000 });
+  const { c, log } = cluster(18, 40, { config });
+  for (let s = 0; s < 120 && !c.converged(); s++) c.runFor(1000);
+  t.ok(c.converged(), '40 nodes alive everywhere');
+  const others = c.names().filter((n) => n !== 'n3');
+  const before = c.node('n3').incarnation;
+  // Cut n3 off long enough for a probe of it to fail, then let it hear the accusation.
+  c.sim.network.partition([['n3'], others]);
+  let suspected = false;
+  for (let step = 0; step < 1000 && !suspected; step++) {
+    c.runFor(10);
+    suspected = others.some((o) => c.view(o, 'n3') === 'suspect');
+  }
+  t.ok(suspected, 'n3 was suspected');
+  c.sim.network.heal();
+  let refutedAt = -1;
+  // n3 hears of it from a suspecter's gossip round or probe (every 20 s at most).
+  for (let step = 0; step < 30_000 && refutedAt < 0; step++) {
+    c.runFor(1);
+    if (c.node('n3').incarnation > before) refutedAt = c.sim.nowMs();
+  }
+  t.ok(refutedAt > 0, 'n3 refuted');
+  const refuted = c.node('n3').incarnation;
+  c.runFor(20);
+  const heard = others.filter((o) => (c.node(o).member('n3')?.incarnation ?? -1) >= refuted);
+  t.equal(heard.length, others.length, `every other member had the refutation 20 ms after it (${heard.length} of ${others.length})`);
+  t.equal(c.node('n3').stats.directRefutations, others.length, 'one direct packet per live member');
+  t.equal(log.filter((e) => e.type === 'failed').length, 0, 'nobody was declared failed');
+});
+
 t.test('a graceful leave is seen as left, not failed', async (t) => {
   const { c, log } = cluster(5, 10);
   c.runFor(5000);
