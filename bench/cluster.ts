@@ -167,7 +167,10 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
           const m = e.member as string;
           let st = suspectTimes.get(m);
           if (e.type === 'suspect') {
-            if (st === undefined) suspectTimes.set(m, (st = { suspectAt: at, suspecters: new Set(), aliveBeforeFailed: 0 }));
+            if (st === undefined) {
+              st = { suspectAt: at, suspecters: new Set(), aliveBeforeFailed: 0 };
+              suspectTimes.set(m, st);
+            }
             st.suspecters.add(e.node as string);
           } else if (e.type === 'alive' && st !== undefined) {
             st.aliveAt ??= at;
