@@ -332,6 +332,8 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'membership.suspicionsRefused',
         'membership.refutations',
         'membership.directRefutations',
+        'membership.lastChancePings',
+        'membership.staleCorrections',
         'membership.probes',
         'membership.probesFailed',
         'membership.reliableProbes',

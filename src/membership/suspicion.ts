@@ -53,6 +53,10 @@ export function expectedConfirmations(wanted: number, members: number): number {
 /** One running suspicion: who confirmed it and when it expires. */
 export class Suspicion {
   private readonly confirmers = new Set<string>();
+  /** This node's own probe was refused: the member's process is gone (see refusedSuspicionMinMs). */
+  refused = false;
+  /** The last-chance ping went out at the first expiry; the next expiry declares. */
+  lastChanceSent = false;
 
   /**
    * @param startedAtMs when the suspicion began

@@ -90,6 +90,10 @@ export interface MembershipStats {
   refutations: number;
   /** Packets that carried a refutation straight to a member (see DIRECT_REFUTATION_INTERVAL_MS). */
   directRefutations: number;
+  /** Suspicions that ran out and sent the member a last ping before declaring it (see suspicionExpired). */
+  lastChancePings: number;
+  /** Alive messages sent back to a node that passed on an accusation of this one already refuted. */
+  staleCorrections: number;
   /** Two members claiming one name from different addresses. */
   identityConflicts: number;
   syncsStarted: number;
@@ -167,6 +171,8 @@ function emptyStats(): MembershipStats {
     failuresDeclared: 0,
     refutations: 0,
     directRefutations: 0,
+    lastChancePings: 0,
+    staleCorrections: 0,
     identityConflicts: 0,
     syncsStarted: 0,
     syncsCompleted: 0,
@@ -610,12 +616,14 @@ export class Membership {
         this.ackHandlers.get(message.seq)?.onNack();
         return;
       case MessageType.Suspect:
+        this.correctStale(message, from);
         this.onSuspect(message);
         return;
       case MessageType.Alive:
         this.onAlive(message);
         return;
       case MessageType.Dead:
+        this.correctStale(message, from);
         this.onDead(message);
         return;
     }
@@ -834,6 +842,7 @@ export class Membership {
   private shortenOnRefusal(suspicion: Suspicion): boolean {
     const cfg = this.config;
     const min = refusedSuspicionMinMs(cfg.suspicionMult, cfg.probeIntervalMs);
+    suspicion.refused = true;
     if (!suspicion.shorten(min, min * cfg.suspicionMaxTimeoutMult)) return false;
     this.stats.suspicionsRefused++;
     return true;
@@ -865,12 +874,51 @@ export class Membership {
     this.suspicions.delete(id);
   }
 
+  /**
+   * A suspicion ran out. Unless this node's own probe was refused, it first sends the member one
+   * last ping with the accusation (Lifeguard's buddy system) and waits a probe timeout: a member
+   * that is up refutes at once, and its ack carries the refutation (queued news rides on every
+   * packet), or it corrects a stale accusation (see correctStale). Traced in bench cluster (200
+   * nodes on 2 cores, with direct refutations): the remaining false failures were single
+   * observers declaring a member failed seconds after almost every other member had its
+   * refutation. A member that is gone costs this node one probe timeout more before it declares.
+   */
   private suspicionExpired(id: number, suspicion: Suspicion): void {
     if (this.suspicions.get(id)?.suspicion !== suspicion) return;
-    this.suspicions.delete(id);
     const t = this.table;
-    if (t.state[id] !== MemberState.Suspect || t.incarnation[id] !== suspicion.incarnation) return;
+    if (t.state[id] !== MemberState.Suspect || t.incarnation[id] !== suspicion.incarnation) {
+      this.suspicions.delete(id);
+      return;
+    }
+    if (!suspicion.refused && !suspicion.lastChanceSent && this.lifecycle === 'running') {
+      suspicion.lastChanceSent = true;
+      this.stats.lastChancePings++;
+      const seq = this.nextSeq();
+      const name = t.name(id);
+      const waitMs = this.awareness.scale(this.config.probeTimeoutMs);
+      // The ack needs no handler: a refutation in it clears the suspicion through onAlive.
+      this.send(t.address(id), [
+        encodeMessage({ type: MessageType.Suspect, incarnation: suspicion.incarnation, name, from: this.name }),
+        encodeMessage({ type: MessageType.Ping, seq, target: name, source: this.name }),
+      ]);
+      const timer = this.clock.setTimer(waitMs, () => this.afterPendingInput(() => this.suspicionExpired(id, suspicion)));
+      this.suspicions.set(id, { suspicion, timer });
+      return;
+    }
+    this.suspicions.delete(id);
     this.onDead({ type: MessageType.Dead, incarnation: suspicion.incarnation, name: t.name(id), from: this.name });
+  }
+
+  /**
+   * An accusation of this node at an incarnation it has already refuted: whoever passed it on has
+   * not heard the refutation. One packet with the current alive goes back to it.
+   */
+  private correctStale(message: SuspectMessage | DeadMessage, from: Address): void {
+    if (message.name !== this.name || message.incarnation >= this.incarnation || this.lifecycle !== 'running') return;
+    this.stats.staleCorrections++;
+    const alive = encodeMessage({ type: MessageType.Alive, incarnation: this.incarnation, name: this.name, address: this.address, meta: this.table.meta(this.selfId) });
+    this.packets.send(from, buildPacket([alive]));
+    this.stats.packetsSent++;
   }
 
   // ------------------------------------------------------------ probing

@@ -72,6 +72,8 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     failuresDeclared: counter('Members this node declared failed.'),
     refutations: counter('Suspicions of this node that it refuted.'),
     directRefutations: counter('Packets that carried a refutation of this node straight to a member (besides gossip; at most one round a second).'),
+    lastChancePings: counter('Suspicions that ran out and sent the member one last ping with the accusation before declaring it failed (not for refused ones).'),
+    staleCorrections: counter('Alive messages sent back to a node that passed on an accusation of this node it had already refuted.'),
     identityConflicts: counter('Two members claiming one name from different addresses.'),
     syncsStarted: counter('State syncs (push-pull) started.'),
     syncsCompleted: counter('State syncs completed.'),

@@ -178,6 +178,62 @@ t.test('an accused member sends its refutation straight to every live member', a
   t.equal(log.filter((e) => e.type === 'failed').length, 0, 'nobody was declared failed');
 });
 
+t.test('a suspicion that runs out pings the member once more: a member that is up refutes in time', async (t) => {
+  // No confirmations expected (the minimum timeout applies at once) and gossip slowed to a
+  // crawl: the accused member hears of the suspicion only from the observer's last ping.
+  // Seed 22: a run where n3 hears of the suspicion from nobody else in time (in most seeds the
+  // observer's piggybacked news reaches it first).
+  const config = membershipConfig('lan', { gossipEagerDelayMs: 0, gossipIntervalMs: 20_000, suspicionConfirmations: 0 });
+  const { c, log } = cluster(22, 20, { config });
+  for (let s = 0; s < 120 && !c.converged(); s++) c.runFor(1000);
+  t.ok(c.converged(), '20 nodes alive everywhere');
+  const others = c.names().filter((n) => n !== 'n3');
+  c.sim.network.partition([['n3'], others]);
+  let y: string | undefined;
+  for (let step = 0; step < 1000 && y === undefined; step++) {
+    c.runFor(10);
+    y = others.find((o) => c.view(o, 'n3') === 'suspect');
+  }
+  t.ok(y !== undefined, `${y} suspects n3`);
+  const observer = y as string;
+  c.sim.network.heal();
+  // The observer hears only from n3 from now on.
+  c.sim.network.setLink('*', observer, { lossProbability: 1 });
+  c.sim.network.setLink('n3', observer, { lossProbability: 0 });
+  c.runFor(10_000);
+  t.equal(log.filter((e) => e.type === 'failed' && e.member === 'n3').length, 0, 'nobody declared n3 failed');
+  t.equal(c.view(observer, 'n3'), 'alive', 'the observer sees n3 alive');
+  t.equal(c.node(observer).stats.lastChancePings, 1, `the observer pinged n3 once before declaring (${c.node(observer).stats.lastChancePings}; n3 incarnation ${c.node('n3').incarnation})`);
+  t.ok(c.node('n3').incarnation > 0, 'n3 refuted');
+});
+
+t.test('a member corrects whoever passes on an accusation it already refuted', async (t) => {
+  const config = membershipConfig('lan', { gossipEagerDelayMs: 0, gossipIntervalMs: 20_000 });
+  const { c } = cluster(20, 20, { config });
+  for (let s = 0; s < 120 && !c.converged(); s++) c.runFor(1000);
+  const others = c.names().filter((n) => n !== 'n3');
+  c.sim.network.partition([['n3'], others]);
+  let y: string | undefined;
+  for (let step = 0; step < 1000 && y === undefined; step++) {
+    c.runFor(10);
+    y = others.find((o) => c.view(o, 'n3') === 'suspect');
+  }
+  const observer = y as string;
+  // n3's refutation (direct and gossiped) never reaches the observer, whose own packets do go out.
+  c.sim.network.setLink('*', observer, { lossProbability: 1 });
+  c.sim.network.heal();
+  const before = c.node('n3').incarnation;
+  for (let step = 0; step < 30_000 && c.node('n3').incarnation === before; step++) c.runFor(1);
+  t.ok(c.node('n3').incarnation > before, 'n3 refuted');
+  t.equal(c.view(observer, 'n3'), 'suspect', 'the observer missed the refutation');
+  // The observer's next word about n3 (its gossip or its last ping) reaches n3, which answers.
+  c.sim.network.setLink('n3', observer, { lossProbability: 0 });
+  const corrections = c.node('n3').stats.staleCorrections;
+  c.runFor(30_000);
+  t.ok(c.node('n3').stats.staleCorrections > corrections, `n3 corrected a stale accusation (${c.node('n3').stats.staleCorrections - corrections} times)`);
+  t.equal(c.view(observer, 'n3'), 'alive', 'the observer sees n3 alive');
+});
+
 t.test('a graceful leave is seen as left, not failed', async (t) => {
   const { c, log } = cluster(5, 10);
   c.runFor(5000);
