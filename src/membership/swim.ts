@@ -743,7 +743,9 @@ export class Membership {
       if (running === undefined) return;
       const confirmed = running.suspicion.confirm(message.from);
       const shortened = refused && this.shortenOnRefusal(running.suspicion);
-      if (confirmed || shortened) this.armSuspicion(id, running.suspicion);
+      // A confirmation must not cut a last-chance ping's wait short (its deadline has passed, so
+      // re-arming would declare at once); a refusal may: the member's process is gone.
+      if ((confirmed && !running.suspicion.lastChanceSent) || shortened) this.armSuspicion(id, running.suspicion);
       // Pass confirmations on: they shorten the others' timeouts too.
       if (confirmed) this.enqueue(message.name, encodeMessage(message), message.from);
       return;
