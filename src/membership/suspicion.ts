@@ -96,9 +96,12 @@ export class Suspicion {
     return this.confirmers.size - 1;
   }
 
-  /** Records a suspicion from `from`; true when it is a new, counted confirmation. */
+  /**
+   * Records a suspicion from `from`; true when it is a new, counted confirmation. None counts once
+   * the last-chance ping is out: the deadline has passed, and nothing may cut that wait short.
+   */
   confirm(from: string): boolean {
-    if (this.confirmations >= this.expected || this.confirmers.has(from)) return false;
+    if (this.lastChanceSent || this.confirmations >= this.expected || this.confirmers.has(from)) return false;
     this.confirmers.add(from);
     return true;
   }

@@ -743,9 +743,10 @@ export class Membership {
       if (running === undefined) return;
       const confirmed = running.suspicion.confirm(message.from);
       const shortened = refused && this.shortenOnRefusal(running.suspicion);
-      // A confirmation must not cut a last-chance ping's wait short (its deadline has passed, so
-      // re-arming would declare at once); a refusal may: the member's process is gone.
-      if ((confirmed && !running.suspicion.lastChanceSent) || shortened) this.armSuspicion(id, running.suspicion);
+      // Once a last-chance ping is out, confirmations count no more (Suspicion.confirm): re-arming
+      // for one would declare at once, its deadline being past. A refusal still may: the
+      // member's process is gone.
+      if (confirmed || shortened) this.armSuspicion(id, running.suspicion);
       // Pass confirmations on: they shorten the others' timeouts too.
       if (confirmed) this.enqueue(message.name, encodeMessage(message), message.from);
       return;

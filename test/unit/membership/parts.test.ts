@@ -141,6 +141,14 @@ t.test('a refused suspicion: shorter timeouts from the same start, never longer'
   t.equal(odd.maxMs, 3000);
 });
 
+t.test('once the last-chance ping is out, confirmations count no more', async (t) => {
+  const s = new Suspicion(1, 0, 'a', 2, 2000, 12_000);
+  t.ok(s.confirm('b'), 'counted before');
+  s.lastChanceSent = true;
+  t.notOk(s.confirm('c'), 'not after: re-arming for it would declare without waiting for the answer');
+  t.equal(s.confirmations, 1);
+});
+
 t.test('awareness stretches timeouts and stays in bounds', async (t) => {
   const a = new Awareness(8);
   t.equal(a.scale(500), 500);
