@@ -36,6 +36,21 @@ function everyoneSees(c: SwimCluster, member: string, state: string, observers =
   return observers.every((o) => c.view(o, member) === state);
 }
 
+/**
+ * Cuts `member` off from everyone else until one of them suspects it (up to 10 s, in 10 ms
+ * steps); the partition stays. Returns the first suspecter, or undefined.
+ */
+function isolateUntilSuspected(c: SwimCluster, member: string): string | undefined {
+  const others = c.names().filter((n) => n !== member);
+  c.sim.network.partition([[member], others]);
+  let suspecter: string | undefined;
+  for (let step = 0; step < 1000 && suspecter === undefined; step++) {
+    c.runFor(10);
+    suspecter = others.find((o) => c.view(o, member) === 'suspect');
+  }
+  return suspecter;
+}
+
 t.test('three nodes: join, see each other alive with metadata, one join event per pair', async (t) => {
   const meta = (i: number): Uint8Array => encodeMeta({ role: i === 0 ? 'master' : 'agent', underlayIp: `192.0.2.${i + 1}`, version: '0.1.0' });
   const { c, log } = cluster(1, 3, { meta });
@@ -155,13 +170,7 @@ t.test('an accused member sends its refutation straight to every live member', a
   const others = c.names().filter((n) => n !== 'n3');
   const before = c.node('n3').incarnation;
   // Cut n3 off long enough for a probe of it to fail, then let it hear the accusation.
-  c.sim.network.partition([['n3'], others]);
-  let suspected = false;
-  for (let step = 0; step < 1000 && !suspected; step++) {
-    c.runFor(10);
-    suspected = others.some((o) => c.view(o, 'n3') === 'suspect');
-  }
-  t.ok(suspected, 'n3 was suspected');
+  t.ok(isolateUntilSuspected(c, 'n3') !== undefined, 'n3 was suspected');
   c.sim.network.heal();
   let refutedAt = -1;
   // n3 hears of it from a suspecter's gossip round or probe (every 20 s at most).
@@ -187,13 +196,7 @@ t.test('a suspicion that runs out pings the member once more: a member that is u
   const { c, log } = cluster(22, 20, { config });
   for (let s = 0; s < 120 && !c.converged(); s++) c.runFor(1000);
   t.ok(c.converged(), '20 nodes alive everywhere');
-  const others = c.names().filter((n) => n !== 'n3');
-  c.sim.network.partition([['n3'], others]);
-  let y: string | undefined;
-  for (let step = 0; step < 1000 && y === undefined; step++) {
-    c.runFor(10);
-    y = others.find((o) => c.view(o, 'n3') === 'suspect');
-  }
+  const y = isolateUntilSuspected(c, 'n3');
   t.ok(y !== undefined, `${y} suspects n3`);
   const observer = y as string;
   c.sim.network.heal();
@@ -211,14 +214,7 @@ t.test('a member corrects whoever passes on an accusation it already refuted', a
   const config = membershipConfig('lan', { gossipEagerDelayMs: 0, gossipIntervalMs: 20_000 });
   const { c } = cluster(20, 20, { config });
   for (let s = 0; s < 120 && !c.converged(); s++) c.runFor(1000);
-  const others = c.names().filter((n) => n !== 'n3');
-  c.sim.network.partition([['n3'], others]);
-  let y: string | undefined;
-  for (let step = 0; step < 1000 && y === undefined; step++) {
-    c.runFor(10);
-    y = others.find((o) => c.view(o, 'n3') === 'suspect');
-  }
-  const observer = y as string;
+  const observer = isolateUntilSuspected(c, 'n3') as string;
   // n3's refutation (direct and gossiped) never reaches the observer, whose own packets do go out.
   c.sim.network.setLink('*', observer, { lossProbability: 1 });
   c.sim.network.heal();
