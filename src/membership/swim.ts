@@ -547,6 +547,11 @@ export class Membership {
   }
 
   private enqueueAlive(id: number): void {
+    this.enqueue(this.table.name(id), this.encodeAlive(id));
+  }
+
+  /** The alive message a member's current row stands for. */
+  private encodeAlive(id: number): Uint8Array {
     const t = this.table;
     const message: AliveMessage = {
       type: MessageType.Alive,
@@ -555,7 +560,7 @@ export class Membership {
       address: t.address(id),
       meta: t.meta(id),
     };
-    this.enqueue(message.name, encodeMessage(message));
+    return encodeMessage(message);
   }
 
   private scheduleEagerGossip(): void {
@@ -806,7 +811,7 @@ export class Membership {
     if (!direct || now - this.lastDirectRefutationMs < DIRECT_REFUTATION_INTERVAL_MS) return;
     this.lastDirectRefutationMs = now;
     const t = this.table;
-    const alive = buildPacket([encodeMessage({ type: MessageType.Alive, incarnation: this.incarnation, name: this.name, address: this.address, meta: t.meta(this.selfId) })]);
+    const alive = buildPacket([this.encodeAlive(this.selfId)]);
     for (const id of this.randomMembers(DIRECT_REFUTATION_MAX_MEMBERS, (other) => isLive(t.state[other] as number))) {
       this.packets.send(t.address(id), alive);
       this.stats.packetsSent++;
@@ -919,8 +924,7 @@ export class Membership {
   private correctStale(message: SuspectMessage | DeadMessage, from: Address): void {
     if (message.name !== this.name || message.incarnation >= this.incarnation || this.lifecycle !== 'running') return;
     this.stats.staleCorrections++;
-    const alive = encodeMessage({ type: MessageType.Alive, incarnation: this.incarnation, name: this.name, address: this.address, meta: this.table.meta(this.selfId) });
-    this.packets.send(from, buildPacket([alive]));
+    this.packets.send(from, buildPacket([this.encodeAlive(this.selfId)]));
     this.stats.packetsSent++;
   }
 
