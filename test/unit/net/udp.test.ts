@@ -118,3 +118,53 @@ t.test('a datagram is bound to its receiver and its sender', async (t) => {
   await until(() => b.got.length === 2, 5000, 'a normal send arrives');
   t.same(b.got[1], { from: a.udp.localAddress, data: 'direct' });
 });
+
+t.test('every datagram has a nonce of its own, across refills of the nonce pool, and each opens', async (t) => {
+  const clock = new SetClock();
+  const a = await open(clock);
+  const b = await open(clock);
+  t.teardown(() => {
+    a.udp.close();
+    b.udp.close();
+  });
+  // The pool holds 256 nonces: 600 datagrams run through it twice and into a third fill.
+  const count = 600;
+  const nonces = new Set<string>();
+  const { host, port } = parseHostPort(b.udp.localAddress);
+  for (let i = 0; i < count; i++) {
+    const datagram = a.udp.seal(b.udp.localAddress, Buffer.from(`n${i}`));
+    nonces.add(datagram.subarray(1, 13).toString('hex'));
+    await new Promise<void>((resolve) => raw.send(datagram, port, host, () => resolve()));
+  }
+  t.equal(nonces.size, count, 'no nonce repeats');
+  await until(() => b.got.length === count, 5000, 'all delivered');
+  t.equal(b.udp.stats.droppedReplay, 0, 'none taken for a replay');
+  t.same(
+    b.got.slice(-2).map((g) => g.data),
+    [`n${count - 2}`, `n${count - 1}`],
+    'the payloads are intact',
+  );
+});
+
+t.test('destinations: a bad address is refused every time, and a full cache keeps datagrams bound to their receiver', async (t) => {
+  const clock = new SetClock();
+  const a = await open(clock);
+  const b = await open(clock);
+  const c = await open(clock);
+  t.teardown(() =>
+    [a, b, c].forEach((x) => {
+      x.udp.close();
+    }),
+  );
+  for (let i = 0; i < 2; i++) t.throws(() => a.udp.send('not-an-address', Buffer.from('x')), { code: 'LASHUP_ERR_NET_INVALID_ADDRESS' }, `refused (try ${i + 1})`);
+  // More destinations than the cache holds (4,096): it is cleared and filled again.
+  for (let i = 0; i < 5000; i++) a.udp.seal(`10.${(i >> 8) & 255}.${i & 255}.1:7946`, Buffer.from('x'));
+  const toB = a.udp.seal(b.udp.localAddress, Buffer.from('for b'));
+  await inject(c.udp, toB);
+  await counted(c.udp, 'droppedDecrypt', 1);
+  t.equal(c.got.length, 0, 'c does not accept a datagram sealed for b');
+  a.udp.send(b.udp.localAddress, Buffer.from('direct'));
+  a.udp.send(c.udp.localAddress, Buffer.from('to c'));
+  await until(() => b.got.length === 1 && c.got.length === 1, 5000, 'sends after the refill arrive');
+  t.same([b.got[0]?.data, c.got[0]?.data], ['direct', 'to c']);
+});
