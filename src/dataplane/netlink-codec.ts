@@ -8,7 +8,7 @@
  * has no name (bit 4 of `rtm_flags`), IFLA_LINKINFO is an opaque buffer, and veth peers
  * (VETH_INFO_PEER) have no codec.
  */
-import { AttrStream, ifla, rt } from 'netlink';
+import { AttrStream, ifla, rt } from './netlink-lib.js';
 import { formatIp, formatMac, parseIp, parseMac } from '../common/index.js';
 import type { KernelAddress, KernelEvent, KernelFdb, KernelLink, KernelNeighbour, KernelOp, KernelRoute, KernelRule, LinkCreateSpec } from './types.js';
 

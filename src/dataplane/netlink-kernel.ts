@@ -17,7 +17,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
-import { AttrStream, NetlinkSocket, RawNetlinkSocket, rt, type NetlinkMessage } from 'netlink';
+import { AttrStream, NetlinkSocket, RawNetlinkSocket, rt, type NetlinkMessage } from './netlink-lib.js';
 import { Backoff } from '../common/index.js';
 import type { Logger } from '../log/index.js';
 import { KernelError } from './errors.js';

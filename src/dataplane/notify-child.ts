@@ -15,7 +15,7 @@
  *
  * argv[2]: receive buffer size in bytes; argv[3]: the parent's request socket port.
  */
-import { RawNetlinkSocket } from 'netlink';
+import { RawNetlinkSocket } from './netlink-lib.js';
 import { decodeEvent, RTNLGRP } from './netlink-codec.js';
 import type { KernelEvent } from './types.js';
 
