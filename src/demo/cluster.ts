@@ -47,6 +47,11 @@ export interface NetnsClusterOptions {
   dataplane?: Record<string, unknown>;
   /** The `dns` section of every node's config (default: upstreams ['127.0.0.1:9'], nothing answers there). */
   dns?: Record<string, unknown>;
+  /**
+   * Called once the namespaces exist and before the first daemon starts, with each node's name
+   * and namespace (a benchmark starts its `ip monitor` there, so that it sees the first route).
+   */
+  beforeStart?: (namespaces: ReadonlyMap<string, string>) => void;
 }
 
 /** Where the reference CNI plugins live (Debian's containernetworking-plugins). */
@@ -89,6 +94,8 @@ export class NetnsCluster {
     const net = await TestNet.create({ hosts: 3 + options.agents + (options.spareHosts ?? 0), prefix: options.prefix });
     const cluster = new NetnsCluster(net, mkdtempSync(join(tmpdir(), 'lashup-cluster-')), options);
     try {
+      const names = [...[1, 2, 3].map((i) => [`m${i}`, i] as const), ...Array.from({ length: options.agents }, (_, i) => [`a${4 + i}`, 4 + i] as const)];
+      options.beforeStart?.(new Map(names.map(([name, i]) => [name, net.host(i).ns])));
       for (let i = 1; i <= 3; i++) cluster.start(`m${i}`, i);
       for (let i = 0; i < options.agents; i++) cluster.start(`a${4 + i}`, 4 + i);
     } catch (err) {
