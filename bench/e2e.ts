@@ -101,8 +101,8 @@ async function measure(agents: number, trials: number, log: (m: string) => void)
   const daemonLog = process.env['LASHUP_BENCH_DAEMON_LOG'];
   // Every agent's routes watched from before the first spawn: the formation ends when the last
   // route was programmed (the kernel's announcement), not when the poll below noticed it. The
-  // poll runs `ip route` in each namespace one after another every 100 ms: at 16 agents it saw
-  // the end 60-170 ms late (two runs).
+  // poll runs `ip route` in each namespace one after another every 100 ms: it saw the end
+  // 60-225 ms late at 16 agents (three runs) and 560 ms late at 32 (one).
   const formationMonitors = new Map<string, Monitor>();
   const stopMonitors = (): void => {
     for (const m of formationMonitors.values()) m.child.kill('SIGTERM');
