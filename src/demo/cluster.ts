@@ -94,10 +94,10 @@ export class NetnsCluster {
     const net = await TestNet.create({ hosts: 3 + options.agents + (options.spareHosts ?? 0), prefix: options.prefix });
     const cluster = new NetnsCluster(net, mkdtempSync(join(tmpdir(), 'lashup-cluster-')), options);
     try {
-      const names = [...[1, 2, 3].map((i) => [`m${i}`, i] as const), ...Array.from({ length: options.agents }, (_, i) => [`a${4 + i}`, 4 + i] as const)];
-      options.beforeStart?.(new Map(names.map(([name, i]) => [name, net.host(i).ns])));
-      for (let i = 1; i <= 3; i++) cluster.start(`m${i}`, i);
-      for (let i = 0; i < options.agents; i++) cluster.start(`a${4 + i}`, 4 + i);
+      // Masters m1-m3 on hosts 1-3, agents a4... on the hosts of the same number.
+      const hosts = [...[1, 2, 3].map((i) => [`m${i}`, i] as const), ...Array.from({ length: options.agents }, (_, i) => [`a${4 + i}`, 4 + i] as const)];
+      options.beforeStart?.(new Map(hosts.map(([name, i]) => [name, net.host(i).ns])));
+      for (const [name, i] of hosts) cluster.start(name, i);
     } catch (err) {
       await cluster.destroy();
       throw err;

@@ -4,7 +4,7 @@
  * gets a clock whose wall time the test sets, so "110 s later" takes no time.
  */
 import { createSocket } from 'node:dgram';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { RealClock, type Clock } from '../../../src/common/index.js';
 import { generateClusterKey, keyringFrom, parseHostPort, UdpTransport, type UdpStats } from '../../../src/net/index.js';
 import { until } from '../../helpers/until.js';
@@ -22,6 +22,17 @@ const open = async (clock: Clock): Promise<{ udp: UdpTransport; got: { from: str
   const got: { from: string; data: string }[] = [];
   udp.onPacket((p) => got.push({ from: p.from, data: Buffer.from(p.data).toString() }));
   return { udp, got };
+};
+
+type Opened = Awaited<ReturnType<typeof open>>;
+/** Three transports on one clock, closed when the test ends. */
+const openThree = async (t: Test): Promise<[Opened, Opened, Opened]> => {
+  const clock = new SetClock();
+  const three: [Opened, Opened, Opened] = [await open(clock), await open(clock), await open(clock)];
+  t.teardown(() => {
+    for (const x of three) x.udp.close();
+  });
+  return three;
 };
 
 const raw = createSocket('udp4');
@@ -92,15 +103,7 @@ t.test('a captured datagram replayed 110 s later is refused (nonces outlive the 
 });
 
 t.test('a datagram is bound to its receiver and its sender', async (t) => {
-  const clock = new SetClock();
-  const a = await open(clock);
-  const b = await open(clock);
-  const c = await open(clock);
-  t.teardown(() =>
-    [a, b, c].forEach((x) => {
-      x.udp.close();
-    }),
-  );
+  const [a, b, c] = await openThree(t);
   const toB = a.udp.seal(b.udp.localAddress, Buffer.from('for b'));
   await inject(c.udp, toB);
   await counted(c.udp, 'droppedDecrypt', 1);
@@ -120,13 +123,7 @@ t.test('a datagram is bound to its receiver and its sender', async (t) => {
 });
 
 t.test('every datagram has a nonce of its own, across refills of the nonce pool, and each opens', async (t) => {
-  const clock = new SetClock();
-  const a = await open(clock);
-  const b = await open(clock);
-  t.teardown(() => {
-    a.udp.close();
-    b.udp.close();
-  });
+  const [a, b] = await openThree(t);
   // The pool holds 256 nonces: 600 datagrams run through it twice and into a third fill.
   const count = 600;
   const nonces = new Set<string>();
@@ -147,15 +144,7 @@ t.test('every datagram has a nonce of its own, across refills of the nonce pool,
 });
 
 t.test('destinations: a bad address is refused every time, and a full cache keeps datagrams bound to their receiver', async (t) => {
-  const clock = new SetClock();
-  const a = await open(clock);
-  const b = await open(clock);
-  const c = await open(clock);
-  t.teardown(() =>
-    [a, b, c].forEach((x) => {
-      x.udp.close();
-    }),
-  );
+  const [a, b, c] = await openThree(t);
   for (let i = 0; i < 2; i++) t.throws(() => a.udp.send('not-an-address', Buffer.from('x')), { code: 'LASHUP_ERR_NET_INVALID_ADDRESS' }, `refused (try ${i + 1})`);
   // More destinations than the cache holds (4,096): it is cleared and filled again.
   for (let i = 0; i < 5000; i++) a.udp.seal(`10.${(i >> 8) & 255}.${i & 255}.1:7946`, Buffer.from('x'));
