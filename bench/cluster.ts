@@ -320,6 +320,8 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'libp2p.keepsSlow',
         'libp2p.idleClosed',
         'libp2p.gossipStreamsReopened',
+        'libp2p.peerStoreShortcut.skipped',
+        'libp2p.peerStoreShortcut.merged',
         'libp2p.connectionsOpened',
         'peers.chosen',
         'peers.lost',
@@ -421,6 +423,26 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       return `${names.length === 1 ? names[0] : `${names.length} nodes`}: ${round((userMs + systemMs) / idleSec)} ms/s (system ${round(systemMs / idleSec)})`;
     });
     log(`idle CPU by process: ${perProcess.join('; ')}`);
+    if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
+      const sum = (events: WorkerEvent[], path: string): number =>
+        nodeStats(events).reduce((total, n) => {
+          const v = path.split('.').reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), n);
+          return total + (typeof v === 'number' ? v : 0);
+        }, 0);
+      const counters = [
+        'libp2p.dials',
+        'libp2p.streamsOpened',
+        'libp2p.streamsAccepted',
+        'libp2p.connectionsOpened',
+        'libp2p.peerStoreShortcut.skipped',
+        'libp2p.peerStoreShortcut.merged',
+        'antiEntropy.roundsStarted',
+        'membership.probes',
+        'udp.packetsSent',
+        'kv.remoteDeltasReceived',
+      ];
+      log(`nodes=${nodes}: idle window totals over ${round(idleSec)} s: ${counters.map((c) => `${c}=${sum(after, c) - sum(before, c)}`).join(' ')}`);
+    }
     const idleBytesPerNodeSec = (txAfter - txBefore) / idleSec / nodes;
     const rssMiBPerNode = after.slice(0, processes).reduce((s, e) => s + (e.rssBytes as number), 0) / 2 ** 20 / rest;
     const singleNodeRssMiB = summarize(after.slice(processes).map((e) => (e.rssBytes as number) / 2 ** 20)).p50;

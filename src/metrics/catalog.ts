@@ -120,6 +120,12 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     outbox: gauge('Messages waiting for a subscriber of their topic that gossipsub can send to, now.'),
     outboxDropped: counter('Messages dropped from a full outbox.'),
     gossipStreamsReopened: counter('Gossipsub streams to a peer reopened on another connection after theirs closed (gossipsub does not; sends to the peer were dropped until it did).'),
+    peerStoreShortcut: {
+      nested: {
+        skipped: counter("libp2p's per-stream peer-store merges answered from memory (the peer's record already listed the protocol)."),
+        merged: counter("libp2p's per-stream peer-store merges that ran (a peer's first stream of a protocol, or the first after 10 minutes or a change of its record)."),
+      },
+    },
   },
   kv: {
     localUpdates: counter('Store updates made on this node.'),

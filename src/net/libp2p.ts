@@ -24,6 +24,7 @@ import { TransportError, TransportErrorCode } from './errors.js';
 import { adjustOutboundStreams, attachGossipPeer, clearHeartbeatOnStop, detachGossipPeer, outboundStreamsOf } from './gossipsub-streams.js';
 import { InboundGate, type GateTicket, type InboundGateStats } from './inbound-gate.js';
 import { libp2pLogger } from './libp2p-logger.js';
+import { installPeerStoreShortcut, type PeerStoreLike, type PeerStoreShortcutStats } from './peer-store-shortcut.js';
 import type { Address, OpenCallback, OpenOptions, ReceivedMessage, Stream } from './transport.js';
 import type { KeepResult, NodeNetwork } from './node-network.js';
 
@@ -184,6 +185,8 @@ export interface Libp2pStats {
   outboxDropped: number;
   /** Gossipsub streams reopened on another connection to their peer (see gossipsub-streams.ts). */
   gossipStreamsReopened: number;
+  /** libp2p's per-stream peer-store writes answered from memory, and those that ran (see peer-store-shortcut.ts). */
+  peerStoreShortcut: PeerStoreShortcutStats;
 }
 
 type Services = {
@@ -481,6 +484,7 @@ export class Libp2pNode implements NodeNetwork {
     outbox: 0,
     outboxDropped: 0,
     gossipStreamsReopened: 0,
+    peerStoreShortcut: { skipped: 0, merged: 0 },
   };
   private readonly keepsOut = new Map<string, Stream>();
   private readonly keepsIn = new Set<Stream>();
@@ -507,6 +511,7 @@ export class Libp2pNode implements NodeNetwork {
     this.maxInboundKeeps = options.maxInboundKeeps ?? 12;
     this.maxOutbox = options.maxOutbox ?? 1000;
     this.handle(KEEP_PROTOCOL, (stream) => this.acceptKeep(stream));
+    this.stats.peerStoreShortcut = installPeerStoreShortcut(libp2p.peerStore as unknown as PeerStoreLike);
     clearHeartbeatOnStop(libp2p.services.pubsub);
     if (!adjustOutboundStreams(libp2p.services.pubsub, libp2p, this.stats, () => this.flushOutbox()))
       options.logger?.warn({}, 'this gossipsub version lacks the internals gossipsub-streams.ts adjusts: its outbound streams open one at a time and are not reopened');
