@@ -504,8 +504,14 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       const name = (placement.get(victim) as string[])[0] as string;
       killed.add(name);
       const failedAt = new Map<string, number>();
+      /** Debug: when each survivor first suspected the victim. */
+      const suspectedAt = new Map<string, number>();
       const stop = all.map((w) =>
-        w.onEvent((e) => void (e.evt === 'member' && e.type === 'failed' && e.member === name && !failedAt.has(e.node as string) && failedAt.set(e.node as string, e.atMs as number))),
+        w.onEvent((e) => {
+          if (e.evt !== 'member' || e.member !== name) return;
+          if (e.type === 'failed' && !failedAt.has(e.node as string)) failedAt.set(e.node as string, e.atMs as number);
+          if (e.type === 'suspect' && !suspectedAt.has(e.node as string)) suspectedAt.set(e.node as string, e.atMs as number);
+        }),
       );
       const survivors = everyone.filter((n) => !killed.has(n));
       const t0 = now();
@@ -518,6 +524,19 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       }
       for (const s of stop) s();
       log(`nodes=${nodes}: SIGKILL of ${name} -> failed at all in ${round(killToFailedMs[killToFailedMs.length - 1] as number)} ms`);
+      if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
+        // Whether a slow detection was a late first suspicion or a slow way from suspicion to failed.
+        const rel = (m: Map<string, number>): string =>
+          [...m.entries()]
+            .sort((a, b) => a[1] - b[1])
+            .slice(0, 8)
+            .map(([n, at]) => `${n} ${Math.round(at - t0)}`)
+            .join(', ');
+        const failed = [...failedAt.values()].map((at) => at - t0);
+        log(
+          `nodes=${nodes}: ${name}: first suspicions (ms after the kill): ${rel(suspectedAt)} (${suspectedAt.size} suspecters); first failed: ${rel(failedAt)}; failed p50 ${round(quantile(failed, 0.5))} ms, last ${round(quantile(failed, 1))} ms`,
+        );
+      }
       await sleep(2000);
     }
     const connectionsMax = Math.max(...connections);

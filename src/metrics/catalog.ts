@@ -63,6 +63,7 @@ export const METRIC_CATALOG: Record<string, ComponentSpec> = {
     probesFailed: counter('Probes that got no ack, direct or indirect.'),
     indirectProbes: counter('Indirect probes asked of other members.'),
     reliableProbes: counter('Probes sent over the reliable (stream) fallback.'),
+    reliableProbeRetries: counter('Stream pings opened again because the first open failed with a reset (the connection it went out on was being torn down).'),
     acksReceived: counter('Acks received.'),
     nacksReceived: counter('Nacks received (an indirect prober could not reach the target).'),
     suspicionsStarted: counter('Members this node began to suspect.'),

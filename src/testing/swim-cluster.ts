@@ -5,7 +5,7 @@
  * through the configured seeds.
  */
 import { Simulation, type LinkConfig } from '../sim/index.js';
-import { createSimTransports } from '../net/index.js';
+import { createSimTransports, type StreamTransport } from '../net/index.js';
 import type { MembershipConfig } from '../membership/config.js';
 import { MemberRegistry, type SeedSet } from '../membership/registry.js';
 import { Membership, type MembershipEvent } from '../membership/swim.js';
@@ -28,6 +28,8 @@ export interface AddNodeOptions {
   meta?: Uint8Array;
   /** MembershipOptions.connectedPeers: the hosts this node counts as connected (default none). */
   connectedPeers?: () => string[];
+  /** Wraps the node's stream transport (tests inject failures the simulated network has not got). */
+  wrapStreams?: (streams: StreamTransport) => StreamTransport;
 }
 
 export type ClusterListener = (node: string, event: MembershipEvent, atMs: number) => void;
@@ -67,7 +69,7 @@ export class SwimCluster {
         clock: host.clock,
         rng: host.rng.fork('membership'),
         packets,
-        streams,
+        streams: options.wrapStreams === undefined ? streams : options.wrapStreams(streams),
         registry: this.registry,
         ...(options.meta === undefined ? {} : { meta: options.meta }),
         ...(options.connectedPeers === undefined ? {} : { connectedPeers: options.connectedPeers }),

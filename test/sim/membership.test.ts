@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { encodeMeta, decodeMeta, membershipConfig, refusedSuspicionMinMs, suspicionMinMs, type MembershipConfig, type MembershipEvent } from '../../src/membership/index.js';
-import { createSimTransports } from '../../src/net/index.js';
+import { createSimTransports, TransportError, TransportErrorCode, type StreamTransport } from '../../src/net/index.js';
 import { SwimCluster } from '../../src/testing/index.js';
 
 interface Logged {
@@ -14,7 +14,11 @@ interface Logged {
   at: number;
 }
 
-function cluster(seed: number, count: number, options: { config?: MembershipConfig; loss?: number; meta?: (i: number) => Uint8Array } = {}) {
+function cluster(
+  seed: number,
+  count: number,
+  options: { config?: MembershipConfig; loss?: number; meta?: (i: number) => Uint8Array; wrapStreams?: (i: number) => ((streams: StreamTransport) => StreamTransport) | undefined } = {},
+) {
   const c = new SwimCluster({
     seed,
     config: options.config ?? membershipConfig('lan'),
@@ -27,7 +31,8 @@ function cluster(seed: number, count: number, options: { config?: MembershipConf
   });
   for (let i = 0; i < count; i++) {
     const meta = options.meta?.(i);
-    c.addNode(`n${i}`, { ...(i === 0 ? {} : { seeds: ['n0'] }), ...(meta === undefined ? {} : { meta }) });
+    const wrapStreams = options.wrapStreams?.(i);
+    c.addNode(`n${i}`, { ...(i === 0 ? {} : { seeds: ['n0'] }), ...(meta === undefined ? {} : { meta }), ...(wrapStreams === undefined ? {} : { wrapStreams }) });
   }
   return { c, log };
 }
@@ -419,6 +424,47 @@ t.test('probeNow: a hint of a lost connection gets a dead member suspected withi
   c.runFor(50);
   const first = log.find((e) => e.type === 'suspect' && e.member === 'n4');
   t.ok(first !== undefined && first.at - crashedAt < 50, `suspected ${first === undefined ? 'never' : `${first.at - crashedAt} ms`} after the crash`);
+  c.runFor(10_000);
+  t.ok(everyoneSees(c, 'n4', 'dead'));
+});
+
+t.test('probeNow: a stream ping reset with the dying connection is opened again and finds the dead port', async (t) => {
+  // n0's next stream open to n4 fails with a reset, as libp2p's does when it goes out on the
+  // connection the hint is about while it is torn down; later opens reach the simulated network.
+  let resetNext = false;
+  let sim: SwimCluster['sim'] | undefined;
+  const wrapStreams = (i: number) =>
+    i !== 0
+      ? undefined
+      : (streams: StreamTransport): StreamTransport => ({
+          get localAddress() {
+            return streams.localAddress;
+          },
+          handle: (protocol, handler) => streams.handle(protocol, handler),
+          unhandle: (protocol) => streams.unhandle(protocol),
+          close: () => streams.close(),
+          open: (to, protocol, callback, options) => {
+            if (resetNext && to === 'n4') {
+              resetNext = false;
+              const timer = sim?.network.host('n0').clock.setTimer(1, () => callback(new TransportError(TransportErrorCode.ConnectionReset, 'stream to n4 failed: the connection closed')));
+              return () => timer?.cancel();
+            }
+            return streams.open(to, protocol, callback, options);
+          },
+        });
+  const { c, log } = cluster(17, 10, { wrapStreams });
+  sim = c.sim;
+  c.runFor(5000);
+  const crashedAt = c.sim.nowMs();
+  c.crash('n4');
+  resetNext = true;
+  const retriesBefore = c.node('n0').stats.reliableProbeRetries;
+  c.node('n0').probeNow('n4');
+  c.runFor(100);
+  t.notOk(resetNext, 'the first stream ping was reset');
+  t.equal(c.node('n0').stats.reliableProbeRetries - retriesBefore, 1, 'and opened once more');
+  const first = log.find((e) => e.type === 'suspect' && e.member === 'n4');
+  t.ok(first !== undefined && first.at - crashedAt < 100, `suspected ${first === undefined ? 'never' : `${first.at - crashedAt} ms`} after the crash, not at the end of the probe interval`);
   c.runFor(10_000);
   t.ok(everyoneSees(c, 'n4', 'dead'));
 });
