@@ -205,9 +205,9 @@ const NO_META = new Uint8Array(0);
  * cluster rarely sees; the interval bounds it for a member that keeps being accused.
  */
 const DIRECT_REFUTATION_INTERVAL_MS = 1000;
+const DIRECT_REFUTATION_MAX_MEMBERS = 1000;
 /** Wait before a stream ping's one retry after a reset (see streamPing), ms. */
 const STREAM_PING_RESET_RETRY_MS = 10;
-const DIRECT_REFUTATION_MAX_MEMBERS = 1000;
 
 export class Membership {
   readonly name: string;
