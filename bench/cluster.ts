@@ -94,6 +94,12 @@ function keepStats(libp2p: unknown): Record<string, unknown> {
 }
 
 const nodeStats = (events: WorkerEvent[]): NodeStats[] => events.flatMap((e) => e.nodes as NodeStats[]);
+/** Debug: a dotted stats path ('libp2p.dials') summed over nodes (0 where a node lacks it). */
+const sumStat = (nodes: readonly unknown[], path: string): number =>
+  nodes.reduce<number>((total, n) => {
+    const v = path.split('.').reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), n);
+    return total + (typeof v === 'number' ? v : 0);
+  }, 0);
 
 async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const started = Date.now();
@@ -305,10 +311,6 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     }
     if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
       // What the formation cost, summed over the nodes: dials and their failures, keeps, rounds.
-      const field = (n: unknown, path: string[]): number => {
-        const v = path.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), n);
-        return typeof v === 'number' ? v : 0;
-      };
       const paths = [
         'libp2p.dials',
         'libp2p.dialFailures',
@@ -360,7 +362,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
       const aeFailures = new Map<string, number>();
       for (const e of lastAnswered) for (const [reason, count] of Object.entries((e['aeFailures'] ?? {}) as Record<string, number>)) aeFailures.set(reason, (aeFailures.get(reason) ?? 0) + count);
       log(`nodes=${nodes}: failed anti-entropy rounds by reason: ${JSON.stringify([...aeFailures].sort((a, b) => b[1] - a[1]).slice(0, 8))}`);
-      log(`nodes=${nodes}: formation totals: ${paths.map((p) => `${p}=${last.reduce((sum, n) => sum + field(n, p.split('.')), 0)}`).join(' ')}`);
+      log(`nodes=${nodes}: formation totals: ${paths.map((p) => `${p}=${sumStat(last, p)}`).join(' ')}`);
     }
     const formedStats = await stats(all);
     if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
@@ -424,11 +426,6 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
     });
     log(`idle CPU by process: ${perProcess.join('; ')}`);
     if (process.env['LASHUP_BENCH_DEBUG'] === '1') {
-      const sum = (events: WorkerEvent[], path: string): number =>
-        nodeStats(events).reduce((total, n) => {
-          const v = path.split('.').reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), n);
-          return total + (typeof v === 'number' ? v : 0);
-        }, 0);
       const counters = [
         'libp2p.dials',
         'libp2p.streamsOpened',
@@ -441,7 +438,7 @@ async function run(nodes: number, log: (m: string) => void): Promise<RunResult> 
         'udp.packetsSent',
         'kv.remoteDeltasReceived',
       ];
-      log(`nodes=${nodes}: idle window totals over ${round(idleSec)} s: ${counters.map((c) => `${c}=${sum(after, c) - sum(before, c)}`).join(' ')}`);
+      log(`nodes=${nodes}: idle window totals over ${round(idleSec)} s: ${counters.map((c) => `${c}=${sumStat(nodeStats(after), c) - sumStat(nodeStats(before), c)}`).join(' ')}`);
     }
     const idleBytesPerNodeSec = (txAfter - txBefore) / idleSec / nodes;
     const rssMiBPerNode = after.slice(0, processes).reduce((s, e) => s + (e.rssBytes as number), 0) / 2 ** 20 / rest;
